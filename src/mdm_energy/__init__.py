@@ -1,0 +1,60 @@
+"""mdm-energy: energy-optimal mask schedules for masked diffusion models.
+
+The public API is re-exported here. Attributes load on first use, so ``import mdm_energy`` (and the
+``mdm-energy schedule`` command) stays fast and never imports torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_EXPORTS: dict[str, str] = {
+    # schedules
+    "Schedule": "schedules",
+    "Linear": "schedules",
+    "Sin2": "schedules",
+    "Sine": "schedules",
+    "MaskGIT": "schedules",
+    "Poly": "schedules",
+    "Beta": "schedules",
+    "Table": "schedules",
+    "ScheduleSpecError": "schedules",
+    "parse_schedule": "schedules",
+    "schedule_families": "schedules",
+    "counts_from_alpha": "schedules",
+    # energies
+    "OPTIMUM": "energy",
+    "energy_J": "energy",
+    "integrate_over_gamma": "energy",
+    "fisher_rao_distance": "energy",
+    "discrete_energy": "energy",
+    "discrete_energy_from_grid": "energy",
+    "geodesic_alpha_grid": "energy",
+    "TokenPath": "energy",
+    "MaskedPath": "energy",
+    "UniformPath": "energy",
+    "token_path": "energy",
+    "random_distribution": "energy",
+    "state_sums": "energy",
+    "BruteForceEnergies": "energy",
+    "brute_force_energies": "energy",
+    # interop
+    "as_convex_scheduler": "integrations.flow_matching",
+}
+
+__all__ = sorted(_EXPORTS) + ["__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

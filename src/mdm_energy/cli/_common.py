@@ -1,0 +1,95 @@
+"""Shared command-line plumbing: one-line errors with exit status 2, JSON output, atomic writes."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+__all__ = [
+    "CLIError",
+    "ArgumentParser",
+    "positive_int",
+    "json_safe",
+    "emit",
+    "write_text_atomic",
+    "format_table",
+]
+
+
+class CLIError(Exception):
+    """Bad input on the command line: printed as one line, exit status 2."""
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse that raises :class:`CLIError` instead of printing usage, so every error is one line."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise CLIError(message)
+
+
+def positive_int(name: str) -> Callable[[str], int]:
+    """argparse ``type`` for an integer >= 1 whose error names the option and the bad value."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be a positive integer, got {text!r}") from None
+        if value < 1:
+            raise argparse.ArgumentTypeError(f"{name} must be a positive integer, got {text!r}")
+        return value
+
+    return parse
+
+
+def json_safe(obj: Any) -> Any:
+    """Replace non-finite floats by ``None`` (JSON has no inf/nan) and numpy scalars by Python ones."""
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    if hasattr(obj, "tolist") and not isinstance(obj, (str, bytes)):
+        return json_safe(obj.tolist())
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def emit(as_json: bool, payload: dict, human: Callable[[], str]) -> None:
+    """Print exactly one JSON object (``--json``) or the human-readable text, on stdout."""
+    if as_json:
+        sys.stdout.write(json.dumps(json_safe(payload), allow_nan=False) + "\n")
+    else:
+        sys.stdout.write(human().rstrip("\n") + "\n")
+
+
+def write_text_atomic(path: "str | os.PathLike[str]", text: str) -> Path:
+    """Write ``text`` to ``path`` via a temporary file in the same folder and an atomic rename."""
+    p = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=p.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.replace(tmp, p)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return p
+
+
+def format_table(headers: list[str], rows: list[list[Any]]) -> str:
+    """A plain aligned text table (numbers right-aligned)."""
+    cells = [[str(h) for h in headers]] + [[str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    lines = []
+    for j, r in enumerate(cells):
+        lines.append("  ".join(c.rjust(w) for c, w in zip(r, widths)))
+        if j == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
