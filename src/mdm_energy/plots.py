@@ -1,18 +1,17 @@
 """Figures for schedules (matplotlib, Agg backend; imported only when a plot is asked for).
 
-Every function writes its figure atomically: to a temporary file beside the target, then renamed, so
-an interrupted or failed run never leaves a half-written image.
+Every function writes its figure atomically (:func:`mdm_energy._io.atomic_write`).
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
+from ._io import atomic_write
 from .schedules import Schedule, parse_schedule
 
 __all__ = ["SUPPORTED_FORMATS", "check_plot_path", "save_figure", "plot_schedule", "plot_schedules"]
@@ -45,16 +44,10 @@ def _pyplot():
 def save_figure(fig, path: "str | os.PathLike[str]") -> Path:
     """Save ``fig`` to ``path`` atomically and close it."""
     p = check_plot_path(path)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=p.suffix, dir=p.parent if str(p.parent) else ".")
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=150, bbox_inches="tight")
-        os.replace(tmp, p)
+        return atomic_write(p, lambda tmp: fig.savefig(tmp, dpi=150, bbox_inches="tight"), suffix=p.suffix)
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
         _pyplot().close(fig)
-    return p
 
 
 def plot_schedules(

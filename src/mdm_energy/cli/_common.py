@@ -7,9 +7,10 @@ import json
 import math
 import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any, Callable
+
+from .._io import atomic_write
 
 __all__ = [
     "CLIError",
@@ -71,16 +72,12 @@ def emit(as_json: bool, payload: dict, human: Callable[[], str]) -> None:
 
 def write_text_atomic(path: "str | os.PathLike[str]", text: str) -> Path:
     """Write ``text`` to ``path`` via a temporary file in the same folder and an atomic rename."""
-    p = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=p.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
+
+    def write(tmp: str) -> None:
+        with open(tmp, "w") as fh:
             fh.write(text)
-        os.replace(tmp, p)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return p
+
+    return atomic_write(path, write)
 
 
 def format_table(headers: list[str], rows: list[list[Any]]) -> str:
