@@ -1,0 +1,283 @@
+r"""Exact output laws of MDM samplers on an explicit law, and their KL / TV to it (DESIGN.md §5).
+
+With :math:`f_k(S)(x_S)` the probability of having revealed exactly the set :math:`S` with values
+:math:`x_S` after :math:`k` steps, the random-position samplers obey
+
+.. math:: f_k(S) = \sum_{S' \subseteq S} f_{k-1}(S')\, P_k(S \mid S') \prod_{i \in S \setminus S'} q(x_i \mid x_{S'}),
+
+because every token revealed in a step is drawn from the exact posterior given what was revealed
+*before* the step (tokens revealed together are drawn independently). :math:`P_k` is
+
+* fixed-count ``random``: :math:`1/\binom{n-|S'|}{c_k}` when :math:`|S \setminus S'| = c_k`;
+* ``ancestral`` and ``euler``: :math:`\pi_k^{|S\setminus S'|}(1-\pi_k)^{n-|S|}` with a per-step reveal
+  probability :math:`\pi_k` (:func:`reveal_probabilities`).
+
+Subsets of new positions are enumerated depth-first with a running product of posteriors, and every
+product is one numpy operation over all values of the revealed tokens, so no Python loop runs over
+sequences.
+
+Fixed-count ``confidence`` (LLaDA's ``low_confidence`` at temperature 1) draws a candidate for every
+masked position from its posterior and commits the :math:`c_k` candidates with the highest posterior
+probability (ties to the lower position). Its law needs the joint law of all candidates, so each step
+enumerates every candidate vector — exact, but only feasible for small :math:`d^n`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from ..schedules import Schedule, parse_schedule
+from .denoiser import ExactDenoiser, popcount, positions
+from .distributions import ExplicitDistribution, load_distribution
+
+__all__ = [
+    "SAMPLERS",
+    "FIXED_COUNT_SAMPLERS",
+    "MAX_CONFIDENCE_STATES",
+    "ExactResult",
+    "reveal_probabilities",
+    "law_fixed_random",
+    "law_independent",
+    "law_confidence",
+    "sampler_law",
+    "kl_divergence",
+    "tv_distance",
+    "exact_sampler",
+]
+
+SAMPLERS = ("fixed", "ancestral", "euler", "confidence")
+FIXED_COUNT_SAMPLERS = ("fixed", "confidence")
+#: The largest d^n for which the confidence sampler's law is computed exactly.
+MAX_CONFIDENCE_STATES = 1 << 16
+#: Confidences closer than this (relative) count as tied, so round-off in the posteriors cannot
+#: reorder positions whose posteriors are equal in exact arithmetic; ties go to the lower position.
+CONFIDENCE_TIE_DECIMALS = 12
+
+Law = dict  # revealed set (bitmask) -> broadcast-form array
+
+
+def _check_sampler(sampler: str) -> None:
+    if sampler not in SAMPLERS:
+        raise ValueError(f"unknown sampler {sampler!r} (known: {', '.join(SAMPLERS)})")
+
+
+def reveal_probabilities(schedule: "Schedule | str", steps: int, sampler: str = "ancestral") -> np.ndarray:
+    r"""Per-step probability :math:`\pi_k` that a still-masked position is revealed at step :math:`k`.
+
+    * ``ancestral`` (MDLM/MD4): :math:`\pi_k = (\alpha_k - \alpha_{k-1})/(1 - \alpha_{k-1})`;
+    * ``euler`` (flow_matching's mixture Euler rule): :math:`\pi_k = 1 - \exp(-h\,\dot\alpha/(1-\alpha))`
+      at :math:`t_{k-1}`, :math:`h = 1/N`, and the last step reveals everything (:math:`\pi_N = 1`).
+    """
+    s = parse_schedule(schedule)
+    t = s.grid(steps)
+    if sampler == "ancestral":
+        m = np.clip(s._one_minus_alpha(t), 0.0, 1.0)  # mask probability, precise near t = 1
+        with np.errstate(divide="ignore", invalid="ignore"):
+            pi = np.where(m[:-1] > 0, 1.0 - m[1:] / np.where(m[:-1] > 0, m[:-1], 1.0), 1.0)
+    elif sampler == "euler":
+        m = s._one_minus_alpha(t[:-1])
+        ad = s._alpha_dot(t[:-1])
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            rate = np.where(ad == 0, 0.0, ad / m)
+            pi = -np.expm1(-rate / steps)
+        pi = np.where(np.isnan(pi), 1.0, pi)
+        pi[-1] = 1.0
+    else:
+        raise ValueError(f"reveal probabilities are defined for ancestral and euler, not {sampler!r}")
+    pi = np.clip(pi, 0.0, 1.0)
+    pi[-1] = 1.0  # alpha(1) = 1: whatever is left is revealed
+    return pi
+
+
+def _subsets(den: ExactDenoiser, S: int, fS: np.ndarray, sizes: "set[int] | None") -> Iterator[tuple[int, int, np.ndarray]]:
+    """Depth-first over subsets A of the positions outside S: yields (A, |A|, f(S) * prod q(x_i | x_S))."""
+    free = [i for i in range(den.n) if not S >> i & 1]
+    max_size = max(sizes) if sizes is not None else len(free)
+    stack = [(0, 0, 0, fS)]
+    while stack:
+        A, k, start, arr = stack.pop()
+        if sizes is None or k in sizes:
+            yield A, k, arr
+        if k == max_size:
+            continue
+        for j in range(start, len(free)):
+            i = free[j]
+            stack.append((A | (1 << i), k + 1, j + 1, arr * den.conditional(S, i)))
+
+
+def _accumulate(new: Law, S: int, arr: np.ndarray) -> None:
+    new[S] = arr if S not in new else new[S] + arr
+
+
+def _finish(den: ExactDenoiser, f: Law) -> np.ndarray:
+    law = f.get(den.full)
+    if law is None:
+        raise RuntimeError("the sampler did not reveal every position")
+    return np.broadcast_to(law, den.q.shape).copy()
+
+
+def law_fixed_random(den: ExactDenoiser, counts: Sequence[int]) -> np.ndarray:
+    """Exact law of fixed-count sampling with uniformly random positions (``counts`` sums to n)."""
+    counts = [int(c) for c in counts]
+    if sum(counts) != den.n or min(counts) < 0:
+        raise ValueError(f"counts must be non-negative and sum to n={den.n}, got {counts}")
+    f: Law = {0: np.ones((1,) * den.n)}
+    for c in counts:
+        if c == 0:
+            continue
+        new: Law = {}
+        for S, fS in f.items():
+            w = 1.0 / math.comb(den.n - popcount(S), c)
+            for A, _, arr in _subsets(den, S, fS, {c}):
+                _accumulate(new, S | A, w * arr)
+        f = new
+    return _finish(den, f)
+
+
+def law_independent(den: ExactDenoiser, pis: Sequence[float]) -> np.ndarray:
+    r"""Exact law when each masked position is revealed at step :math:`k` with probability :math:`\pi_k`,
+    independently (ancestral and Euler samplers); the last :math:`\pi` must be 1.
+
+    The state is one array over :math:`\{0..d-1, M\}^n` (``M`` = index ``d``, masked). For each revealed
+    set :math:`S'` the step extends :math:`f(S')` axis by axis over the masked positions: value
+    :math:`v` with weight :math:`\pi\,q(x_i = v \mid x_{S'})`, or ``M`` with weight :math:`1-\pi`.
+    Because every new token is conditioned on :math:`x_{S'}` alone, this builds the whole sum over
+    subsets of new positions at once, in :math:`O((2d+1)^n)` work per step and :math:`2^n` numpy
+    calls, without enumerating the subsets.
+    """
+    pis = [float(p) for p in pis]
+    if not pis or pis[-1] != 1.0 or any(not 0.0 <= p <= 1.0 for p in pis):
+        raise ValueError(f"reveal probabilities must lie in [0, 1] and end with 1, got {pis}")
+    n, d = den.n, den.d
+    F = np.zeros((d + 1,) * n)
+    F[(d,) * n] = 1.0  # all masked
+    for pi in pis:
+        if pi == 0.0:
+            continue
+        new = np.zeros_like(F)
+        for S in range(den.full + 1):
+            J = F[tuple(slice(0, d) if S >> i & 1 else slice(d, d + 1) for i in range(n))]
+            if not J.any():
+                continue
+            for i in (i for i in range(n) if not S >> i & 1):
+                cond = den.conditional(S, i)  # does not depend on the other candidates
+                if pi == 1.0:
+                    J = J * cond
+                else:  # keep the candidate (weight pi) or leave i masked (1 - pi; it sums out to J)
+                    J = np.concatenate([pi * J * cond, (1.0 - pi) * J], axis=i)
+            hi = d if pi == 1.0 else d + 1
+            new[tuple(slice(0, d) if S >> i & 1 else slice(0, hi) for i in range(n))] += J
+        F = new
+    return F[(slice(0, d),) * n].copy()
+
+
+def _check_confidence_size(den: ExactDenoiser) -> None:
+    if den.d**den.n > MAX_CONFIDENCE_STATES:
+        raise ValueError(
+            f"the exact law of the confidence sampler enumerates every candidate vector: d^n = "
+            f"{den.d}^{den.n} = {den.d ** den.n:,} exceeds its limit {MAX_CONFIDENCE_STATES:,}; "
+            "estimate it by Monte Carlo instead (mdm-energy sample-exact --sampler confidence)"
+        )
+
+
+def law_confidence(den: ExactDenoiser, counts: Sequence[int]) -> np.ndarray:
+    """Exact law of fixed-count ``low_confidence`` sampling at temperature 1 (ties to the lower position)."""
+    _check_confidence_size(den)
+    counts = [int(c) for c in counts]
+    if sum(counts) != den.n or min(counts) < 0:
+        raise ValueError(f"counts must be non-negative and sum to n={den.n}, got {counts}")
+    n, shape = den.n, den.q.shape
+    f: Law = {0: np.ones((1,) * n)}
+    for c in counts:
+        if c == 0:
+            continue
+        new: Law = {}
+        for S, fS in f.items():
+            free = positions(den.full & ~S, n)
+            # Axis i of the joint array holds x_i for i in S and the candidate for i outside S.
+            conds = [den.conditional(S, i) for i in free]
+            joint = fS
+            for cd in conds:
+                joint = joint * cd
+            joint = np.broadcast_to(joint, shape).reshape(-1)
+            conf = np.stack([np.broadcast_to(cd, shape).reshape(-1) for cd in conds])
+            conf = np.round(conf, CONFIDENCE_TIE_DECIMALS)
+            order = np.argsort(-conf, axis=0, kind="stable")[:c]  # stable: ties keep position order
+            top_mask = (np.left_shift(1, np.asarray(free)[order])).sum(axis=0)
+            for T in np.unique(top_mask[joint > 0]):
+                T = int(T)
+                part = np.where(top_mask == T, joint, 0.0).reshape(shape)
+                drop = tuple(i for i in free if not T >> i & 1)  # candidates not committed are discarded
+                _accumulate(new, S | T, part.sum(axis=drop, keepdims=True) if drop else part)
+        f = new
+    return _finish(den, f)
+
+
+def kl_divergence(q: np.ndarray, p: np.ndarray) -> float:
+    r""":math:`\mathrm{KL}(q \Vert p) = \sum_x q(x) \log(q(x)/p(x))` in nats (``inf`` if p misses q's support)."""
+    q, p = np.asarray(q, dtype=np.float64).reshape(-1), np.asarray(p, dtype=np.float64).reshape(-1)
+    on = q > 0
+    if np.any(p[on] <= 0):
+        return math.inf
+    return max(float(np.sum(q[on] * (np.log(q[on]) - np.log(p[on])))), 0.0)
+
+
+def tv_distance(q: np.ndarray, p: np.ndarray) -> float:
+    r"""Total variation :math:`\tfrac12 \sum_x |q(x) - p(x)|`."""
+    return 0.5 * float(np.abs(np.asarray(q).reshape(-1) - np.asarray(p).reshape(-1)).sum())
+
+
+def sampler_law(den: ExactDenoiser, sampler: str, schedule: "Schedule | str", steps: int) -> tuple[np.ndarray, list[int] | None]:
+    """The exact output law of ``sampler`` with ``schedule`` over ``steps`` steps (and its counts, if fixed-count)."""
+    _check_sampler(sampler)
+    s = parse_schedule(schedule)
+    if sampler in FIXED_COUNT_SAMPLERS:
+        counts = s.counts(den.n, steps).tolist()
+        law = law_fixed_random(den, counts) if sampler == "fixed" else law_confidence(den, counts)
+        return law, counts
+    return law_independent(den, reveal_probabilities(s, steps, sampler)), None
+
+
+@dataclass(frozen=True)
+class ExactResult:
+    """The exact output law of one sampler run and its distance to the target."""
+
+    sampler: str
+    schedule: str
+    steps: int
+    kl: float
+    tv: float
+    nfe: int
+    counts: list[int] | None
+    law: np.ndarray = field(repr=False)
+
+
+def exact_sampler(
+    dist: "ExplicitDistribution | ExactDenoiser | str | np.ndarray",
+    sampler: str,
+    schedule: "Schedule | str",
+    steps: int,
+) -> ExactResult:
+    """KL(q ‖ law), TV and the law of ``sampler`` on ``dist`` (a spec, ``.npy`` path, array or denoiser).
+
+    NFE counts every step, zero-token steps included (they still cost a model call).
+    """
+    den = dist if isinstance(dist, ExactDenoiser) else ExactDenoiser(dist if isinstance(dist, ExplicitDistribution) else load_distribution(dist))
+    if sampler == "confidence":
+        _check_confidence_size(den)
+    s = parse_schedule(schedule)
+    law, counts = sampler_law(den, sampler, s, steps)
+    return ExactResult(
+        sampler=sampler,
+        schedule=s.spec,
+        steps=int(steps),
+        kl=kl_divergence(den.q, law),
+        tv=tv_distance(den.q, law),
+        nfe=int(steps),
+        counts=counts,
+        law=law,
+    )
