@@ -14,7 +14,7 @@ import numpy as np
 from ._io import atomic_write
 from .schedules import Schedule, parse_schedule
 
-__all__ = ["SUPPORTED_FORMATS", "check_plot_path", "save_figure", "plot_schedule", "plot_schedules"]
+__all__ = ["SUPPORTED_FORMATS", "check_plot_path", "save_figure", "plot_schedule", "plot_schedules", "plot_kl_heatmap", "plot_toy"]
 
 SUPPORTED_FORMATS = (".png", ".pdf", ".svg")
 
@@ -80,3 +80,63 @@ def plot_schedules(
 def plot_schedule(schedule: "Schedule | str", steps: int, length: int, path: "str | os.PathLike[str]") -> Path:
     """α(t), γ(t) and per-step counts of one schedule."""
     return plot_schedules([schedule], steps, length, path, title=parse_schedule(schedule).spec)
+
+
+def plot_kl_heatmap(
+    grid: Sequence[dict], baselines: dict, path: "str | os.PathLike[str]", title: str = "", extra: "dict | None" = None
+) -> Path:
+    """Heatmap of KL over the (a, b) grid; ``linear`` (½, ½) and ``sin2`` (1, 1) are marked where they fall
+    on the grid's range, the grid's best is starred, and every baseline's KL is listed beside it."""
+    plt = _pyplot()
+    a_vals = sorted({g["a"] for g in grid})
+    b_vals = sorted({g["b"] for g in grid})
+    Z = np.full((len(b_vals), len(a_vals)), np.nan)
+    for g in grid:
+        Z[b_vals.index(g["b"]), a_vals.index(g["a"])] = g["kl"] if np.isfinite(g["kl"]) else np.nan
+    fig, ax = plt.subplots(figsize=(7.5, 6))
+    im = ax.pcolormesh(_edges(a_vals), _edges(b_vals), Z, cmap="viridis_r", shading="flat")
+    fig.colorbar(im, ax=ax, label="KL(q ‖ sampler) [nats]")
+    best = min(grid, key=lambda g: g["kl"])
+    ax.plot(best["a"], best["b"], "*", ms=16, color="red", mec="white", label=f"best beta:{best['a']:g},{best['b']:g} ({best['kl']:.4f})")
+    for name, (a, b), marker in (("linear", (0.5, 0.5), "o"), ("sin2", (1.0, 1.0), "s")):
+        if name in baselines and a_vals[0] <= a <= a_vals[-1] and b_vals[0] <= b <= b_vals[-1]:
+            ax.plot(a, b, marker, ms=10, mfc="none", mec="white", mew=2, label=f"{name} = beta:{a:g},{b:g} ({baselines[name]:.4f})")
+    for name, kl in baselines.items():
+        if name not in ("linear", "sin2"):
+            ax.plot([], [], " ", label=f"{name} ({kl:.4f}; no Beta counterpart)")
+    for name, kl in (extra or {}).items():
+        ax.plot([], [], " ", label=f"{name} ({kl:.4f})")
+    ax.set(xlabel="a", ylabel="b", title=title or "KL over the Beta grid")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.25, 1.0))
+    return save_figure(fig, path)
+
+
+def _edges(values: Sequence[float]) -> np.ndarray:
+    v = np.asarray(values, dtype=float)
+    if len(v) == 1:
+        return np.array([v[0] - 0.05, v[0] + 0.05])
+    mid = (v[1:] + v[:-1]) / 2
+    return np.concatenate([[v[0] - (mid[0] - v[0])], mid, [v[-1] + (v[-1] - mid[-1])]])
+
+
+def plot_toy(panels: Sequence[dict], path: "str | os.PathLike[str]", title: str = "") -> Path:
+    """One row per target: the target law beside the laws sampled under each schedule (bars over all
+    sequences, labelled a/b), with each schedule's KL in the legend."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(len(panels), 1, figsize=(14, 3.6 * len(panels)), squeeze=False)
+    for ax, panel in zip(axes[:, 0], panels):
+        labels = panel["labels"]
+        x = np.arange(len(labels))
+        series = [("target", panel["target"], None)] + [(k, v["law"], v["kl"]) for k, v in panel["schedules"].items()]
+        width = 0.85 / len(series)
+        for j, (name, law, kl) in enumerate(series):
+            lab = name if kl is None else f"{name} (KL {kl:.3f})"
+            ax.bar(x + (j - (len(series) - 1) / 2) * width, law, width, label=lab, color="black" if kl is None else None)
+        ax.set_xticks(x, labels, rotation=90, fontsize=7, family="monospace")
+        ax.set(ylabel="probability", title=panel["title"])
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3, axis="y")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return save_figure(fig, path)

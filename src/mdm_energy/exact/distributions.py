@@ -31,8 +31,8 @@ __all__ = [
     "check_law",
 ]
 
-#: The largest :math:`d^n` the exact engine accepts.
-MAX_EXACT_STATES = 1 << 20
+#: The largest :math:`(d+1)^n` (token values plus the mask, at every position) the exact engine accepts.
+MAX_EXACT_STATES = 1 << 24
 
 
 class DistributionSpecError(ValueError):
@@ -71,11 +71,7 @@ def check_law(weights: np.ndarray, name: str = "weights", max_states: int = MAX_
         raise DistributionSpecError(f"{name}: shape must be (d,)*n with equal sides, got {w.shape}")
     if w.shape[0] < 2:
         raise DistributionSpecError(f"{name}: vocabulary size d must be at least 2, got shape {w.shape}")
-    if w.size > max_states:
-        raise DistributionSpecError(
-            f"{name}: d^n = {w.shape[0]}^{w.ndim} = {w.size:,} states is too large for the exact engine "
-            f"(limit {max_states:,}); use Monte Carlo (mdm-energy sample-exact) instead"
-        )
+    _check_size(w.ndim, w.shape[0], name, max_states)
     if not np.all(np.isfinite(w)):
         raise DistributionSpecError(f"{name}: weights must be finite, found {w[~np.isfinite(w)].flat[0]!r}")
     if np.any(w < 0):
@@ -84,6 +80,14 @@ def check_law(weights: np.ndarray, name: str = "weights", max_states: int = MAX_
     if total <= 0:
         raise DistributionSpecError(f"{name}: weights are all zero")
     return w / total
+
+
+def _check_size(n: int, d: int, name: str, max_states: int = MAX_EXACT_STATES) -> None:
+    if n * math.log(d + 1) > math.log(max_states):
+        raise DistributionSpecError(
+            f"{name}: n={n}, d={d} is too large for the exact engine: (d+1)^n = {float(d + 1) ** n:.3g} "
+            f"states (limit {max_states:,}); estimate by Monte Carlo sampling instead"
+        )
 
 
 # --- built-in families ---------------------------------------------------------------------------
@@ -179,11 +183,7 @@ def _parse_family(spec: str) -> np.ndarray:
         raise DistributionSpecError(f"malformed distribution spec {spec!r}: n, d and seed must be integers") from None
     if n < 1 or d < 2 or seed < 0:
         raise DistributionSpecError(f"malformed distribution spec {spec!r}: need n >= 1, d >= 2, seed >= 0")
-    if n * math.log(d) > math.log(MAX_EXACT_STATES):
-        raise DistributionSpecError(
-            f"distribution {spec!r}: d^n = {d}^{n} states is too large for the exact engine "
-            f"(limit {MAX_EXACT_STATES:,}); use Monte Carlo (mdm-energy sample-exact) instead"
-        )
+    _check_size(n, d, f"distribution {spec!r}")
     return _FAMILIES[name](n, d, seed)
 
 

@@ -180,7 +180,7 @@ def _check_confidence_size(den: ExactDenoiser) -> None:
         raise ValueError(
             f"the exact law of the confidence sampler enumerates every candidate vector: d^n = "
             f"{den.d}^{den.n} = {den.d ** den.n:,} exceeds its limit {MAX_CONFIDENCE_STATES:,}; "
-            "estimate it by Monte Carlo instead (mdm-energy sample-exact --sampler confidence)"
+            "estimate it by Monte Carlo sampling instead"
         )
 
 
