@@ -157,7 +157,7 @@ def _alpha_from_reveal(pis: Sequence[float]) -> list[float]:
 def optimal_reveal(
     objective: KLObjective, starts: Sequence[Sequence[float]] = (), evals_per_dim: int = 30
 ) -> tuple[list[float], float]:
-    """The best reveal probabilities for ancestral/Euler: ``(alpha_grid[1..N], kl)`` with alpha_N = 1.
+    r"""The best reveal probabilities for ancestral/Euler: ``(alpha_grid[1..N], kl)`` with alpha_N = 1.
 
     Nelder–Mead on the logits of :math:`\pi_1..\pi_{N-1}`, started from the best of ``starts`` (each a
     reveal-probability vector; the linear schedule's is always among them), with a budget of

@@ -1,0 +1,125 @@
+"""CLI contract of `exact`, `exact-grid` and `toy` (issue #3), including the bad-input paths."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from mdm_energy.cli import main
+from mdm_energy.exact import ExactDenoiser, exact_sampler
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def run_json(capsys, *argv):
+    code, out, err = run(capsys, *argv, "--json")
+    assert code == 0, err
+    assert out.count("\n") == 1
+    return json.loads(out)
+
+
+def test_exact_json_contract_fixed(capsys):
+    obj = run_json(capsys, "exact", "--dist", "toy1", "--sampler", "fixed", "--schedule", "linear", "--steps", "3")
+    assert set(obj) == {"kl", "tv", "nfe", "counts"}
+    assert obj["counts"] == [2, 1, 2] and obj["nfe"] == 3
+    assert obj["kl"] == pytest.approx(math.log(2))  # success probability 2^(1-2)
+
+
+def test_exact_json_contract_ancestral_with_law(capsys):
+    obj = run_json(capsys, "exact", "--dist", "markov:4,3,1", "--sampler", "ancestral", "--schedule", "beta:0.9,0.3", "-N", "3", "--law")
+    assert set(obj) == {"kl", "tv", "nfe", "law"}
+    ref = exact_sampler("markov:4,3,1", "ancestral", "beta:0.9,0.3", 3)
+    np.testing.assert_allclose(obj["law"], ref.law.reshape(-1), atol=1e-15)
+    assert len(obj["law"]) == 81 and obj["kl"] == pytest.approx(ref.kl)
+
+
+def test_exact_reads_npy(capsys, tmp_path):
+    w = np.random.default_rng(0).random((3, 3, 3))
+    np.save(tmp_path / "w.npy", w)
+    obj = run_json(capsys, "exact", "--dist", str(tmp_path / "w.npy"), "--sampler", "confidence", "--schedule", "sin2", "-N", "2")
+    assert obj["kl"] == pytest.approx(exact_sampler(ExactDenoiser(w), "confidence", "sin2", 2).kl)
+
+
+def test_exact_human_output(capsys):
+    code, out, _ = run(capsys, "exact", "--dist", "toy2", "--sampler", "euler", "--schedule", "sin2", "-N", "3", "--law")
+    assert code == 0 and "KL(q || sampler)" in out and "sequence" in out
+
+
+def test_exact_grid_json_contract_and_plot(capsys, tmp_path):
+    plot = tmp_path / "heat.png"
+    obj = run_json(capsys, "exact-grid", "--dist", "toy2", "--sampler", "fixed", "-N", "3",
+                   "--a-values", "0.2,0.5,1", "--b-values", "0.3,0.9", "--plot", str(plot))
+    assert set(obj) == {"grid", "best", "baselines", "optimum", "infocurve"}
+    assert [(g["a"], g["b"]) for g in obj["grid"]] == [(a, b) for a in (0.2, 0.5, 1.0) for b in (0.3, 0.9)]
+    assert obj["best"] == min(obj["grid"], key=lambda g: g["kl"])
+    assert set(obj["baselines"]) == {"linear", "sin2", "sine", "maskgit"}
+    assert set(obj["optimum"]) >= {"kl", "counts"} and set(obj["infocurve"]) >= {"kl", "counts"}
+    assert plot.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_exact_grid_default_grid_is_the_papers(capsys):
+    obj = run_json(capsys, "exact-grid", "--dist", "toy1", "--sampler", "fixed", "-N", "3")
+    assert len(obj["grid"]) == 100
+    assert {g["a"] for g in obj["grid"]} == {round(0.1 * k, 1) for k in range(1, 11)}
+    assert obj["optimum"]["kl"] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_exact_grid_ancestral_reports_alpha(capsys):
+    obj = run_json(capsys, "exact-grid", "--dist", "toy2", "--sampler", "ancestral", "-N", "2", "--a-values", "0.5", "--b-values", "0.5")
+    alpha = obj["optimum"]["alpha"]
+    assert len(alpha) == 2 and alpha[-1] == 1.0 and obj["optimum"]["kl"] <= obj["baselines"]["linear"] + 1e-12
+
+
+def test_toy_contract(capsys, tmp_path):
+    plot = tmp_path / "toy.png"
+    obj = run_json(capsys, "toy", "--plot", str(plot))
+    assert obj["steps"] == 3 and len(obj["sequences"]) == 32 and set(obj["targets"]) == {"toy1", "toy2"}
+    t1, t2 = obj["targets"]["toy1"], obj["targets"]["toy2"]
+    assert t1["schedules"]["beta:0.9,0.3"]["kl"] == pytest.approx(0.0, abs=1e-12)
+    assert t2["schedules"]["beta:0.3,0.9"]["kl"] < t2["schedules"]["beta:0.9,0.3"]["kl"]
+    assert (t1["best"]["a"], t1["best"]["b"]) != (t2["best"]["a"], t2["best"]["b"])  # the best schedule depends on the task
+    assert plot.stat().st_size > 10_000
+
+
+def bad_npy(tmp_path, arr):
+    path = tmp_path / "bad.npy"
+    np.save(path, arr)
+    return str(path)
+
+
+BAD = [
+    (lambda p: ["exact", "--dist", bad_npy(p, -np.ones((2, 2))), "--sampler", "fixed", "--schedule", "linear", "-N", "2"], "non-negative"),
+    (lambda p: ["exact", "--dist", bad_npy(p, np.zeros((2, 2, 2))), "--sampler", "fixed", "--schedule", "linear", "-N", "2"], "all zero"),
+    (lambda p: ["exact", "--dist", bad_npy(p, np.ones((2, 3))), "--sampler", "fixed", "--schedule", "linear", "-N", "2"], "equal sides"),
+    (lambda p: ["exact", "--dist", bad_npy(p, np.ones((2,) * 16)), "--sampler", "ancestral", "--schedule", "linear", "-N", "2"], "too large"),
+    (lambda p: ["exact", "--dist", "markov:8,4", "--sampler", "fixed", "--schedule", "linear", "-N", "2"], "'markov:8,4'"),
+    (lambda p: ["exact", "--dist", "bogus:1,2,3", "--sampler", "fixed", "--schedule", "linear", "-N", "2"], "'bogus:1,2,3'"),
+    (lambda p: ["exact", "--dist", "markov:12,4,0", "--sampler", "fixed", "--schedule", "linear", "-N", "2"], "too large"),
+    (lambda p: ["exact", "--dist", "markov:9,4,0", "--sampler", "confidence", "--schedule", "linear", "-N", "2"], "Monte Carlo"),
+    (lambda p: ["exact", "--dist", "toy1", "--sampler", "greedy", "--schedule", "linear", "-N", "2"], "'greedy'"),
+    (lambda p: ["exact", "--dist", "toy1", "--sampler", "fixed", "--schedule", "beta:0,1", "-N", "2"], "got 0"),
+    (lambda p: ["exact", "--dist", "toy1", "--sampler", "fixed", "--schedule", "linear", "-N", "0"], "got '0'"),
+    (lambda p: ["exact-grid", "--dist", "toy1", "--sampler", "fixed", "-N", "2", "--a-values", "0.1,x"], "'x'"),
+    (lambda p: ["exact-grid", "--dist", "toy1", "--sampler", "fixed", "-N", "2", "--b-values", "0.5,-1"], "'-1'"),
+    (lambda p: ["exact-grid", "--dist", bad_npy(p, -np.ones((2, 2))), "--sampler", "fixed", "-N", "2", "--plot", str(p / "h.png")], "non-negative"),
+    (lambda p: ["exact-grid", "--dist", "toy1", "--sampler", "fixed", "-N", "2", "--plot", str(p / "missing" / "h.png")], "does not exist"),
+    (lambda p: ["toy", "--steps", "0"], "got '0'"),
+    (lambda p: ["toy", "--plot", str(p / "toy.jpg")], "'"),
+]
+
+
+@pytest.mark.parametrize("make,needle", BAD)
+def test_bad_input_exits_2_and_writes_nothing(capsys, tmp_path, make, needle):
+    argv = make(tmp_path)
+    before = sorted(tmp_path.iterdir())
+    code, out, err = run(capsys, *argv)
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and err.startswith("mdm-energy: error: ") and needle in err
+    assert sorted(tmp_path.iterdir()) == before

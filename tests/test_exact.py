@@ -1,0 +1,385 @@
+"""Exact sampler laws against an independent brute-force reference, Monte Carlo, and closed forms."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from mdm_energy.exact import (
+    DistributionSpecError,
+    ExactDenoiser,
+    KLObjective,
+    compositions,
+    exact_grid_study,
+    exact_sampler,
+    infocurve_bound,
+    infocurve_counts,
+    kl_divergence,
+    law_confidence,
+    law_fixed_random,
+    law_independent,
+    load_distribution,
+    optimal_counts,
+    reveal_probabilities,
+    tv_distance,
+)
+from mdm_energy.exact.search import counts_schedule
+from mdm_energy.schedules import parse_schedule
+
+
+def random_law(n: int, d: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return rng.dirichlet(np.full(d**n, 0.7)).reshape((d,) * n)
+
+
+SMALL = {
+    "random-4x3": random_law(4, 3, 0),
+    "random-5x2": random_law(5, 2, 1),
+}
+
+
+# --- an independent reference: sum over reveal-step assignments -----------------------------------
+
+
+def reference_law(q: np.ndarray, weight_of_assignment) -> np.ndarray:
+    """law(x) = sum over tau in [N]^n of P(tau) * prod_i q(x_i | x_{j : tau_j < tau_i}), by loops."""
+    n, d = q.ndim, q.shape[0]
+    flat = q.reshape(-1)
+    seqs = list(itertools.product(range(d), repeat=n))
+
+    cache: dict = {}
+
+    def marg(x, S):  # q(x_S) by summation over all sequences (memoised on (S, x_S))
+        key = (tuple(S), tuple(x[j] for j in S))
+        if key not in cache:
+            cache[key] = sum(flat[k] for k, y in enumerate(seqs) if all(y[j] == x[j] for j in S))
+        return cache[key]
+
+    law = np.zeros(len(seqs))
+    for tau, w in weight_of_assignment(n):
+        if w == 0:
+            continue
+        for k, x in enumerate(seqs):
+            p = w
+            for i in range(n):
+                S = [j for j in range(n) if tau[j] < tau[i]]
+                den = marg(x, S)
+                p *= marg(x, S + [i]) / den if den > 0 else 1.0 / d
+            law[k] += p
+    return law.reshape(q.shape)
+
+
+def fixed_assignments(counts):
+    def gen(n):
+        total = math.factorial(n) / math.prod(math.factorial(c) for c in counts)
+        steps = [k for k, c in enumerate(counts) for _ in range(c)]
+        for tau in set(itertools.permutations(steps)):
+            yield tau, 1.0 / total
+
+    return gen
+
+
+def independent_assignments(pis):
+    w = [p * math.prod(1 - pj for pj in pis[:k]) for k, p in enumerate(pis)]
+
+    def gen(n):
+        for tau in itertools.product(range(len(pis)), repeat=n):
+            yield tau, math.prod(w[k] for k in tau)
+
+    return gen
+
+
+@pytest.mark.parametrize("name", sorted(SMALL))
+@pytest.mark.parametrize("counts", [[1, 2, 1], [0, 3, 1], [4, 0, 0], [2, 2], [1, 1, 1, 1]])
+def test_fixed_random_law_matches_reference(name, counts):
+    q = SMALL[name]
+    if sum(counts) != q.ndim:
+        counts = counts[:-1] + [counts[-1] + q.ndim - sum(counts)]
+    den = ExactDenoiser(q)
+    np.testing.assert_allclose(law_fixed_random(den, counts), reference_law(den.q, fixed_assignments(counts)), atol=1e-13)
+
+
+@pytest.mark.parametrize("name", sorted(SMALL))
+@pytest.mark.parametrize("pis", [[0.3, 0.5, 1.0], [0.0, 0.8, 1.0], [1.0], [0.25, 0.1, 0.6, 1.0]])
+def test_independent_law_matches_reference(name, pis):
+    den = ExactDenoiser(SMALL[name])
+    np.testing.assert_allclose(law_independent(den, pis), reference_law(den.q, independent_assignments(pis)), atol=1e-13)
+
+
+def test_toy1_zero_probability_contexts_use_the_uniform_posterior():
+    den = ExactDenoiser(load_distribution("toy1"))
+    np.testing.assert_allclose(law_fixed_random(den, [2, 2, 1]), reference_law(den.q, fixed_assignments([2, 2, 1])), atol=1e-13)
+    np.testing.assert_allclose(den.posterior([0, 1, -1, -1, -1])[2], [0.5, 0.5])
+
+
+# --- Monte Carlo: an independent sampler written from the sampler definitions --------------------
+
+
+def mc_sample(den: ExactDenoiser, sampler: str, schedule: str, steps: int, K: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    n, d = den.n, den.d
+    x = np.zeros((K, n), dtype=np.int64)
+    rev = np.zeros((K, n), dtype=bool)
+    s = parse_schedule(schedule)
+    counts = s.counts(n, steps)
+    pis = reveal_probabilities(s, steps, sampler) if sampler in ("ancestral", "euler") else None
+    for k in range(steps):
+        post = np.zeros((K, n, d))
+        masks = rev @ (1 << np.arange(n))
+        for S in np.unique(masks):
+            rows = np.where(masks == S)[0]
+            for i in range(n):
+                if S >> i & 1:
+                    continue
+                cond = den.conditional(int(S), i)
+                zero = np.zeros((len(rows), 1), np.int64)
+                idx = tuple(x[rows, j][:, None] if S >> j & 1 else (np.arange(d)[None, :] if j == i else zero) for j in range(n))
+                post[rows, i] = cond[idx]  # shape (rows, d)
+        cand = (post.cumsum(-1) < rng.random((K, n, 1))).sum(-1).clip(max=d - 1)
+        conf = np.take_along_axis(post, cand[..., None], -1)[..., 0]
+        if sampler in ("fixed", "confidence"):
+            c = counts[k]
+            if c == 0:
+                continue
+            if sampler == "fixed":
+                key = np.where(rev, np.inf, rng.random((K, n)))
+                chosen = np.argsort(key, axis=1)[:, :c]
+            else:
+                key = np.where(rev, np.inf, -np.round(conf, 12))
+                chosen = np.argsort(key, axis=1, kind="stable")[:, :c]
+            new = np.zeros((K, n), dtype=bool)
+            np.put_along_axis(new, chosen, True, axis=1)
+        else:
+            new = (~rev) & (rng.random((K, n)) < pis[k])
+        x = np.where(new, cand, x)
+        rev |= new
+    assert rev.all()
+    return x
+
+
+def chi_square_pvalue(samples: np.ndarray, law: np.ndarray) -> float:
+    idx = np.ravel_multi_index(samples.T, law.shape)
+    observed = np.bincount(idx, minlength=law.size).astype(float)
+    expected = law.reshape(-1) * len(samples)
+    assert observed[expected == 0].sum() == 0  # never samples outside the law's support
+    keep = expected >= 5
+    obs = np.append(observed[keep], observed[~keep].sum())
+    exp = np.append(expected[keep], expected[~keep].sum())
+    if exp[-1] == 0:
+        obs, exp = obs[:-1], exp[:-1]
+    return float(stats.chisquare(obs, exp * obs.sum() / exp.sum()).pvalue)
+
+
+@pytest.mark.parametrize("name", sorted(SMALL))
+@pytest.mark.parametrize(
+    "sampler,schedule,steps",
+    [("fixed", "beta:0.9,0.3", 3), ("ancestral", "sin2", 3), ("euler", "linear", 4), ("confidence", "linear", 3),
+     ("confidence", "beta:0.3,0.9", 2)],
+)
+def test_law_agrees_with_monte_carlo(name, sampler, schedule, steps):
+    den = ExactDenoiser(SMALL[name])
+    law = exact_sampler(den, sampler, schedule, steps).law
+    samples = mc_sample(den, sampler, schedule, steps, K=20_000, seed=1234)
+    assert chi_square_pvalue(samples, law) > 1e-3
+
+
+# --- properties and closed forms ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dist", ["toy1", "toy2", "markov:5,3,0", "potts:5,2,1", "templates:4,3,2"])
+@pytest.mark.parametrize("sampler", ["fixed", "ancestral", "euler", "confidence"])
+@pytest.mark.parametrize("schedule", ["linear", "sin2", "beta:1,0.2", "beta:0.3,0.9"])
+def test_every_law_sums_to_one(dist, sampler, schedule):
+    r = exact_sampler(dist, sampler, schedule, 3)
+    assert r.law.sum() == pytest.approx(1.0, abs=1e-12) and r.law.min() >= -1e-15
+    assert r.kl >= 0 and 0 <= r.tv <= 1 and r.nfe == 3
+    assert (r.counts is not None) == (sampler in ("fixed", "confidence"))
+
+
+@pytest.mark.parametrize("dist", ["toy1", "toy2", "markov:5,3,0", "potts:6,2,1", "templates:4,3,2"])
+def test_one_token_per_step_is_exact(dist):
+    n = load_distribution(dist).n
+    r = exact_sampler(dist, "fixed", "linear", n)
+    assert r.counts == [1] * n
+    assert r.kl < 1e-12 and r.tv < 1e-12
+
+
+@pytest.mark.parametrize("k1", [1, 2, 3, 4, 5])
+def test_toy1_success_probability_closed_form(k1):
+    den = ExactDenoiser("toy1")
+    rest = 5 - k1
+    counts = [k1, rest // 2, rest - rest // 2]
+    law = law_fixed_random(den, counts)
+    assert law[0, 0, 0, 0, 0] + law[1, 1, 1, 1, 1] == pytest.approx(2.0 ** (1 - k1), abs=1e-14)
+    assert kl_divergence(den.q, law) == pytest.approx((k1 - 1) * math.log(2), abs=1e-12)
+
+
+def test_reveal_probabilities():
+    for spec in ["linear", "sin2", "beta:0.9,0.3", "poly:3"]:
+        s = parse_schedule(spec)
+        pis = reveal_probabilities(s, 6, "ancestral")
+        alpha = 1 - np.cumprod(1 - pis)
+        np.testing.assert_allclose(alpha, s.alpha(np.arange(1, 7) / 6), atol=1e-12)
+    e = reveal_probabilities("linear", 4, "euler")
+    np.testing.assert_allclose(e[:-1], 1 - np.exp(-0.25 / (1 - np.array([0, 0.25, 0.5]))), atol=1e-14)
+    assert e[-1] == 1.0
+    assert reveal_probabilities("sin2", 4, "euler")[0] == 0.0  # alpha'(0) = 0
+    with pytest.raises(ValueError, match="'fixed'"):
+        reveal_probabilities("linear", 4, "fixed")
+
+
+def test_confidence_takes_the_most_confident_with_ties_to_the_lower_position():
+    # x0 is deterministic given nothing; x1 uniform: one step of one token must commit x0.
+    q = np.zeros((2, 2))
+    q[1, :] = 0.5
+    den = ExactDenoiser(q)
+    law = law_confidence(den, [1, 1])
+    np.testing.assert_allclose(law, q, atol=1e-15)
+    # a fully symmetric law: every confidence ties, so position 0 is always committed first
+    u = np.full((2, 2), 0.25)
+    np.testing.assert_allclose(law_confidence(ExactDenoiser(u), [1, 1]), u, atol=1e-15)
+
+
+def test_kl_and_tv():
+    q = np.array([0.5, 0.5, 0.0])
+    assert kl_divergence(q, np.array([0.25, 0.25, 0.5])) == pytest.approx(math.log(2))
+    assert kl_divergence(q, np.array([1.0, 0.0, 0.0])) == math.inf
+    assert tv_distance(q, np.array([0.25, 0.25, 0.5])) == pytest.approx(0.5)
+
+
+# --- information curve -----------------------------------------------------------------------------
+
+
+def ordered_partition_kl(den: ExactDenoiser, counts) -> float:
+    """E over uniformly random orderings of KL(q || q_order), q_order(x) = prod_m q(x_{S_m} marginals | past)."""
+    n = den.n
+    steps = [k for k, c in enumerate(counts) for _ in range(c)]
+    taus = set(itertools.permutations(steps))
+    total = 0.0
+    for tau in taus:
+        law = np.ones((1,) * n)
+        past = 0
+        for k in range(len(counts)):
+            block = [i for i in range(n) if tau[i] == k]
+            for i in block:
+                law = law * den.conditional(past, i)
+            for i in block:
+                past |= 1 << i
+        total += kl_divergence(den.q, np.broadcast_to(law, den.q.shape))
+    return total / len(taus)
+
+
+@pytest.mark.parametrize("dist", ["markov:5,2,0", "potts:5,2,3", "templates:4,3,1", "toy2"])
+def test_information_curve_bound_is_the_mean_ordering_kl_and_upper_bounds_the_exact_kl(dist):
+    den = ExactDenoiser(dist)
+    Z = den.information_curve()
+    assert Z[0] == 0 and np.all(np.diff(Z) >= -1e-12)  # more context, more information
+    for counts in compositions(den.n, 3):
+        bound = infocurve_bound(Z, counts)
+        assert bound == pytest.approx(ordered_partition_kl(den, counts), abs=1e-10)
+        assert bound >= kl_divergence(den.q, law_fixed_random(den, counts)) - 1e-12
+
+
+def test_infocurve_dp_finds_the_minimal_bound():
+    den = ExactDenoiser("templates:5,3,4")
+    Z = den.information_curve()
+    for N in (2, 3, 4):
+        counts, value = infocurve_counts(Z, N)
+        brute = min(infocurve_bound(Z, c) for c in compositions(den.n, N))
+        assert value == pytest.approx(brute, abs=1e-12)
+        assert infocurve_bound(Z, counts) == pytest.approx(value, abs=1e-12)
+
+
+# --- search ----------------------------------------------------------------------------------------
+
+
+def test_compositions_are_all_and_distinct():
+    comps = list(compositions(5, 3))
+    assert len(comps) == math.comb(7, 2) == len(set(comps))
+    assert all(sum(c) == 5 and min(c) >= 0 for c in comps)
+
+
+def test_optimal_counts_exhaustive_and_local():
+    den = ExactDenoiser("markov:6,2,3")
+    obj = KLObjective(den, "fixed", 3)
+    counts, kl, method = optimal_counts(obj)
+    assert method == "exhaustive"
+    assert kl == pytest.approx(min(kl_divergence(den.q, law_fixed_random(den, c)) for c in compositions(6, 3)))
+    local_counts, local_kl, local_method = optimal_counts(KLObjective(den, "fixed", 3), starts=[[6, 0, 0]], max_exhaustive=1)
+    assert local_method == "local" and local_kl <= obj.of_counts([6, 0, 0]) and sum(local_counts) == 6
+
+
+@pytest.mark.parametrize("sampler", ["fixed", "ancestral", "euler", "confidence"])
+def test_grid_study_optimum_beats_everything_it_reports(sampler):
+    den = ExactDenoiser("potts:5,2,0")
+    r = exact_grid_study(den, sampler, 3, [0.2, 0.5, 1.0], [0.3, 0.9])
+    assert len(r["grid"]) == 6
+    best = min(r["grid"], key=lambda g: g["kl"])
+    assert r["best"] == best
+    for g in r["grid"]:  # the grid really is scored by exact KL
+        assert g["kl"] == pytest.approx(exact_sampler(den, sampler, f"beta:{g['a']},{g['b']}", 3).kl, abs=1e-12)
+    opt = r["optimum"]["kl"]
+    assert opt <= best["kl"] + 1e-12 and opt <= min(r["baselines"].values()) + 1e-12
+    assert opt <= r["infocurve"]["kl"] + 1e-12
+    if sampler in ("fixed", "confidence"):
+        assert sum(r["optimum"]["counts"]) == 5
+        assert exact_sampler(den, sampler, counts_schedule(r["optimum"]["counts"]), 3).kl == pytest.approx(opt)
+
+
+# --- distributions ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("spec,shape", [("toy1", (2,) * 5), ("toy2", (2,) * 5), ("markov:6,3,0", (3,) * 6),
+                                        ("potts:5,4,1", (4,) * 5), ("templates:7,2,9", (2,) * 7)])
+def test_builtin_distributions(spec, shape):
+    d1, d2 = load_distribution(spec), load_distribution(spec)
+    assert d1.probs.shape == shape and d1.probs.sum() == pytest.approx(1.0) and np.all(d1.probs >= 0)
+    np.testing.assert_array_equal(d1.probs, d2.probs)  # seeded
+
+
+def test_toy_targets():
+    t1, t2 = load_distribution("toy1").probs, load_distribution("toy2").probs
+    assert t1[0, 0, 0, 0, 0] == t1[1, 1, 1, 1, 1] == 0.5
+    assert np.count_nonzero(t2) == 20
+    for x in zip(*np.nonzero(t2)):
+        assert list(x).count(0) in (2, 3)
+
+
+def test_npy_file_is_normalised(tmp_path):
+    w = np.arange(1, 9, dtype=float).reshape(2, 2, 2)
+    np.save(tmp_path / "w.npy", w)
+    np.testing.assert_allclose(load_distribution(str(tmp_path / "w.npy")).probs, w / w.sum())
+
+
+@pytest.mark.parametrize(
+    "make,match",
+    [
+        (lambda: -np.ones((2, 2)), "non-negative"),
+        (lambda: np.zeros((3, 3)), "all zero"),
+        (lambda: np.ones((2, 3)), "equal sides"),
+        (lambda: np.ones((1, 1)), "at least 2"),
+        (lambda: np.full((2, 2), np.nan), "finite"),
+        (lambda: np.ones((2,) * 16), "too large for the exact engine"),
+    ],
+)
+def test_bad_weights(tmp_path, make, match):
+    np.save(tmp_path / "w.npy", make())
+    with pytest.raises(DistributionSpecError, match=match):
+        load_distribution(str(tmp_path / "w.npy"))
+
+
+@pytest.mark.parametrize("spec,match", [("toy3", "unknown distribution"), ("markov:5,2", "expected markov:n,d,seed"),
+                                        ("potts:a,2,0", "integers"), ("toy1:3", "takes no parameters"),
+                                        ("markov:12,4,0", "too large"), ("missing.npy", "no such .npy file")])
+def test_bad_specs(spec, match):
+    with pytest.raises(DistributionSpecError, match=match):
+        load_distribution(spec)
+
+
+def test_confidence_refuses_large_laws():
+    with pytest.raises(ValueError, match="Monte Carlo"):
+        exact_sampler("markov:9,4,0", "confidence", "linear", 3)
