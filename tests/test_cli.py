@@ -167,6 +167,10 @@ def test_demo_writes_figure_and_json(capsys, tmp_path):
     assert obj["brute_force"]["mdm/seed0"]["ratio_kinetic_conditional"] == pytest.approx(2.25)
     assert json.loads((out_dir / "demo.json").read_text())["counts"] == obj["counts"]
     assert (out_dir / "schedules.png").stat().st_size > 10_000
+    assert obj["toy"]["toy1"]["kl"]["beta:0.9,0.3"] == pytest.approx(0.0, abs=1e-12)
+    assert obj["exact"]["optimum"]["kl"] <= obj["exact"]["best"]["kl"] + 1e-12
+    for key in ("toy", "exact_grid"):
+        assert os.path.getsize(obj["files"][key]) > 10_000
 
 
 def test_console_script_runs_without_importing_torch(tmp_path):

@@ -383,3 +383,13 @@ def test_bad_specs(spec, match):
 def test_confidence_refuses_large_laws():
     with pytest.raises(ValueError, match="Monte Carlo"):
         exact_sampler("markov:9,4,0", "confidence", "linear", 3)
+
+
+def test_parallel_grid_equals_sequential():
+    from mdm_energy.exact import beta_grid
+
+    den = ExactDenoiser("markov:5,3,2")
+    seq = beta_grid(KLObjective(den, "ancestral", 3), [0.3, 0.8], [0.4, 1.0])
+    par = beta_grid(KLObjective(den, "ancestral", 3), [0.3, 0.8], [0.4, 1.0], workers=2)
+    assert [(g.a, g.b) for g in par] == [(g.a, g.b) for g in seq]
+    np.testing.assert_allclose([g.kl for g in par], [g.kl for g in seq], rtol=1e-12)

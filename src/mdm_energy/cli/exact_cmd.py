@@ -54,6 +54,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--steps", "-N", type=positive_int("steps"), required=True)
     g.add_argument("--a-values", type=_value_list("a-values"), help="comma-separated a values (default 0.1,...,1.0)")
     g.add_argument("--b-values", type=_value_list("b-values"), help="comma-separated b values (default 0.1,...,1.0)")
+    g.add_argument("--workers", type=positive_int("workers"), default=1, help="processes scoring the grid (default 1)")
     g.add_argument("--plot", metavar="FILE.png", help="draw the KL heatmap with the baselines marked")
     g.add_argument("--json", action="store_true", help="print one JSON object")
     g.set_defaults(run=run_grid)
@@ -116,12 +117,12 @@ def run_grid(args: argparse.Namespace) -> None:
     a_values = args.a_values or list(DEFAULT_GRID)
     b_values = args.b_values or list(DEFAULT_GRID)
 
-    def progress(items):
+    def progress(items, total=None):
         from tqdm.auto import tqdm
 
-        return tqdm(items, desc=f"exact-grid {args.sampler} N={args.steps}", file=sys.stderr, disable=None)
+        return tqdm(items, total=total, desc=f"exact-grid {args.sampler} N={args.steps}", file=sys.stderr, disable=None)
 
-    study = exact_grid_study(den, args.sampler, args.steps, a_values, b_values, progress)
+    study = exact_grid_study(den, args.sampler, args.steps, a_values, b_values, progress, args.workers)
     payload = {k: study[k] for k in ("grid", "best", "baselines", "optimum", "infocurve")}
     if args.plot:
         plot_kl_heatmap(

@@ -163,12 +163,17 @@ def law_independent(den: ExactDenoiser, pis: Sequence[float]) -> np.ndarray:
             J = F[tuple(slice(0, d) if S >> i & 1 else slice(d, d + 1) for i in range(n))]
             if not J.any():
                 continue
-            for i in (i for i in range(n) if not S >> i & 1):
+            free = [i for i in range(n) if not S >> i & 1]
+            if pi < 1.0:
+                # pi^|A| (1-pi)^(m-|A|) = (1-pi)^m r^|A|, r = pi/(1-pi): scale once, not per axis
+                J = J * (1.0 - pi) ** len(free)
+                r = pi / (1.0 - pi)
+            for i in free:
                 cond = den.conditional(S, i)  # does not depend on the other candidates
                 if pi == 1.0:
                     J = J * cond
-                else:  # keep the candidate (weight pi) or leave i masked (1 - pi; it sums out to J)
-                    J = np.concatenate([pi * J * cond, (1.0 - pi) * J], axis=i)
+                else:  # keep the candidate (weight r) or leave i masked (weight 1; it sums out to J)
+                    J = np.concatenate([J * (r * cond), J], axis=i)
             hi = d if pi == 1.0 else d + 1
             new[tuple(slice(0, d) if S >> i & 1 else slice(0, hi) for i in range(n))] += J
         F = new

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import itertools
 import math
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Callable, Iterable, Sequence
 
@@ -102,16 +104,42 @@ class GridPoint:
     kl: float
 
 
+_WORKER_OBJECTIVE: "KLObjective | None" = None
+
+
+def _grid_worker(ab: tuple[float, float]) -> float:
+    assert _WORKER_OBJECTIVE is not None
+    return _WORKER_OBJECTIVE(Beta(*ab))
+
+
 def beta_grid(
     objective: KLObjective,
     a_values: Iterable[float] = DEFAULT_GRID,
     b_values: Iterable[float] = DEFAULT_GRID,
-    progress: "Callable[[Iterable], Iterable] | None" = None,
+    progress: "Callable[..., Iterable] | None" = None,
+    workers: int = 1,
 ) -> list[GridPoint]:
-    """KL of every ``beta:a,b`` on the grid (row-major in a, then b)."""
+    """KL of every ``beta:a,b`` on the grid (row-major in a, then b).
+
+    ``progress(iterable, total=…)`` wraps the evaluations (e.g. ``tqdm``). With ``workers > 1`` the
+    points are scored in that many forked processes (Linux/macOS), each inheriting the denoiser's
+    posterior cache; fixed-count samplers, memoised by counts, always run in-process.
+    """
+    global _WORKER_OBJECTIVE
     pairs = [(float(a), float(b)) for a in a_values for b in b_values]
-    it = progress(pairs) if progress else pairs
-    return [GridPoint(a, b, objective(Beta(a, b))) for a, b in it]
+    wrap = (lambda it: progress(it, total=len(pairs))) if progress else (lambda it: it)
+    if workers > 1 and not objective.fixed and "fork" in multiprocessing.get_all_start_methods():
+        _WORKER_OBJECTIVE = objective
+        try:
+            ctx = multiprocessing.get_context("fork")
+            with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+                kls = list(wrap(pool.map(_grid_worker, pairs)))
+        finally:
+            _WORKER_OBJECTIVE = None
+        objective.evaluations += len(pairs)
+    else:
+        kls = [objective(Beta(a, b)) for a, b in wrap(pairs)]
+    return [GridPoint(a, b, kl) for (a, b), kl in zip(pairs, kls)]
 
 
 def compositions(total: int, parts: int) -> Iterable[tuple[int, ...]]:
@@ -229,12 +257,13 @@ def exact_grid_study(
     steps: int,
     a_values: Iterable[float] = DEFAULT_GRID,
     b_values: Iterable[float] = DEFAULT_GRID,
-    progress: "Callable[[Iterable], Iterable] | None" = None,
+    progress: "Callable[..., Iterable] | None" = None,
+    workers: int = 1,
 ) -> dict:
     """Everything ``mdm-energy exact-grid`` reports: the Beta grid and its best point, the hand-crafted
     baselines, the true optimum and the information-curve schedule, all as KL(q ‖ law) in nats."""
     obj = KLObjective(den, sampler, steps)
-    grid = beta_grid(obj, a_values, b_values, progress)
+    grid = beta_grid(obj, a_values, b_values, progress, workers)
     best = min(grid, key=lambda g: (g.kl, g.a, g.b))
     baselines = {name: obj(name) for name in BASELINES}
     Z = den.information_curve()
