@@ -119,7 +119,7 @@ def test_toy1_zero_probability_contexts_use_the_uniform_posterior():
 # --- Monte Carlo: an independent sampler written from the sampler definitions --------------------
 
 
-def mc_sample(den: ExactDenoiser, sampler: str, schedule: str, steps: int, K: int, seed: int) -> np.ndarray:
+def mc_sample(den: ExactDenoiser, sampler: str, schedule: str, steps: int, K: int, seed: int, rule: str = "low_confidence") -> np.ndarray:
     rng = np.random.default_rng(seed)
     n, d = den.n, den.d
     x = np.zeros((K, n), dtype=np.int64)
@@ -149,6 +149,11 @@ def mc_sample(den: ExactDenoiser, sampler: str, schedule: str, steps: int, K: in
                 key = np.where(rev, np.inf, rng.random((K, n)))
                 chosen = np.argsort(key, axis=1)[:, :c]
             else:
+                if rule == "margin":
+                    top = np.sort(post, axis=-1)
+                    conf = top[..., -1] - top[..., -2]
+                elif rule == "entropy":
+                    conf = np.sum(np.where(post > 0, post * np.log(np.where(post > 0, post, 1)), 0), axis=-1)
                 key = np.where(rev, np.inf, -np.round(conf, 12))
                 chosen = np.argsort(key, axis=1, kind="stable")[:, :c]
             new = np.zeros((K, n), dtype=bool)
@@ -185,6 +190,26 @@ def test_law_agrees_with_monte_carlo(name, sampler, schedule, steps):
     law = exact_sampler(den, sampler, schedule, steps).law
     samples = mc_sample(den, sampler, schedule, steps, K=20_000, seed=1234)
     assert chi_square_pvalue(samples, law) > 1e-3
+
+
+@pytest.mark.parametrize("name", sorted(SMALL))
+@pytest.mark.parametrize("rule", ["margin", "entropy"])
+def test_margin_and_entropy_remasking_laws_agree_with_monte_carlo(name, rule):
+    den = ExactDenoiser(SMALL[name])
+    law = exact_sampler(den, "fixed", "sin2", 3, remasking=rule).law
+    assert law.sum() == pytest.approx(1.0)
+    samples = mc_sample(den, "confidence", "sin2", 3, K=20_000, seed=99, rule=rule)
+    assert chi_square_pvalue(samples, law) > 1e-3
+
+
+def test_remasking_argument_checks():
+    with pytest.raises(ValueError, match="'frobnicate'"):
+        exact_sampler("toy1", "fixed", "linear", 3, remasking="frobnicate")
+    with pytest.raises(ValueError, match="not to 'ancestral'"):
+        exact_sampler("toy1", "ancestral", "linear", 3, remasking="margin")
+    a = exact_sampler("toy2", "confidence", "linear", 3).law
+    b = exact_sampler("toy2", "fixed", "linear", 3, remasking="low_confidence").law
+    np.testing.assert_array_equal(a, b)
 
 
 # --- properties and closed forms ------------------------------------------------------------------

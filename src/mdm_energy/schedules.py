@@ -53,6 +53,7 @@ __all__ = [
     "parse_schedule",
     "schedule_families",
     "counts_from_alpha",
+    "reveal_probabilities",
 ]
 
 _HALF_PI = 0.5 * math.pi
@@ -577,3 +578,36 @@ def parse_schedule(spec: "str | Schedule") -> Schedule:
             f"unknown schedule family {name!r} in spec {spec!r} (known: {', '.join(schedule_families())})"
         )
     return _PARSERS[name](body if sep else None)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Per-step reveal probabilities of the random-position samplers
+
+
+def reveal_probabilities(schedule: "Schedule | str", steps: int, sampler: str = "ancestral") -> np.ndarray:
+    r"""Per-step probability :math:`\pi_k` that a still-masked position is revealed at step :math:`k`.
+
+    * ``ancestral`` (MDLM/MD4): :math:`\pi_k = (\alpha_k - \alpha_{k-1})/(1 - \alpha_{k-1})`;
+    * ``euler`` (flow_matching's mixture Euler rule): :math:`\pi_k = 1 - \exp(-h\,\dot\alpha/(1-\alpha))`
+      at :math:`t_{k-1}`, :math:`h = 1/N`, and the last step reveals everything (:math:`\pi_N = 1`).
+    """
+    s = parse_schedule(schedule)
+    steps = _positive_int(steps, "steps")
+    t = s.grid(steps)
+    if sampler == "ancestral":
+        m = np.clip(s._one_minus_alpha(t), 0.0, 1.0)  # mask probability, precise near t = 1
+        with np.errstate(divide="ignore", invalid="ignore"):
+            pi = np.where(m[:-1] > 0, 1.0 - m[1:] / np.where(m[:-1] > 0, m[:-1], 1.0), 1.0)
+    elif sampler == "euler":
+        m = s._one_minus_alpha(t[:-1])
+        ad = s._alpha_dot(t[:-1])
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            rate = np.where(ad == 0, 0.0, ad / m)
+            pi = -np.expm1(-rate / steps)
+        pi = np.where(np.isnan(pi), 1.0, pi)
+        pi[-1] = 1.0
+    else:
+        raise ValueError(f"reveal probabilities are defined for ancestral and euler, not {sampler!r}")
+    pi = np.clip(pi, 0.0, 1.0)
+    pi[-1] = 1.0  # alpha(1) = 1: whatever is left is revealed
+    return pi

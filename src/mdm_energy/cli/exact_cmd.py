@@ -39,6 +39,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sampler", required=True, choices=SAMPLER_CHOICES, help="fixed-count random, ancestral, euler, or fixed-count confidence")
     p.add_argument("--schedule", required=True, help="schedule spec, e.g. linear or beta:0.9,0.3")
     p.add_argument("--steps", "-N", type=positive_int("steps"), required=True, help="number of steps N")
+    p.add_argument("--remasking", choices=("random", "low_confidence", "margin", "entropy"),
+                   help="rule of the fixed sampler (default random); confidence = fixed with low_confidence")
     p.add_argument("--law", action="store_true", help="also output the law (row-major order of the array)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(run=run_exact)
@@ -62,10 +64,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _load(args: argparse.Namespace):
     from ..exact import ExactDenoiser, load_distribution
-    from ..exact.laws import _check_confidence_size
+    from ..exact.laws import _check_confidence_size, _remasking
 
+    rule = _remasking(args.sampler, getattr(args, "remasking", None))
     den = ExactDenoiser(load_distribution(args.dist))
-    if args.sampler == "confidence":
+    if rule not in (None, "random"):
         _check_confidence_size(den)
     return den
 
@@ -80,7 +83,7 @@ def run_exact(args: argparse.Namespace) -> None:
 
     schedule = parse_schedule(args.schedule)
     den = _load(args)
-    r = exact_sampler(den, args.sampler, schedule, args.steps)
+    r = exact_sampler(den, args.sampler, schedule, args.steps, args.remasking)
     payload: dict = {"kl": r.kl, "tv": r.tv, "nfe": r.nfe}
     if r.counts is not None:
         payload["counts"] = r.counts
@@ -89,7 +92,9 @@ def run_exact(args: argparse.Namespace) -> None:
 
     def human() -> str:
         lines = [
-            f"law {den.dist.name} (n={den.n}, d={den.d}), sampler {r.sampler}, schedule {r.schedule}, N={r.steps}, NFE={r.nfe}"
+            f"law {den.dist.name} (n={den.n}, d={den.d}), sampler {r.sampler}"
+            + (f" ({args.remasking})" if args.remasking else "")
+            + f", schedule {r.schedule}, N={r.steps}, NFE={r.nfe}"
             + (f", counts {r.counts}" if r.counts is not None else ""),
             f"KL(q || sampler) = {_num(r.kl)} nats    TV = {r.tv:.6g}",
         ]

@@ -30,13 +30,14 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from ..schedules import Schedule, parse_schedule
+from ..schedules import Schedule, parse_schedule, reveal_probabilities
 from .denoiser import ExactDenoiser, popcount, positions
 from .distributions import ExplicitDistribution, load_distribution
 
 __all__ = [
     "SAMPLERS",
     "FIXED_COUNT_SAMPLERS",
+    "REMASKING",
     "MAX_CONFIDENCE_STATES",
     "ExactResult",
     "reveal_probabilities",
@@ -51,6 +52,8 @@ __all__ = [
 
 SAMPLERS = ("fixed", "ancestral", "euler", "confidence")
 FIXED_COUNT_SAMPLERS = ("fixed", "confidence")
+#: Remasking rules of the fixed-count sampler; ``confidence`` is ``fixed`` with ``low_confidence``.
+REMASKING = ("random", "low_confidence", "margin", "entropy")
 #: The largest d^n for which the confidence sampler's law is computed exactly.
 MAX_CONFIDENCE_STATES = 1 << 16
 #: Confidences closer than this (relative) count as tied, so round-off in the posteriors cannot
@@ -63,34 +66,6 @@ Law = dict  # revealed set (bitmask) -> broadcast-form array
 def _check_sampler(sampler: str) -> None:
     if sampler not in SAMPLERS:
         raise ValueError(f"unknown sampler {sampler!r} (known: {', '.join(SAMPLERS)})")
-
-
-def reveal_probabilities(schedule: "Schedule | str", steps: int, sampler: str = "ancestral") -> np.ndarray:
-    r"""Per-step probability :math:`\pi_k` that a still-masked position is revealed at step :math:`k`.
-
-    * ``ancestral`` (MDLM/MD4): :math:`\pi_k = (\alpha_k - \alpha_{k-1})/(1 - \alpha_{k-1})`;
-    * ``euler`` (flow_matching's mixture Euler rule): :math:`\pi_k = 1 - \exp(-h\,\dot\alpha/(1-\alpha))`
-      at :math:`t_{k-1}`, :math:`h = 1/N`, and the last step reveals everything (:math:`\pi_N = 1`).
-    """
-    s = parse_schedule(schedule)
-    t = s.grid(steps)
-    if sampler == "ancestral":
-        m = np.clip(s._one_minus_alpha(t), 0.0, 1.0)  # mask probability, precise near t = 1
-        with np.errstate(divide="ignore", invalid="ignore"):
-            pi = np.where(m[:-1] > 0, 1.0 - m[1:] / np.where(m[:-1] > 0, m[:-1], 1.0), 1.0)
-    elif sampler == "euler":
-        m = s._one_minus_alpha(t[:-1])
-        ad = s._alpha_dot(t[:-1])
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            rate = np.where(ad == 0, 0.0, ad / m)
-            pi = -np.expm1(-rate / steps)
-        pi = np.where(np.isnan(pi), 1.0, pi)
-        pi[-1] = 1.0
-    else:
-        raise ValueError(f"reveal probabilities are defined for ancestral and euler, not {sampler!r}")
-    pi = np.clip(pi, 0.0, 1.0)
-    pi[-1] = 1.0  # alpha(1) = 1: whatever is left is revealed
-    return pi
 
 
 def _subsets(den: ExactDenoiser, S: int, fS: np.ndarray, sizes: "set[int] | None") -> Iterator[tuple[int, int, np.ndarray]]:
@@ -189,8 +164,27 @@ def _check_confidence_size(den: ExactDenoiser) -> None:
         )
 
 
-def law_confidence(den: ExactDenoiser, counts: Sequence[int]) -> np.ndarray:
-    """Exact law of fixed-count ``low_confidence`` sampling at temperature 1 (ties to the lower position)."""
+def _scores(den: ExactDenoiser, S: int, i: int, rule: str) -> np.ndarray:
+    """Remasking score of masked position i given the revealed set S (higher = committed first)."""
+    cond = den.conditional(S, i)
+    if rule == "low_confidence":  # probability of the candidate itself: depends on the candidate (axis i)
+        return cond
+    if rule == "margin":  # top-1 minus top-2 posterior probability
+        top = np.sort(cond, axis=i)
+        return np.take(top, [-1], axis=i) - np.take(top, [-2], axis=i)
+    if rule == "entropy":  # lowest entropy first
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.sum(np.where(cond > 0, cond * np.log(cond), 0.0), axis=i, keepdims=True)
+    raise ValueError(f"unknown remasking rule {rule!r} (known: {', '.join(REMASKING)})")
+
+
+def law_confidence(den: ExactDenoiser, counts: Sequence[int], rule: str = "low_confidence") -> np.ndarray:
+    """Exact law of fixed-count sampling at temperature 1 that commits the ``counts[k]`` best-scored
+    candidates, by remasking ``rule``: ``low_confidence`` (highest posterior probability of the
+    candidate, LLaDA's default), ``margin`` (top-1 minus top-2) or ``entropy`` (lowest entropy).
+    Scores equal to 12 decimals tie, and ties go to the lower position."""
+    if rule not in REMASKING or rule == "random":
+        raise ValueError(f"law_confidence takes a confidence rule (low_confidence, margin, entropy), not {rule!r}")
     _check_confidence_size(den)
     counts = [int(c) for c in counts]
     if sum(counts) != den.n or min(counts) < 0:
@@ -209,7 +203,7 @@ def law_confidence(den: ExactDenoiser, counts: Sequence[int]) -> np.ndarray:
             for cd in conds:
                 joint = joint * cd
             joint = np.broadcast_to(joint, shape).reshape(-1)
-            conf = np.stack([np.broadcast_to(cd, shape).reshape(-1) for cd in conds])
+            conf = np.stack([np.broadcast_to(_scores(den, S, i, rule), shape).reshape(-1) for i in free])
             conf = np.round(conf, CONFIDENCE_TIE_DECIMALS)
             order = np.argsort(-conf, axis=0, kind="stable")[:c]  # stable: ties keep position order
             top_mask = (np.left_shift(1, np.asarray(free)[order])).sum(axis=0)
@@ -236,13 +230,32 @@ def tv_distance(q: np.ndarray, p: np.ndarray) -> float:
     return 0.5 * float(np.abs(np.asarray(q).reshape(-1) - np.asarray(p).reshape(-1)).sum())
 
 
-def sampler_law(den: ExactDenoiser, sampler: str, schedule: "Schedule | str", steps: int) -> tuple[np.ndarray, list[int] | None]:
-    """The exact output law of ``sampler`` with ``schedule`` over ``steps`` steps (and its counts, if fixed-count)."""
+def _remasking(sampler: str, remasking: str | None) -> str | None:
+    """The remasking rule a sampler name implies: ``fixed`` defaults to ``random``, ``confidence`` is
+    ``low_confidence``; the others take none."""
     _check_sampler(sampler)
+    if sampler == "confidence":
+        if remasking not in (None, "low_confidence"):
+            raise ValueError(f"the confidence sampler is fixed-count with low_confidence, not {remasking!r}")
+        return "low_confidence"
+    if sampler == "fixed":
+        if remasking is not None and remasking not in REMASKING:
+            raise ValueError(f"unknown remasking rule {remasking!r} (known: {', '.join(REMASKING)})")
+        return remasking or "random"
+    if remasking is not None:
+        raise ValueError(f"remasking applies to fixed-count samplers, not to {sampler!r}")
+    return None
+
+
+def sampler_law(
+    den: ExactDenoiser, sampler: str, schedule: "Schedule | str", steps: int, remasking: str | None = None
+) -> tuple[np.ndarray, list[int] | None]:
+    """The exact output law of ``sampler`` with ``schedule`` over ``steps`` steps (and its counts, if fixed-count)."""
+    rule = _remasking(sampler, remasking)
     s = parse_schedule(schedule)
-    if sampler in FIXED_COUNT_SAMPLERS:
+    if rule is not None:
         counts = s.counts(den.n, steps).tolist()
-        law = law_fixed_random(den, counts) if sampler == "fixed" else law_confidence(den, counts)
+        law = law_fixed_random(den, counts) if rule == "random" else law_confidence(den, counts, rule)
         return law, counts
     return law_independent(den, reveal_probabilities(s, steps, sampler)), None
 
@@ -266,16 +279,18 @@ def exact_sampler(
     sampler: str,
     schedule: "Schedule | str",
     steps: int,
+    remasking: str | None = None,
 ) -> ExactResult:
     """KL(q ‖ law), TV and the law of ``sampler`` on ``dist`` (a spec, ``.npy`` path, array or denoiser).
 
-    NFE counts every step, zero-token steps included (they still cost a model call).
+    ``remasking`` picks the rule of the ``fixed`` sampler (default ``random``). NFE counts every
+    step, zero-token steps included (they still cost a model call).
     """
     den = dist if isinstance(dist, ExactDenoiser) else ExactDenoiser(dist if isinstance(dist, ExplicitDistribution) else load_distribution(dist))
-    if sampler == "confidence":
+    if _remasking(sampler, remasking) not in (None, "random"):
         _check_confidence_size(den)
     s = parse_schedule(schedule)
-    law, counts = sampler_law(den, sampler, s, steps)
+    law, counts = sampler_law(den, sampler, s, steps, remasking)
     return ExactResult(
         sampler=sampler,
         schedule=s.spec,
