@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 import pytest
-from scipy import stats
+from _stats import chi_square_pvalue
 
 from mdm_energy.exact import (
     DistributionSpecError,
@@ -164,19 +164,6 @@ def mc_sample(den: ExactDenoiser, sampler: str, schedule: str, steps: int, K: in
         rev |= new
     assert rev.all()
     return x
-
-
-def chi_square_pvalue(samples: np.ndarray, law: np.ndarray) -> float:
-    idx = np.ravel_multi_index(samples.T, law.shape)
-    observed = np.bincount(idx, minlength=law.size).astype(float)
-    expected = law.reshape(-1) * len(samples)
-    assert observed[expected == 0].sum() == 0  # never samples outside the law's support
-    keep = expected >= 5
-    obs = np.append(observed[keep], observed[~keep].sum())
-    exp = np.append(expected[keep], expected[~keep].sum())
-    if exp[-1] == 0:
-        obs, exp = obs[:-1], exp[:-1]
-    return float(stats.chisquare(obs, exp * obs.sum() / exp.sum()).pvalue)
 
 
 @pytest.mark.parametrize("name", sorted(SMALL))

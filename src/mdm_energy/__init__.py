@@ -41,8 +41,27 @@ _EXPORTS: dict[str, str] = {
     "state_sums": "energy",
     "BruteForceEnergies": "energy",
     "brute_force_energies": "energy",
+    "reveal_probabilities": "schedules",
+    # exact engine
+    "ExactDenoiser": "exact",
+    "load_distribution": "exact",
+    "exact_sampler": "exact",
+    "exact_grid_study": "exact",
+    # samplers (torch)
+    "Denoiser": "sampling",
+    "CallableDenoiser": "sampling",
+    "ExactTorchDenoiser": "sampling",
+    "SampleOutput": "sampling",
+    "Sampler": "sampling",
+    "FixedCountSampler": "sampling",
+    "AncestralSampler": "sampling",
+    "EulerSampler": "sampling",
+    "ThresholdSampler": "sampling",
+    "EntropyBoundedSampler": "sampling",
+    "make_sampler": "sampling",
     # interop
     "as_convex_scheduler": "integrations.flow_matching",
+    "HFDenoiser": "integrations.huggingface",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]
