@@ -401,3 +401,43 @@ def test_sample_exact_bad_input(capsys, argv, needle):
     code = main(["sample-exact", *argv])
     out, err = capsys.readouterr()
     assert code == 2 and out == "" and needle in err and err.count("\n") == 1
+
+
+def test_inverse_cdf_draws_follow_the_softmax_law():
+    from scipy import stats
+
+    from mdm_energy.sampling.ops import _inverse_cdf
+
+    V, M, tau = 600, 40_000, 0.7  # 600 tokens: three chunks of 256, the last one padded
+    g = torch.Generator().manual_seed(0)
+    row = torch.randn(V, generator=g) * 2
+    row[:5] += 4.0  # a few likely tokens and a long tail
+    draws = _inverse_cdf(row.expand(M, V).contiguous(), tau, torch.Generator().manual_seed(1))
+    p = torch.softmax(row.double() / tau, -1).numpy()
+    observed = np.bincount(draws.numpy(), minlength=V).astype(float)
+    keep = p * M >= 5
+    obs = np.append(observed[keep], observed[~keep].sum())
+    exp = np.append(p[keep], p[~keep].sum()) * M
+    assert draws.max() < V and stats.chisquare(obs, exp).pvalue > 1e-3
+
+
+def test_large_vocabularies_use_the_inverse_cdf_path_and_sample_validly():
+    from mdm_energy.sampling import ops
+
+    den = random_logits_denoiser(4, vocab=300, mask_id=299)
+    old = ops.GUMBEL_MAX_ELEMENTS
+    ops.GUMBEL_MAX_ELEMENTS = 0  # force the inverse-CDF path
+    try:
+        out = FixedCountSampler("linear", 4, temperature=1.0)(den, None, 16, batch_size=3, generator=torch.Generator().manual_seed(0))
+    finally:
+        ops.GUMBEL_MAX_ELEMENTS = old
+    assert ((out.generated >= 0) & (out.generated < 299)).all()
+
+
+def test_bench_sampler_cli(capsys):
+    code = main(["bench-sampler", "-B", "2", "-L", "16", "-V", "50", "-N", "4", "-T", "1", "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    obj = json.loads(out)
+    assert {"ms_per_step", "model_ms_per_call", "naive_ms_per_step"} <= set(obj)
+    assert all(obj[k] > 0 for k in ("ms_per_step", "model_ms_per_call", "naive_ms_per_step"))

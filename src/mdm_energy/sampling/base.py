@@ -222,14 +222,21 @@ class Sampler(ABC):
         V = int(den.vocab_size)
         if logits.ndim != 3 or logits.shape[:2] != x.shape or logits.shape[2] < V:
             raise ValueError(f"denoiser returned logits of shape {tuple(logits.shape)}; expected {tuple(x.shape) + (V,)}")
-        logits = logits[..., :V]
-        bad = torch.isnan(logits) | (logits == float("inf"))
-        if bad.any() or not (logits > float("-inf")).any(-1).all():
-            raise ValueError(f"denoiser returned non-finite logits (NaN, +inf or all -inf) at model call {run.calls}")
-        logits = logits.clone()
-        logits[..., den.mask_id] = float("-inf")  # never commit the mask token itself
         run.nfe += rows_used.long()
-        return logits
+        return logits[..., :V]
+
+    def _rows(self, run: "_RunState", logits: Tensor, where: Tensor) -> tuple[Tensor, Tensor]:
+        """The logits of the positions ``where`` as ``(M, V)`` rows (the mask token suppressed: it is never
+        committed) and their log-normalisers. Rows with NaN, +inf or only -inf logits raise
+        ``ValueError`` naming the model call; -inf entries (impossible tokens) are allowed."""
+        flat = logits[where]
+        flat[:, run.denoiser.mask_id] = float("-inf")
+        if not flat.dtype.is_floating_point or flat.dtype in (torch.float16, torch.bfloat16):
+            flat = flat.float()
+        lse = torch.logsumexp(flat, dim=-1)  # NaN and +inf propagate here, so this is also the check
+        if not torch.isfinite(lse).all():
+            raise ValueError(f"denoiser returned non-finite logits (NaN, +inf or all -inf) at model call {run.calls}")
+        return flat, lse
 
     def _commit(self, run: "_RunState", where: Tensor, values: Tensor) -> None:
         run.canvas.x[where] = values

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["TIE_DECIMALS", "draw_candidates", "confidence_scores", "select_top_k", "REMASKING_RULES"]
+__all__ = ["TIE_DECIMALS", "GUMBEL_MAX_ELEMENTS", "draw_candidates", "confidence_scores", "select_top_k", "REMASKING_RULES"]
 
 #: Scores equal to this many decimals are tied (and ties go to the lower position), so float
 #: round-off cannot reorder positions whose scores are equal in exact arithmetic. The exact engine
@@ -20,41 +20,81 @@ TIE_DECIMALS = 12
 REMASKING_RULES = ("random", "low_confidence", "margin", "entropy")
 
 
+#: Above this many logits (rows x vocabulary) a temperature draw uses the two-level inverse CDF
+#: instead of float64 Gumbel noise: same law, without a float64 random number per vocabulary entry.
+GUMBEL_MAX_ELEMENTS = 1 << 22
+_CHUNK = 256
+
+
 def draw_candidates(logits: Tensor, temperature: float, generator: "torch.Generator | None") -> Tensor:
     r"""One token per row: ``argmax`` for ``temperature == 0``, else a draw from ``softmax(logits / τ)``.
 
-    Sampling uses the Gumbel-max trick in **float64**: :math:`\arg\max_v (\ell_v/\tau + g_v)` with
-    :math:`g_v = -\log(-\log U_v)`. In float32 a uniform has 24 bits, so the largest Gumbel value is
-    about 16.6 and the tail of the noise is cut and coarsely quantised; over tens of thousands of
-    vocabulary entries that visibly biases which low-probability tokens win (LLaDA reports that low
-    precision Gumbel-max degrades generation). In float64 the cut sits near 36.7 and the bias is
-    negligible. Logits are promoted to float64 too, so ``ℓ/τ`` keeps the model's resolution.
+    Small problems use the Gumbel-max trick in **float64**, as LLaDA does:
+    :math:`\arg\max_v (\ell_v/\tau + g_v)`, :math:`g_v = -\log(-\log U_v)`. In float32 (let alone
+    bf16) a uniform has 24 bits, so the Gumbel noise is cut near 16.6 and coarsely quantised in its
+    tail; over tens of thousands of vocabulary entries that visibly biases which low-probability
+    tokens win (LLaDA reports that low-precision Gumbel-max degrades generation). In float64 the cut
+    sits near 36.7 and the bias is negligible.
+
+    One float64 uniform per vocabulary entry is, however, the dominant cost of a step on a CPU at
+    LLM scale, so above :data:`GUMBEL_MAX_ELEMENTS` logits the same categorical law is drawn by a
+    two-level inverse CDF with **one float64 uniform per row**: unnormalised probabilities
+    ``exp(ℓ/τ - max)`` in the logits' precision (float32 at least), summed per chunk of 256 tokens,
+    then a float64 cumulative sum over chunks and inside the chosen chunk. The precision that matters
+    — the running sums that decide which token a uniform falls on — is float64, so no part of the
+    vocabulary is truncated or quantised, and probabilities keep the model's own float32 resolution.
     """
     if temperature == 0.0:
         return logits.argmax(dim=-1)
-    u = torch.rand(logits.shape, dtype=torch.float64, device=logits.device, generator=generator)
-    gumbel = -torch.log(-torch.log(u.clamp_min(torch.finfo(torch.float64).tiny)))
-    return (logits.to(torch.float64) / temperature + gumbel).argmax(dim=-1)
+    if logits.numel() <= GUMBEL_MAX_ELEMENTS:
+        u = torch.rand(logits.shape, dtype=torch.float64, device=logits.device, generator=generator)
+        gumbel = -torch.log(-torch.log(u.clamp_min(torch.finfo(torch.float64).tiny)))
+        return (logits.to(torch.float64) / temperature + gumbel).argmax(dim=-1)
+    return _inverse_cdf(logits, temperature, generator)
 
 
-def confidence_scores(logits: Tensor, candidates: Tensor, rule: str, generator: "torch.Generator | None") -> Tensor:
+def _inverse_cdf(logits: Tensor, temperature: float, generator: "torch.Generator | None") -> Tensor:
+    M, V = logits.shape
+    z = logits if logits.dtype in (torch.float32, torch.float64) else logits.float()
+    z = z / temperature
+    w = torch.exp(z - z.max(dim=-1, keepdim=True).values)
+    pad = (-V) % _CHUNK
+    if pad:
+        w = torch.cat([w, w.new_zeros(M, pad)], dim=-1)
+    chunks = w.view(M, -1, _CHUNK)
+    chunk_cdf = chunks.sum(-1).to(torch.float64).cumsum(-1)
+    u = torch.rand(M, 1, dtype=torch.float64, device=logits.device, generator=generator)
+    target = u * chunk_cdf[:, -1:]
+    c = torch.searchsorted(chunk_cdf, target, right=True).clamp(max=chunk_cdf.shape[1] - 1)
+    before = torch.where(c > 0, chunk_cdf.gather(1, (c - 1).clamp_min(0)), torch.zeros_like(target))
+    inner = chunks.gather(1, c.unsqueeze(-1).expand(M, 1, _CHUNK)).squeeze(1).to(torch.float64).cumsum(-1)
+    j = torch.searchsorted(inner, target - before, right=True).clamp(max=_CHUNK - 1)
+    return (c * _CHUNK + j).squeeze(-1).clamp(max=V - 1)
+
+
+def confidence_scores(logits: Tensor, candidates: Tensor, rule: str, generator: "torch.Generator | None",
+                      lse: "Tensor | None" = None) -> Tensor:
     """Float64 score per row, higher = committed first (DESIGN.md §4).
 
     ``low_confidence``: the model's probability of the candidate (LLaDA's default); ``margin``: top-1
     minus top-2 probability; ``entropy``: minus the entropy; ``random``: a uniform draw. Probabilities
-    come from the untempered logits, in float64.
+    come from the untempered logits; ``lse`` (their log-normaliser, computed by the caller in the
+    logits' precision) is reused, and the final probabilities are formed in float64.
     """
     if rule == "random":
         return torch.rand(candidates.shape, dtype=torch.float64, device=logits.device, generator=generator)
-    logp = torch.log_softmax(logits.to(torch.float64), dim=-1)
+    if lse is None:
+        lse = torch.logsumexp(logits, dim=-1)
+    lse64 = lse.to(torch.float64).unsqueeze(-1)
     if rule == "low_confidence":
-        score = logp.gather(-1, candidates.unsqueeze(-1)).squeeze(-1).exp()
+        score = (logits.gather(-1, candidates.unsqueeze(-1)).to(torch.float64) - lse64).squeeze(-1).exp()
     elif rule == "margin":
-        top = logp.topk(2, dim=-1).values.exp()
+        top = (logits.topk(2, dim=-1).values.to(torch.float64) - lse64).exp()
         score = top[..., 0] - top[..., 1]
     elif rule == "entropy":
+        logp = logits - lse.unsqueeze(-1).to(logits.dtype)
         p = logp.exp()
-        score = (p * torch.where(p > 0, logp, torch.zeros_like(logp))).sum(-1)
+        score = (p * torch.where(p > 0, logp, torch.zeros_like(logp))).sum(-1).to(torch.float64)
     else:
         raise ValueError(f"unknown remasking rule {rule!r} (known: {', '.join(REMASKING_RULES)})")
     return torch.round(score, decimals=TIE_DECIMALS)

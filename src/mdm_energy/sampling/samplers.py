@@ -37,14 +37,14 @@ __all__ = [
 
 def _candidates_at(sampler: Sampler, run: _RunState, logits: Tensor, where: Tensor, rule: "str | None"):
     """Candidates (and scores, if ``rule``) at the positions ``where``, scattered to ``(B, T)`` tensors."""
-    flat = logits[where]  # (M, V): only the positions this step may commit
+    flat, lse = sampler._rows(run, logits, where)  # (M, V): only the positions this step may commit
     cand = draw_candidates(flat, sampler.temperature, run.generator)
     cand_full = torch.zeros(where.shape, dtype=torch.long, device=where.device)
     cand_full[where] = cand
     if rule is None:
         return cand_full, None
     score_full = torch.full(where.shape, float("-inf"), dtype=torch.float64, device=where.device)
-    score_full[where] = confidence_scores(flat, cand, rule, run.generator)
+    score_full[where] = confidence_scores(flat, cand, rule, run.generator, lse)
     return cand_full, score_full
 
 
@@ -100,8 +100,15 @@ class FixedCountSampler(_Scheduled):
             logits = self._logits(run, masked.any(-1) if count else torch.ones_like(masked[:, 0]))
             if count == 0:
                 continue  # a zero-token step: the call was made (and counted), nothing is committed
-            cand, score = _candidates_at(self, run, logits, masked, self.remasking)
-            chosen = select_top_k(score, masked.sum(-1).clamp(max=count))
+            k = masked.sum(-1).clamp(max=count)
+            if self.remasking == "random":
+                # positions are chosen independently of the candidates: draw candidates only for them
+                keys = torch.rand(masked.shape, dtype=torch.float64, device=masked.device, generator=run.generator)
+                chosen = select_top_k(torch.where(masked, keys, float("-inf")), k)
+                cand, _ = _candidates_at(self, run, logits, chosen, None)
+            else:
+                cand, score = _candidates_at(self, run, logits, masked, self.remasking)
+                chosen = select_top_k(score, k)
             self._commit(run, chosen, cand[chosen])
 
 
