@@ -59,6 +59,12 @@ _EXPORTS: dict[str, str] = {
     "ThresholdSampler": "sampling",
     "EntropyBoundedSampler": "sampling",
     "make_sampler": "sampling",
+    # tuning
+    "ExactKLObjective": "tuning",
+    "TaskObjective": "tuning",
+    "SearchSpace": "tuning",
+    "tune": "tuning",
+    "write_report": "tuning",
     # interop
     "as_convex_scheduler": "integrations.flow_matching",
     "HFDenoiser": "integrations.huggingface",

@@ -5,12 +5,13 @@ An interrupted or failed run therefore never leaves a half-written file where a 
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
-__all__ = ["atomic_write"]
+__all__ = ["atomic_write", "json_safe"]
 
 
 def _umask() -> int:
@@ -35,3 +36,16 @@ def atomic_write(path: "str | os.PathLike[str]", write: Callable[[str], None], s
         if os.path.exists(tmp):
             os.unlink(tmp)
     return p
+
+
+def json_safe(obj: Any) -> Any:
+    """Replace non-finite floats by ``None`` (JSON has no inf/nan) and numpy scalars/arrays by Python ones."""
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    if hasattr(obj, "tolist") and not isinstance(obj, (str, bytes)):
+        return json_safe(obj.tolist())
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj

@@ -14,7 +14,7 @@ import numpy as np
 from ._io import atomic_write
 from .schedules import Schedule, parse_schedule
 
-__all__ = ["SUPPORTED_FORMATS", "check_plot_path", "save_figure", "plot_schedule", "plot_schedules", "plot_kl_heatmap", "plot_toy"]
+__all__ = ["SUPPORTED_FORMATS", "check_plot_path", "save_figure", "plot_schedule", "plot_schedules", "plot_kl_heatmap", "plot_score_scatter", "plot_toy"]
 
 SUPPORTED_FORMATS = (".png", ".pdf", ".svg")
 
@@ -83,10 +83,12 @@ def plot_schedule(schedule: "Schedule | str", steps: int, length: int, path: "st
 
 
 def plot_kl_heatmap(
-    grid: Sequence[dict], baselines: dict, path: "str | os.PathLike[str]", title: str = "", extra: "dict | None" = None
+    grid: Sequence[dict], baselines: dict, path: "str | os.PathLike[str]", title: str = "", extra: "dict | None" = None,
+    minimize: bool = True, label: str = "KL(q ‖ sampler) [nats]",
 ) -> Path:
-    """Heatmap of KL over the (a, b) grid; ``linear`` (½, ½) and ``sin2`` (1, 1) are marked where they fall
-    on the grid's range, the grid's best is starred, and every baseline's KL is listed beside it."""
+    """Heatmap of a score (KL by default; entries under ``"kl"``) over the (a, b) grid; ``linear`` (½, ½)
+    and ``sin2`` (1, 1) are marked where they fall on the grid's range, the best cell is starred, and
+    every baseline's score is listed beside it."""
     plt = _pyplot()
     a_vals = sorted({g["a"] for g in grid})
     b_vals = sorted({g["b"] for g in grid})
@@ -94,9 +96,9 @@ def plot_kl_heatmap(
     for g in grid:
         Z[b_vals.index(g["b"]), a_vals.index(g["a"])] = g["kl"] if np.isfinite(g["kl"]) else np.nan
     fig, ax = plt.subplots(figsize=(7.5, 6))
-    im = ax.pcolormesh(_edges(a_vals), _edges(b_vals), Z, cmap="viridis_r", shading="flat")
-    fig.colorbar(im, ax=ax, label="KL(q ‖ sampler) [nats]")
-    best = min(grid, key=lambda g: g["kl"])
+    im = ax.pcolormesh(_edges(a_vals), _edges(b_vals), Z, cmap="viridis_r" if minimize else "viridis", shading="flat")
+    fig.colorbar(im, ax=ax, label=label)
+    best = min(grid, key=lambda g: g["kl"] if minimize else -g["kl"])
     ax.plot(best["a"], best["b"], "*", ms=16, color="red", mec="white", label=f"best beta:{best['a']:g},{best['b']:g} ({best['kl']:.4f})")
     for name, (a, b), marker in (("linear", (0.5, 0.5), "o"), ("sin2", (1.0, 1.0), "s")):
         if name in baselines and a_vals[0] <= a <= a_vals[-1] and b_vals[0] <= b <= b_vals[-1]:
@@ -107,6 +109,31 @@ def plot_kl_heatmap(
     for name, kl in (extra or {}).items():
         ax.plot([], [], " ", label=f"{name} ({kl:.4f})")
     ax.set(xlabel="a", ylabel="b", title=title or "KL over the Beta grid")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.25, 1.0))
+    return save_figure(fig, path)
+
+
+def plot_score_scatter(
+    trials: Sequence[dict], baselines: dict, path: "str | os.PathLike[str]", title: str = "", minimize: bool = True,
+    label: str = "score",
+) -> Path:
+    """The evaluated (a, b) points of a sampled search, coloured by score, the best starred."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7.5, 6))
+    a = [t["a"] for t in trials]
+    b = [t["b"] for t in trials]
+    v = [t["value"] for t in trials]
+    sc = ax.scatter(a, b, c=v, cmap="viridis_r" if minimize else "viridis", s=40, edgecolors="k", linewidths=0.3)
+    fig.colorbar(sc, ax=ax, label=label)
+    best = min(trials, key=lambda t: t["value"] if minimize else -t["value"])
+    ax.plot(best["a"], best["b"], "*", ms=16, color="red", mec="white", label=f"best beta:{best['a']:.3g},{best['b']:.3g} ({best['value']:.4g})")
+    for name, (pa, pb), marker in (("linear", (0.5, 0.5), "o"), ("sin2", (1.0, 1.0), "s")):
+        if name in baselines:
+            ax.plot(pa, pb, marker, ms=10, mfc="none", mec="black", mew=2, label=f"{name} ({baselines[name]:.4g})")
+    for name, val in baselines.items():
+        if name not in ("linear", "sin2"):
+            ax.plot([], [], " ", label=f"{name} ({val:.4g})")
+    ax.set(xlabel="a", ylabel="b", title=title or "evaluated points")
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.25, 1.0))
     return save_figure(fig, path)
 

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
-from .._io import atomic_write
+from .._io import atomic_write, json_safe
 
 __all__ = [
     "CLIError",
@@ -47,19 +47,6 @@ def positive_int(name: str) -> Callable[[str], int]:
         return value
 
     return parse
-
-
-def json_safe(obj: Any) -> Any:
-    """Replace non-finite floats by ``None`` (JSON has no inf/nan) and numpy scalars by Python ones."""
-    if isinstance(obj, dict):
-        return {k: json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [json_safe(v) for v in obj]
-    if hasattr(obj, "tolist") and not isinstance(obj, (str, bytes)):
-        return json_safe(obj.tolist())
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
 
 
 def emit(as_json: bool, payload: dict, human: Callable[[], str]) -> None:

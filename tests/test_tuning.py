@@ -1,0 +1,209 @@
+"""The tuner: correctness on exact objectives, resume after SIGKILL, workers, failures, reports, errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+
+import numpy as np
+import pytest
+
+pytest.importorskip("optuna")
+
+import optuna  # noqa: E402
+
+from mdm_energy.cli import main  # noqa: E402
+from mdm_energy.exact import ExactDenoiser, KLObjective, beta_grid  # noqa: E402
+from mdm_energy.tuning import ExactKLObjective, SearchSpace, TaskObjective, tune, write_report  # noqa: E402
+
+
+def completed(storage: str, name: str) -> list:
+    study = optuna.load_study(study_name=name, storage=storage)
+    return [t for t in study.get_trials() if t.state == optuna.trial.TrialState.COMPLETE]
+
+
+@pytest.mark.parametrize("dist,sampler,steps", [("markov:5,3,0", "fixed", 3), ("templates:5,3,1", "ancestral", 3)])
+def test_grid_finds_the_true_grid_minimum(tmp_path, dist, sampler, steps):
+    storage = f"sqlite:///{tmp_path}/s.db"
+    r = tune(ExactKLObjective(dist, sampler, steps), "grid", storage=storage)
+    grid = beta_grid(KLObjective(ExactDenoiser(dist), sampler, steps))
+    best = min(grid, key=lambda g: (g.kl, g.a, g.b))
+    assert (r.best["a"], r.best["b"]) == (best.a, best.b)
+    assert r.best["score"] == pytest.approx(best.kl, abs=1e-12)
+    assert r.evaluations == r.new_evaluations == 100
+    assert set(r.baselines) == {"linear", "sin2", "sine", "maskgit"}
+
+
+@pytest.mark.parametrize("dist,sampler,steps", [("markov:6,3,0", "ancestral", 3), ("potts:6,2,1", "ancestral", 4)])
+def test_tpe_with_25_evaluations_comes_within_2_percent_of_the_grid_minimum(tmp_path, dist, sampler, steps):
+    grid_min = min(g.kl for g in beta_grid(KLObjective(ExactDenoiser(dist), sampler, steps)))
+    r = tune(ExactKLObjective(dist, sampler, steps), "tpe", budget=25, storage=f"sqlite:///{tmp_path}/s.db", seed=0)
+    assert r.evaluations == 25
+    assert r.best["score"] <= 1.02 * grid_min
+
+
+def test_rerunning_a_finished_grid_study_evaluates_nothing(tmp_path):
+    storage = f"sqlite:///{tmp_path}/s.db"
+    obj = ExactKLObjective("toy2", "fixed", 3)
+    first = tune(obj, "grid", storage=storage)
+    again = tune(obj, "grid", storage=storage)
+    assert first.new_evaluations == 100 and again.new_evaluations == 0 and again.evaluations == 100
+    assert again.best == first.best
+
+
+def test_two_workers_share_a_study_without_duplicates(tmp_path):
+    storage = f"sqlite:///{tmp_path}/s.db"
+    r = tune(ExactKLObjective("markov:5,3,2", "ancestral", 3), "grid", storage=storage, workers=2, study_name="w")
+    done = completed(storage, "w")
+    keys = Counter((t.params["a"], t.params["b"]) for t in done)
+    assert len(keys) == 100 and max(keys.values()) == 1 and r.evaluations == 100
+
+
+def test_concurrent_commands_on_one_study_never_evaluate_a_point_twice(tmp_path):
+    # two independent processes, started together, both trying every grid point
+    db = tmp_path / "s.db"
+    cmd = [sys.executable, "-m", "mdm_energy", "tune", "--dist", "markov:6,3,1", "--sampler", "ancestral", "-N", "3",
+           "--strategy", "grid", "--storage", f"sqlite:///{db}", "--study", "race", "--json"]
+    tune(ExactKLObjective("markov:6,3,1", "ancestral", 3), "grid", storage=f"sqlite:///{db}", study_name="race",
+         space=SearchSpace(a_values=(0.5,), b_values=(0.5,)))  # create the study (and its baselines) first
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True) for _ in range(2)]
+    outs = [json.loads(p.communicate(timeout=300)[0]) for p in procs]
+    done = completed(f"sqlite:///{db}", "race")
+    keys = Counter((t.params["a"], t.params["b"]) for t in done)
+    assert len(keys) == 100 and max(keys.values()) == 1
+    assert sum(o["new_evaluations"] for o in outs) == 99  # (0.5, 0.5) was done before
+
+
+def test_sigkill_then_resume_loses_no_finished_trial(tmp_path):
+    db = tmp_path / "s.db"
+    storage = f"sqlite:///{db}"
+    cmd = [sys.executable, "-m", "mdm_energy", "tune", "--dist", "markov:8,3,0", "--sampler", "ancestral", "-N", "3",
+           "--strategy", "grid", "--storage", storage, "--study", "kill", "--json"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    before = []
+    while time.time() < deadline:
+        time.sleep(0.3)
+        try:
+            before = completed(storage, "kill")
+        except Exception:  # the study may not exist yet
+            continue
+        if len(before) >= 5:
+            break
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = {t.number: (t.params["a"], t.params["b"], t.value) for t in completed(storage, "kill")}
+    assert 5 <= len(before) < 100, "the run should have been killed mid-way"
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    result = json.loads(out.stdout)
+    after = completed(storage, "kill")
+    keys = Counter((t.params["a"], t.params["b"]) for t in after)
+    assert len(keys) == 100 and max(keys.values()) == 1
+    assert {t.number: (t.params["a"], t.params["b"], t.value) for t in after if t.number in before} == before
+    assert result["new_evaluations"] == 100 - len(before) and result["evaluations"] == 100
+
+
+def synthetic_task(fail_above: float | None = None) -> TaskObjective:
+    """Per-item scores whose mean peaks at (a, b) = (0.3, 0.7); deterministic per item."""
+    rng = np.random.default_rng(0)
+    noise = rng.normal(0, 0.05, size=400)
+
+    def score_fn(schedule, items):
+        if not hasattr(schedule, "a"):  # a hand-crafted baseline
+            return [0.5 + noise[i] for i in items]
+        a, b = schedule.a, schedule.b
+        if fail_above is not None and a > fail_above:
+            raise RuntimeError(f"model crashed at a={a}")
+        return [1.0 - (a - 0.3) ** 2 - (b - 0.7) ** 2 + noise[i] for i in items]
+
+    return TaskObjective(score_fn, list(range(400)), direction="maximize", name="synthetic")
+
+
+def test_failing_trials_are_recorded_and_the_study_goes_on(tmp_path):
+    storage = f"sqlite:///{tmp_path}/s.db"
+    r = tune(synthetic_task(fail_above=0.75), "grid", storage=storage, study_name="f")
+    failed = [t for t in r.trials if t["state"] == "FAIL"]
+    assert len(failed) == 30 and all("model crashed" in t["error"] for t in failed)
+    assert r.evaluations == 70 and r.best["a"] == pytest.approx(0.3) and r.best["b"] == pytest.approx(0.7)
+    assert r.best["n"] == 400 and r.best["stderr"] > 0
+    again = tune(synthetic_task(fail_above=0.75), "grid", storage=storage, study_name="f")
+    assert again.new_evaluations == 0  # failed points are not retried
+
+
+def test_successive_halving_rescores_the_best_on_larger_subsets(tmp_path):
+    r = tune(synthetic_task(), "halving", storage=f"sqlite:///{tmp_path}/s.db", halving_min_size=25, halving_eta=3)
+    by_rung = Counter(t["rung"] for t in r.trials if t["state"] == "COMPLETE")
+    sizes = {t["rung"]: t["size"] for t in r.trials if t["state"] == "COMPLETE"}
+    assert by_rung == {0: 100, 1: 34, 2: 12, 3: 4}  # keep ceil(1/3) of each rung
+    assert [sizes[k] for k in range(4)] == [25, 75, 225, 400]  # subsets grow 3x up to all 400 items
+    assert (r.best["a"], r.best["b"]) == (pytest.approx(0.3), pytest.approx(0.7))
+    assert r.evaluations == sum(by_rung.values()) < 2 * 100
+
+
+def test_report_files(tmp_path):
+    storage = f"sqlite:///{tmp_path}/s.db"
+    obj = ExactKLObjective("toy2", "fixed", 3)
+    for strategy in ("grid", "tpe"):
+        r = tune(obj, strategy, budget=10 if strategy == "tpe" else None, storage=storage)
+        files = write_report(r, obj.name, 3, 5, tmp_path / strategy)
+        for key in ("heatmap", "schedules"):
+            assert open(files[key], "rb").read(4) == b"\x89PNG"
+        report = open(files["report"]).read()
+        assert "| `linear` (baseline) |" in report and "beta:" in report
+        rows = open(files["trials_csv"]).read().splitlines()
+        assert rows[0].startswith("number,state,strategy") and len(rows) == 1 + len(r.trials)
+        assert json.load(open(files["trials_json"]))["strategy"] == strategy
+
+
+def test_tune_cli_contract(capsys, tmp_path):
+    storage = f"sqlite:///{tmp_path}/s.db"
+    argv = ["tune", "--dist", "toy2", "--sampler", "fixed", "-N", "3", "--strategy", "grid", "--storage", storage,
+            "--a-values", "0.2,0.5", "--b-values", "0.3,0.9", "--report", str(tmp_path / "rep"), "--json"]
+    assert main(argv) == 0
+    obj = json.loads(capsys.readouterr()[0])
+    assert set(obj) == {"best", "baselines", "evaluations", "new_evaluations", "strategy"}
+    assert {"a", "b", "score"} <= set(obj["best"]) and obj["evaluations"] == obj["new_evaluations"] == 4
+    assert set(obj["baselines"]) == {"linear", "sin2", "sine", "maskgit"} and obj["strategy"] == "grid"
+    assert (tmp_path / "rep" / "report.md").exists()
+    assert main(argv) == 0
+    assert json.loads(capsys.readouterr()[0])["new_evaluations"] == 0
+
+
+@pytest.mark.parametrize(
+    "extra,needle",
+    [
+        (["--strategy", "tpe", "--budget", "0"], "budget must be a positive integer, got '0'"),
+        (["--strategy", "tpe", "--a-bounds", "0,1"], "a-bounds must satisfy 0 < LOW < HIGH, got '0,1'"),
+        (["--strategy", "tpe", "--b-bounds=-1,2"], "got '-1,2'"),
+        (["--strategy", "annealing"], "unknown strategy 'annealing'"),
+        (["--strategy", "grid", "--storage", "sqlite:////no/such/dir/s.db"], "'/no/such/dir'"),
+        (["--strategy", "grid", "--a-values", "0.5,-1"], "got '0.5,-1'"),
+        (["--strategy", "grid", "--workers", "0"], "workers must be a positive integer"),
+        (["--strategy", "grid", "--report", "/no/such/dir/rep"], "does not exist"),
+    ],
+)
+def test_tune_bad_input_exits_2(capsys, tmp_path, monkeypatch, extra, needle):
+    monkeypatch.chdir(tmp_path)
+    code = main(["tune", "--dist", "toy2", "--sampler", "fixed", "-N", "3", *extra])
+    out, err = capsys.readouterr()
+    assert code == 2 and out == "" and needle in err and err.count("\n") == 1
+    assert list(tmp_path.iterdir()) == []  # nothing written, no database created
+
+
+def test_unwritable_storage_folder(capsys, tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    try:
+        if os.access(ro, os.W_OK):
+            pytest.skip("running as a user that can write anywhere")
+        code = main(["tune", "--dist", "toy2", "--sampler", "fixed", "-N", "3", "--strategy", "grid",
+                     "--storage", f"sqlite:///{ro}/s.db"])
+        assert code == 2 and "not writable" in capsys.readouterr()[1]
+    finally:
+        ro.chmod(0o700)
