@@ -16,6 +16,9 @@ __all__ = [
     "CLIError",
     "ArgumentParser",
     "positive_int",
+    "non_negative_float",
+    "positive_floats",
+    "bounds",
     "json_safe",
     "emit",
     "write_text_atomic",
@@ -45,6 +48,54 @@ def positive_int(name: str) -> Callable[[str], int]:
         if value < 1:
             raise argparse.ArgumentTypeError(f"{name} must be a positive integer, got {text!r}")
         return value
+
+    return parse
+
+
+def non_negative_float(name: str) -> Callable[[str], float]:
+    """argparse ``type`` for a finite number >= 0."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be a number >= 0, got {text!r}") from None
+        if not (math.isfinite(value) and value >= 0):
+            raise argparse.ArgumentTypeError(f"{name} must be a number >= 0, got {text!r}")
+        return value
+
+    return parse
+
+
+def positive_floats(name: str, count: "int | None" = None) -> Callable[[str], tuple[float, ...]]:
+    """argparse ``type`` for a comma-separated list of positive numbers (exactly ``count`` if given)."""
+
+    def parse(text: str) -> tuple[float, ...]:
+        try:
+            values = tuple(float(p) for p in text.split(","))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be a comma-separated list of numbers, got {text!r}") from None
+        if count is not None and len(values) != count:
+            raise argparse.ArgumentTypeError(f"{name} must have {count} numbers, got {text!r}")
+        if any(not (math.isfinite(v) and v > 0) for v in values):
+            raise argparse.ArgumentTypeError(f"{name} must be positive, got {text!r}")
+        return values
+
+    return parse
+
+
+def bounds(name: str) -> Callable[[str], tuple[float, float]]:
+    """argparse ``type`` for ``LOW,HIGH`` with 0 < LOW < HIGH."""
+    pair = positive_floats(name, 2)
+
+    def parse(text: str) -> tuple[float, float]:
+        try:
+            lo, hi = pair(text)
+        except argparse.ArgumentTypeError:
+            raise argparse.ArgumentTypeError(f"{name} must satisfy 0 < LOW < HIGH, got {text!r}") from None
+        if not lo < hi:
+            raise argparse.ArgumentTypeError(f"{name} must satisfy 0 < LOW < HIGH, got {text!r}")
+        return lo, hi
 
     return parse
 

@@ -4,17 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import emit, format_table, positive_int
-
-
-def _temperature(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"temperature must be a number >= 0, got {text!r}") from None
-    if not v >= 0:
-        raise argparse.ArgumentTypeError(f"temperature must be a number >= 0, got {text!r}")
-    return v
+from ._common import emit, format_table, non_negative_float, positive_int
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -28,7 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--length", "-L", type=positive_int("length"), default=256)
     p.add_argument("--vocab", "-V", type=positive_int("vocab"), default=32000)
     p.add_argument("--steps", "-N", type=positive_int("steps"), default=64)
-    p.add_argument("--temperature", "-T", type=_temperature, default=0.0)
+    p.add_argument("--temperature", "-T", type=non_negative_float("temperature"), default=0.0)
     p.add_argument("--remasking", choices=("low_confidence", "random"), default="low_confidence")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(run=run)

@@ -6,26 +6,10 @@ import argparse
 import math
 import sys
 
-from ._common import CLIError, emit, format_table, positive_int
+from ._common import emit, format_table, positive_floats, positive_int
 
 SAMPLER_CHOICES = ("fixed", "ancestral", "euler", "confidence")
 DIST_HELP = "a built-in law (toy1, toy2, markov:n,d,seed, potts:n,d,seed, templates:n,d,seed) or a .npy weight array"
-
-
-def _value_list(name: str):
-    def parse(text: str) -> list[float]:
-        out = []
-        for part in text.split(","):
-            try:
-                v = float(part)
-            except ValueError:
-                raise argparse.ArgumentTypeError(f"{name} must be a comma-separated list of numbers, got {part.strip()!r}") from None
-            if not (math.isfinite(v) and v > 0):
-                raise argparse.ArgumentTypeError(f"{name} must be positive, got {part.strip()!r}")
-            out.append(v)
-        return out
-
-    return parse
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -54,8 +38,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--dist", required=True, help=DIST_HELP)
     g.add_argument("--sampler", required=True, choices=SAMPLER_CHOICES)
     g.add_argument("--steps", "-N", type=positive_int("steps"), required=True)
-    g.add_argument("--a-values", type=_value_list("a-values"), help="comma-separated a values (default 0.1,...,1.0)")
-    g.add_argument("--b-values", type=_value_list("b-values"), help="comma-separated b values (default 0.1,...,1.0)")
+    g.add_argument("--a-values", type=positive_floats("a-values"), help="comma-separated a values (default 0.1,...,1.0)")
+    g.add_argument("--b-values", type=positive_floats("b-values"), help="comma-separated b values (default 0.1,...,1.0)")
     g.add_argument("--workers", type=positive_int("workers"), default=1, help="processes scoring the grid (default 1)")
     g.add_argument("--plot", metavar="FILE.png", help="draw the KL heatmap with the baselines marked")
     g.add_argument("--json", action="store_true", help="print one JSON object")

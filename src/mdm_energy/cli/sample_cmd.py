@@ -8,18 +8,8 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import CLIError, emit, format_table, positive_int
+from ._common import CLIError, emit, format_table, non_negative_float, positive_int
 from .exact_cmd import DIST_HELP
-
-
-def _unit(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not 0.0 <= v:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text!r}")
-    return v
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -37,9 +27,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the torch generator (default 0)")
     p.add_argument("--remasking", choices=("random", "low_confidence", "margin", "entropy"),
                    help="remasking rule of the fixed sampler (default random)")
-    p.add_argument("--temperature", type=_unit, help="candidate temperature (default 1 for schedule-driven samplers, 0 for adaptive)")
-    p.add_argument("--threshold", type=_unit, default=0.9, help="confidence threshold of the threshold sampler (default 0.9)")
-    p.add_argument("--epsilon", type=_unit, default=0.1, help="entropy budget of the entropy-bounded sampler (default 0.1)")
+    p.add_argument("--temperature", type=non_negative_float("temperature"), help="candidate temperature (default 1 for schedule-driven samplers, 0 for adaptive)")
+    p.add_argument("--threshold", type=non_negative_float("threshold"), default=0.9, help="confidence threshold of the threshold sampler (default 0.9)")
+    p.add_argument("--epsilon", type=non_negative_float("epsilon"), default=0.1, help="entropy budget of the entropy-bounded sampler (default 0.1)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(run=run)
 

@@ -3,48 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 
-from ._common import CLIError, emit, format_table, positive_int
+from ._common import CLIError, bounds, emit, format_table, positive_floats, positive_int
 from .exact_cmd import DIST_HELP
-
-
-def _bounds(name: str):
-    def parse(text: str) -> tuple[float, float]:
-        parts = text.split(",")
-        try:
-            lo, hi = (float(p) for p in parts)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be LOW,HIGH, got {text!r}") from None
-        if not (math.isfinite(lo) and math.isfinite(hi) and 0 < lo < hi):
-            raise argparse.ArgumentTypeError(f"{name} must satisfy 0 < LOW < HIGH, got {text!r}")
-        return lo, hi
-
-    return parse
-
-
-def _values(name: str):
-    def parse(text: str) -> tuple[float, ...]:
-        try:
-            vals = tuple(float(p) for p in text.split(","))
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be a comma-separated list of numbers, got {text!r}") from None
-        if any(not (math.isfinite(v) and v > 0) for v in vals):
-            raise argparse.ArgumentTypeError(f"{name} must be positive, got {text!r}")
-        return vals
-
-    return parse
-
-
-def _budget(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"budget must be a positive integer, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"budget must be a positive integer, got {text!r}")
-    return v
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -61,12 +23,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--remasking", choices=("random", "low_confidence", "margin", "entropy"), help="rule of the fixed sampler")
     p.add_argument("--steps", "-N", type=positive_int("steps"), required=True)
     p.add_argument("--strategy", required=True, help="grid | halving | tpe | random")
-    p.add_argument("--budget", type=_budget, help="evaluations for tpe/random (default 25); caps grid/halving points")
-    p.add_argument("--a-bounds", type=_bounds("a-bounds"), default=(0.1, 1.0), help="LOW,HIGH for a (tpe/random; default 0.1,1)")
-    p.add_argument("--b-bounds", type=_bounds("b-bounds"), default=(0.1, 1.0), help="LOW,HIGH for b (tpe/random; default 0.1,1)")
+    p.add_argument("--budget", type=positive_int("budget"), help="evaluations for tpe/random (default 25); caps grid/halving points")
+    p.add_argument("--a-bounds", type=bounds("a-bounds"), default=(0.1, 1.0), help="LOW,HIGH for a (tpe/random; default 0.1,1)")
+    p.add_argument("--b-bounds", type=bounds("b-bounds"), default=(0.1, 1.0), help="LOW,HIGH for b (tpe/random; default 0.1,1)")
     p.add_argument("--scale", choices=("linear", "log"), default="linear", help="search scale for tpe/random")
-    p.add_argument("--a-values", type=_values("a-values"), help="grid values of a (default 0.1,...,1.0)")
-    p.add_argument("--b-values", type=_values("b-values"), help="grid values of b (default 0.1,...,1.0)")
+    p.add_argument("--a-values", type=positive_floats("a-values"), help="grid values of a (default 0.1,...,1.0)")
+    p.add_argument("--b-values", type=positive_floats("b-values"), help="grid values of b (default 0.1,...,1.0)")
     p.add_argument("--storage", default="sqlite:///mdm-energy-studies.db", help="Optuna storage URL or journal:PATH "
                    "(default sqlite:///mdm-energy-studies.db)")
     p.add_argument("--study", help="study name (default derived from the objective and strategy)")
