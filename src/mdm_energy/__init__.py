@@ -68,6 +68,7 @@ _EXPORTS: dict[str, str] = {
     # interop
     "as_convex_scheduler": "integrations.flow_matching",
     "HFDenoiser": "integrations.huggingface",
+    "generate": "integrations.huggingface",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

@@ -14,7 +14,7 @@ from torch import Tensor
 
 from ..sampling.denoiser import check_denoiser
 
-__all__ = ["LLADA_MASK_ID", "HFDenoiser"]
+__all__ = ["LLADA_MASK_ID", "LLADA_EOS_ID", "LLADA_EOT_ID", "HFDenoiser", "model_family", "denoiser_for", "encode_prompts", "generate"]
 
 #: LLaDA's ``[MASK]`` token id.
 LLADA_MASK_ID = 126336
@@ -64,3 +64,118 @@ class HFDenoiser:
         if self.shift_logits:
             logits = torch.cat([logits[:, :1], logits[:, :-1]], dim=1)
         return logits
+
+
+# --- generation --------------------------------------------------------------------------------------
+
+#: LLaDA's end-of-sequence and end-of-turn token ids (generation is cut at the first of either).
+LLADA_EOS_ID, LLADA_EOT_ID = 126081, 126348
+FAMILIES = ("llada", "dream", "masked")
+
+
+def model_family(model, family: "str | None" = None) -> str:
+    """``llada``, ``dream`` or ``masked`` (any other masked LM), from ``family`` or the model config."""
+    if family is not None:
+        if family not in FAMILIES:
+            raise ValueError(f"unknown model family {family!r} (known: {', '.join(FAMILIES)})")
+        return family
+    kind = str(getattr(getattr(model, "config", None), "model_type", "")).lower()
+    if "llada" in kind:
+        return "llada"
+    if "dream" in kind:
+        return "dream"
+    return "masked"
+
+
+def denoiser_for(model, tokenizer=None, family: "str | None" = None, mask_id: "int | None" = None) -> HFDenoiser:
+    """The :class:`HFDenoiser` of a LLaDA-, Dream- or plain masked-LM-style model."""
+    fam = model_family(model, family)
+    if fam == "dream":
+        mid = mask_id if mask_id is not None else getattr(tokenizer, "mask_token_id", None)
+        if mid is None:
+            mid = getattr(getattr(model, "config", None), "mask_token_id", None)
+        return HFDenoiser(model, mask_id=mid, tokenizer=tokenizer, shift_logits=True)
+    if fam == "llada":
+        mid = mask_id if mask_id is not None else getattr(getattr(model, "config", None), "mask_token_id", None)
+        return HFDenoiser(model, mask_id=mid if mid is not None else LLADA_MASK_ID, tokenizer=tokenizer)
+    return HFDenoiser(model, mask_id=mask_id, tokenizer=tokenizer)
+
+
+def encode_prompts(tokenizer, prompts, chat: "bool | None" = None) -> list[list[int]]:
+    """Token ids of each prompt; with ``chat`` (default: when the tokenizer has a chat template) each prompt
+    becomes one user turn followed by the assistant's generation prompt."""
+    if isinstance(prompts, str):
+        prompts = [prompts]
+    use_chat = bool(getattr(tokenizer, "chat_template", None)) if chat is None else chat
+    out = []
+    for p in prompts:
+        if use_chat:
+            text = tokenizer.apply_chat_template([{"role": "user", "content": p}], add_generation_prompt=True, tokenize=False)
+            out.append(tokenizer(text, add_special_tokens=False)["input_ids"])
+        else:
+            out.append(tokenizer(p)["input_ids"])
+    return out
+
+
+def stop_ids(model, tokenizer, family: str) -> set[int]:
+    """Token ids that end a generation: LLaDA's EOS and EoT, else the tokenizer's/config's EOS."""
+    ids: set[int] = set()
+    if family == "llada":
+        ids |= {LLADA_EOS_ID, LLADA_EOT_ID}
+    for src in (tokenizer, getattr(model, "config", None)):
+        eos = getattr(src, "eos_token_id", None) if src is not None else None
+        if isinstance(eos, int):
+            ids.add(eos)
+        elif isinstance(eos, (list, tuple)):
+            ids |= {int(e) for e in eos}
+    return ids
+
+
+def trim_at_stop(ids: list[int], stops: set[int]) -> list[int]:
+    """The ids before the first stop token (LLaDA pads the window with EOS after the answer)."""
+    for k, t in enumerate(ids):
+        if t in stops:
+            return ids[:k]
+    return ids
+
+
+def generate(
+    model,
+    tokenizer,
+    prompts,
+    steps: int = 64,
+    gen_length: int = 256,
+    block_length: "int | None" = None,
+    schedule="linear",
+    remasking: str = "low_confidence",
+    temperature: float = 0.0,
+    cfg_scale: float = 0.0,
+    family: "str | None" = None,
+    chat: "bool | None" = None,
+    sampler: str = "fixed",
+    generator=None,
+    return_output: bool = False,
+    **sampler_options,
+):
+    """Generate text for a batch of prompts (of any lengths) with a LLaDA-, Dream- or masked-LM model.
+
+    The schedule decides how many tokens each of the ``steps`` model calls unmasks (``sampler="fixed"``,
+    LLaDA's sampler, the default); ``ancestral``, ``euler``, ``threshold`` and ``entropy`` are the other
+    samplers of :mod:`mdm_energy.sampling`. Outputs are cut at the first end-of-sequence/end-of-turn
+    token. Returns the decoded strings, or ``(strings, SampleOutput)`` with ``return_output=True``
+    (the output's trajectory shows which call unmasked each position).
+    """
+    from ..sampling import make_sampler
+
+    fam = model_family(model, family)
+    den = denoiser_for(model, tokenizer, fam)
+    ids = encode_prompts(tokenizer, prompts, chat)
+    s = make_sampler(sampler, schedule=schedule, steps=steps, remasking=remasking, temperature=temperature,
+                     block_length=block_length, cfg_scale=cfg_scale, **sampler_options)
+    device = next(model.parameters()).device if hasattr(model, "parameters") else None
+    pad = getattr(tokenizer, "pad_token_id", None)
+    out = s(den, ids, gen_length, generator=generator, return_trajectory=True, device=device,
+            pad_id=pad if pad is not None else den.eos_id)
+    stops = stop_ids(model, tokenizer, fam)
+    texts = [tokenizer.decode(trim_at_stop(row.tolist(), stops), skip_special_tokens=True) for row in out.generated]
+    return (texts, out) if return_output else texts

@@ -1,0 +1,214 @@
+"""An lm-evaluation-harness model, registered as ``mdm_energy`` (needs the ``[lm-eval]`` extra).
+
+    lm_eval --model mdm_energy \\
+        --model_args "pretrained=GSAI-ML/LLaDA-8B-Base,schedule='beta:0.9,0.3',steps=64,gen_length=256" \\
+        --tasks humaneval
+
+``model_args``: ``pretrained`` (path or hub id), ``schedule`` (any spec), ``steps``, ``gen_length``,
+``block_length``, ``remasking``, ``temperature``, ``cfg_scale``, ``batch_size``, ``device``, ``family``
+(``llada``/``dream``/``masked``, default from the config), ``mc_num`` (Monte Carlo samples of the ELBO for
+``loglikelihood``), ``dtype``, ``trust_remote_code``.
+
+**Commas in a schedule.** lm-eval splits ``model_args`` on commas, which would cut ``beta:0.9,0.3``.
+On the ``lm_eval`` command line quote the spec — ``schedule='beta:0.9,0.3'`` (lm-eval keeps commas
+inside quotes and strips the quotes) — or write ``;`` for its commas: ``schedule=beta:0.9;0.3``. A string
+passed to ``simple_evaluate(model_args=...)`` is parsed by this model itself, where a piece without
+``=`` is glued back onto the value before it, so ``schedule=beta:0.9,0.3`` works there as written.
+
+``lm_eval`` finds this model because ``pip install`` puts ``mdm_energy_lm_eval.pth`` in
+site-packages, which imports this module inside lm-eval's command line only; with an editable install
+use ``mdm-energy lm-eval …`` (same arguments), or ``import mdm_energy.integrations.lm_eval`` before
+calling ``lm_eval.simple_evaluate``.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Any
+
+import torch
+from lm_eval.api.model import LM
+from lm_eval.api.registry import register_model
+
+from ..schedules import parse_schedule
+from .huggingface import denoiser_for, generate, model_family
+
+__all__ = ["MDMEnergyLM", "parse_model_args"]
+
+
+def _value(text: str) -> Any:
+    low = text.lower()
+    if low in ("true", "false"):
+        return low == "true"
+    if low in ("none", "null"):
+        return None
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text
+
+
+def parse_model_args(arg_string: str) -> dict[str, Any]:
+    """Parse ``key=value,…`` where a value may itself contain commas (a schedule spec)."""
+    out: dict[str, Any] = {}
+    last = None
+    for piece in (arg_string or "").split(","):
+        if not piece:
+            continue
+        if "=" in piece:
+            key, _, val = piece.partition("=")
+            out[key.strip()] = val
+            last = key.strip()
+        elif last is not None:
+            out[last] = f"{out[last]},{piece}"
+        else:
+            raise ValueError(f"model_args piece {piece!r} has no '=' and no argument before it")
+    out = {k: (v[1:-1] if len(v) >= 2 and v[0] == v[-1] and v[0] in "'\"" else v) for k, v in out.items()}
+    return {k: (v if k == "schedule" else _value(v)) for k, v in out.items()}
+
+
+@register_model("mdm_energy")
+class MDMEnergyLM(LM):
+    """LLaDA/Dream-style generation with any mask schedule, and the ELBO log-likelihood."""
+
+    def __init__(
+        self,
+        pretrained: "str | None" = None,
+        model=None,
+        tokenizer=None,
+        schedule: str = "linear",
+        steps: int = 64,
+        gen_length: int = 256,
+        block_length: "int | None" = None,
+        remasking: str = "low_confidence",
+        temperature: float = 0.0,
+        cfg_scale: float = 0.0,
+        batch_size: "int | str" = 1,
+        max_batch_size: "int | None" = None,
+        device: "str | None" = None,
+        family: "str | None" = None,
+        mc_num: int = 32,
+        dtype: str = "auto",
+        trust_remote_code: bool = True,
+        chat: "bool | None" = None,
+        seed: int = 0,
+        **unused,
+    ) -> None:
+        super().__init__()
+        if unused:
+            raise ValueError(f"unknown model_args: {', '.join(sorted(unused))}")
+        self.schedule = parse_schedule(str(schedule).replace(";", ","))
+        if device is None or (str(device).startswith("cuda") and not torch.cuda.is_available()):
+            if device is not None:  # lm-eval's default is cuda; fall back instead of failing
+                warnings.warn(f"device {device!r} is not available here; using the CPU", stacklevel=2)
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        if model is None:
+            if pretrained is None:
+                raise ValueError("model_args needs pretrained=PATH_OR_HUB_ID")
+            from transformers import AutoModel, AutoTokenizer
+
+            kwargs = {"trust_remote_code": trust_remote_code}
+            if dtype != "auto":
+                kwargs["torch_dtype"] = getattr(torch, dtype)
+            model = AutoModel.from_pretrained(pretrained, **kwargs)
+            tokenizer = tokenizer or AutoTokenizer.from_pretrained(pretrained, trust_remote_code=trust_remote_code)
+        self.model = model.to(device).eval()
+        self.tokenizer = tokenizer
+        self.family = model_family(self.model, family)
+        self.denoiser = denoiser_for(self.model, tokenizer, self.family)
+        self.steps, self.gen_length, self.block_length = int(steps), int(gen_length), block_length
+        self.remasking, self.temperature, self.cfg_scale = remasking, float(temperature), float(cfg_scale)
+        self.batch_size = 1 if str(batch_size) == "auto" else int(batch_size)
+        self.mc_num, self.chat, self.seed = int(mc_num), chat, int(seed)
+        self._device = torch.device(device)
+        self.last_output = None  # the SampleOutput of the last generation batch (trajectories, NFE)
+
+    @classmethod
+    def create_from_arg_string(cls, arg_string: str, additional_config: "dict | None" = None) -> "MDMEnergyLM":
+        args = parse_model_args(arg_string)
+        extra = {k: v for k, v in (additional_config or {}).items() if v is not None and k not in args}
+        return cls(**args, **extra)
+
+    # --- generation --------------------------------------------------------------------------------
+    def generate_until(self, requests, disable_tqdm: bool = False) -> list[str]:
+        out: list[str] = []
+        g = torch.Generator(device=self._device).manual_seed(self.seed)
+        reqs = list(requests)
+        for start in range(0, len(reqs), self.batch_size):
+            batch = reqs[start:start + self.batch_size]
+            contexts = [r.args[0] for r in batch]
+            texts, self.last_output = generate(
+                self.model, self.tokenizer, contexts, steps=self.steps, gen_length=self.gen_length,
+                block_length=self.block_length, schedule=self.schedule, remasking=self.remasking,
+                temperature=self.temperature, cfg_scale=self.cfg_scale, family=self.family, chat=self.chat,
+                generator=g, return_output=True,
+            )
+            for r, text in zip(batch, texts):
+                until = (r.args[1] or {}).get("until") or []
+                if isinstance(until, str):
+                    until = [until]
+                for stop in until:
+                    if stop and stop in text:
+                        text = text[: text.index(stop)]
+                out.append(text)
+        return out
+
+    # --- likelihood -------------------------------------------------------------------------------
+    def _ids(self, text: str) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    @torch.no_grad()
+    def _elbo(self, prefix: list[int], target: list[int], g: torch.Generator) -> float:
+        r"""Monte Carlo ELBO of ``log p(target | prefix)``, as LLaDA's evaluation computes it.
+
+        Each sample masks ``k`` of the ``m`` target tokens (``k`` stratified over ``1..m`` across the
+        batch, positions uniform), and scores :math:`\sum_{\text{masked}} \log p_\theta(x_i \mid z) / (k/m)`;
+        the mean over ``mc_num`` samples is the estimate (a lower bound in expectation).
+        """
+        den, m = self.denoiser, len(target)
+        seq = torch.tensor(prefix + target, device=self._device)
+        P = len(prefix)
+        total, done = 0.0, 0
+        while done < self.mc_num:
+            b = min(max(self.batch_size, 1), self.mc_num - done)
+            k0 = int(torch.randint(1, m + 1, (), generator=g, device=self._device))
+            k = torch.round(torch.linspace(float(k0), k0 + (b - 1) * m / b, steps=b)).long()
+            k = ((k - 1) % m) + 1  # stratified numbers of masked target tokens
+            order = torch.argsort(torch.rand((b, m), generator=g, device=self._device), dim=1)
+            masked_t = order < k.unsqueeze(1)
+            x = seq.repeat(b, 1)
+            x[:, P:][masked_t] = den.mask_id
+            logits = den(x).float()
+            logp = torch.log_softmax(logits[:, P:], dim=-1).gather(-1, seq[P:].expand(b, m).unsqueeze(-1)).squeeze(-1)
+            total += float(((logp * masked_t).sum(1) / (k / m)).sum())
+            done += b
+        return total / self.mc_num
+
+    def loglikelihood(self, requests, disable_tqdm: bool = False) -> list[tuple[float, bool]]:
+        g = torch.Generator(device=self._device).manual_seed(self.seed)
+        out = []
+        for r in requests:
+            context, continuation = r.args
+            prefix, target = self._ids(context), self._ids(continuation)
+            if not target:
+                out.append((0.0, True))
+                continue
+            ll = self._elbo(prefix, target, g)
+            out.append((ll if math.isfinite(ll) else -math.inf, self._greedy(prefix, target)))
+        return out
+
+    @torch.no_grad()
+    def _greedy(self, prefix: list[int], target: list[int]) -> bool:
+        """Whether low-confidence greedy decoding, one token per step, reproduces the continuation."""
+        from ..sampling import FixedCountSampler
+
+        out = FixedCountSampler("linear", len(target), remasking="low_confidence", temperature=0.0)(
+            self.denoiser, [prefix] if prefix else None, len(target), device=self._device)
+        return out.generated[0].tolist() == target
+
+    def loglikelihood_rolling(self, requests, disable_tqdm: bool = False):
+        raise NotImplementedError("loglikelihood_rolling (perplexity tasks) is not supported for masked diffusion models")
+

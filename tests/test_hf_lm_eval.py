@@ -1,0 +1,190 @@
+"""Hugging Face generation and the lm-evaluation-harness model, offline, on tiny models built here."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+transformers = pytest.importorskip("transformers")
+
+from _tiny_mdm import save_tiny, tiny_tokenizer  # noqa: E402
+
+from mdm_energy.integrations.huggingface import (  # noqa: E402
+    HFDenoiser,
+    encode_prompts,
+    generate,
+    model_family,
+    trim_at_stop,
+)
+from mdm_energy.schedules import parse_schedule  # noqa: E402
+
+DATA = Path(__file__).parent / "data" / "lm_eval"
+OFFLINE = {"HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+
+
+@pytest.fixture(scope="module")
+def tiny_dirs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("models")
+    save_tiny(root / "llada")
+    save_tiny(root / "dream", dream=True)
+    return root
+
+
+def load(path):
+    model = transformers.AutoModel.from_pretrained(path, trust_remote_code=True)
+    tok = transformers.AutoTokenizer.from_pretrained(path, trust_remote_code=True)
+    return model.eval(), tok
+
+
+def test_round_trip_and_family(tiny_dirs):
+    model, tok = load(tiny_dirs / "llada")
+    again, _ = load(tiny_dirs / "llada")
+    x = torch.tensor([tok("1+2=")["input_ids"]])
+    assert torch.equal(model(x).logits, again(x).logits)  # weights round-trip exactly
+    assert model_family(model) == "llada" and model_family(load(tiny_dirs / "dream")[0]) == "dream"
+    assert model_family(model, "masked") == "masked"
+    with pytest.raises(ValueError, match="'gpt'"):
+        model_family(model, "gpt")
+
+
+@pytest.mark.parametrize("which", ["llada", "dream"])
+def test_generate_uses_the_schedule_counts(tiny_dirs, which):
+    model, tok = load(tiny_dirs / which)
+    prompts = ["1+2=", "33+4=", "7="]
+    texts, out = generate(model, tok, prompts, steps=4, gen_length=16, block_length=8, schedule="beta:0.9,0.3",
+                          generator=torch.Generator().manual_seed(0), return_output=True)
+    assert len(texts) == 3 and all(isinstance(t, str) for t in texts)
+    per_block = parse_schedule("beta:0.9,0.3").counts(8, 2).tolist()
+    for row in out.trajectory:
+        assert [int((row == k).sum()) for k in range(1, 5)] == per_block * 2
+    ids = [tok(p)["input_ids"] for p in prompts]
+    P = out.gen_start
+    for b, p in enumerate(ids):  # prompts left-padded and intact, padding masked out for the model
+        assert out.tokens[b, P - len(p):P].tolist() == p
+        assert out.attention_mask[b, : P - len(p)].sum() == 0
+    assert (out.generated != tok.mask_token_id).all()
+
+
+def test_dream_logits_are_shifted(tiny_dirs):
+    model, tok = load(tiny_dirs / "dream")
+    from mdm_energy.integrations.huggingface import denoiser_for
+
+    den = denoiser_for(model, tok)
+    assert den.shift_logits and den.mask_id == tok.mask_token_id
+    x = torch.tensor([tok("12+3=")["input_ids"]])
+    raw = model(x).logits
+    assert torch.equal(den(x)[:, 1:], raw[:, :-1]) and torch.equal(den(x)[:, 0], raw[:, 0])
+
+
+def test_chat_template_and_stop_tokens():
+    tok = tiny_tokenizer()
+    assert encode_prompts(tok, ["ab"]) == [tok("ab")["input_ids"]]  # no template: plain
+    tok.chat_template = "{% for m in messages %}q:{{ m['content'] }}{% endfor %}{% if add_generation_prompt %}={% endif %}"
+    assert tok.decode(encode_prompts(tok, ["ab"])[0]) == "q:ab="
+    assert tok.decode(encode_prompts(tok, ["ab"], chat=False)[0]) == "ab"
+    assert trim_at_stop([5, 6, 2, 7], {2}) == [5, 6]
+
+
+def test_hf_denoiser_reads_ids_from_config_and_tokenizer(tiny_dirs):
+    model, tok = load(tiny_dirs / "llada")
+    den = HFDenoiser(model, tokenizer=tok)
+    assert den.mask_id == 3 and den.eos_id == 2 and den.max_length == 96 and den.vocab_size == len(tok)
+
+
+# --- lm-evaluation-harness ------------------------------------------------------------------------
+
+
+def test_model_args_keep_commas_in_the_schedule():
+    pytest.importorskip("lm_eval")
+    from mdm_energy.integrations.lm_eval import parse_model_args
+
+    args = parse_model_args("pretrained=/m,schedule=beta:0.9,0.3,steps=64,gen_length=256,temperature=0.5,chat=false")
+    assert args == {"pretrained": "/m", "schedule": "beta:0.9,0.3", "steps": 64, "gen_length": 256,
+                    "temperature": 0.5, "chat": False}
+    assert parse_model_args("schedule=table:0.1,0.5,0.9")["schedule"] == "table:0.1,0.5,0.9"
+    assert parse_model_args("schedule='beta:0.9,0.3',steps=8")["schedule"] == "beta:0.9,0.3"
+    with pytest.raises(ValueError, match="'0.3'"):
+        parse_model_args("0.3,schedule=linear")
+
+
+def run_lm_eval(cmd_prefix, tiny_dirs, tmp_path, task, which="llada", schedule="'beta:0.9,0.3'"):
+    out_dir = tmp_path / f"out-{task}-{which}"
+    args = ["run", "--model", "mdm_energy",
+            "--model_args", f"pretrained={tiny_dirs / which},schedule={schedule},steps=4,gen_length=8,block_length=8,mc_num=4",
+            "--tasks", task, "--include_path", str(DATA), "--output_path", str(out_dir), "--limit", "4"]
+    env = {**os.environ, **OFFLINE}
+    proc = subprocess.run(cmd_prefix + args, cwd=DATA, capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = list(out_dir.rglob("results*.json"))
+    assert results, f"no results file under {out_dir}"
+    return json.loads(results[0].read_text())["results"][task]
+
+
+def test_lm_eval_generate_until_through_our_command(tiny_dirs, tmp_path):
+    pytest.importorskip("lm_eval")
+    res = run_lm_eval([sys.executable, "-m", "mdm_energy", "lm-eval"], tiny_dirs, tmp_path, "mdm_tiny_gen")
+    assert 0.0 <= res["exact_match,none"] <= 1.0
+
+
+def test_lm_eval_loglikelihood_dream(tiny_dirs, tmp_path):
+    pytest.importorskip("lm_eval")
+    res = run_lm_eval([sys.executable, "-m", "mdm_energy", "lm-eval"], tiny_dirs, tmp_path, "mdm_tiny_mc", which="dream",
+                      schedule="beta:1;0.2")
+    assert 0.0 <= res["acc,none"] <= 1.0
+
+
+def test_plain_lm_eval_command_finds_the_model(tiny_dirs, tmp_path):
+    """`lm_eval --model mdm_energy` works when the package's .pth hook is installed (a regular install)."""
+    pytest.importorskip("lm_eval")
+    import site
+
+    exe = shutil.which("lm_eval")
+    hooked = any((Path(d) / "mdm_energy_lm_eval.pth").exists() for d in site.getsitepackages())
+    if exe is None or not hooked:
+        pytest.skip("the lm_eval command or the .pth hook of a regular install is not present (editable install)")
+    res = run_lm_eval([exe], tiny_dirs, tmp_path, "mdm_tiny_gen")
+    assert "exact_match,none" in res
+
+
+def test_in_process_api_uses_the_schedule(tiny_dirs, monkeypatch):
+    pytest.importorskip("lm_eval")
+    from lm_eval.api.instance import Instance
+
+    from mdm_energy.integrations.lm_eval import MDMEnergyLM
+
+    lm = MDMEnergyLM.create_from_arg_string(f"pretrained={tiny_dirs / 'llada'},schedule=beta:1,0.2,steps=4,gen_length=16,mc_num=8")
+    reqs = [Instance("generate_until", {}, ("1+2=", {"until": ["\n"]}), 0), Instance("generate_until", {}, ("30+4=", {"until": ["\n"]}), 1)]
+    texts = lm.generate_until(reqs)
+    assert len(texts) == 2 and all("\n" not in t for t in texts)
+    counts = parse_schedule("beta:1,0.2").counts(16, 4).tolist()
+    traj = lm.last_output.trajectory[0]
+    assert [int((traj == k).sum()) for k in range(1, 5)] == counts
+    ll = lm.loglikelihood([Instance("loglikelihood", {}, ("1+2=", "3"), 0), Instance("loglikelihood", {}, ("1+2=", "33"), 1)])
+    assert all(v < 0 and isinstance(g, bool) for v, g in ll)
+    with pytest.raises(NotImplementedError):
+        lm.loglikelihood_rolling([])
+    with pytest.raises(ValueError, match="unknown model_args: colour"):
+        MDMEnergyLM.create_from_arg_string(f"pretrained={tiny_dirs / 'llada'},colour=red")
+
+
+def test_paper_tables_collector(tmp_path, capsys):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("paper_tables", Path(__file__).parents[1] / "benchmarks" / "paper_tables.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    run = tmp_path / "gsm8k__beta_0.9_0.3__N8"
+    (run / "sub").mkdir(parents=True)
+    (run / "done").touch()
+    (run / "sub" / "results_1.json").write_text(json.dumps({"results": {"gsm8k": {"alias": "gsm8k", "exact_match,strict": 0.0712,
+                                                                                   "exact_match_stderr,strict": 0.01}}}))
+    mod.main(str(tmp_path))
+    out = capsys.readouterr().out
+    assert "| beta:0.9,0.3 | 7.12 / 6.14 |" in out and "## mbpp" in out
