@@ -188,3 +188,24 @@ def test_paper_tables_collector(tmp_path, capsys):
     mod.main(str(tmp_path))
     out = capsys.readouterr().out
     assert "| beta:0.9,0.3 | 7.12 / 6.14 |" in out and "## mbpp" in out
+
+
+def test_simple_evaluate_python_api_with_a_comma_schedule(tiny_dirs, monkeypatch):
+    pytest.importorskip("lm_eval")
+    for k, v in OFFLINE.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.chdir(DATA)
+    import lm_eval
+    from lm_eval.tasks import TaskManager
+
+    import mdm_energy.integrations.lm_eval  # noqa: F401  (registers the model in this process)
+
+    out = lm_eval.simple_evaluate(
+        model="mdm_energy",
+        model_args=f"pretrained={tiny_dirs / 'llada'},schedule=table:0.1,0.5,0.9,steps=4,gen_length=8,mc_num=4",
+        tasks=["mdm_tiny_gen", "mdm_tiny_mc"],
+        task_manager=TaskManager(include_path=str(DATA)),
+        limit=3,
+    )
+    assert 0 <= out["results"]["mdm_tiny_gen"]["exact_match,none"] <= 1
+    assert 0 <= out["results"]["mdm_tiny_mc"]["acc,none"] <= 1
