@@ -17,7 +17,18 @@ __all__ = ["main", "build_parser"]
 
 def build_parser() -> ArgumentParser:
     from .. import __version__
-    from . import bench_cmd, demo_cmd, energy_cmd, exact_cmd, lm_eval_cmd, sample_cmd, schedule_cmd, toy_cmd, tune_cmd
+    from . import (
+        bench_cmd,
+        demo_cmd,
+        energy_cmd,
+        exact_cmd,
+        lm_eval_cmd,
+        sample_cmd,
+        schedule_cmd,
+        toy_cmd,
+        train_cmd,
+        tune_cmd,
+    )
 
     parser = ArgumentParser(
         prog="mdm-energy",
@@ -26,7 +37,7 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--version", action="version", version=f"mdm-energy {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for module in (demo_cmd, schedule_cmd, energy_cmd, exact_cmd, toy_cmd, sample_cmd, tune_cmd, bench_cmd, lm_eval_cmd):
+    for module in (demo_cmd, schedule_cmd, energy_cmd, exact_cmd, toy_cmd, sample_cmd, tune_cmd, train_cmd, bench_cmd, lm_eval_cmd):
         module.register(sub)
     return parser
 

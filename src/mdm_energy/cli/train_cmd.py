@@ -1,0 +1,48 @@
+"""``mdm-energy train --task T --minutes M --out DIR``: train (or resume) a small MDM on a task."""
+
+from __future__ import annotations
+
+import argparse
+
+from ._common import CLIError, emit, non_negative_float, positive_int
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train or resume a small masked diffusion model on a task",
+                       description="Trains for --minutes of wall time; rerunning with the same --out resumes exactly "
+                       "from the last checkpoint (written every --checkpoint-minutes and at the end).")
+    p.add_argument("--task", required=True, help="countdown | sudoku")
+    p.add_argument("--minutes", type=non_negative_float("minutes"), required=True)
+    p.add_argument("--out", required=True, help="checkpoint folder")
+    p.add_argument("--batch-size", type=positive_int("batch-size"), default=64)
+    p.add_argument("--lr", type=non_negative_float("lr"), default=1e-3)
+    p.add_argument("--max-steps", type=positive_int("max-steps"), default=20_000, help="horizon of the cosine decay")
+    p.add_argument("--train-examples", type=positive_int("train-examples"), default=20_000)
+    p.add_argument("--d-model", type=positive_int("d-model"), default=192)
+    p.add_argument("--layers", type=positive_int("layers"), default=4)
+    p.add_argument("--checkpoint-minutes", type=non_negative_float("checkpoint-minutes"), default=3.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from ..tasks import TASKS, get_task
+    from ..training import TrainConfig, train
+
+    if args.task not in TASKS:
+        raise CLIError(f"unknown task {args.task!r} (known: {', '.join(sorted(TASKS))})")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise CLIError(f"--out exists and is not a folder: {args.out!r}")
+    if not (out.parent if str(out.parent) else Path(".")).is_dir():
+        raise CLIError(f"folder for --out does not exist: {str(out.parent)!r}")
+    if args.d_model % 4:
+        raise CLIError(f"--d-model must be divisible by the 4 heads, got {args.d_model}")
+    cfg = TrainConfig(task=args.task, minutes=args.minutes, batch_size=args.batch_size, lr=args.lr, max_steps=args.max_steps,
+                      train_examples=args.train_examples, seed=args.seed, checkpoint_seconds=60 * args.checkpoint_minutes,
+                      d_model=args.d_model, n_layers=args.layers, d_ff=4 * args.d_model)
+    summary = train(get_task(args.task), out, cfg)
+    emit(args.json, summary, lambda: "\n".join(f"{k}: {v}" for k, v in summary.items()) + f"\ncheckpoint: {out}")

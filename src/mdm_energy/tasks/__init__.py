@@ -1,0 +1,18 @@
+"""Real tasks where the right output is not a function of the prompt alone (issue #6)."""
+
+from .base import EOS, MASK, PAD, CharVocab, Example, Task
+from .countdown import CountdownTask, check_expression
+from .sudoku import SudokuTask, is_valid_solution
+
+TASKS = {"countdown": CountdownTask, "sudoku": SudokuTask}
+
+
+def get_task(name: str) -> Task:
+    """A task by name (``countdown``, ``sudoku``)."""
+    if name not in TASKS:
+        raise ValueError(f"unknown task {name!r} (known: {', '.join(sorted(TASKS))})")
+    return TASKS[name]()
+
+
+__all__ = ["PAD", "EOS", "MASK", "CharVocab", "Example", "Task", "CountdownTask", "SudokuTask", "TASKS", "get_task",
+           "check_expression", "is_valid_solution"]

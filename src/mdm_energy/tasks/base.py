@@ -1,0 +1,93 @@
+"""The task interface: data, a fixed prompt/answer layout padded with EOS, a character vocabulary, a metric.
+
+Every example is laid out as ``[prompt, left-padded to prompt_len | answer, then EOS up to gen_len]``,
+as LLaDA pads its answers: the model learns to end an answer by filling the rest of the window with
+EOS, and a sampler generates the whole window.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import torch
+
+__all__ = ["SPECIALS", "PAD", "EOS", "MASK", "CharVocab", "Example", "Task"]
+
+SPECIALS = ("<pad>", "<eos>", "<mask>")
+PAD, EOS, MASK = 0, 1, 2
+
+
+class CharVocab:
+    """Character-level ids: the three specials, then the task's characters."""
+
+    def __init__(self, chars: str) -> None:
+        self.chars = "".join(dict.fromkeys(chars))
+        self.index = {c: i + len(SPECIALS) for i, c in enumerate(self.chars)}
+        self.size = len(SPECIALS) + len(self.chars)
+
+    def encode(self, text: str) -> list[int]:
+        try:
+            return [self.index[c] for c in text]
+        except KeyError as exc:
+            raise ValueError(f"character {exc.args[0]!r} is not in the task's vocabulary") from None
+
+    def decode(self, ids) -> str:
+        """Text up to the first EOS; specials elsewhere are dropped."""
+        out = []
+        for i in ids:
+            i = int(i)
+            if i == EOS:
+                break
+            if i >= len(SPECIALS):
+                out.append(self.chars[i - len(SPECIALS)])
+        return "".join(out)
+
+
+@dataclass(frozen=True)
+class Example:
+    prompt: str
+    answer: str
+    info: "dict | None" = None  # what the metric needs beyond the prompt (e.g. the givens)
+
+
+class Task(ABC):
+    """A generation task with an exact metric (higher is better)."""
+
+    name: str
+    prompt_len: int
+    gen_len: int
+    vocab: CharVocab
+
+    @abstractmethod
+    def examples(self, split: str, n: int, seed: int = 0) -> list[Example]:
+        """``n`` examples of ``split`` (``train`` or ``test``; disjoint by construction), seeded."""
+
+    @abstractmethod
+    def score(self, example: Example, output: str) -> float:
+        """The metric of one generated answer (1 = valid)."""
+
+    metric: str = "valid"
+
+    def encode(self, examples: list[Example]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Token ids ``(B, prompt_len + gen_len)`` and the prompt mask (prompt tokens and their padding)."""
+        B, P, L = len(examples), self.prompt_len, self.gen_len
+        ids = torch.full((B, P + L), EOS, dtype=torch.long)
+        ids[:, :P] = PAD
+        for b, ex in enumerate(examples):
+            p, a = self.vocab.encode(ex.prompt), self.vocab.encode(ex.answer)
+            if len(p) > P or len(a) > L:
+                raise ValueError(f"example does not fit the window ({len(p)}/{P}, {len(a)}/{L}): {ex.prompt!r}")
+            ids[b, P - len(p):P] = torch.tensor(p)
+            ids[b, P:P + len(a)] = torch.tensor(a)
+        prompt_mask = torch.zeros((B, P + L), dtype=torch.bool)
+        prompt_mask[:, :P] = True
+        return ids, prompt_mask
+
+    def prompts(self, examples: list[Example]) -> list[list[int]]:
+        """Prompt ids, left-padded with PAD to ``prompt_len`` (so every window starts at the same place)."""
+        out = []
+        for ex in examples:
+            p = self.vocab.encode(ex.prompt)
+            out.append([PAD] * (self.prompt_len - len(p)) + p)
+        return out

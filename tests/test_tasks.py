@@ -1,0 +1,107 @@
+"""Task generators, layouts and metrics against hand-checked cases and independent checks."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+
+from mdm_energy.tasks import EOS, PAD, CountdownTask, SudokuTask, check_expression, get_task, is_valid_solution
+from mdm_energy.tasks.sudoku import solve_count
+
+SOLVED = ("534678912672195348198342567859761423426853791713924856961537284287419635345286179")
+
+
+@pytest.mark.parametrize(
+    "expr,numbers,target,ok",
+    [
+        ("25+12", [3, 7, 12, 25], 37, True),
+        ("(7-3)*12", [3, 7, 12, 25], 48, True),
+        ("25/5+3", [3, 5, 25], 8, True),
+        ("25+25-13", [25, 12, 13], 37, False),  # 25 used twice
+        ("3*(7", [3, 7], 21, False),  # malformed
+        ("3*7", [3, 7], 22, False),  # wrong value
+        ("7/2*2", [7, 2, 2], 7, True),  # exact rational arithmetic
+        ("__import__('os')", [1], 1, False),
+        ("2**5", [2, 5], 32, False),  # only + - * /
+        ("", [1], 1, False),
+    ],
+)
+def test_countdown_metric(expr, numbers, target, ok):
+    assert check_expression(expr, numbers, target) is ok
+
+
+def test_countdown_instances_have_several_solutions_and_split_cleanly():
+    task = CountdownTask()
+    train, test = task.examples("train", 300), task.examples("test", 40)
+    assert not {e.prompt for e in train} & {e.prompt for e in test}
+    from fractions import Fraction
+    from functools import lru_cache
+
+    @lru_cache(maxsize=None)
+    def values(nums: tuple) -> frozenset:  # every value of every expression tree over exactly these numbers
+        if len(nums) == 1:
+            return frozenset({Fraction(nums[0])})
+        out = set()
+        for mask in range(1, (1 << len(nums)) - 1):
+            left = tuple(n for i, n in enumerate(nums) if mask >> i & 1)
+            right = tuple(n for i, n in enumerate(nums) if not mask >> i & 1)
+            for x in values(left):
+                for y in values(right):
+                    out |= {x + y, x - y, x * y}
+                    if y != 0:
+                        out.add(x / y)
+        return frozenset(out)
+
+    for e in train[:60]:
+        assert task.score(e, e.answer) == 1.0
+        numbers, target = e.info["numbers"], e.info["target"]
+        assert 3 <= len(numbers) <= 5 and 10 <= target <= 99
+        if len(numbers) <= 4:  # an independent brute force over all expression trees reaches the target
+            subsets = {tuple(sorted(c)) for k in range(1, len(numbers) + 1) for c in itertools.combinations(numbers, k)}
+            assert any(Fraction(target) in values(sub) for sub in subsets)
+        from mdm_energy.tasks.countdown import solve
+
+        sols = solve(numbers)[target]
+        assert len(set(sols)) >= 2 and all(check_expression(x, numbers, target) for x in sols)
+    assert task.examples("train", 5) == task.examples("train", 5)  # seeded
+
+
+def test_sudoku_metric_hand_checked():
+    givens = "53..7....6..195....98....6.8...6...34..8.3..17...2...6.6....28....419..5....8..79"
+    assert is_valid_solution(SOLVED, givens)
+    swapped = SOLVED[1] + SOLVED[0] + SOLVED[2:]
+    assert not is_valid_solution(swapped, givens)  # breaks a given and a row
+    wrong_given = "4" + givens[1:]
+    assert not is_valid_solution(SOLVED, wrong_given)
+    assert not is_valid_solution(SOLVED[:80], givens)
+    assert not is_valid_solution(SOLVED[:80] + "0", givens)
+    assert solve_count([int(c) if c != "." else 0 for c in givens], 2) == 1
+
+
+def test_sudoku_generator_levels():
+    task = SudokuTask()
+    for e in task.examples("train", 8):
+        assert task.score(e, e.answer) == 1.0
+        givens = 81 - e.prompt.count(".")
+        level = e.info["level"]
+        if level == "multi":
+            assert e.info["solutions"] >= 2
+        else:
+            assert e.info["solutions"] == 1 and givens == {"easy": 40, "medium": 34, "hard": 28}[level]
+
+
+def test_layout_pads_prompts_and_answers():
+    task = CountdownTask()
+    ex = task.examples("train", 3)
+    ids, prompt_mask = task.encode(ex)
+    assert ids.shape == (3, task.prompt_len + task.gen_len) and prompt_mask[:, : task.prompt_len].all()
+    for b, e in enumerate(ex):
+        row = ids[b].tolist()
+        assert task.vocab.decode(row[task.prompt_len:]) == e.answer
+        assert row[task.prompt_len + len(e.answer):] == [EOS] * (task.gen_len - len(e.answer))
+        assert row[: task.prompt_len - len(e.prompt)] == [PAD] * (task.prompt_len - len(e.prompt))
+    assert torch.equal(torch.tensor(task.prompts(ex)), ids[:, : task.prompt_len])
+    with pytest.raises(ValueError, match="'sokoban'"):
+        get_task("sokoban")
