@@ -21,6 +21,7 @@ def build_parser() -> ArgumentParser:
         bench_cmd,
         demo_cmd,
         energy_cmd,
+        eval_cmd,
         exact_cmd,
         lm_eval_cmd,
         sample_cmd,
@@ -37,7 +38,8 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--version", action="version", version=f"mdm-energy {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for module in (demo_cmd, schedule_cmd, energy_cmd, exact_cmd, toy_cmd, sample_cmd, tune_cmd, train_cmd, bench_cmd, lm_eval_cmd):
+    for module in (demo_cmd, schedule_cmd, energy_cmd, exact_cmd, toy_cmd, sample_cmd, tune_cmd, train_cmd, eval_cmd, bench_cmd,
+                   lm_eval_cmd):
         module.register(sub)
     return parser
 

@@ -17,10 +17,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         "Optuna storage (SQLite by default): rerunning the same command resumes without redoing finished "
         "trials, and --workers K processes share one study without evaluating a grid point twice.",
     )
-    p.add_argument("--objective", choices=("exact",), default="exact", help="objective (exact KL; task objectives via the Python API)")
-    p.add_argument("--dist", required=True, help=DIST_HELP)
-    p.add_argument("--sampler", required=True, choices=("fixed", "ancestral", "euler", "confidence"))
-    p.add_argument("--remasking", choices=("random", "low_confidence", "margin", "entropy"), help="rule of the fixed sampler")
+    p.add_argument("--objective", choices=("exact", "task"), default="exact",
+                   help="exact: KL on an explicit law (--dist, --sampler); task: a trained checkpoint's metric on "
+                   "held-out validation items (--task, --checkpoint)")
+    p.add_argument("--dist", help=DIST_HELP)
+    p.add_argument("--sampler", choices=("fixed", "ancestral", "euler", "confidence"))
+    p.add_argument("--task", help="countdown | sudoku (task objective)")
+    p.add_argument("--checkpoint", help="trained model folder (task objective)")
+    p.add_argument("--limit", type=positive_int("limit"), default=200, help="validation items of a task objective (default 200)")
+    p.add_argument("--remasking", choices=("random", "low_confidence", "margin", "entropy"), help="remasking rule")
     p.add_argument("--steps", "-N", type=positive_int("steps"), required=True)
     p.add_argument("--strategy", required=True, help="grid | halving | tpe | random")
     p.add_argument("--budget", type=positive_int("budget"), help="evaluations for tpe/random (default 25); caps grid/halving points")
@@ -57,7 +62,24 @@ def run(args: argparse.Namespace) -> None:
     space = SearchSpace(args.a_bounds, args.b_bounds, args.scale == "log",
                         args.a_values or PAPER_GRID, args.b_values or PAPER_GRID)
     check_storage(args.storage)
-    objective = ExactKLObjective(args.dist, args.sampler, args.steps, args.remasking)
+    if args.objective == "exact":
+        if not args.dist or not args.sampler:
+            raise CLIError("--objective exact needs --dist and --sampler")
+        objective = ExactKLObjective(args.dist, args.sampler, args.steps, args.remasking)
+        length = objective.den.n
+    else:
+        from ..models import load_model
+        from ..tasks import TASKS, get_task
+        from ..tasks.evaluate import task_objective
+
+        if not args.task or not args.checkpoint:
+            raise CLIError("--objective task needs --task and --checkpoint")
+        if args.task not in TASKS:
+            raise CLIError(f"unknown task {args.task!r} (known: {', '.join(sorted(TASKS))})")
+        task = get_task(args.task)
+        objective = task_objective(task, load_model(args.checkpoint), args.steps, args.remasking or "low_confidence",
+                                   n=args.limit, seed=args.seed)
+        length = task.gen_len
 
     from tqdm.auto import tqdm
 
@@ -73,15 +95,16 @@ def run(args: argparse.Namespace) -> None:
                       progress=progress)
     finally:
         bar.close()
-    files = write_report(result, objective.name, args.steps, objective.den.n, args.report) if args.report else None
+    files = write_report(result, objective.name, args.steps, length, args.report) if args.report else None
     payload = result.as_json()
 
     def human() -> str:
         b = result.best
         rows = [[f"best beta:{b['a']:.4g},{b['b']:.4g}", f"{b['score']:.6g}"]]
         rows += [[name, f"{v['value']:.6g}"] for name, v in result.baselines.items()]
+        label = "KL (nats)" if args.objective == "exact" else "score"
         out = [f"{objective.name}, strategy {result.strategy}: {result.evaluations} evaluations in study "
-               f"({result.new_evaluations} new)", format_table(["schedule", "KL (nats)"], rows)]
+               f"({result.new_evaluations} new)", format_table(["schedule", label], rows)]
         if files:
             out.append(f"report: {files['report']}")
         return "\n".join(out)

@@ -7,15 +7,24 @@ EOS, and a sampler generates the whole window.
 
 from __future__ import annotations
 
+import hashlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import torch
 
-__all__ = ["SPECIALS", "PAD", "EOS", "MASK", "CharVocab", "Example", "Task"]
+__all__ = ["SPECIALS", "PAD", "EOS", "MASK", "SPLITS", "split_of", "CharVocab", "Example", "Task"]
 
 SPECIALS = ("<pad>", "<eos>", "<mask>")
+SPLITS = ("train", "valid", "test")
 PAD, EOS, MASK = 0, 1, 2
+
+
+def split_of(prompt: str) -> str:
+    """The split an instance belongs to, by a hash of its prompt: ``test`` 1 in 10, ``valid`` (for tuning)
+    1 in 10, ``train`` the rest — so the three never share an instance, whatever the seeds."""
+    bucket = int(hashlib.sha1(prompt.encode()).hexdigest(), 16) % 10
+    return "test" if bucket == 0 else ("valid" if bucket == 1 else "train")
 
 
 class CharVocab:
@@ -61,7 +70,7 @@ class Task(ABC):
 
     @abstractmethod
     def examples(self, split: str, n: int, seed: int = 0) -> list[Example]:
-        """``n`` examples of ``split`` (``train`` or ``test``; disjoint by construction), seeded."""
+        """``n`` examples of ``split`` (``train``, ``valid`` or ``test``; disjoint by construction), seeded."""
 
     @abstractmethod
     def score(self, example: Example, output: str) -> float:

@@ -9,12 +9,11 @@ answer e.g. ``"12+25"``; intermediate results stay positive integers (÷ only wh
 from __future__ import annotations
 
 import ast
-import hashlib
 import random
 from collections import Counter
 from fractions import Fraction
 
-from .base import CharVocab, Example, Task
+from .base import SPLITS, CharVocab, Example, Task, split_of
 
 __all__ = ["CountdownTask", "solve", "check_expression"]
 
@@ -117,17 +116,16 @@ class CountdownTask(Task):
         return Example(prompt, answer, {"numbers": numbers, "target": target})
 
     def examples(self, split: str, n: int, seed: int = 0) -> list[Example]:
-        """Instances whose prompt hashes to the split (test: 1 in 10), so train and test never overlap."""
-        if split not in ("train", "test"):
-            raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+        """Instances whose prompt hashes to the split (:func:`~mdm_energy.tasks.base.split_of`), seeded."""
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
         rng = random.Random(f"countdown-{split}-{seed}")
         out: list[Example] = []
         while len(out) < n:
             ex = self._instance(rng)
             if ex is None:
                 continue
-            is_test = int(hashlib.sha1(ex.prompt.encode()).hexdigest(), 16) % 10 == 0
-            if is_test == (split == "test"):
+            if split_of(ex.prompt) == split:
                 out.append(ex)
         return out
 

@@ -9,10 +9,9 @@ answer: the 81 digits. Metric: the answer is a valid grid that agrees with every
 
 from __future__ import annotations
 
-import hashlib
 import random
 
-from .base import CharVocab, Example, Task
+from .base import SPLITS, CharVocab, Example, Task, split_of
 
 __all__ = ["SudokuTask", "solve_count", "random_grid", "is_valid_solution"]
 
@@ -127,14 +126,13 @@ class SudokuTask(Task):
                                                              "solutions": solve_count(grid, 50)})
 
     def examples(self, split: str, n: int, seed: int = 0) -> list[Example]:
-        if split not in ("train", "test"):
-            raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
         rng = random.Random(f"sudoku-{split}-{seed}")
         out: list[Example] = []
         while len(out) < n:
             ex = self.puzzle(rng, self.levels[len(out) % len(self.levels)])
-            is_test = int(hashlib.sha1(ex.prompt.encode()).hexdigest(), 16) % 10 == 0
-            if is_test == (split == "test"):
+            if split_of(ex.prompt) == split:
                 out.append(ex)
         return out
 

@@ -1,0 +1,57 @@
+"""Scoring a trained model on a task with a sampler and schedule, and the task objective for the tuner."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..schedules import Schedule
+from .base import Example, Task
+
+__all__ = ["TaskEval", "evaluate", "task_objective"]
+
+
+@dataclass(frozen=True)
+class TaskEval:
+    metric: str
+    value: float
+    stderr: float
+    n: int
+    nfe: float
+    scores: tuple
+
+
+def evaluate(task: Task, model, examples: list[Example], sampler, seed: int = 0, batch_size: int = 128) -> TaskEval:
+    """Generate an answer for every example with ``sampler`` and score it; mean, standard error, mean NFE."""
+    from ..models import as_denoiser
+
+    den = as_denoiser(model)
+    g = torch.Generator().manual_seed(seed)
+    scores, nfe = [], []
+    for start in range(0, len(examples), batch_size):
+        batch = examples[start:start + batch_size]
+        out = sampler(den, task.prompts(batch), task.gen_len, generator=g)
+        for ex, row in zip(batch, out.generated):
+            scores.append(task.score(ex, task.vocab.decode(row.tolist())))
+        nfe += out.nfe.tolist()
+    s = np.asarray(scores, dtype=np.float64)
+    stderr = float(s.std(ddof=1) / math.sqrt(len(s))) if len(s) > 1 else math.nan
+    return TaskEval(task.metric, float(s.mean()), stderr, len(s), float(np.mean(nfe)), tuple(scores))
+
+
+def task_objective(task: Task, model, steps: int, remasking: str = "low_confidence", temperature: float = 0.0,
+                   split: str = "valid", n: int = 200, seed: int = 0):
+    """A :class:`~mdm_energy.tuning.TaskObjective` (maximised) scoring schedules on held-out ``split`` items."""
+    from ..sampling import FixedCountSampler
+    from ..tuning import TaskObjective
+
+    items = task.examples(split, n, seed=seed)
+
+    def score_fn(schedule: Schedule, subset: list[Example]) -> list[float]:
+        sampler = FixedCountSampler(schedule, steps, remasking=remasking, temperature=temperature)
+        return list(evaluate(task, model, subset, sampler, seed=seed).scores)
+
+    return TaskObjective(score_fn, items, direction="maximize", name=f"task:{task.name}:{remasking}:N{steps}")
