@@ -105,3 +105,34 @@ def test_layout_pads_prompts_and_answers():
     assert torch.equal(torch.tensor(task.prompts(ex)), ids[:, : task.prompt_len])
     with pytest.raises(ValueError, match="'sokoban'"):
         get_task("sokoban")
+
+
+@pytest.mark.parametrize(
+    "prompt,generated,ok",
+    [
+        ("def f(x):", "    y = x + 1\n    return y", True),
+        ("    if a:", "        b = 1\n    else:", True),  # dedented, and the open block gets a pass
+        ("for i in range(3):", "    print(i", False),  # unbalanced
+        ("x = [1,", "     2,\n     3]", True),
+        ("import os", "import sys\nreturn", False),  # return outside a function
+        ("class A:", "    pass\n  x = 1", False),  # bad dedent
+    ],
+)
+def test_pycode_compile_framing(prompt, generated, ok):
+    from mdm_energy.tasks import compiles
+
+    assert compiles(prompt, generated) is ok
+
+
+def test_pycode_uses_stdlib_files_split_by_file():
+    from mdm_energy.tasks import PyCodeTask, unigram_entropy
+
+    task = PyCodeTask()
+    train, test = task.examples("train", 300), task.examples("test", 120)
+    assert len(train) == 300 and len(test) == 120
+    assert not {e.info["file"] for e in train} & {e.info["file"] for e in test}
+    assert all(task.score(e, e.answer) == 1.0 for e in train[:100])
+    assert unigram_entropy(["aaaa"]) == 0.0 and abs(unigram_entropy(["ab"]) - 1.0) < 1e-12
+    assert 3.0 < unigram_entropy([e.answer for e in test]) < 6.5
+    ids, _ = task.encode(test[:4])  # every reference fits the window
+    assert ids.shape == (4, task.prompt_len + task.gen_len)

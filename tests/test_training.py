@@ -90,3 +90,25 @@ def test_a_trained_model_samples_valid_answers_more_often_than_chance():
     assert all(task.score(e, e.answer) == 1.0 for e in ex)
     assert sum(task.score(e, "1+1") for e in ex) == 0.0
     assert evaluate  # imported for the CLI test above
+
+
+def test_reference_lm_trains_resumes_and_scores(tmp_path):
+    from mdm_energy.models import load_model
+    from mdm_energy.tasks import PyCodeTask
+    from mdm_energy.training import perplexity, train_reference_lm
+
+    small = dict(task="ref", minutes=5, batch_size=8, d_model=32, n_layers=1, n_heads=4, d_ff=64, warmup_steps=5,
+                 max_steps=100, checkpoint_seconds=1e9)
+    s1 = train_reference_lm(tmp_path / "ref", TrainConfig(**small), max_steps_this_run=10)
+    s2 = train_reference_lm(tmp_path / "ref", TrainConfig(**small), max_steps_this_run=10)
+    assert not s1["resumed"] and s2["resumed"] and s2["steps"] == 20
+    model, task = load_model(tmp_path / "ref"), PyCodeTask()
+    assert model.config.causal
+    ex = task.examples("test", 4)
+    ppl = perplexity(model, task, [e.prompt for e in ex], [e.answer for e in ex])
+    assert 1.0 < ppl < task.vocab.size * 3  # near-uniform after 20 steps, finite
+    # causal: the logits at a position do not depend on later characters
+    x = torch.randint(3, task.vocab.size, (1, 12))
+    y = x.clone()
+    y[0, 8:] = 5
+    assert torch.allclose(model(x)[0, :8], model(y)[0, :8], atol=1e-5)

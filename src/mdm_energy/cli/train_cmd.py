@@ -11,7 +11,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train or resume a small masked diffusion model on a task",
                        description="Trains for --minutes of wall time; rerunning with the same --out resumes exactly "
                        "from the last checkpoint (written every --checkpoint-minutes and at the end).")
-    p.add_argument("--task", required=True, help="countdown | sudoku")
+    p.add_argument("--task", required=True, help="countdown | sudoku | pycode | pycode-reference (the pycode perplexity LM)")
     p.add_argument("--minutes", type=non_negative_float("minutes"), required=True)
     p.add_argument("--out", required=True, help="checkpoint folder")
     p.add_argument("--batch-size", type=positive_int("batch-size"), default=64)
@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> None:
     from ..tasks import TASKS, get_task
     from ..training import TrainConfig, train
 
-    if args.task not in TASKS:
+    if args.task not in TASKS and args.task != "pycode-reference":
         raise CLIError(f"unknown task {args.task!r} (known: {', '.join(sorted(TASKS))})")
     out = Path(args.out)
     if out.exists() and not out.is_dir():
@@ -44,5 +44,10 @@ def run(args: argparse.Namespace) -> None:
     cfg = TrainConfig(task=args.task, minutes=args.minutes, batch_size=args.batch_size, lr=args.lr, max_steps=args.max_steps,
                       train_examples=args.train_examples, seed=args.seed, checkpoint_seconds=60 * args.checkpoint_minutes,
                       d_model=args.d_model, n_layers=args.layers, d_ff=4 * args.d_model)
-    summary = train(get_task(args.task), out, cfg)
+    if args.task == "pycode-reference":
+        from ..training import train_reference_lm
+
+        summary = train_reference_lm(out, cfg)
+    else:
+        summary = train(get_task(args.task), out, cfg)
     emit(args.json, summary, lambda: "\n".join(f"{k}: {v}" for k, v in summary.items()) + f"\ncheckpoint: {out}")

@@ -33,6 +33,7 @@ class MDMConfig:
     n_heads: int = 4
     d_ff: int = 768
     dropout: float = 0.0
+    causal: bool = False  # True: a left-to-right character LM (the pycode reference model), not a denoiser
 
     def __post_init__(self) -> None:
         for name in ("mask_id", "eos_id", "pad_id"):
@@ -64,7 +65,8 @@ class MDMTransformer(nn.Module):
             raise ValueError(f"sequence of {T} tokens exceeds max_len {self.config.max_len}")
         h = self.tok(tokens) + self.pos(torch.arange(T, device=tokens.device))
         pad = None if attention_mask is None else ~attention_mask.bool()
-        h = self.norm(self.encoder(h, src_key_padding_mask=pad))
+        causal = nn.Transformer.generate_square_subsequent_mask(T, device=tokens.device) if self.config.causal else None
+        h = self.norm(self.encoder(h, mask=causal, src_key_padding_mask=pad, is_causal=self.config.causal))
         return h @ self.tok.weight.T  # tied head
 
     def num_parameters(self) -> int:

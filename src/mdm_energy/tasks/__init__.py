@@ -2,17 +2,19 @@
 
 from .base import EOS, MASK, PAD, CharVocab, Example, Task
 from .countdown import CountdownTask, check_expression
+from .pycode import PyCodeTask, compiles, unigram_entropy
 from .sudoku import SudokuTask, is_valid_solution
 
-TASKS = {"countdown": CountdownTask, "sudoku": SudokuTask}
+TASKS = {"countdown": CountdownTask, "sudoku": SudokuTask, "pycode": PyCodeTask}
 
 
 def get_task(name: str) -> Task:
-    """A task by name (``countdown``, ``sudoku``)."""
+    """A task by name (``countdown``, ``sudoku``, ``pycode``)."""
     if name not in TASKS:
         raise ValueError(f"unknown task {name!r} (known: {', '.join(sorted(TASKS))})")
     return TASKS[name]()
 
 
 __all__ = ["PAD", "EOS", "MASK", "CharVocab", "Example", "Task", "CountdownTask", "SudokuTask", "TASKS", "get_task",
-           "check_expression", "is_valid_solution"]
+           "check_expression", "is_valid_solution",
+           "PyCodeTask", "compiles", "unigram_entropy"]

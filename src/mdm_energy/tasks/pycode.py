@@ -1,0 +1,107 @@
+"""``pycode``: real code no one here wrote — snippets from the Python standard library on this machine.
+
+Each example is one line of a stdlib source file (the prompt, at most 64 characters) and the next three
+lines (the answer, at most 96 characters with newlines). Files are split into train/valid/test by a
+hash of their path, so no file contributes to two splits.
+
+**Compile framing.** A snippet — the prompt line and the generated lines — is dedented, and if its last
+line opens a block (ends with ``:``) an indented ``pass`` is appended; it counts as valid when the
+result compiles in ``exec`` mode. Only windows whose *original* text compiles under this framing are
+used, so every reference answer scores 1 and a failure is the model's.
+
+Also reported: the unigram entropy (bits per character) of generated text, which collapses when a
+model repeats itself.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import sysconfig
+import textwrap
+from collections import Counter
+from functools import lru_cache
+from pathlib import Path
+
+from .base import SPLITS, CharVocab, Example, Task, split_of
+
+__all__ = ["PyCodeTask", "compiles", "unigram_entropy", "stdlib_files"]
+
+PROMPT_CHARS, ANSWER_CHARS, ANSWER_LINES = 64, 96, 3
+_CHARS = "".join(chr(c) for c in range(32, 127)) + "\n"
+
+
+def compiles(prompt_line: str, generated: str) -> bool:
+    """Whether ``prompt_line`` + ``generated`` compiles under the framing in the module docstring."""
+    text = textwrap.dedent(prompt_line + "\n" + generated).rstrip("\n")
+    lines = text.split("\n")
+    if lines and lines[-1].rstrip().endswith(":"):
+        indent = len(lines[-1]) - len(lines[-1].lstrip())
+        text += "\n" + " " * (indent + 4) + "pass"
+    try:
+        compile(text, "<snippet>", "exec")
+    except (SyntaxError, ValueError):
+        return False
+    return True
+
+
+def unigram_entropy(texts: list[str]) -> float:
+    """Entropy in bits per character of the pooled characters of ``texts``."""
+    counts = Counter("".join(texts))
+    total = sum(counts.values())
+    return -sum(c / total * math.log2(c / total) for c in counts.values()) if total else 0.0
+
+
+@lru_cache(maxsize=1)
+def stdlib_files() -> tuple[Path, ...]:
+    """The standard library's own ``.py`` files on this machine (tests and site-packages excluded), sorted."""
+    root = Path(sysconfig.get_paths()["stdlib"])
+    skip = {"site-packages", "test", "tests", "idle_test", "lib2to3", "__pycache__"}
+    return tuple(sorted(p for p in root.rglob("*.py") if not skip & set(p.relative_to(root).parts)))
+
+
+class PyCodeTask(Task):
+    name = "pycode"
+    metric = "compiling snippets"
+    prompt_len = PROMPT_CHARS
+    gen_len = ANSWER_CHARS
+
+    def __init__(self) -> None:
+        self.vocab = CharVocab(_CHARS)
+        self.root = Path(sysconfig.get_paths()["stdlib"])
+
+    def _windows(self, path: Path) -> list[Example]:
+        try:
+            lines = path.read_text(encoding="utf-8").expandtabs(4).split("\n")
+        except (UnicodeDecodeError, OSError):
+            return []
+        out = []
+        for i in range(len(lines) - ANSWER_LINES):
+            prompt, body = lines[i], lines[i + 1:i + 1 + ANSWER_LINES]
+            answer = "\n".join(body)
+            if not prompt.strip() or len(prompt) > PROMPT_CHARS or len(answer) > ANSWER_CHARS:
+                continue
+            if any(ch not in _CHARS for ch in prompt + answer) or not all(ln.strip() for ln in body):
+                continue
+            if compiles(prompt, answer):
+                out.append(Example(prompt, answer, {"file": str(path.relative_to(self.root)), "line": i + 1}))
+        return out
+
+    def examples(self, split: str, n: int, seed: int = 0) -> list[Example]:
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+        files = [p for p in stdlib_files() if split_of(str(p.relative_to(self.root))) == split]
+        rng = random.Random(f"pycode-{split}-{seed}")
+        rng.shuffle(files)
+        per_file = max(1, 2 * -(-n // max(1, len(files))))  # spread the examples over many files
+        out: list[Example] = []
+        for path in files:
+            windows = self._windows(path)
+            rng.shuffle(windows)
+            out.extend(windows[:per_file])
+            if len(out) >= n:
+                break
+        return out[:n]
+
+    def score(self, example: Example, output: str) -> float:
+        return float(compiles(example.prompt, output))

@@ -1,0 +1,105 @@
+r"""The reference character-level language model of ``pycode``: left-to-right, trained on held-out files.
+
+Generated code is scored by its perplexity under this model, :math:`\exp(-\frac1m\sum_i \log p(c_i \mid
+c_{<i}))` over the generated characters given the prompt line, as generative perplexity is measured for
+diffusion LMs. The model is the same transformer with a causal mask, trained on the stdlib files of the
+``valid`` split (never on the pycode train or test files), with the resumable checkpoints of
+:mod:`mdm_energy.training.trainer`.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from ..models import MDMConfig, MDMTransformer, load_model
+from ..tasks.base import EOS, MASK, PAD, split_of
+from ..tasks.pycode import PyCodeTask, stdlib_files
+from .trainer import TrainConfig, load_trainer, lr_at, save_trainer
+
+__all__ = ["REF_LEN", "train_reference_lm", "perplexity"]
+
+REF_LEN = 192
+
+
+def _corpus(task: PyCodeTask) -> torch.Tensor:
+    ids: list[int] = []
+    for path in stdlib_files():
+        if split_of(str(path.relative_to(task.root))) != "valid":
+            continue
+        try:
+            text = path.read_text(encoding="utf-8").expandtabs(4)
+        except (UnicodeDecodeError, OSError):
+            continue
+        ids += [task.vocab.index[c] for c in text if c in task.vocab.index] + [EOS]
+    return torch.tensor(ids, dtype=torch.long)
+
+
+def train_reference_lm(out: "str | Path", cfg: TrainConfig, max_steps_this_run: "int | None" = None) -> dict:
+    """Train (or resume) the reference LM for ``cfg.minutes``; windows of :data:`REF_LEN` characters."""
+    from tqdm.auto import tqdm
+
+    task = PyCodeTask()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(cfg.seed)
+    resuming = (out / "trainer.json").is_file()
+    config = MDMConfig(vocab_size=task.vocab.size, mask_id=MASK, eos_id=EOS, pad_id=PAD, max_len=REF_LEN,
+                       d_model=cfg.d_model, n_layers=cfg.n_layers, n_heads=cfg.n_heads, d_ff=cfg.d_ff, causal=True)
+    model = load_model(out).train() if resuming else MDMTransformer(config)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.98))
+    gen = torch.Generator().manual_seed(cfg.seed)
+    step, elapsed, log = load_trainer(out, model, opt, gen) if resuming else (0, 0.0, [])
+    cfg.log = log
+    corpus = _corpus(task)
+    start, last = time.time() - elapsed, time.time()
+    bar = tqdm(total=cfg.max_steps, initial=step, desc="train pycode reference LM", file=sys.stderr, disable=None)
+    running, done = None, 0
+    while step < cfg.max_steps and time.time() - start < cfg.minutes * 60 and (max_steps_this_run is None or done < max_steps_this_run):
+        starts = torch.randint(len(corpus) - REF_LEN - 1, (cfg.batch_size,), generator=gen)
+        windows = torch.stack([corpus[s:s + REF_LEN + 1] for s in starts.tolist()])
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, cfg)
+        logits = model(windows[:, :-1])
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), windows[:, 1:].reshape(-1))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        step, done = step + 1, done + 1
+        running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
+        if step % 50 == 0:
+            cfg.log.append([step, round(time.time() - start, 1), running])
+        bar.update(1)
+        bar.set_postfix(loss=f"{running:.3f}")
+        if time.time() - last > cfg.checkpoint_seconds:
+            save_trainer(out, model, opt, gen, cfg, step, time.time() - start)
+            last = time.time()
+    bar.close()
+    save_trainer(out, model, opt, gen, cfg, step, time.time() - start)
+    return {"task": "pycode-reference", "steps": step, "minutes": (time.time() - start) / 60, "loss": running,
+            "bits_per_char": None if running is None else running / math.log(2), "parameters": model.num_parameters(),
+            "resumed": resuming}
+
+
+@torch.no_grad()
+def perplexity(model: MDMTransformer, task: PyCodeTask, prompts: list[str], outputs: list[str]) -> float:
+    """Generative perplexity of ``outputs`` (given their prompt lines) under the reference model."""
+    nll, count = 0.0, 0
+    for prompt, text in zip(prompts, outputs):
+        p = [task.vocab.index[c] for c in prompt + "\n" if c in task.vocab.index]
+        g = [task.vocab.index[c] for c in text if c in task.vocab.index]
+        if not g:
+            continue
+        ids = torch.tensor([([EOS] + p + g)[-REF_LEN:]])
+        logp = torch.log_softmax(model(ids[:, :-1]), -1)
+        target = ids[:, 1:]
+        tok = logp.gather(-1, target.unsqueeze(-1)).squeeze(-1)[0, -len(g):]
+        nll -= float(tok.sum())
+        count += len(g)
+    return math.exp(nll / count) if count else math.nan
