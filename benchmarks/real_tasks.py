@@ -58,6 +58,9 @@ def main() -> None:
             tuned = tune(obj, "tpe", budget=args.tune_budget, storage=f"sqlite:///{tmp}/t.db",
                          space=SearchSpace((0.1, 1.5), (0.1, 1.5)), seed=0)
         tuned_spec = f"beta:{tuned.best['a']:.3g},{tuned.best['b']:.3g}"
+        (ck / "tuned_schedule.json").write_text(json.dumps(
+            {"schedule": tuned_spec, "validation_score": tuned.best["score"], "steps": TUNE_STEPS[name],
+             "budget": args.tune_budget, "validation_examples": args.tune_limit}, indent=2) + "\n")
         print(f"{name}: tuned {tuned_spec} on validation (N={TUNE_STEPS[name]}): {tuned.best['score']:.3f}", file=sys.stderr)
         rows = []
         extra = {}

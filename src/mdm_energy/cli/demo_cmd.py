@@ -28,6 +28,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="mdm-energy-demo", help="folder for the figure and JSON (default ./mdm-energy-demo)")
     p.add_argument("--length", "-L", type=positive_int("length"), default=256, help="generation length (default 256)")
     p.add_argument("--steps", "-N", type=positive_int("steps"), default=8, help="sampling steps (default 8)")
+    p.add_argument("--checkpoints", default="checkpoints", help="folder of trained task models (default ./checkpoints)")
+    p.add_argument("--limit", type=positive_int("limit"), default=100, help="test examples per real-task cell (default 100)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(run=run)
 
@@ -48,11 +50,11 @@ def run(args: argparse.Namespace) -> None:
     L, N = args.length, args.steps
     log = lambda msg: print(msg, file=sys.stderr)  # noqa: E731
 
-    log("[1/5] schedules and tokens per step")
+    log("[1/6] schedules and tokens per step")
     scheds = [parse_schedule(s) for s in DEMO_SCHEDULES]
     counts = {s.spec: s.counts(L, N).tolist() for s in scheds}
 
-    log("[2/5] energies J[alpha; gamma] (quadrature in the geodesic variable)")
+    log("[2/6] energies J[alpha; gamma] (quadrature in the geodesic variable)")
     energies = {}
     for s in scheds:
         energies[s.spec] = {
@@ -62,7 +64,7 @@ def run(args: argparse.Namespace) -> None:
             f"D_{N}_gamma_t": discrete_energy(s, "sin2", N),
         }
 
-    log("[3/5] brute-force path energies, n=3 tokens, d=2 symbols, alpha=sin2, gamma=t")
+    log("[3/6] brute-force path energies, n=3 tokens, d=2 symbols, alpha=sin2, gamma=t")
     brute = {}
     for path in ("mdm", "uniform"):
         for seed in (0, 1):
@@ -75,7 +77,7 @@ def run(args: argparse.Namespace) -> None:
                 "ratio_conditional_geodesic": r.ratio_conditional_geodesic,
             }
 
-    log("[4/5] the paper's toy, exact: best Beta schedule per target (fixed-count random, N=3)")
+    log("[4/6] the paper's toy, exact: best Beta schedule per target (fixed-count random, N=3)")
     toy = {}
     for name in ("toy1", "toy2"):
         den = ExactDenoiser(name)
@@ -84,8 +86,11 @@ def run(args: argparse.Namespace) -> None:
         toy[name] = {"best": {"a": best.a, "b": best.b, "kl": best.kl},
                      "laws": {s: exact_sampler(den, "fixed", s, 3) for s in ("beta:0.9,0.3", "beta:0.3,0.9")}}
 
-    log(f"[5/5] exact KL of schedules on {EXACT_DIST}, fixed-count random, N={EXACT_STEPS}")
+    log(f"[5/6] exact KL of schedules on {EXACT_DIST}, fixed-count random, N={EXACT_STEPS}")
     study = exact_grid_study(ExactDenoiser(EXACT_DIST), "fixed", EXACT_STEPS)
+
+    log(f"[6/6] real tasks at low step counts (checkpoints in {args.checkpoints!r})")
+    real = _real_tasks(Path(args.checkpoints), args.limit, log)
 
     out.mkdir(parents=True, exist_ok=True)
     labels = ["".join("ab"[v] for v in x) for x in itertools.product(range(2), repeat=5)]
@@ -115,7 +120,9 @@ def run(args: argparse.Namespace) -> None:
                     "counts": {s: r.counts for s, r in v["laws"].items()}} for k, v in toy.items()},
         "exact": {"dist": EXACT_DIST, "steps": EXACT_STEPS, "sampler": "fixed",
                   **{k: study[k] for k in ("best", "baselines", "optimum", "infocurve")}},
-        "files": {"figure": str(figure), "toy": str(toy_figure), "exact_grid": str(grid_figure), "json": str(out / "demo.json")},
+        "real_tasks": real,
+        "files": {"figure": str(figure), "toy": str(toy_figure), "exact_grid": str(grid_figure), "json": str(out / "demo.json"),
+                  "report": str(out / "report.md")},
     }
     write_text_atomic(out / "demo.json", json.dumps(json_safe(payload), indent=2, allow_nan=False) + "\n")
 
@@ -156,7 +163,59 @@ def run(args: argparse.Namespace) -> None:
                  [f"information-curve DP {ic['counts']}", _fmt(ic["kl"])],
                  [f"optimum {o['counts']}", _fmt(o["kl"])]]
         parts.append(format_table(["schedule", "KL"], rows))
-        parts.append(f"\nwrote {figure}, {toy_figure}, {grid_figure} and {out / 'demo.json'}")
+        parts.append(_real_text(real))
+        parts.append(f"\nwrote the report {out / 'report.md'} (with {figure.name}, {toy_figure.name}, {grid_figure.name}) "
+                     f"and {out / 'demo.json'}")
         return "\n".join(parts)
 
+    write_text_atomic(out / "report.md", _report(payload, human()))
     emit(args.json, payload, human)
+
+
+def _real_tasks(folder: Path, limit: int, log) -> dict:
+    """Schedules compared on each committed task model at its lowest step counts (skipped if absent)."""
+    import json as _json
+
+    from ..models import load_model
+    from ..sampling import FixedCountSampler
+    from ..tasks import TASKS, get_task
+    from ..tasks.evaluate import evaluate
+
+    out: dict = {}
+    for name in TASKS:
+        ck = folder / name
+        if not (ck / "model.safetensors").is_file():
+            log(f"      {name}: no checkpoint in {str(ck)!r}, skipped")
+            continue
+        task, model = get_task(name), load_model(ck)
+        tuned = None
+        if (ck / "tuned_schedule.json").is_file():
+            tuned = _json.loads((ck / "tuned_schedule.json").read_text())["schedule"]
+        specs = ["linear", "sin2", "beta:0.9,0.3"] + ([tuned] if tuned and tuned not in ("linear", "sin2", "beta:0.9,0.3") else [])
+        steps = sorted({max(2, task.gen_len // 16), max(2, task.gen_len // 8)})
+        test = task.examples("test", limit, seed=0)
+        cells = {}
+        for spec in specs:
+            for n in steps:
+                r = evaluate(task, model, test, FixedCountSampler(spec, n, remasking="low_confidence"), seed=0)
+                cells[f"{spec}|{n}"] = {"value": r.value, "stderr": r.stderr, "n": r.n}
+        out[name] = {"metric": task.metric, "steps": steps, "schedules": specs, "tuned": tuned, "cells": cells}
+        log(f"      {name}: done")
+    return out
+
+
+def _real_text(real: dict) -> str:
+    if not real:
+        return "\nReal tasks: no trained checkpoints found (train with mdm-energy train; see README)."
+    parts = ["\nReal tasks (small MDMs trained here), low_confidence remasking, test split, mean ± s.e.:"]
+    for name, res in real.items():
+        rows = [[spec] + [f"{res['cells'][f'{spec}|{n}']['value']:.3f} ± {res['cells'][f'{spec}|{n}']['stderr']:.3f}"
+                          for n in res["steps"]] for spec in res["schedules"]]
+        parts.append(f"{name} ({res['metric']})" + (f", tuned on validation: {res['tuned']}" if res["tuned"] else ""))
+        parts.append(format_table(["schedule"] + [f"N={n}" for n in res["steps"]], rows))
+    return "\n".join(parts)
+
+
+def _report(payload: dict, text: str) -> str:
+    return ("# mdm-energy demo report\n\n```\n" + text + "\n```\n\n"
+            "![schedules](schedules.png)\n\n![the paper's toy](toy.png)\n\n![exact KL over the Beta grid](exact_grid.png)\n")
