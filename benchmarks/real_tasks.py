@@ -26,12 +26,13 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 STEPS = {"countdown": [2, 4, 8, 24], "sudoku": [6, 12, 27, 81], "pycode": [6, 12, 24, 48, 96]}
 TUNE_STEPS = {"countdown": 4, "sudoku": 12, "pycode": 12}
+LIMITS = {"countdown": 200, "sudoku": 100, "pycode": 100}  # test examples per cell (sudoku/pycode cost more per call)
 SCHEDULES = ["linear", "sin2", "sine", "maskgit"]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--limit", type=int, default=200, help="test examples per evaluation")
+    ap.add_argument("--limit", type=int, help="test examples per evaluation (default: 200 countdown, 100 otherwise)")
     ap.add_argument("--tune-limit", type=int, default=100, help="validation examples for the tuner")
     ap.add_argument("--tune-budget", type=int, default=12)
     ap.add_argument("--tasks", default="countdown,sudoku,pycode")
@@ -52,7 +53,7 @@ def main() -> None:
             continue
         t0 = time.time()
         task, model = get_task(name), load_model(ck)
-        test = task.examples("test", args.limit, seed=0)
+        test = task.examples("test", args.limit or LIMITS[name], seed=0)
         with tempfile.TemporaryDirectory() as tmp:
             obj = task_objective(task, model, TUNE_STEPS[name], "low_confidence", n=args.tune_limit, seed=1)
             tuned = tune(obj, "tpe", budget=args.tune_budget, storage=f"sqlite:///{tmp}/t.db",
@@ -131,7 +132,7 @@ def _plot(name: str, res: dict) -> None:
 
 def _markdown(all_rows: dict, args) -> str:
     lines = ["# Real tasks: small MDMs trained here (checkpoints/<task>/)", "",
-             f"Test split, {args.limit} examples per cell; mean ± standard error. The tuned Beta was chosen by TPE "
+             f"Test split, {args.limit or 'countdown 200, sudoku 100, pycode 100'} examples per cell; mean ± standard error. The tuned Beta was chosen by TPE "
              f"({args.tune_budget} evaluations) on {args.tune_limit} validation examples. Regenerate: "
              "`python benchmarks/real_tasks.py`.", ""]
     for name, res in all_rows.items():
