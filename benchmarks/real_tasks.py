@@ -45,7 +45,8 @@ def main() -> None:
     from mdm_energy.tasks.evaluate import evaluate, task_objective
     from mdm_energy.tuning import SearchSpace, tune
 
-    all_rows = {}
+    previous = RESULTS / "real_tasks.json"
+    all_rows = json.loads(previous.read_text()) if previous.exists() else {}  # runs task by task merge here
     for name in args.tasks.split(","):
         ck = Path(args.checkpoints) / name
         if not (ck / "model.safetensors").exists():
@@ -136,7 +137,7 @@ def _markdown(all_rows: dict, args) -> str:
              f"({args.tune_budget} evaluations) on {args.tune_limit} validation examples. Regenerate: "
              "`python benchmarks/real_tasks.py`.", ""]
     for name, res in all_rows.items():
-        steps = STEPS[name]
+        steps = [n for n in STEPS[name] if any(r["steps"] == n for r in res["rows"])]
         lines += [f"## {name} ({res['metric']}, L = {res['gen_len']}); tuned schedule `{res['tuned']}`", ""]
         for remasking in ("low_confidence", "random"):
             lines += [f"**{remasking}**", "", "| schedule | " + " | ".join(f"N={n}" for n in steps) + " |",
