@@ -160,7 +160,7 @@ def test_demo_rejects_a_file_as_output_folder(capsys, tmp_path):
 
 def test_demo_writes_figure_and_json(capsys, tmp_path):
     out_dir = tmp_path / "demo"
-    obj = run_json(capsys, "demo", "--out", str(out_dir))
+    obj = run_json(capsys, "demo", "--out", str(out_dir), "--checkpoints", str(tmp_path / "none"))
     assert obj["counts"]["beta:0.9,0.3"] == [2, 4, 9, 12, 19, 29, 47, 134]
     assert obj["energies"]["sin2"]["own_gamma"] == pytest.approx(math.pi**2)
     assert obj["energies"]["linear"]["gamma_t"] is None  # divergent
@@ -171,6 +171,8 @@ def test_demo_writes_figure_and_json(capsys, tmp_path):
     assert obj["exact"]["optimum"]["kl"] <= obj["exact"]["best"]["kl"] + 1e-12
     for key in ("toy", "exact_grid"):
         assert os.path.getsize(obj["files"][key]) > 10_000
+    assert obj["real_tasks"] == {} and "report.md" in obj["files"]["report"]
+    assert "![the paper's toy](toy.png)" in (out_dir / "report.md").read_text()
 
 
 def test_console_script_runs_without_importing_torch(tmp_path):

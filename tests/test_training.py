@@ -112,3 +112,14 @@ def test_reference_lm_trains_resumes_and_scores(tmp_path):
     y = x.clone()
     y[0, 8:] = 5
     assert torch.allclose(model(x)[0, :8], model(y)[0, :8], atol=1e-5)
+
+
+def test_demo_compares_schedules_on_a_trained_checkpoint(capsys, tmp_path):
+    cfg = TrainConfig(task="countdown", minutes=5, **TINY)
+    train(CountdownTask(), tmp_path / "cks" / "countdown", cfg, max_steps_this_run=5, progress=False)
+    (tmp_path / "cks" / "countdown" / "tuned_schedule.json").write_text('{"schedule": "beta:0.4,1.2"}')
+    assert main(["demo", "--out", str(tmp_path / "demo"), "--checkpoints", str(tmp_path / "cks"), "--limit", "6", "--json"]) == 0
+    real = json.loads(capsys.readouterr()[0])["real_tasks"]
+    assert set(real) == {"countdown"} and real["countdown"]["tuned"] == "beta:0.4,1.2"
+    assert real["countdown"]["steps"] == [2, 3] and len(real["countdown"]["cells"]) == 4 * 2
+    assert all(c["n"] == 6 for c in real["countdown"]["cells"].values())
