@@ -10,8 +10,6 @@ diffusion LMs. The model is the same transformer with a causal mask, trained on 
 from __future__ import annotations
 
 import math
-import sys
-import time
 from pathlib import Path
 
 import torch
@@ -20,7 +18,7 @@ import torch.nn.functional as F
 from ..models import MDMConfig, MDMTransformer, load_model
 from ..tasks.base import EOS, MASK, PAD, split_of
 from ..tasks.pycode import PyCodeTask, stdlib_files
-from .trainer import TrainConfig, load_trainer, lr_at, save_trainer
+from .trainer import TrainConfig, fit, load_trainer
 
 __all__ = ["REF_LEN", "train_reference_lm", "perplexity"]
 
@@ -42,8 +40,6 @@ def _corpus(task: PyCodeTask) -> torch.Tensor:
 
 def train_reference_lm(out: "str | Path", cfg: TrainConfig, max_steps_this_run: "int | None" = None) -> dict:
     """Train (or resume) the reference LM for ``cfg.minutes``; windows of :data:`REF_LEN` characters."""
-    from tqdm.auto import tqdm
-
     task = PyCodeTask()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -57,32 +53,16 @@ def train_reference_lm(out: "str | Path", cfg: TrainConfig, max_steps_this_run: 
     step, elapsed, log = load_trainer(out, model, opt, gen) if resuming else (0, 0.0, [])
     cfg.log = log
     corpus = _corpus(task)
-    start, last = time.time() - elapsed, time.time()
-    bar = tqdm(total=cfg.max_steps, initial=step, desc="train pycode reference LM", file=sys.stderr, disable=None)
-    running, done = None, 0
-    while step < cfg.max_steps and time.time() - start < cfg.minutes * 60 and (max_steps_this_run is None or done < max_steps_this_run):
+
+    def loss_fn() -> torch.Tensor:
         starts = torch.randint(len(corpus) - REF_LEN - 1, (cfg.batch_size,), generator=gen)
         windows = torch.stack([corpus[s:s + REF_LEN + 1] for s in starts.tolist()])
-        for g in opt.param_groups:
-            g["lr"] = lr_at(step, cfg)
         logits = model(windows[:, :-1])
-        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), windows[:, 1:].reshape(-1))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        step, done = step + 1, done + 1
-        running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
-        if step % 50 == 0:
-            cfg.log.append([step, round(time.time() - start, 1), running])
-        bar.update(1)
-        bar.set_postfix(loss=f"{running:.3f}")
-        if time.time() - last > cfg.checkpoint_seconds:
-            save_trainer(out, model, opt, gen, cfg, step, time.time() - start)
-            last = time.time()
-    bar.close()
-    save_trainer(out, model, opt, gen, cfg, step, time.time() - start)
-    return {"task": "pycode-reference", "steps": step, "minutes": (time.time() - start) / 60, "loss": running,
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), windows[:, 1:].reshape(-1))
+
+    step, running, minutes = fit(model, opt, gen, cfg, out, step, elapsed, loss_fn, "train pycode reference LM",
+                                 max_steps_this_run)
+    return {"task": "pycode-reference", "steps": step, "minutes": minutes, "loss": running,
             "bits_per_char": None if running is None else running / math.log(2), "parameters": model.num_parameters(),
             "resumed": resuming}
 

@@ -28,7 +28,7 @@ from .._io import atomic_write
 from ..models import MDMConfig, MDMTransformer, load_model, save_model
 from ..tasks.base import MASK, Task
 
-__all__ = ["TrainConfig", "mdm_loss", "lr_at", "train", "save_trainer", "load_trainer"]
+__all__ = ["TrainConfig", "mdm_loss", "lr_at", "fit", "train", "save_trainer", "load_trainer"]
 
 
 @dataclass
@@ -108,6 +108,38 @@ def load_trainer(folder: Path, model: MDMTransformer, opt: torch.optim.Optimizer
     return int(meta["step"]), float(meta["elapsed"]), meta["config"].get("log", [])
 
 
+def fit(model: MDMTransformer, opt: torch.optim.Optimizer, gen: torch.Generator, cfg: TrainConfig, out: Path, step: int,
+        elapsed: float, loss_fn, desc: str, max_steps_this_run: "int | None" = None, progress: bool = True) -> tuple[int, float, float]:
+    """The shared optimisation loop: learning-rate schedule, clipped AdamW steps, loss log and bar, a checkpoint
+    every ``cfg.checkpoint_seconds`` and at the end. Stops at ``cfg.max_steps``, after ``cfg.minutes`` of wall
+    time (counting earlier runs), or after ``max_steps_this_run`` steps. Returns (step, running loss, minutes)."""
+    from tqdm.auto import tqdm
+
+    start, last_ckpt = time.time() - elapsed, time.time()
+    bar = tqdm(total=cfg.max_steps, initial=step, desc=desc, file=sys.stderr, disable=not progress or None)
+    done, running = 0, None
+    while step < cfg.max_steps and time.time() - start < cfg.minutes * 60.0 and (max_steps_this_run is None or done < max_steps_this_run):
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, cfg)
+        loss = loss_fn()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        step, done = step + 1, done + 1
+        running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
+        if step % 50 == 0:
+            cfg.log.append([step, round(time.time() - start, 1), running])
+        bar.update(1)
+        bar.set_postfix(loss=f"{running:.3f}")
+        if time.time() - last_ckpt > cfg.checkpoint_seconds:
+            save_trainer(out, model, opt, gen, cfg, step, time.time() - start)
+            last_ckpt = time.time()
+    bar.close()
+    save_trainer(out, model, opt, gen, cfg, step, time.time() - start)
+    return step, running, (time.time() - start) / 60
+
+
 def _model_config(task: Task, cfg: TrainConfig) -> MDMConfig:
     from ..tasks.base import EOS, PAD
 
@@ -119,8 +151,6 @@ def _model_config(task: Task, cfg: TrainConfig) -> MDMConfig:
 def train(task: Task, out: "str | Path", cfg: TrainConfig, max_steps_this_run: "int | None" = None,
           progress: bool = True) -> dict:
     """Train (or resume) for ``cfg.minutes`` of wall time (or ``max_steps_this_run`` steps); returns a summary."""
-    from tqdm.auto import tqdm
-
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
@@ -132,31 +162,12 @@ def train(task: Task, out: "str | Path", cfg: TrainConfig, max_steps_this_run: "
     cfg.log = log
     examples = task.examples("train", cfg.train_examples, seed=cfg.seed)
     ids_all, prompt_all = task.encode(examples)
-    budget = cfg.minutes * 60.0
-    start, last_ckpt = time.time() - elapsed, time.time()
-    bar = tqdm(total=cfg.max_steps, initial=step, desc=f"train {task.name}", file=sys.stderr, disable=not progress or None)
-    done_this_run = 0
-    running = None
-    while step < cfg.max_steps and time.time() - start < budget and (max_steps_this_run is None or done_this_run < max_steps_this_run):
+
+    def loss_fn() -> torch.Tensor:
         idx = torch.randint(len(examples), (cfg.batch_size,), generator=gen)
-        for g in opt.param_groups:
-            g["lr"] = lr_at(step, cfg)
-        loss = mdm_loss(model, ids_all[idx], prompt_all[idx], gen, cfg.eps)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        step += 1
-        done_this_run += 1
-        running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
-        if step % 50 == 0:
-            cfg.log.append([step, round(time.time() - start, 1), running])
-        bar.update(1)
-        bar.set_postfix(loss=f"{running:.3f}")
-        if time.time() - last_ckpt > cfg.checkpoint_seconds:
-            save_trainer(out, model, opt, gen, cfg, step, time.time() - start)
-            last_ckpt = time.time()
-    bar.close()
-    save_trainer(out, model, opt, gen, cfg, step, time.time() - start)
-    return {"task": task.name, "steps": step, "minutes": (time.time() - start) / 60, "loss": running,
+        return mdm_loss(model, ids_all[idx], prompt_all[idx], gen, cfg.eps)
+
+    step, running, minutes = fit(model, opt, gen, cfg, out, step, elapsed, loss_fn, f"train {task.name}",
+                                 max_steps_this_run, progress)
+    return {"task": task.name, "steps": step, "minutes": minutes, "loss": running,
             "parameters": model.num_parameters(), "resumed": resuming}
