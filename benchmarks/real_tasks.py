@@ -80,7 +80,7 @@ def main() -> None:
                     row = {"schedule": spec, "remasking": remasking, "steps": n, "nfe": r.nfe, "value": r.value,
                            "stderr": r.stderr, "n": r.n}
                     if "reference" in extra and remasking == "low_confidence":
-                        outs = _generate(task, model, test, FixedCountSampler(spec, n, remasking=remasking))
+                        outs = list(r.outputs)
                         row["gen_ppl"] = perplexity(extra["reference"], task, [e.prompt for e in test], outs)
                         row["unigram_entropy"] = unigram_entropy(outs)
                     rows.append(row)
@@ -99,15 +99,6 @@ def main() -> None:
     (RESULTS / "real_tasks.json").write_text(json.dumps(all_rows, indent=2) + "\n")
     (RESULTS / "real_tasks.md").write_text(_markdown(all_rows, args))
     print((RESULTS / "real_tasks.md").read_text())
-
-
-def _generate(task, model, examples, sampler) -> list[str]:
-    import torch
-
-    from mdm_energy.models import as_denoiser
-
-    out = sampler(as_denoiser(model), task.prompts(examples), task.gen_len, generator=torch.Generator().manual_seed(0))
-    return [task.vocab.decode(row.tolist()) for row in out.generated]
 
 
 def _plot(name: str, res: dict) -> None:

@@ -22,6 +22,7 @@ class TaskEval:
     n: int
     nfe: float
     scores: tuple
+    outputs: tuple  # the decoded answers, in the order of the examples
 
 
 def evaluate(task: Task, model, examples: list[Example], sampler, seed: int = 0, batch_size: int = 128) -> TaskEval:
@@ -30,16 +31,17 @@ def evaluate(task: Task, model, examples: list[Example], sampler, seed: int = 0,
 
     den = as_denoiser(model)
     g = torch.Generator().manual_seed(seed)
-    scores, nfe = [], []
+    scores, nfe, outputs = [], [], []
     for start in range(0, len(examples), batch_size):
         batch = examples[start:start + batch_size]
         out = sampler(den, task.prompts(batch), task.gen_len, generator=g)
         for ex, row in zip(batch, out.generated):
-            scores.append(task.score(ex, task.vocab.decode(row.tolist())))
+            outputs.append(task.vocab.decode(row.tolist()))
+            scores.append(task.score(ex, outputs[-1]))
         nfe += out.nfe.tolist()
     s = np.asarray(scores, dtype=np.float64)
     stderr = float(s.std(ddof=1) / math.sqrt(len(s))) if len(s) > 1 else math.nan
-    return TaskEval(task.metric, float(s.mean()), stderr, len(s), float(np.mean(nfe)), tuple(scores))
+    return TaskEval(task.metric, float(s.mean()), stderr, len(s), float(np.mean(nfe)), tuple(scores), tuple(outputs))
 
 
 def task_objective(task: Task, model, steps: int, remasking: str = "low_confidence", temperature: float = 0.0,
