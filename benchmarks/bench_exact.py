@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mdm_energy.exact import ExactDenoiser, KLObjective, beta_grid, exact_grid_study, kl_divergence, reveal_probabilities
+from mdm_energy.exact import ExactDenoiser, KLObjective, beta_grid, exact_grid_study, reveal_probabilities
 from mdm_energy.exact.laws import law_fixed_random, law_independent
 from mdm_energy.schedules import parse_schedule
 

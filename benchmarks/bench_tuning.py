@@ -99,7 +99,7 @@ def main() -> None:
         "",
         "| strategy | mean evaluations to within 1% | ratio to the 100-point grid |",
         "|---|---|---|",
-        f"| paper grid (full) | 100 | 1.00 |",
+        "| paper grid (full) | 100 | 1.00 |",
         f"| grid, first hit in paper order | {summary['grid']:.1f} | {summary['grid'] / 100:.2f} |",
         f"| TPE | {summary['tpe']:.1f} | {summary['tpe'] / 100:.2f} |",
         f"| random | {summary['random']:.1f} | {summary['random'] / 100:.2f} |",

@@ -9,7 +9,6 @@ import pytest
 from scipy import integrate, optimize, special
 
 from mdm_energy.energy import (
-    OPTIMUM,
     brute_force_energies,
     check_brute_force_size,
     discrete_energy,

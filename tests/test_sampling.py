@@ -107,7 +107,7 @@ def test_samplers_match_exact_laws(law_name, sampler, remasking, schedule, steps
 
 
 def test_flow_matching_euler_solver_gives_the_same_law():
-    fm = pytest.importorskip("flow_matching")  # noqa: F841
+    pytest.importorskip("flow_matching")
     from flow_matching.path import MixtureDiscreteProbPath
     from flow_matching.solver import MixtureDiscreteEulerSolver
     from flow_matching.utils import ModelWrapper

@@ -81,15 +81,19 @@ def test_eval_and_task_tuning_commands(capsys, tmp_path):
     assert "not trained for the sudoku task" in capsys.readouterr()[1]
 
 
-def test_a_trained_model_samples_valid_answers_more_often_than_chance():
-    """Evaluation is real: scoring the dataset's own answers gives 1, a constant answer gives ~0."""
+def test_evaluate_scores_references_and_returns_the_answers(tmp_path):
+    """The metric is real: the dataset's own answers score 1 and a constant answer 0; evaluate() keeps its outputs."""
+    from mdm_energy.models import load_model
+    from mdm_energy.sampling import FixedCountSampler
     from mdm_energy.tasks.evaluate import evaluate
 
     task = CountdownTask()
     ex = task.examples("test", 20)
     assert all(task.score(e, e.answer) == 1.0 for e in ex)
     assert sum(task.score(e, "1+1") for e in ex) == 0.0
-    assert evaluate  # imported for the CLI test above
+    train(task, tmp_path / "ck", TrainConfig(task="countdown", minutes=5, **TINY), max_steps_this_run=2, progress=False)
+    r = evaluate(task, load_model(tmp_path / "ck"), ex[:5], FixedCountSampler("linear", 4))
+    assert len(r.outputs) == r.n == 5 and r.scores == tuple(task.score(e, o) for e, o in zip(ex[:5], r.outputs))
 
 
 def test_reference_lm_trains_resumes_and_scores(tmp_path):
