@@ -1,4 +1,4 @@
-"""Exact engine benchmark (issue #3): speed against a simple per-subset loop, and schedule quality.
+"""Exact engine benchmark: speed against a simple per-subset loop, and schedule quality.
 
 Speed. One exact KL at n = 8, d = 4, N = 4 (targets: <= 0.3 s fixed-count random, <= 1 s ancestral)
 and a 10x10 Beta grid (target <= 60 s), each as a ratio against a straightforward reference
@@ -26,9 +26,11 @@ from pathlib import Path
 
 import numpy as np
 
-from mdm_energy.exact import ExactDenoiser, KLObjective, beta_grid, exact_grid_study, reveal_probabilities
+from mdm_energy.exact import ExactDenoiser
 from mdm_energy.exact.laws import law_fixed_random, law_independent
+from mdm_energy.reveal import reveal_probabilities
 from mdm_energy.schedules import parse_schedule
+from mdm_energy.tuning import ExactKLObjective, beta_grid, exact_grid_study
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -98,7 +100,7 @@ def speed() -> dict:
     assert np.allclose(law_fast, law_ref, atol=1e-12)
     rows["ancestral, one KL"] = (t_fast, t_ref, 1.0)
     for sampler, workers in (("fixed", 1), ("ancestral", 1), ("ancestral", 2)):
-        obj = KLObjective(den, sampler, N)
+        obj = ExactKLObjective(den, sampler, N, "random" if sampler == "fixed" else None)
         t0 = time.perf_counter()
         beta_grid(obj, workers=workers)
         t_grid = time.perf_counter() - t0
@@ -115,20 +117,20 @@ def quality() -> list[dict]:
         for N in (2, 4):
             for sampler in ("fixed", "ancestral"):
                 t0 = time.perf_counter()
-                r = exact_grid_study(den, sampler, N, workers=2)
-                opt = r["optimum"]["kl"]
+                r = exact_grid_study(den, sampler, N, remasking="random" if sampler == "fixed" else None, workers=2)
+                opt = r.optimum.kl
                 entry = {
                     "dist": f"{family}:8,4,0",
                     "N": N,
                     "sampler": sampler,
-                    "linear": r["baselines"]["linear"],
-                    "sin2": r["baselines"]["sin2"],
-                    "best_grid": r["best"]["kl"],
-                    "best_grid_ab": [r["best"]["a"], r["best"]["b"]],
-                    "infocurve": r["infocurve"]["kl"],
-                    "infocurve_counts": r["infocurve"]["counts"],
+                    "linear": r.baselines["linear"],
+                    "sin2": r.baselines["sin2"],
+                    "best_grid": r.best.kl,
+                    "best_grid_ab": [r.best.a, r.best.b],
+                    "infocurve": r.infocurve.kl,
+                    "infocurve_counts": r.infocurve.counts,
                     "optimum": opt,
-                    "optimum_schedule": r["optimum"].get("counts") or r["optimum"].get("alpha"),
+                    "optimum_schedule": r.optimum.counts or r.optimum.alpha,
                     "seconds": time.perf_counter() - t0,
                 }
                 out.append(entry)

@@ -1,4 +1,4 @@
-"""Sampler overhead (issue #4): `mdm-energy bench-sampler` at B=16, L=256, V=32,000, N=64, T in {0, 1}.
+"""Sampler overhead: `mdm-energy bench-sampler` at B=16, L=256, V=32,000, N=64, T in {0, 1}.
 
 Targets: overhead <= 10% of a model call at T=0 and <= 20% at T=1. Every figure is measured in the
 same run as its baselines (the model call and a naive LLaDA-style step).

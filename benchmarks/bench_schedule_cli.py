@@ -1,4 +1,4 @@
-"""Wall time of ``mdm-energy schedule beta:0.9,0.3 --steps 256 --length 4096 --json`` (issue #2).
+"""Wall time of ``mdm-energy schedule beta:0.9,0.3 --steps 256 --length 4096 --json``.
 
 Interpreter start is included: each run is a fresh process, exactly as a user types the command.
 The baseline, measured in the same run, is a bare interpreter start (``python -c pass``), so the

@@ -1,4 +1,4 @@
-"""Tuning cost (issue #5): evaluations each strategy needs to come within 1% of the paper-grid optimum.
+"""Tuning cost: evaluations each strategy needs to come within 1% of the paper-grid optimum.
 
 For six exact objectives (structured laws at n = 6-8, N in {2, 3, 4}, fixed-count and ancestral
 samplers) the baseline is the paper's 10x10 grid; its optimum is the target. For each strategy we
@@ -36,11 +36,11 @@ SEEDS = (0, 1, 2)
 BUDGET = 60
 
 
-def evals_to_target(trials: list[dict], target: float, strategy: str) -> "int | None":
-    done = sorted((t for t in trials if t["state"] == "COMPLETE" and t["strategy"] == strategy), key=lambda t: t["number"])
+def evals_to_target(trials: list, target: float, strategy: str) -> "int | None":
+    done = sorted((t for t in trials if t.state == "COMPLETE" and t.strategy == strategy), key=lambda t: t.number)
     best = float("inf")
     for k, t in enumerate(done, 1):
-        best = min(best, t["value"])
+        best = min(best, t.value)
         if best <= target:
             return k
     return None
@@ -50,20 +50,21 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for i, (dist, sampler, steps) in enumerate(OBJECTIVES):
-            obj = ExactKLObjective(dist, sampler, steps)
+            obj = ExactKLObjective(dist, sampler, steps, "random" if sampler == "fixed" else None)
             storage = f"sqlite:///{tmp}/bench{i}.db"
             t0 = time.perf_counter()
-            grid = tune(obj, "grid", storage=storage)
-            grid_min = grid.best["score"]
+            grid = tune(obj, strategy="grid", storage=storage)
+            grid_min = grid.best.value
             target = grid_min * 1.01 + 1e-12
             entry = {"objective": obj.name, "grid_min": grid_min, "grid": evals_to_target(grid.trials, target, "grid"),
-                     "grid_total": 100, "linear": grid.baselines["linear"]["value"]}
+                     "grid_total": 100, "linear": grid.baselines["linear"].value}
             for strategy in ("tpe", "random"):
                 counts, bests = [], []
                 for seed in SEEDS:
-                    r = tune(obj, strategy, budget=BUDGET, storage=storage, study_name=f"{obj.name}:{strategy}:{seed}", seed=seed)
+                    r = tune(obj, strategy=strategy, budget=BUDGET, storage=storage, study_name=f"{obj.name}:{strategy}:{seed}",
+                             seed=seed)
                     counts.append(evals_to_target(r.trials, target, strategy))
-                    bests.append(r.best["score"])
+                    bests.append(r.best.value)
                 entry[strategy] = counts
                 entry[f"{strategy}_best"] = bests
             entry["seconds"] = time.perf_counter() - t0

@@ -1,4 +1,4 @@
-"""Collect the lm-eval runs of paper_tables.sh into one PAPER.md-shaped table per task, beside the paper.
+"""Collect the lm-eval runs of paper_tables.sh into one table shaped like the paper's (docs/paper.md) per task, beside the paper.
 
     python benchmarks/paper_tables.py OUT_DIR > tables.md
 """
@@ -10,7 +10,7 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-# The paper's accuracies (PAPER.md), by task -> schedule -> steps.
+# The paper's accuracies (docs/paper.md), by task -> schedule -> steps.
 PAPER = {
     "mbpp": {"linear": [0.2, 2.0, 6.4, 16.4, 28.0, 40.6], "sine": [0.2, 0.4, 3.8, 10.4, 19.8, 28.0],
              "sin2": [1.4, 4.8, 13.8, 20.6, 35.2, 40.2], "beta:0.3,0.9": [0.2, 0.2, 0.2, 0.2, 0.2, 1.6],

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Reproduce the paper's Tables 2-7 (PAPER.md) for one checkpoint on a GPU machine with lm-eval.
+# Reproduce the paper's Tables 2-7 (docs/paper.md) for one checkpoint on a GPU machine with lm-eval.
 #
 #   pip install torch==<your CUDA build> && pip install ".[lm-eval]"
 #   bash benchmarks/paper_tables.sh GSAI-ML/LLaDA-8B-Base [OUT_DIR] [LIMIT]
@@ -7,7 +7,7 @@
 # For every task, schedule and step count it runs
 #   lm_eval --model mdm_energy --model_args "pretrained=...,schedule='SPEC',steps=N,gen_length=L,block_length=L" ...
 # (LLaDA's sampler with only the per-step counts changed, as in the paper), then writes one markdown
-# table per task in PAPER.md's shape, our numbers beside the paper's, to OUT_DIR/tables.md.
+# table per task in the paper's shape, our numbers beside the paper's, to OUT_DIR/tables.md.
 # LIMIT (optional) evaluates the first LIMIT problems of each task, for a quick look.
 set -euo pipefail
 MODEL=${1:?usage: paper_tables.sh CHECKPOINT [OUT_DIR] [LIMIT]}

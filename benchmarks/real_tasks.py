@@ -1,4 +1,4 @@
-"""Real-task evidence (issue #6): schedules against steps on three tasks with MDMs trained here.
+"""Real-task evidence: schedules against steps on three tasks with MDMs trained here.
 
 For each task with a checkpoint under ``checkpoints/<task>/``:
 
@@ -56,14 +56,14 @@ def main() -> None:
         task, model = get_task(name), load_model(ck)
         test = task.examples("test", args.limit or LIMITS[name], seed=0)
         with tempfile.TemporaryDirectory() as tmp:
-            obj = task_objective(task, model, TUNE_STEPS[name], "low_confidence", n=args.tune_limit, seed=1)
-            tuned = tune(obj, "tpe", budget=args.tune_budget, storage=f"sqlite:///{tmp}/t.db",
+            obj = task_objective(task, model, TUNE_STEPS[name], remasking="low_confidence", n=args.tune_limit, seed=1)
+            tuned = tune(obj, strategy="tpe", budget=args.tune_budget, storage=f"sqlite:///{tmp}/t.db",
                          space=SearchSpace((0.1, 1.5), (0.1, 1.5)), seed=0)
-        tuned_spec = f"beta:{tuned.best['a']:.3g},{tuned.best['b']:.3g}"
+        tuned_spec = f"beta:{tuned.best.a:.3g},{tuned.best.b:.3g}"
         (ck / "tuned_schedule.json").write_text(json.dumps(
-            {"schedule": tuned_spec, "validation_score": tuned.best["score"], "steps": TUNE_STEPS[name],
+            {"schedule": tuned_spec, "validation_score": tuned.best.value, "steps": TUNE_STEPS[name],
              "budget": args.tune_budget, "validation_examples": args.tune_limit}, indent=2) + "\n")
-        print(f"{name}: tuned {tuned_spec} on validation (N={TUNE_STEPS[name]}): {tuned.best['score']:.3f}", file=sys.stderr)
+        print(f"{name}: tuned {tuned_spec} on validation (N={TUNE_STEPS[name]}): {tuned.best.value:.3f}", file=sys.stderr)
         rows = []
         extra = {}
         if name == "pycode" and (Path(args.checkpoints) / "pycode-reference" / "model.safetensors").exists():
@@ -90,7 +90,7 @@ def main() -> None:
             rows.append({"schedule": label, "remasking": "adaptive", "steps": None, "nfe": r.nfe, "value": r.value,
                          "stderr": r.stderr, "n": r.n})
         all_rows[name] = {"metric": task.metric, "gen_len": task.gen_len, "tuned": tuned_spec,
-                          "tuned_validation_score": tuned.best["score"], "rows": rows,
+                          "tuned_validation_score": tuned.best.value, "rows": rows,
                           "seconds": time.time() - t0,
                           **{k: v for k, v in extra.items() if k != "reference"}}
         _plot(name, all_rows[name])

@@ -1,4 +1,4 @@
-"""The command-line contract of DESIGN.md §8 and issue #2, including every error path."""
+"""The command-line contract of docs/design.md §8, including every error path."""
 
 from __future__ import annotations
 

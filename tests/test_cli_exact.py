@@ -1,4 +1,4 @@
-"""CLI contract of `exact`, `exact-grid` and `toy` (issue #3), including the bad-input paths."""
+"""CLI contract of `exact`, `exact-grid` and `toy`, including the bad-input paths."""
 
 from __future__ import annotations
 
@@ -26,7 +26,8 @@ def run_json(capsys, *argv):
 
 
 def test_exact_json_contract_fixed(capsys):
-    obj = run_json(capsys, "exact", "--dist", "toy1", "--sampler", "fixed", "--schedule", "linear", "--steps", "3")
+    obj = run_json(capsys, "exact", "--dist", "toy1", "--sampler", "fixed", "--remasking", "random", "--schedule", "linear",
+                   "--steps", "3")
     assert set(obj) == {"kl", "tv", "nfe", "counts"}
     assert obj["counts"] == [2, 1, 2] and obj["nfe"] == 3
     assert obj["kl"] == pytest.approx(math.log(2))  # success probability 2^(1-2)
@@ -43,8 +44,8 @@ def test_exact_json_contract_ancestral_with_law(capsys):
 def test_exact_reads_npy(capsys, tmp_path):
     w = np.random.default_rng(0).random((3, 3, 3))
     np.save(tmp_path / "w.npy", w)
-    obj = run_json(capsys, "exact", "--dist", str(tmp_path / "w.npy"), "--sampler", "confidence", "--schedule", "sin2", "-N", "2")
-    assert obj["kl"] == pytest.approx(exact_sampler(ExactDenoiser(w), "confidence", "sin2", 2).kl)
+    obj = run_json(capsys, "exact", "--dist", str(tmp_path / "w.npy"), "--sampler", "fixed", "--schedule", "sin2", "-N", "2")
+    assert obj["kl"] == pytest.approx(exact_sampler(ExactDenoiser(w), "fixed", "sin2", 2, remasking="low_confidence").kl)
 
 
 def test_exact_human_output(capsys):
@@ -102,7 +103,11 @@ BAD = [
     (lambda p: ["exact", "--dist", "markov:8,4", "--sampler", "fixed", "--schedule", "linear", "-N", "2"], "'markov:8,4'"),
     (lambda p: ["exact", "--dist", "bogus:1,2,3", "--sampler", "fixed", "--schedule", "linear", "-N", "2"], "'bogus:1,2,3'"),
     (lambda p: ["exact", "--dist", "markov:12,4,0", "--sampler", "fixed", "--schedule", "linear", "-N", "2"], "too large"),
-    (lambda p: ["exact", "--dist", "markov:9,4,0", "--sampler", "confidence", "--schedule", "linear", "-N", "2"], "Monte Carlo"),
+    (lambda p: ["exact", "--dist", "markov:9,4,0", "--sampler", "fixed", "--schedule", "linear", "-N", "2"], "Monte Carlo"),
+    (lambda p: ["exact", "--dist", "toy1", "--sampler", "confidence", "--schedule", "linear", "-N", "2"], "--remasking low_confidence"),
+    (lambda p: ["exact", "--dist", "toy1", "--sampler", "threshold", "--schedule", "linear", "-N", "2"], "no law for the threshold"),
+    (lambda p: ["exact", "--dist", "toy1", "--sampler", "ancestral", "--remasking", "margin", "--schedule", "linear", "-N", "2"],
+     "--remasking does not apply to the ancestral sampler"),
     (lambda p: ["exact", "--dist", "toy1", "--sampler", "greedy", "--schedule", "linear", "-N", "2"], "'greedy'"),
     (lambda p: ["exact", "--dist", "toy1", "--sampler", "fixed", "--schedule", "beta:0,1", "-N", "2"], "got 0"),
     (lambda p: ["exact", "--dist", "toy1", "--sampler", "fixed", "--schedule", "linear", "-N", "0"], "got '0'"),

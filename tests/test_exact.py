@@ -14,7 +14,6 @@ from mdm_energy.exact import (
     ExactDenoiser,
     KLObjective,
     compositions,
-    exact_grid_study,
     exact_sampler,
     infocurve_bound,
     infocurve_counts,
@@ -24,10 +23,11 @@ from mdm_energy.exact import (
     law_independent,
     load_distribution,
     optimal_counts,
-    reveal_probabilities,
     tv_distance,
 )
 from mdm_energy.exact.search import counts_schedule
+from mdm_energy.reveal import reveal_probabilities
+from mdm_energy.tuning import ExactKLObjective, SearchSpace, beta_grid, exact_grid_study
 from mdm_energy.schedules import parse_schedule
 
 
@@ -119,7 +119,7 @@ def test_toy1_zero_probability_contexts_use_the_uniform_posterior():
 # --- Monte Carlo: an independent sampler written from the sampler definitions --------------------
 
 
-def mc_sample(den: ExactDenoiser, sampler: str, schedule: str, steps: int, K: int, seed: int, rule: str = "low_confidence") -> np.ndarray:
+def mc_sample(den: ExactDenoiser, sampler: str, schedule: str, steps: int, K: int, seed: int, rule: "str | None" = None) -> np.ndarray:
     rng = np.random.default_rng(seed)
     n, d = den.n, den.d
     x = np.zeros((K, n), dtype=np.int64)
@@ -141,11 +141,11 @@ def mc_sample(den: ExactDenoiser, sampler: str, schedule: str, steps: int, K: in
                 post[rows, i] = cond[idx]  # shape (rows, d)
         cand = (post.cumsum(-1) < rng.random((K, n, 1))).sum(-1).clip(max=d - 1)
         conf = np.take_along_axis(post, cand[..., None], -1)[..., 0]
-        if sampler in ("fixed", "confidence"):
+        if sampler == "fixed":
             c = counts[k]
             if c == 0:
                 continue
-            if sampler == "fixed":
+            if rule == "random":
                 key = np.where(rev, np.inf, rng.random((K, n)))
                 chosen = np.argsort(key, axis=1)[:, :c]
             else:
@@ -168,14 +168,14 @@ def mc_sample(den: ExactDenoiser, sampler: str, schedule: str, steps: int, K: in
 
 @pytest.mark.parametrize("name", sorted(SMALL))
 @pytest.mark.parametrize(
-    "sampler,schedule,steps",
-    [("fixed", "beta:0.9,0.3", 3), ("ancestral", "sin2", 3), ("euler", "linear", 4), ("confidence", "linear", 3),
-     ("confidence", "beta:0.3,0.9", 2)],
+    "sampler,rule,schedule,steps",
+    [("fixed", "random", "beta:0.9,0.3", 3), ("ancestral", None, "sin2", 3), ("euler", None, "linear", 4),
+     ("fixed", "low_confidence", "linear", 3), ("fixed", "low_confidence", "beta:0.3,0.9", 2)],
 )
-def test_law_agrees_with_monte_carlo(name, sampler, schedule, steps):
+def test_law_agrees_with_monte_carlo(name, sampler, rule, schedule, steps):
     den = ExactDenoiser(SMALL[name])
-    law = exact_sampler(den, sampler, schedule, steps).law
-    samples = mc_sample(den, sampler, schedule, steps, K=20_000, seed=1234)
+    law = exact_sampler(den, sampler, schedule, steps, remasking=rule).law
+    samples = mc_sample(den, sampler, schedule, steps, K=20_000, seed=1234, rule=rule)
     assert chi_square_pvalue(samples, law) > 1e-3
 
 
@@ -185,16 +185,20 @@ def test_margin_and_entropy_remasking_laws_agree_with_monte_carlo(name, rule):
     den = ExactDenoiser(SMALL[name])
     law = exact_sampler(den, "fixed", "sin2", 3, remasking=rule).law
     assert law.sum() == pytest.approx(1.0)
-    samples = mc_sample(den, "confidence", "sin2", 3, K=20_000, seed=99, rule=rule)
+    samples = mc_sample(den, "fixed", "sin2", 3, K=20_000, seed=99, rule=rule)
     assert chi_square_pvalue(samples, law) > 1e-3
 
 
 def test_remasking_argument_checks():
     with pytest.raises(ValueError, match="'frobnicate'"):
         exact_sampler("toy1", "fixed", "linear", 3, remasking="frobnicate")
-    with pytest.raises(ValueError, match="not to 'ancestral'"):
+    with pytest.raises(ValueError, match="ancestral sampler does not take 'remasking'"):
         exact_sampler("toy1", "ancestral", "linear", 3, remasking="margin")
-    a = exact_sampler("toy2", "confidence", "linear", 3).law
+    with pytest.raises(ValueError, match="no law for the threshold sampler"):
+        exact_sampler("toy1", "threshold", "linear", 3)
+    with pytest.raises(ValueError, match="unknown sampler 'confidence'.*--remasking low_confidence"):
+        exact_sampler("toy1", "confidence", "linear", 3)
+    a = exact_sampler("toy2", "fixed", "linear", 3).law  # the default rule is low_confidence, as in the samplers
     b = exact_sampler("toy2", "fixed", "linear", 3, remasking="low_confidence").law
     np.testing.assert_array_equal(a, b)
 
@@ -203,19 +207,19 @@ def test_remasking_argument_checks():
 
 
 @pytest.mark.parametrize("dist", ["toy1", "toy2", "markov:5,3,0", "potts:5,2,1", "templates:4,3,2"])
-@pytest.mark.parametrize("sampler", ["fixed", "ancestral", "euler", "confidence"])
+@pytest.mark.parametrize("sampler,rule", [("fixed", "random"), ("ancestral", None), ("euler", None), ("fixed", "low_confidence")])
 @pytest.mark.parametrize("schedule", ["linear", "sin2", "beta:1,0.2", "beta:0.3,0.9"])
-def test_every_law_sums_to_one(dist, sampler, schedule):
-    r = exact_sampler(dist, sampler, schedule, 3)
+def test_every_law_sums_to_one(dist, sampler, rule, schedule):
+    r = exact_sampler(dist, sampler, schedule, 3, remasking=rule)
     assert r.law.sum() == pytest.approx(1.0, abs=1e-12) and r.law.min() >= -1e-15
     assert r.kl >= 0 and 0 <= r.tv <= 1 and r.nfe == 3
-    assert (r.counts is not None) == (sampler in ("fixed", "confidence"))
+    assert (r.counts is not None) == (sampler == "fixed")
 
 
 @pytest.mark.parametrize("dist", ["toy1", "toy2", "markov:5,3,0", "potts:6,2,1", "templates:4,3,2"])
 def test_one_token_per_step_is_exact(dist):
     n = load_distribution(dist).n
-    r = exact_sampler(dist, "fixed", "linear", n)
+    r = exact_sampler(dist, "fixed", "linear", n, remasking="random")
     assert r.counts == [1] * n
     assert r.kl < 1e-12 and r.tv < 1e-12
 
@@ -240,8 +244,10 @@ def test_reveal_probabilities():
     np.testing.assert_allclose(e[:-1], 1 - np.exp(-0.25 / (1 - np.array([0, 0.25, 0.5]))), atol=1e-14)
     assert e[-1] == 1.0
     assert reveal_probabilities("sin2", 4, "euler")[0] == 0.0  # alpha'(0) = 0
-    with pytest.raises(ValueError, match="'fixed'"):
+    with pytest.raises(ValueError, match="ancestral and euler, not 'fixed'"):
         reveal_probabilities("linear", 4, "fixed")
+    with pytest.raises(ValueError, match="unknown sampler 'gibbs'"):
+        reveal_probabilities("linear", 4, "gibbs")
 
 
 def test_confidence_takes_the_most_confident_with_ties_to_the_lower_position():
@@ -300,7 +306,8 @@ def test_infocurve_dp_finds_the_minimal_bound():
     den = ExactDenoiser("templates:5,3,4")
     Z = den.information_curve()
     for N in (2, 3, 4):
-        counts, value = infocurve_counts(Z, N)
+        ic = infocurve_counts(Z, N)
+        counts, value = ic.counts, ic.bound
         brute = min(infocurve_bound(Z, c) for c in compositions(den.n, N))
         assert value == pytest.approx(brute, abs=1e-12)
         assert infocurve_bound(Z, counts) == pytest.approx(value, abs=1e-12)
@@ -317,29 +324,29 @@ def test_compositions_are_all_and_distinct():
 
 def test_optimal_counts_exhaustive_and_local():
     den = ExactDenoiser("markov:6,2,3")
-    obj = KLObjective(den, "fixed", 3)
-    counts, kl, method = optimal_counts(obj)
-    assert method == "exhaustive"
-    assert kl == pytest.approx(min(kl_divergence(den.q, law_fixed_random(den, c)) for c in compositions(6, 3)))
-    local_counts, local_kl, local_method = optimal_counts(KLObjective(den, "fixed", 3), starts=[[6, 0, 0]], max_exhaustive=1)
-    assert local_method == "local" and local_kl <= obj.of_counts([6, 0, 0]) and sum(local_counts) == 6
+    obj = KLObjective(den, "fixed", 3, "random")
+    opt = optimal_counts(obj)
+    assert opt.method == "exhaustive"
+    assert opt.kl == pytest.approx(min(kl_divergence(den.q, law_fixed_random(den, c)) for c in compositions(6, 3)))
+    local = optimal_counts(KLObjective(den, "fixed", 3, "random"), starts=[[6, 0, 0]], max_exhaustive=1)
+    assert local.method == "local" and local.kl <= obj.of_counts([6, 0, 0]) and sum(local.counts) == 6
 
 
-@pytest.mark.parametrize("sampler", ["fixed", "ancestral", "euler", "confidence"])
-def test_grid_study_optimum_beats_everything_it_reports(sampler):
+@pytest.mark.parametrize("sampler,rule", [("fixed", "random"), ("ancestral", None), ("euler", None), ("fixed", "low_confidence")])
+def test_grid_study_optimum_beats_everything_it_reports(sampler, rule):
     den = ExactDenoiser("potts:5,2,0")
-    r = exact_grid_study(den, sampler, 3, [0.2, 0.5, 1.0], [0.3, 0.9])
-    assert len(r["grid"]) == 6
-    best = min(r["grid"], key=lambda g: g["kl"])
-    assert r["best"] == best
-    for g in r["grid"]:  # the grid really is scored by exact KL
-        assert g["kl"] == pytest.approx(exact_sampler(den, sampler, f"beta:{g['a']},{g['b']}", 3).kl, abs=1e-12)
-    opt = r["optimum"]["kl"]
-    assert opt <= best["kl"] + 1e-12 and opt <= min(r["baselines"].values()) + 1e-12
-    assert opt <= r["infocurve"]["kl"] + 1e-12
-    if sampler in ("fixed", "confidence"):
-        assert sum(r["optimum"]["counts"]) == 5
-        assert exact_sampler(den, sampler, counts_schedule(r["optimum"]["counts"]), 3).kl == pytest.approx(opt)
+    r = exact_grid_study(den, sampler, 3, remasking=rule, space=SearchSpace(a_values=(0.2, 0.5, 1.0), b_values=(0.3, 0.9)))
+    assert len(r.grid) == 6
+    best = min(r.grid, key=lambda g: g.kl)
+    assert r.best == best
+    for g in r.grid:  # the grid really is scored by exact KL
+        assert g.kl == pytest.approx(exact_sampler(den, sampler, f"beta:{g.a},{g.b}", 3, rule).kl, abs=1e-12)
+    opt = r.optimum.kl
+    assert opt <= best.kl + 1e-12 and opt <= min(r.baselines.values()) + 1e-12
+    assert opt <= r.infocurve.kl + 1e-12
+    if sampler == "fixed":
+        assert sum(r.optimum.counts) == 5
+        assert exact_sampler(den, sampler, counts_schedule(r.optimum.counts), 3, rule).kl == pytest.approx(opt)
 
 
 # --- distributions ---------------------------------------------------------------------------------
@@ -394,14 +401,13 @@ def test_bad_specs(spec, match):
 
 def test_confidence_refuses_large_laws():
     with pytest.raises(ValueError, match="Monte Carlo"):
-        exact_sampler("markov:9,4,0", "confidence", "linear", 3)
+        exact_sampler("markov:9,4,0", "fixed", "linear", 3, remasking="low_confidence")
 
 
 def test_parallel_grid_equals_sequential():
-    from mdm_energy.exact import beta_grid
-
     den = ExactDenoiser("markov:5,3,2")
-    seq = beta_grid(KLObjective(den, "ancestral", 3), [0.3, 0.8], [0.4, 1.0])
-    par = beta_grid(KLObjective(den, "ancestral", 3), [0.3, 0.8], [0.4, 1.0], workers=2)
+    space = SearchSpace(a_values=(0.3, 0.8), b_values=(0.4, 1.0))
+    seq = beta_grid(ExactKLObjective(den, "ancestral", 3), space)
+    par = beta_grid(ExactKLObjective(den, "ancestral", 3), space, workers=2)
     assert [(g.a, g.b) for g in par] == [(g.a, g.b) for g in seq]
     np.testing.assert_allclose([g.kl for g in par], [g.kl for g in seq], rtol=1e-12)

@@ -170,7 +170,7 @@ def test_in_process_api_uses_the_schedule(tiny_dirs, monkeypatch):
     assert all(v < 0 and isinstance(g, bool) for v, g in ll)
     with pytest.raises(NotImplementedError):
         lm.loglikelihood_rolling([])
-    with pytest.raises(ValueError, match="unknown model_args: colour"):
+    with pytest.raises(ValueError, match="unknown model_args for the fixed sampler: colour"):
         MDMEnergyLM.create_from_arg_string(f"pretrained={tiny_dirs / 'llada'},colour=red")
 
 

@@ -23,6 +23,7 @@ from mdm_energy.sampling import (
     make_sampler,
     select_top_k,
 )
+from mdm_energy.registry import exact_check_options
 from mdm_energy.schedules import parse_schedule
 
 V, MASK = 11, 10
@@ -100,9 +101,10 @@ CASES = [
 def test_samplers_match_exact_laws(law_name, sampler, remasking, schedule, steps):
     q = LAWS[law_name]
     den = ExactTorchDenoiser(ExactDenoiser(q))
-    s = make_sampler(sampler, schedule=schedule, steps=steps, temperature=1.0, remasking=remasking)
+    given = {"remasking": remasking} if remasking else {}
+    s = make_sampler(sampler, **exact_check_options(sampler, schedule=schedule, steps=steps, **given))  # the registry's pairing
     out = s(den, None, den.n, batch_size=20_000, generator=torch.Generator().manual_seed(2024))
-    law = exact_sampler(den.exact, sampler, schedule, steps, remasking if sampler == "fixed" else None).law
+    law = exact_sampler(den.exact, sampler, schedule, steps, remasking).law
     assert chi_square_pvalue(out.generated.numpy(), law) > 1e-3
 
 
@@ -391,9 +393,12 @@ def test_sample_exact_cli(capsys):
     [
         (["--dist", "toy1", "--sampler", "fixed", "--samples", "5"], "--steps is required"),
         (["--dist", "toy1", "--sampler", "ancestral", "--steps", "2", "--samples", "0"], "got '0'"),
-        (["--dist", "toy1", "--sampler", "euler", "--steps", "2", "--samples", "5", "--remasking", "margin"], "--remasking applies"),
+        (["--dist", "toy1", "--sampler", "euler", "--steps", "2", "--samples", "5", "--remasking", "margin"],
+         "--remasking does not apply to the euler sampler"),
+        (["--dist", "toy1", "--sampler", "threshold", "--schedule", "sin2", "--samples", "5"],
+         "--schedule does not apply to the threshold sampler"),
         (["--dist", "nope", "--sampler", "threshold", "--samples", "5"], "'nope'"),
-        (["--dist", "toy1", "--sampler", "threshold", "--samples", "5", "--threshold", "2"], "--threshold"),
+        (["--dist", "toy1", "--sampler", "threshold", "--samples", "5", "--threshold", "2"], "threshold must lie in [0, 1], got '2'"),
         (["--dist", "toy1", "--sampler", "fixed", "--steps", "2", "--samples", "5", "--schedule", "beta:0,1"], "got 0"),
     ],
 )

@@ -1,4 +1,4 @@
-"""Schedules against closed forms, finite differences, inverses and DESIGN.md §2's counts table."""
+"""Schedules against closed forms, finite differences, inverses and docs/design.md §2's counts table."""
 
 from __future__ import annotations
 
@@ -152,7 +152,7 @@ def test_table_inverse_takes_the_smallest_time_on_a_flat_segment():
     assert s.t_of_alpha(0.1) == pytest.approx(0.2)
 
 
-# --- counts (DESIGN.md §2) -----------------------------------------------------------------------
+# --- counts (docs/design.md §2) -----------------------------------------------------------------------
 
 DESIGN_COUNTS = {
     "beta:0.5,0.5": [32] * 8,

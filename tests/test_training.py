@@ -18,8 +18,8 @@ TINY = dict(batch_size=16, lr=3e-3, warmup_steps=10, max_steps=200, train_exampl
 def test_loss_decreases_on_a_tiny_run(tmp_path):
     cfg = TrainConfig(task="countdown", minutes=5, **TINY)
     summary = train(CountdownTask(), tmp_path / "a", cfg, max_steps_this_run=150, progress=False)
-    log = cfg.log
-    assert summary["steps"] == 150 and len(log) == 3
+    log = json.loads((tmp_path / "a" / "trainer.json").read_text())["log"]
+    assert summary.steps == 150 and len(log) == 3
     assert log[-1][2] < 0.7 * log[0][2], log  # running loss at step 150 well below step 50
 
 
@@ -44,7 +44,7 @@ def test_resume_continues_exactly(tmp_path):
     train(task, tmp_path / "resumed", first, max_steps_this_run=20, progress=False)  # "interrupted" here
     second = TrainConfig(task="countdown", minutes=5, **TINY)
     summary = train(task, tmp_path / "resumed", second, max_steps_this_run=20, progress=False)
-    assert summary["resumed"] and summary["steps"] == 40
+    assert summary.resumed and summary.steps == 40
     a, b = load_model(tmp_path / "straight"), load_model(tmp_path / "resumed")
     for (k, v), (_, w) in zip(a.state_dict().items(), b.state_dict().items()):
         assert torch.equal(v, w), k
@@ -70,7 +70,7 @@ def test_eval_and_task_tuning_commands(capsys, tmp_path):
     assert main(["eval", "--task", "countdown", "--checkpoint", str(tmp_path / "ck"), "--schedule", "beta:0.9,0.3",
                  "-N", "4", "--limit", "12", "--json"]) == 0
     obj = json.loads(capsys.readouterr()[0])
-    assert set(obj) == {"metric", "value", "stderr", "n", "nfe"} and obj["n"] == 12 and obj["nfe"] == 4
+    assert set(obj) == {"metric", "value", "stderr", "n", "nfe", "sampler"} and obj["n"] == 12 and obj["nfe"] == 4
     assert 0.0 <= obj["value"] <= 1.0
     assert main(["tune", "--objective", "task", "--task", "countdown", "--checkpoint", str(tmp_path / "ck"), "-N", "4",
                  "--strategy", "grid", "--a-values", "0.5,1", "--b-values", "0.5", "--limit", "8",
@@ -105,7 +105,7 @@ def test_reference_lm_trains_resumes_and_scores(tmp_path):
                  max_steps=100, checkpoint_seconds=1e9)
     s1 = train_reference_lm(tmp_path / "ref", TrainConfig(**small), max_steps_this_run=10)
     s2 = train_reference_lm(tmp_path / "ref", TrainConfig(**small), max_steps_this_run=10)
-    assert not s1["resumed"] and s2["resumed"] and s2["steps"] == 20
+    assert not s1.resumed and s2.resumed and s2.steps == 20
     model, task = load_model(tmp_path / "ref"), PyCodeTask()
     assert model.config.causal
     ex = task.examples("test", 4)

@@ -18,8 +18,8 @@ pytest.importorskip("optuna")
 import optuna  # noqa: E402
 
 from mdm_energy.cli import main  # noqa: E402
-from mdm_energy.exact import ExactDenoiser, KLObjective, beta_grid  # noqa: E402
-from mdm_energy.tuning import ExactKLObjective, SearchSpace, TaskObjective, tune, write_report  # noqa: E402
+from mdm_energy.exact import exact_sampler  # noqa: E402
+from mdm_energy.tuning import ExactKLObjective, SearchSpace, TaskObjective, beta_grid, tune, write_report  # noqa: E402
 
 
 def completed(storage: str, name: str) -> list:
@@ -30,35 +30,35 @@ def completed(storage: str, name: str) -> list:
 @pytest.mark.parametrize("dist,sampler,steps", [("markov:5,3,0", "fixed", 3), ("templates:5,3,1", "ancestral", 3)])
 def test_grid_finds_the_true_grid_minimum(tmp_path, dist, sampler, steps):
     storage = f"sqlite:///{tmp_path}/s.db"
-    r = tune(ExactKLObjective(dist, sampler, steps), "grid", storage=storage)
-    grid = beta_grid(KLObjective(ExactDenoiser(dist), sampler, steps))
-    best = min(grid, key=lambda g: (g.kl, g.a, g.b))
-    assert (r.best["a"], r.best["b"]) == (best.a, best.b)
-    assert r.best["score"] == pytest.approx(best.kl, abs=1e-12)
+    r = tune(ExactKLObjective(dist, sampler, steps), strategy="grid", storage=storage)
+    grid = [(a, b, exact_sampler(dist, sampler, f"beta:{a},{b}", steps).kl) for a, b in SearchSpace().grid()]
+    best = min(grid, key=lambda g: (g[2], g[0], g[1]))  # an independent loop over the grid
+    assert (r.best.a, r.best.b) == best[:2]
+    assert r.best.value == pytest.approx(best[2], abs=1e-12)
     assert r.evaluations == r.new_evaluations == 100
     assert set(r.baselines) == {"linear", "sin2", "sine", "maskgit"}
 
 
 @pytest.mark.parametrize("dist,sampler,steps", [("markov:6,3,0", "ancestral", 3), ("potts:6,2,1", "ancestral", 4)])
 def test_tpe_with_25_evaluations_comes_within_2_percent_of_the_grid_minimum(tmp_path, dist, sampler, steps):
-    grid_min = min(g.kl for g in beta_grid(KLObjective(ExactDenoiser(dist), sampler, steps)))
-    r = tune(ExactKLObjective(dist, sampler, steps), "tpe", budget=25, storage=f"sqlite:///{tmp_path}/s.db", seed=0)
+    grid_min = min(g.kl for g in beta_grid(ExactKLObjective(dist, sampler, steps)))
+    r = tune(ExactKLObjective(dist, sampler, steps), strategy="tpe", budget=25, storage=f"sqlite:///{tmp_path}/s.db", seed=0)
     assert r.evaluations == 25
-    assert r.best["score"] <= 1.02 * grid_min
+    assert r.best.value <= 1.02 * grid_min
 
 
 def test_rerunning_a_finished_grid_study_evaluates_nothing(tmp_path):
     storage = f"sqlite:///{tmp_path}/s.db"
     obj = ExactKLObjective("toy2", "fixed", 3)
-    first = tune(obj, "grid", storage=storage)
-    again = tune(obj, "grid", storage=storage)
+    first = tune(obj, strategy="grid", storage=storage)
+    again = tune(obj, strategy="grid", storage=storage)
     assert first.new_evaluations == 100 and again.new_evaluations == 0 and again.evaluations == 100
     assert again.best == first.best
 
 
 def test_two_workers_share_a_study_without_duplicates(tmp_path):
     storage = f"sqlite:///{tmp_path}/s.db"
-    r = tune(ExactKLObjective("markov:5,3,2", "ancestral", 3), "grid", storage=storage, workers=2, study_name="w")
+    r = tune(ExactKLObjective("markov:5,3,2", "ancestral", 3), strategy="grid", storage=storage, workers=2, study_name="w")
     done = completed(storage, "w")
     keys = Counter((t.params["a"], t.params["b"]) for t in done)
     assert len(keys) == 100 and max(keys.values()) == 1 and r.evaluations == 100
@@ -69,7 +69,7 @@ def test_concurrent_commands_on_one_study_never_evaluate_a_point_twice(tmp_path)
     db = tmp_path / "s.db"
     cmd = [sys.executable, "-m", "mdm_energy", "tune", "--dist", "markov:6,3,1", "--sampler", "ancestral", "-N", "3",
            "--strategy", "grid", "--storage", f"sqlite:///{db}", "--study", "race", "--json"]
-    tune(ExactKLObjective("markov:6,3,1", "ancestral", 3), "grid", storage=f"sqlite:///{db}", study_name="race",
+    tune(ExactKLObjective("markov:6,3,1", "ancestral", 3), strategy="grid", storage=f"sqlite:///{db}", study_name="race",
          space=SearchSpace(a_values=(0.5,), b_values=(0.5,)))  # create the study (and its baselines) first
     procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True) for _ in range(2)]
     outs = [json.loads(p.communicate(timeout=300)[0]) for p in procs]
@@ -126,22 +126,22 @@ def synthetic_task(fail_above: float | None = None) -> TaskObjective:
 
 def test_failing_trials_are_recorded_and_the_study_goes_on(tmp_path):
     storage = f"sqlite:///{tmp_path}/s.db"
-    r = tune(synthetic_task(fail_above=0.75), "grid", storage=storage, study_name="f")
-    failed = [t for t in r.trials if t["state"] == "FAIL"]
-    assert len(failed) == 30 and all("model crashed" in t["error"] for t in failed)
-    assert r.evaluations == 70 and r.best["a"] == pytest.approx(0.3) and r.best["b"] == pytest.approx(0.7)
-    assert r.best["n"] == 400 and r.best["stderr"] > 0
-    again = tune(synthetic_task(fail_above=0.75), "grid", storage=storage, study_name="f")
+    r = tune(synthetic_task(fail_above=0.75), strategy="grid", storage=storage, study_name="f")
+    failed = [t for t in r.trials if t.state == "FAIL"]
+    assert len(failed) == 30 and all("model crashed" in t.error for t in failed)
+    assert r.evaluations == 70 and r.best.a == pytest.approx(0.3) and r.best.b == pytest.approx(0.7)
+    assert r.best.n == 400 and r.best.stderr > 0
+    again = tune(synthetic_task(fail_above=0.75), strategy="grid", storage=storage, study_name="f")
     assert again.new_evaluations == 0  # failed points are not retried
 
 
 def test_successive_halving_rescores_the_best_on_larger_subsets(tmp_path):
-    r = tune(synthetic_task(), "halving", storage=f"sqlite:///{tmp_path}/s.db", halving_min_size=25, halving_eta=3)
-    by_rung = Counter(t["rung"] for t in r.trials if t["state"] == "COMPLETE")
-    sizes = {t["rung"]: t["size"] for t in r.trials if t["state"] == "COMPLETE"}
+    r = tune(synthetic_task(), strategy="halving", storage=f"sqlite:///{tmp_path}/s.db", halving_min_size=25, halving_eta=3)
+    by_rung = Counter(t.rung for t in r.trials if t.state == "COMPLETE")
+    sizes = {t.rung: t.size for t in r.trials if t.state == "COMPLETE"}
     assert by_rung == {0: 100, 1: 34, 2: 12, 3: 4}  # keep ceil(1/3) of each rung
     assert [sizes[k] for k in range(4)] == [25, 75, 225, 400]  # subsets grow 3x up to all 400 items
-    assert (r.best["a"], r.best["b"]) == (pytest.approx(0.3), pytest.approx(0.7))
+    assert (r.best.a, r.best.b) == (pytest.approx(0.3), pytest.approx(0.7))
     assert r.evaluations == sum(by_rung.values()) < 2 * 100
 
 
@@ -149,7 +149,7 @@ def test_report_files(tmp_path):
     storage = f"sqlite:///{tmp_path}/s.db"
     obj = ExactKLObjective("toy2", "fixed", 3)
     for strategy in ("grid", "tpe"):
-        r = tune(obj, strategy, budget=10 if strategy == "tpe" else None, storage=storage)
+        r = tune(obj, strategy=strategy, budget=10 if strategy == "tpe" else None, storage=storage)
         files = write_report(r, obj.name, 3, 5, tmp_path / strategy)
         for key in ("heatmap", "schedules"):
             assert open(files[key], "rb").read(4) == b"\x89PNG"

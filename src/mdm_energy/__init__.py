@@ -41,12 +41,19 @@ _EXPORTS: dict[str, str] = {
     "state_sums": "energy",
     "BruteForceEnergies": "energy",
     "brute_force_energies": "energy",
-    "reveal_probabilities": "schedules",
+    "reveal_probabilities": "reveal",
+    "HAND_CRAFTED": "schedules",
+    # the sampler vocabulary
+    "REMASKING": "registry",
+    "SamplerSpec": "registry",
+    "sampler_names": "registry",
+    "sampler_spec": "registry",
+    "sampler_options": "registry",
     # exact engine
     "ExactDenoiser": "exact",
     "load_distribution": "exact",
     "exact_sampler": "exact",
-    "exact_grid_study": "exact",
+    "KLObjective": "exact",
     # samplers (torch)
     "Denoiser": "sampling",
     "CallableDenoiser": "sampling",
@@ -65,6 +72,10 @@ _EXPORTS: dict[str, str] = {
     "SearchSpace": "tuning",
     "tune": "tuning",
     "write_report": "tuning",
+    "beta_grid": "tuning",
+    "exact_grid_study": "tuning",
+    # the main job
+    "run_demo": "demo",
     # interop
     "as_convex_scheduler": "integrations.flow_matching",
     "HFDenoiser": "integrations.huggingface",

@@ -1,4 +1,5 @@
-"""Atomic file output: write to a temporary file beside the target, then rename it into place.
+"""Atomic file output (write to a temporary file beside the target, then rename it into place), JSON-safe
+values and plain text tables.
 
 An interrupted or failed run therefore never leaves a half-written file where a user expects one.
 """
@@ -11,7 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
-__all__ = ["atomic_write", "json_safe"]
+__all__ = ["atomic_write", "write_text_atomic", "json_safe", "format_table"]
 
 
 def _umask() -> int:
@@ -36,6 +37,28 @@ def atomic_write(path: "str | os.PathLike[str]", write: Callable[[str], None], s
         if os.path.exists(tmp):
             os.unlink(tmp)
     return p
+
+
+def write_text_atomic(path: "str | os.PathLike[str]", text: str) -> Path:
+    """Write ``text`` to ``path`` via a temporary file in the same folder and an atomic rename."""
+
+    def write(tmp: str) -> None:
+        with open(tmp, "w", newline="") as fh:
+            fh.write(text)
+
+    return atomic_write(path, write)
+
+
+def format_table(headers: "list[str]", rows: "list[list[Any]]") -> str:
+    """A plain aligned text table (cells right-aligned), with a rule under the header."""
+    cells = [[str(h) for h in headers]] + [[str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    lines = []
+    for j, r in enumerate(cells):
+        lines.append("  ".join(c.rjust(w) for c, w in zip(r, widths)))
+        if j == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
 
 
 def json_safe(obj: Any) -> Any:

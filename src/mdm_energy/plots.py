@@ -82,27 +82,32 @@ def plot_schedule(schedule: "Schedule | str", steps: int, length: int, path: "st
     return plot_schedules([schedule], steps, length, path, title=parse_schedule(schedule).spec)
 
 
+def _best(a: Sequence[float], b: Sequence[float], values: Sequence[float], minimize: bool) -> tuple[float, float, float]:
+    k = min(range(len(values)), key=lambda i: values[i] if minimize else -values[i])
+    return a[k], b[k], values[k]
+
+
 def plot_kl_heatmap(
-    grid: Sequence[dict], baselines: dict, path: "str | os.PathLike[str]", title: str = "", extra: "dict | None" = None,
+    a: Sequence[float], b: Sequence[float], values: Sequence[float], baselines: "dict[str, float]",
+    path: "str | os.PathLike[str]", title: str = "", extra: "dict[str, float] | None" = None,
     minimize: bool = True, label: str = "KL(q ‖ sampler) [nats]",
 ) -> Path:
-    """Heatmap of a score (KL by default; entries under ``"kl"``) over the (a, b) grid; ``linear`` (½, ½)
-    and ``sin2`` (1, 1) are marked where they fall on the grid's range, the best cell is starred, and
-    every baseline's score is listed beside it."""
+    """Heatmap of a score (KL by default) at grid points ``(a[i], b[i])``; ``linear`` (½, ½) and ``sin2``
+    (1, 1) are marked where they fall on the grid's range, the best cell is starred, and every
+    baseline's score is listed beside it."""
     plt = _pyplot()
-    a_vals = sorted({g["a"] for g in grid})
-    b_vals = sorted({g["b"] for g in grid})
+    a_vals, b_vals = sorted(set(a)), sorted(set(b))
     Z = np.full((len(b_vals), len(a_vals)), np.nan)
-    for g in grid:
-        Z[b_vals.index(g["b"]), a_vals.index(g["a"])] = g["kl"] if np.isfinite(g["kl"]) else np.nan
+    for ai, bi, v in zip(a, b, values):
+        Z[b_vals.index(bi), a_vals.index(ai)] = v if np.isfinite(v) else np.nan
     fig, ax = plt.subplots(figsize=(7.5, 6))
     im = ax.pcolormesh(_edges(a_vals), _edges(b_vals), Z, cmap="viridis_r" if minimize else "viridis", shading="flat")
     fig.colorbar(im, ax=ax, label=label)
-    best = min(grid, key=lambda g: g["kl"] if minimize else -g["kl"])
-    ax.plot(best["a"], best["b"], "*", ms=16, color="red", mec="white", label=f"best beta:{best['a']:g},{best['b']:g} ({best['kl']:.4f})")
-    for name, (a, b), marker in (("linear", (0.5, 0.5), "o"), ("sin2", (1.0, 1.0), "s")):
-        if name in baselines and a_vals[0] <= a <= a_vals[-1] and b_vals[0] <= b <= b_vals[-1]:
-            ax.plot(a, b, marker, ms=10, mfc="none", mec="white", mew=2, label=f"{name} = beta:{a:g},{b:g} ({baselines[name]:.4f})")
+    ba, bb, bv = _best(a, b, values, minimize)
+    ax.plot(ba, bb, "*", ms=16, color="red", mec="white", label=f"best beta:{ba:g},{bb:g} ({bv:.4f})")
+    for name, (pa, pb), marker in (("linear", (0.5, 0.5), "o"), ("sin2", (1.0, 1.0), "s")):
+        if name in baselines and a_vals[0] <= pa <= a_vals[-1] and b_vals[0] <= pb <= b_vals[-1]:
+            ax.plot(pa, pb, marker, ms=10, mfc="none", mec="white", mew=2, label=f"{name} = beta:{pa:g},{pb:g} ({baselines[name]:.4f})")
     for name, kl in baselines.items():
         if name not in ("linear", "sin2"):
             ax.plot([], [], " ", label=f"{name} ({kl:.4f}; no Beta counterpart)")
@@ -114,19 +119,16 @@ def plot_kl_heatmap(
 
 
 def plot_score_scatter(
-    trials: Sequence[dict], baselines: dict, path: "str | os.PathLike[str]", title: str = "", minimize: bool = True,
-    label: str = "score",
+    a: Sequence[float], b: Sequence[float], values: Sequence[float], baselines: "dict[str, float]",
+    path: "str | os.PathLike[str]", title: str = "", minimize: bool = True, label: str = "score",
 ) -> Path:
-    """The evaluated (a, b) points of a sampled search, coloured by score, the best starred."""
+    """The evaluated points ``(a[i], b[i])`` of a sampled search, coloured by score, the best starred."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 6))
-    a = [t["a"] for t in trials]
-    b = [t["b"] for t in trials]
-    v = [t["value"] for t in trials]
-    sc = ax.scatter(a, b, c=v, cmap="viridis_r" if minimize else "viridis", s=40, edgecolors="k", linewidths=0.3)
+    sc = ax.scatter(a, b, c=values, cmap="viridis_r" if minimize else "viridis", s=40, edgecolors="k", linewidths=0.3)
     fig.colorbar(sc, ax=ax, label=label)
-    best = min(trials, key=lambda t: t["value"] if minimize else -t["value"])
-    ax.plot(best["a"], best["b"], "*", ms=16, color="red", mec="white", label=f"best beta:{best['a']:.3g},{best['b']:.3g} ({best['value']:.4g})")
+    ba, bb, bv = _best(a, b, values, minimize)
+    ax.plot(ba, bb, "*", ms=16, color="red", mec="white", label=f"best beta:{ba:.3g},{bb:.3g} ({bv:.4g})")
     for name, (pa, pb), marker in (("linear", (0.5, 0.5), "o"), ("sin2", (1.0, 1.0), "s")):
         if name in baselines:
             ax.plot(pa, pb, marker, ms=10, mfc="none", mec="black", mew=2, label=f"{name} ({baselines[name]:.4g})")

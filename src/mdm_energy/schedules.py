@@ -1,6 +1,6 @@
 r"""Mask schedules for masked diffusion models.
 
-Conventions (DESIGN.md §1): time :math:`t \in [0, 1]` runs from fully masked (:math:`t = 0`) to clean
+Conventions (docs/design.md §1): time :math:`t \in [0, 1]` runs from fully masked (:math:`t = 0`) to clean
 data (:math:`t = 1`). A *mask schedule* :math:`\alpha(t)` is the probability that a position is
 unmasked at time :math:`t`; it increases from :math:`\alpha(0) = 0` to :math:`\alpha(1) = 1`
 (flow_matching calls it :math:`\kappa_t`).
@@ -12,7 +12,7 @@ Every schedule has a *geodesic time*
 
 the fraction of the Fisher–Rao arc between the fully masked and the clean per-token law that has been
 travelled at time :math:`t`. The energy-optimal schedule for an interpolation :math:`\gamma` is the one
-that moves along that arc at the pace :math:`\gamma` sets (DESIGN.md §3), so a schedule and its
+that moves along that arc at the pace :math:`\gamma` sets (docs/design.md §3), so a schedule and its
 :math:`\gamma` determine each other.
 
 The Beta family ``beta:a,b`` takes :math:`\gamma(t) = I_t(a, b)`, the Beta(a, b) CDF, which makes the
@@ -53,7 +53,7 @@ __all__ = [
     "parse_schedule",
     "schedule_families",
     "counts_from_alpha",
-    "reveal_probabilities",
+    "HAND_CRAFTED",
 ]
 
 _HALF_PI = 0.5 * math.pi
@@ -82,7 +82,7 @@ def _positive_int(value: object, name: str) -> int:
 def counts_from_alpha(alpha_grid: np.ndarray, length: int) -> np.ndarray:
     r"""Per-step token counts from the cumulative fractions :math:`\alpha(t_k)`, :math:`k = 0..N`.
 
-    DESIGN.md §2: :math:`c_k = \lfloor L\,\alpha(t_k) + \tfrac12 + 10^{-9} \rfloor` clipped to
+    docs/design.md §2: :math:`c_k = \lfloor L\,\alpha(t_k) + \tfrac12 + 10^{-9} \rfloor` clipped to
     :math:`[0, L]`, with :math:`c_0 = 0` and :math:`c_N = L`; step :math:`k` unmasks
     :math:`c_k - c_{k-1} \ge 0` tokens. The tiny :math:`10^{-9}` makes exact halves round up despite
     floating-point error, so ``linear`` with :math:`N \mid L` gives exactly :math:`L/N` per step.
@@ -194,7 +194,7 @@ class Schedule(ABC):
     def counts(self, length: int, steps: int) -> np.ndarray:
         r"""Tokens unmasked at each of ``steps`` uniform steps for a sequence of ``length`` positions.
 
-        See :func:`counts_from_alpha` for the rounding rule (DESIGN.md §2). The counts are
+        See :func:`counts_from_alpha` for the rounding rule (docs/design.md §2). The counts are
         non-negative and sum to ``length``; zero-token steps are legal.
         """
         length = _positive_int(length, "length")
@@ -556,6 +556,10 @@ _register("beta", True, lambda body: Beta(*_numbers("beta", body, 2)))
 _register("table", True, lambda body: Table(tuple(_numbers("table", body, None))))
 
 
+#: The hand-crafted schedules every comparison and tuning study reports as baselines.
+HAND_CRAFTED = ("linear", "sin2", "sine", "maskgit")
+
+
 def schedule_families() -> list[str]:
     """Names of the schedule families that :func:`parse_schedule` knows."""
     return sorted(_PARSERS)
@@ -578,36 +582,3 @@ def parse_schedule(spec: "str | Schedule") -> Schedule:
             f"unknown schedule family {name!r} in spec {spec!r} (known: {', '.join(schedule_families())})"
         )
     return _PARSERS[name](body if sep else None)
-
-
-# ---------------------------------------------------------------------------------------------------
-# Per-step reveal probabilities of the random-position samplers
-
-
-def reveal_probabilities(schedule: "Schedule | str", steps: int, sampler: str = "ancestral") -> np.ndarray:
-    r"""Per-step probability :math:`\pi_k` that a still-masked position is revealed at step :math:`k`.
-
-    * ``ancestral`` (MDLM/MD4): :math:`\pi_k = (\alpha_k - \alpha_{k-1})/(1 - \alpha_{k-1})`;
-    * ``euler`` (flow_matching's mixture Euler rule): :math:`\pi_k = 1 - \exp(-h\,\dot\alpha/(1-\alpha))`
-      at :math:`t_{k-1}`, :math:`h = 1/N`, and the last step reveals everything (:math:`\pi_N = 1`).
-    """
-    s = parse_schedule(schedule)
-    steps = _positive_int(steps, "steps")
-    t = s.grid(steps)
-    if sampler == "ancestral":
-        m = np.clip(s._one_minus_alpha(t), 0.0, 1.0)  # mask probability, precise near t = 1
-        with np.errstate(divide="ignore", invalid="ignore"):
-            pi = np.where(m[:-1] > 0, 1.0 - m[1:] / np.where(m[:-1] > 0, m[:-1], 1.0), 1.0)
-    elif sampler == "euler":
-        m = s._one_minus_alpha(t[:-1])
-        ad = s._alpha_dot(t[:-1])
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            rate = np.where(ad == 0, 0.0, ad / m)
-            pi = -np.expm1(-rate / steps)
-        pi = np.where(np.isnan(pi), 1.0, pi)
-        pi[-1] = 1.0
-    else:
-        raise ValueError(f"reveal probabilities are defined for ancestral and euler, not {sampler!r}")
-    pi = np.clip(pi, 0.0, 1.0)
-    pi[-1] = 1.0  # alpha(1) = 1: whatever is left is revealed
-    return pi

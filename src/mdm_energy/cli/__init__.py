@@ -1,4 +1,4 @@
-"""The ``mdm-energy`` command line (DESIGN.md §8).
+"""The ``mdm-energy`` command line (docs/design.md §8).
 
 Every subcommand takes ``--json`` and then prints exactly one JSON object on stdout; progress and
 logs go to stderr. Bad input exits with status 2 and a one-line message naming the bad value, before

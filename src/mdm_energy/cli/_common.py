@@ -3,26 +3,29 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
 import sys
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
-from .._io import atomic_write, json_safe
+from .._io import format_table, json_safe, write_text_atomic
 
 __all__ = [
     "CLIError",
     "ArgumentParser",
     "positive_int",
     "non_negative_float",
+    "unit_float",
     "positive_floats",
     "bounds",
     "json_safe",
     "emit",
     "write_text_atomic",
     "format_table",
+    "progress_bar",
 ]
 
 
@@ -62,6 +65,21 @@ def non_negative_float(name: str) -> Callable[[str], float]:
             raise argparse.ArgumentTypeError(f"{name} must be a number >= 0, got {text!r}") from None
         if not (math.isfinite(value) and value >= 0):
             raise argparse.ArgumentTypeError(f"{name} must be a number >= 0, got {text!r}")
+        return value
+
+    return parse
+
+
+def unit_float(name: str) -> Callable[[str], float]:
+    """argparse ``type`` for a number in [0, 1]."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must lie in [0, 1], got {text!r}") from None
+        if not 0.0 <= value <= 1.0:
+            raise argparse.ArgumentTypeError(f"{name} must lie in [0, 1], got {text!r}")
         return value
 
     return parse
@@ -108,23 +126,18 @@ def emit(as_json: bool, payload: dict, human: Callable[[], str]) -> None:
         sys.stdout.write(human().rstrip("\n") + "\n")
 
 
-def write_text_atomic(path: "str | os.PathLike[str]", text: str) -> Path:
-    """Write ``text`` to ``path`` via a temporary file in the same folder and an atomic rename."""
+@contextlib.contextmanager
+def progress_bar(total: int, desc: str) -> Iterator[Callable[[int], None]]:
+    """A tqdm bar on stderr (hidden when stderr is not a terminal); yields ``progress(done)``."""
+    from tqdm.auto import tqdm
 
-    def write(tmp: str) -> None:
-        with open(tmp, "w") as fh:
-            fh.write(text)
+    bar = tqdm(total=total, desc=desc, file=sys.stderr, disable=None)
 
-    return atomic_write(path, write)
+    def progress(done: int) -> None:
+        bar.n = min(int(done), total)
+        bar.refresh()
 
-
-def format_table(headers: list[str], rows: list[list[Any]]) -> str:
-    """A plain aligned text table (numbers right-aligned)."""
-    cells = [[str(h) for h in headers]] + [[str(c) for c in r] for r in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
-    lines = []
-    for j, r in enumerate(cells):
-        lines.append("  ".join(c.rjust(w) for c, w in zip(r, widths)))
-        if j == 0:
-            lines.append("  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    try:
+        yield progress
+    finally:
+        bar.close()

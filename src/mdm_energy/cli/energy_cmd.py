@@ -13,7 +13,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "energy",
         help="per-token energy J[alpha; gamma], and optionally the three path energies by brute force",
         description="J[alpha; gamma] = ∫ alpha'^2 / (gamma' alpha (1-alpha)) dt >= pi^2, with equality iff "
-        "alpha = sin^2(pi/2 gamma) (DESIGN.md §3). gamma defaults to alpha's own geodesic time.",
+        "alpha = sin^2(pi/2 gamma) (docs/design.md §3). gamma defaults to alpha's own geodesic time.",
     )
     p.add_argument("spec", help="mask schedule alpha (spec string)")
     p.add_argument("--gamma", help="interpolation schedule gamma (spec string; its geodesic time is used)")

@@ -1,30 +1,26 @@
-"""``mdm-energy exact`` and ``mdm-energy exact-grid``: exact sampling error on explicit laws (DESIGN.md §5)."""
+"""``mdm-energy exact`` and ``mdm-energy exact-grid``: exact sampling error on explicit laws (docs/design.md §5)."""
 
 from __future__ import annotations
 
 import argparse
 import math
-import sys
 
-from ._common import emit, format_table, positive_floats, positive_int
+from ._common import CLIError, emit, format_table, positive_floats, positive_int, progress_bar
+from ._sampler_args import add_sampler_arguments, check_sampler_options, given_sampler_options
 
-SAMPLER_CHOICES = ("fixed", "ancestral", "euler", "confidence")
 DIST_HELP = "a built-in law (toy1, toy2, markov:n,d,seed, potts:n,d,seed, templates:n,d,seed) or a .npy weight array"
+EXACT_OPTIONS = ("schedule", "steps", "remasking")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "exact",
         help="exact KL and TV between a law and what a sampler draws from it",
-        description="Compute the exact output law of a sampler run on the exact denoiser of an explicit law, "
-        "and KL(q || law) in nats and the total-variation distance.",
+        description="Compute the exact output law of a sampler run on the exact denoiser of an explicit law "
+        "(candidates at temperature 1, the model's own law), and KL(q || law) in nats and the total-variation distance.",
     )
     p.add_argument("--dist", required=True, help=DIST_HELP)
-    p.add_argument("--sampler", required=True, choices=SAMPLER_CHOICES, help="fixed-count random, ancestral, euler, or fixed-count confidence")
-    p.add_argument("--schedule", required=True, help="schedule spec, e.g. linear or beta:0.9,0.3")
-    p.add_argument("--steps", "-N", type=positive_int("steps"), required=True, help="number of steps N")
-    p.add_argument("--remasking", choices=("random", "low_confidence", "margin", "entropy"),
-                   help="rule of the fixed sampler (default random); confidence = fixed with low_confidence")
+    add_sampler_arguments(p, exact=True, options=EXACT_OPTIONS)
     p.add_argument("--law", action="store_true", help="also output the law (row-major order of the array)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(run=run_exact)
@@ -32,12 +28,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     g = sub.add_parser(
         "exact-grid",
         help="exact KL over a Beta (a, b) grid, with baselines, the true optimum and the information-curve schedule",
-        description="Score beta:a,b on a grid (default a, b in {0.1, ..., 1.0}, as in the paper) by exact KL, "
-        "together with linear/sin2/sine/maskgit, the optimal schedule and the information-curve DP schedule.",
+        description="Shorthand for `tune --objective exact --strategy grid --optimum` on a throwaway study: "
+        "scores beta:a,b on a grid (default a, b in {0.1, ..., 1.0}, as in the paper) by exact KL, together with "
+        "linear/sin2/sine/maskgit, the optimal schedule and the information-curve DP schedule.",
     )
     g.add_argument("--dist", required=True, help=DIST_HELP)
-    g.add_argument("--sampler", required=True, choices=SAMPLER_CHOICES)
-    g.add_argument("--steps", "-N", type=positive_int("steps"), required=True)
+    add_sampler_arguments(g, exact=True, options=("steps", "remasking"))
     g.add_argument("--a-values", type=positive_floats("a-values"), help="comma-separated a values (default 0.1,...,1.0)")
     g.add_argument("--b-values", type=positive_floats("b-values"), help="comma-separated b values (default 0.1,...,1.0)")
     g.add_argument("--workers", type=positive_int("workers"), default=1, help="processes scoring the grid (default 1)")
@@ -46,15 +42,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.set_defaults(run=run_grid)
 
 
-def _load(args: argparse.Namespace):
-    from ..exact import ExactDenoiser, load_distribution
-    from ..exact.laws import _check_confidence_size, _remasking
+def load_exact(args: argparse.Namespace):
+    """The exact denoiser of ``--dist``, after checking that ``--sampler`` and its options have an exact law on it."""
+    from ..exact import ExactDenoiser, check_confidence_size, load_distribution
+    from ..registry import exact_check_options
 
-    rule = _remasking(args.sampler, getattr(args, "remasking", None))
+    given = given_sampler_options(args, EXACT_OPTIONS)
+    check_sampler_options(args.sampler, given)
+    if getattr(args, "steps", None) is None:
+        raise CLIError(f"--steps is required for the {args.sampler} sampler")
+    opts = exact_check_options(args.sampler, **given)
     den = ExactDenoiser(load_distribution(args.dist))
-    if rule not in (None, "random"):
-        _check_confidence_size(den)
-    return den
+    if opts.get("remasking") not in (None, "random"):
+        check_confidence_size(den)
+    return den, opts
 
 
 def _num(x: float) -> str:
@@ -63,11 +64,11 @@ def _num(x: float) -> str:
 
 def run_exact(args: argparse.Namespace) -> None:
     from ..exact import exact_sampler
-    from ..schedules import parse_schedule
 
-    schedule = parse_schedule(args.schedule)
-    den = _load(args)
-    r = exact_sampler(den, args.sampler, schedule, args.steps, args.remasking)
+    if args.schedule is None:
+        raise CLIError("--schedule is required (e.g. linear or beta:0.9,0.3)")
+    den, opts = load_exact(args)
+    r = exact_sampler(den, args.sampler, opts["schedule"], args.steps, opts.get("remasking"))
     payload: dict = {"kl": r.kl, "tv": r.tv, "nfe": r.nfe}
     if r.counts is not None:
         payload["counts"] = r.counts
@@ -77,7 +78,7 @@ def run_exact(args: argparse.Namespace) -> None:
     def human() -> str:
         lines = [
             f"law {den.dist.name} (n={den.n}, d={den.d}), sampler {r.sampler}"
-            + (f" ({args.remasking})" if args.remasking else "")
+            + (f" ({r.remasking})" if r.remasking else "")
             + f", schedule {r.schedule}, N={r.steps}, NFE={r.nfe}"
             + (f", counts {r.counts}" if r.counts is not None else ""),
             f"KL(q || sampler) = {_num(r.kl)} nats    TV = {r.tv:.6g}",
@@ -97,47 +98,40 @@ def run_exact(args: argparse.Namespace) -> None:
 
 
 def run_grid(args: argparse.Namespace) -> None:
-    from ..exact import DEFAULT_GRID, exact_grid_study
     from ..plots import check_plot_path, plot_kl_heatmap
+    from ..tuning import PAPER_GRID, SearchSpace, exact_grid_study
 
     if args.plot:
         check_plot_path(args.plot)
-    den = _load(args)
-    a_values = args.a_values or list(DEFAULT_GRID)
-    b_values = args.b_values or list(DEFAULT_GRID)
-
-    def progress(items, total=None):
-        from tqdm.auto import tqdm
-
-        return tqdm(items, total=total, desc=f"exact-grid {args.sampler} N={args.steps}", file=sys.stderr, disable=None)
-
-    study = exact_grid_study(den, args.sampler, args.steps, a_values, b_values, progress, args.workers)
-    payload = {k: study[k] for k in ("grid", "best", "baselines", "optimum", "infocurve")}
+    den, opts = load_exact(args)
+    space = SearchSpace(a_values=args.a_values or PAPER_GRID, b_values=args.b_values or PAPER_GRID)
+    label = f"{args.sampler}" + (f"/{opts['remasking']}" if "remasking" in opts else "")
+    with progress_bar(len(space.grid()), f"exact-grid {label} N={args.steps}") as progress:
+        study = exact_grid_study(den, args.sampler, args.steps, remasking=opts.get("remasking"), space=space,
+                                 workers=args.workers, progress=progress)
     if args.plot:
         plot_kl_heatmap(
-            study["grid"], study["baselines"], args.plot,
-            title=f"{den.dist.name}: {args.sampler}, N={args.steps}",
-            extra={"optimum": study["optimum"]["kl"], "information-curve DP": study["infocurve"]["kl"]},
+            [g.a for g in study.grid], [g.b for g in study.grid], [g.kl for g in study.grid], study.baselines, args.plot,
+            title=f"{den.dist.name}: {label}, N={args.steps}",
+            extra={"optimum": study.optimum.kl, "information-curve DP": study.infocurve.kl},
         )
 
     def human() -> str:
-        opt = study["optimum"]["kl"]
+        opt = study.optimum.kl
 
         def gap(kl: float) -> str:
             if math.isinf(kl):
                 return "inf"
             return "0%" if kl <= opt + 1e-12 else (f"+{100 * (kl / opt - 1):.1f}%" if opt > 1e-12 else f"+{kl:.2e}")
 
-        b = study["best"]
-        rows = [[f"best grid beta:{b['a']:g},{b['b']:g}", _num(b["kl"]), gap(b["kl"])]]
-        rows += [[name, _num(kl), gap(kl)] for name, kl in study["baselines"].items()]
-        ic = study["infocurve"]
-        rows.append([f"information-curve DP {ic['counts']}", _num(ic["kl"]), gap(ic["kl"])])
-        o = study["optimum"]
-        sched = o.get("counts") or [round(x, 4) for x in o["alpha"]]
-        rows.append([f"optimum ({o['method']}) {sched}", _num(opt), "0%"])
-        head = f"law {den.dist.name} (n={den.n}, d={den.d}), sampler {args.sampler}, N={args.steps}: KL(q || sampler) in nats"
+        b, ic, o = study.best, study.infocurve, study.optimum
+        rows = [[f"best grid beta:{b.a:g},{b.b:g}", _num(b.kl), gap(b.kl)]]
+        rows += [[name, _num(kl), gap(kl)] for name, kl in study.baselines.items()]
+        rows.append([f"information-curve DP {ic.counts}", _num(ic.kl), gap(ic.kl)])
+        sched = o.counts if o.counts is not None else [round(x, 4) for x in o.alpha]
+        rows.append([f"optimum ({o.method}) {sched}", _num(opt), "0%"])
+        head = f"law {den.dist.name} (n={den.n}, d={den.d}), sampler {label}, N={args.steps}: KL(q || sampler) in nats"
         tail = f"\nwrote {args.plot}" if args.plot else ""
         return head + "\n" + format_table(["schedule", "KL", "gap to optimum"], rows) + tail
 
-    emit(args.json, payload, human)
+    emit(args.json, study.as_json(), human)

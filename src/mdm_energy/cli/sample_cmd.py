@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import CLIError, emit, format_table, non_negative_float, positive_int
+from ._common import CLIError, emit, format_table, positive_int
+from ._sampler_args import add_sampler_arguments, check_sampler_options, given_sampler_options
 from .exact_cmd import DIST_HELP
 
 
@@ -16,20 +17,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "sample-exact",
         help="draw samples with a torch sampler from the exact denoiser of an explicit law",
-        description="Run a sampler (fixed-count, ancestral, euler, confidence, or the adaptive threshold / "
-        "entropy-bounded baselines) on the exact posteriors of an explicit law and print the samples.",
+        description="Run a sampler (fixed, ancestral, euler, or the adaptive threshold / entropy-bounded rules) on "
+        "the exact posteriors of an explicit law and print the samples. Samplers with an exact law run at "
+        "temperature 1 unless told otherwise, so their samples follow the law `mdm-energy exact --law` computes.",
     )
     p.add_argument("--dist", required=True, help=DIST_HELP)
-    p.add_argument("--sampler", required=True, choices=("fixed", "ancestral", "euler", "confidence", "threshold", "entropy"))
-    p.add_argument("--schedule", default="linear", help="schedule spec for schedule-driven samplers (default linear)")
-    p.add_argument("--steps", "-N", type=positive_int("steps"), help="number of steps (schedule-driven samplers)")
+    add_sampler_arguments(p, help_extra={"temperature": "; 1 for samplers with an exact law"})
     p.add_argument("--samples", "-K", type=positive_int("samples"), required=True, help="number of samples")
     p.add_argument("--seed", type=int, default=0, help="seed of the torch generator (default 0)")
-    p.add_argument("--remasking", choices=("random", "low_confidence", "margin", "entropy"),
-                   help="remasking rule of the fixed sampler (default random)")
-    p.add_argument("--temperature", type=non_negative_float("temperature"), help="candidate temperature (default 1 for schedule-driven samplers, 0 for adaptive)")
-    p.add_argument("--threshold", type=non_negative_float("threshold"), default=0.9, help="confidence threshold of the threshold sampler (default 0.9)")
-    p.add_argument("--epsilon", type=non_negative_float("epsilon"), default=0.1, help="entropy budget of the entropy-bounded sampler (default 0.1)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(run=run)
 
@@ -39,22 +34,17 @@ def run(args: argparse.Namespace) -> None:
     import torch
 
     from ..exact import load_distribution
+    from ..registry import EXACT_TEMPERATURE, sampler_spec
     from ..sampling import ExactTorchDenoiser, make_sampler
 
-    adaptive = args.sampler in ("threshold", "entropy")
-    if not adaptive and args.steps is None:
+    spec = sampler_spec(args.sampler)
+    given = given_sampler_options(args)
+    check_sampler_options(args.sampler, given)
+    if spec.scheduled and args.steps is None:
         raise CLIError(f"--steps is required for the {args.sampler} sampler")
-    if args.remasking is not None and args.sampler != "fixed":
-        raise CLIError(f"--remasking applies to the fixed sampler, not {args.sampler!r}")
-    if args.threshold > 1.0:
-        raise CLIError(f"--threshold must lie in [0, 1], got {args.threshold}")
+    base = {"temperature": EXACT_TEMPERATURE} if spec.exact_law else {}
+    sampler = make_sampler(args.sampler, **{**base, **given})
     den = ExactTorchDenoiser(load_distribution(args.dist))
-    temperature = args.temperature if args.temperature is not None else (0.0 if adaptive else 1.0)
-    sampler = make_sampler(
-        args.sampler, schedule=args.schedule, steps=args.steps, temperature=temperature,
-        remasking=args.remasking or ("random" if args.sampler == "fixed" else None),
-        threshold=args.threshold, epsilon=args.epsilon,
-    )
     out = sampler(den, None, den.n, batch_size=args.samples, generator=torch.Generator().manual_seed(args.seed))
     samples = out.generated.cpu().numpy()
     payload = {"samples": samples.tolist(), "nfe": out.nfe.cpu().tolist()}

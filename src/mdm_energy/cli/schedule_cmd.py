@@ -13,7 +13,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "schedule",
         help="tabulate a schedule: alpha, gamma and tokens unmasked per step",
         description="Show alpha(t_k), gamma(t_k) on the grid t_k = k/N and the tokens each step unmasks "
-        "(DESIGN.md §2). Spec examples: linear, sin2, sine, maskgit, poly:2, beta:0.9,0.3, table:0.1,0.5,0.9.",
+        "(docs/design.md §2). Spec examples: linear, sin2, sine, maskgit, poly:2, beta:0.9,0.3, table:0.1,0.5,0.9.",
     )
     p.add_argument("spec", help="schedule spec string")
     p.add_argument("--steps", "-N", type=positive_int("steps"), required=True, help="number of sampling steps N")

@@ -12,6 +12,7 @@ import argparse
 import itertools
 
 from ._common import emit, format_table, positive_int
+from ._sampler_args import add_sampler_arguments, check_sampler_options, given_sampler_options
 
 TARGETS = ("toy1", "toy2")
 SCHEDULES = ("beta:0.9,0.3", "beta:0.3,0.9")
@@ -20,36 +21,39 @@ SCHEDULES = ("beta:0.9,0.3", "beta:0.3,0.9")
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("toy", help="the paper's toy experiment: exact laws of two schedules on two targets")
     p.add_argument("--steps", "-N", type=positive_int("steps"), default=3, help="number of steps (default 3, as in the paper)")
-    p.add_argument("--sampler", choices=("fixed", "ancestral", "euler", "confidence"), default="fixed",
-                   help="sampler (default fixed-count with random positions)")
+    add_sampler_arguments(p, exact=True, default="fixed", options=("remasking",),
+                          help_extra={"remasking": "; the toy command uses random, as the paper's toy does"})
     p.add_argument("--plot", metavar="FILE.png", help="draw the target and sampled laws side by side")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> None:
-    from ..exact import ExactDenoiser, beta_grid, exact_sampler, load_distribution
-    from ..exact.search import KLObjective
+    from ..exact import ExactDenoiser, exact_sampler, load_distribution
     from ..plots import check_plot_path, plot_toy
+    from ..tuning import ExactKLObjective, beta_grid
 
+    given = given_sampler_options(args, ("remasking",))
+    check_sampler_options(args.sampler, given)
+    remasking = given.get("remasking", "random" if args.sampler == "fixed" else None)
     if args.plot:
         check_plot_path(args.plot)
     labels = ["".join("ab"[v] for v in x) for x in itertools.product(range(2), repeat=5)]
     targets = {}
     for name in TARGETS:
         den = ExactDenoiser(load_distribution(name))
-        grid = beta_grid(KLObjective(den, args.sampler, args.steps))
+        grid = beta_grid(ExactKLObjective(den, args.sampler, args.steps, remasking))
         best = min(grid, key=lambda g: (g.kl, g.a, g.b))
         schedules = {}
         for spec in SCHEDULES + (f"beta:{best.a:g},{best.b:g}",):
-            r = exact_sampler(den, args.sampler, spec, args.steps)
+            r = exact_sampler(den, args.sampler, spec, args.steps, remasking)
             schedules[spec] = {"kl": r.kl, "tv": r.tv, "counts": r.counts, "law": r.law.reshape(-1).tolist()}
         targets[name] = {
             "target": den.q.reshape(-1).tolist(),
             "schedules": schedules,
             "best": {"a": best.a, "b": best.b, "kl": best.kl},
         }
-    payload = {"steps": args.steps, "sampler": args.sampler, "sequences": labels, "targets": targets}
+    payload = {"steps": args.steps, "sampler": args.sampler, "remasking": remasking, "sequences": labels, "targets": targets}
     if args.plot:
         panels = [
             {"title": f"{name}: best beta:{t['best']['a']:g},{t['best']['b']:g}", "labels": labels,

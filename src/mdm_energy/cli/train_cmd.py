@@ -50,4 +50,5 @@ def run(args: argparse.Namespace) -> None:
         summary = train_reference_lm(out, cfg)
     else:
         summary = train(get_task(args.task), out, cfg)
-    emit(args.json, summary, lambda: "\n".join(f"{k}: {v}" for k, v in summary.items()) + f"\ncheckpoint: {out}")
+    payload = summary.as_json()
+    emit(args.json, payload, lambda: "\n".join(f"{k}: {v}" for k, v in payload.items()) + f"\ncheckpoint: {out}")

@@ -1,4 +1,4 @@
-"""Executable energy theory of masked diffusion paths (DESIGN.md §3).
+"""Executable energy theory of masked diffusion paths (docs/design.md §3).
 
 * :mod:`~mdm_energy.energy.continuous` — the per-token energy :math:`J[\\alpha;\\gamma]`, its N-step
   discretisation and the geodesic grid that minimises it;

@@ -1,4 +1,4 @@
-r"""The three path energies of DESIGN.md §3, by brute-force enumeration of every state.
+r"""The three path energies of docs/design.md §3, by brute-force enumeration of every state.
 
 A *token path* says how one position of a clean sequence :math:`x_1` is corrupted at time
 :math:`t`: a conditional per-token law :math:`p_t(s \mid x_{1,i})` over an alphabet of :math:`K`
@@ -258,7 +258,7 @@ def state_sums(
 class BruteForceEnergies:
     """Energies of one (alpha, gamma) pair on an explicit data law, by enumeration.
 
-    ``predicted_*`` are the MDM constants of DESIGN.md §3 (``n(d+1)^(n-1)``, ``n 2^(n-1)``, ``n``) times
+    ``predicted_*`` are the MDM constants of docs/design.md §3 (``n(d+1)^(n-1)``, ``n 2^(n-1)``, ``n``) times
     ``J``; for the uniform path they are what proportionality *would* predict, and do not hold.
     """
 

@@ -1,4 +1,4 @@
-r"""Per-token path energies of a schedule pair, continuous and discretised (DESIGN.md §3).
+r"""Per-token path energies of a schedule pair, continuous and discretised (docs/design.md §3).
 
 For a mask schedule :math:`\alpha` and an interpolation schedule :math:`\gamma`,
 
@@ -157,7 +157,7 @@ def discrete_energy_from_grid(alpha_grid: np.ndarray, gamma_grid: np.ndarray) ->
 
 
 def discrete_energy(alpha: "Schedule | str", gamma: "Schedule | str | None" = None, steps: int = 8) -> float:
-    r""":math:`D_N[\alpha;\gamma]` on the uniform grid :math:`t_k = k/N` (DESIGN.md §3); tends to
+    r""":math:`D_N[\alpha;\gamma]` on the uniform grid :math:`t_k = k/N` (docs/design.md §3); tends to
     :math:`J[\alpha;\gamma]` as :math:`N \to \infty`."""
     a = _as_schedule(alpha)
     g = a if gamma is None else _as_schedule(gamma)

@@ -1,10 +1,12 @@
-"""Exact sampling error on explicit distributions (DESIGN.md §5).
+"""Exact sampling error on explicit distributions (docs/design.md §5).
 
 * :mod:`.distributions` — ``.npy`` laws and the built-ins ``toy1``, ``toy2``, ``markov``, ``potts``,
   ``templates``;
 * :mod:`.denoiser` — the exact denoiser (posteriors by summation) and the information curve;
-* :mod:`.laws` — exact output laws of the fixed-count, ancestral, Euler and confidence samplers;
-* :mod:`.search` — Beta grids, the true optimum and the information-curve schedule.
+* :mod:`.laws` — exact output laws of the fixed-count (every remasking rule), ancestral and Euler samplers;
+* :mod:`.search` — the memoised KL objective, the true optimum and the information-curve schedule.
+
+Beta grids over the exact KL run through the tuner (:func:`mdm_energy.tuning.exact_grid_study`).
 """
 
 from .denoiser import ExactDenoiser
@@ -16,28 +18,29 @@ from .distributions import (
     load_distribution,
 )
 from .laws import (
-    SAMPLERS,
     ExactResult,
+    check_confidence_size,
+    exact_options,
     exact_sampler,
     kl_divergence,
     law_confidence,
+    law_fixed_count,
     law_fixed_random,
     law_independent,
-    reveal_probabilities,
     sampler_law,
     tv_distance,
 )
 from .search import (
-    BASELINES,
-    DEFAULT_GRID,
+    InfoCurveSchedule,
     KLObjective,
-    beta_grid,
+    Optimum,
     compositions,
-    exact_grid_study,
+    counts_schedule,
     infocurve_bound,
     infocurve_counts,
     optimal_counts,
     optimal_reveal,
+    true_optimum,
 )
 
 __all__ = [
@@ -47,24 +50,25 @@ __all__ = [
     "load_distribution",
     "distribution_families",
     "ExactDenoiser",
-    "SAMPLERS",
     "ExactResult",
+    "exact_options",
     "exact_sampler",
     "sampler_law",
+    "check_confidence_size",
     "kl_divergence",
     "tv_distance",
     "law_fixed_random",
+    "law_fixed_count",
     "law_independent",
     "law_confidence",
-    "reveal_probabilities",
-    "BASELINES",
-    "DEFAULT_GRID",
     "KLObjective",
-    "beta_grid",
+    "Optimum",
+    "InfoCurveSchedule",
     "compositions",
     "optimal_counts",
     "optimal_reveal",
+    "true_optimum",
     "infocurve_bound",
     "infocurve_counts",
-    "exact_grid_study",
+    "counts_schedule",
 ]

@@ -90,7 +90,7 @@ class ExactDenoiser:
 
     def information_curve(self) -> np.ndarray:
         r""":math:`Z_j = \mathbb E\,I(X_i; X_S)` for :math:`j = 1..n`, with :math:`i` a uniform position and
-        :math:`S` a uniform set of :math:`j-1` other positions (DESIGN.md §5); :math:`Z_1 = 0`."""
+        :math:`S` a uniform set of :math:`j-1` other positions (docs/design.md §5); :math:`Z_1 = 0`."""
         n = self.n
         H = np.array([self.entropy(S) for S in range(1 << n)])
         sums = np.zeros(n + 1)

@@ -1,4 +1,4 @@
-r"""Explicit data laws on :math:`[d]^n`: ``.npy`` files and seeded built-in families (DESIGN.md §5).
+r"""Explicit data laws on :math:`[d]^n`: ``.npy`` files and seeded built-in families (docs/design.md §5).
 
 A law is an array of shape ``(d,)*n`` of probabilities. Built-ins:
 

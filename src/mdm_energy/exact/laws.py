@@ -1,4 +1,4 @@
-r"""Exact output laws of MDM samplers on an explicit law, and their KL / TV to it (DESIGN.md §5).
+r"""Exact output laws of MDM samplers on an explicit law, and their KL / TV to it (docs/design.md §5).
 
 With :math:`f_k(S)(x_S)` the probability of having revealed exactly the set :math:`S` with values
 :math:`x_S` after :math:`k` steps, the random-position samplers obey
@@ -16,56 +16,52 @@ Subsets of new positions are enumerated depth-first with a running product of po
 product is one numpy operation over all values of the revealed tokens, so no Python loop runs over
 sequences.
 
-Fixed-count ``confidence`` (LLaDA's ``low_confidence`` at temperature 1) draws a candidate for every
-masked position from its posterior and commits the :math:`c_k` candidates with the highest posterior
-probability (ties to the lower position). Its law needs the joint law of all candidates, so each step
-enumerates every candidate vector — exact, but only feasible for small :math:`d^n`.
+Fixed-count with a confidence-ordered remasking rule (``low_confidence``, LLaDA's default, or
+``margin``/``entropy``) draws a candidate for every masked position from its posterior and commits the
+:math:`c_k` best-scored candidates (ties to the lower position). Its law needs the joint law of all
+candidates, so each step enumerates every candidate vector — exact, but only feasible for small
+:math:`d^n`.
+
+Every law here is that of the torch sampler at temperature 1 (candidates from the model's own law),
+one block, no guidance: :func:`mdm_energy.registry.exact_check_options` gives those torch options.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from ..schedules import Schedule, parse_schedule, reveal_probabilities
+from ..registry import REMASKING, exact_check_options
+from ..reveal import reveal_probabilities
+from ..schedules import Schedule
 from .denoiser import ExactDenoiser, popcount, positions
 from .distributions import ExplicitDistribution, load_distribution
 
 __all__ = [
-    "SAMPLERS",
-    "FIXED_COUNT_SAMPLERS",
-    "REMASKING",
     "MAX_CONFIDENCE_STATES",
+    "check_confidence_size",
     "ExactResult",
-    "reveal_probabilities",
+    "exact_options",
     "law_fixed_random",
     "law_independent",
     "law_confidence",
+    "law_fixed_count",
     "sampler_law",
     "kl_divergence",
     "tv_distance",
     "exact_sampler",
 ]
 
-SAMPLERS = ("fixed", "ancestral", "euler", "confidence")
-FIXED_COUNT_SAMPLERS = ("fixed", "confidence")
-#: Remasking rules of the fixed-count sampler; ``confidence`` is ``fixed`` with ``low_confidence``.
-REMASKING = ("random", "low_confidence", "margin", "entropy")
-#: The largest d^n for which the confidence sampler's law is computed exactly.
+#: The largest d^n for which the law of a confidence-ordered remasking rule is computed exactly.
 MAX_CONFIDENCE_STATES = 1 << 16
 #: Confidences closer than this (relative) count as tied, so round-off in the posteriors cannot
 #: reorder positions whose posteriors are equal in exact arithmetic; ties go to the lower position.
 CONFIDENCE_TIE_DECIMALS = 12
 
 Law = dict  # revealed set (bitmask) -> broadcast-form array
-
-
-def _check_sampler(sampler: str) -> None:
-    if sampler not in SAMPLERS:
-        raise ValueError(f"unknown sampler {sampler!r} (known: {', '.join(SAMPLERS)})")
 
 
 def _subsets(den: ExactDenoiser, S: int, fS: np.ndarray, sizes: "set[int] | None") -> Iterator[tuple[int, int, np.ndarray]]:
@@ -155,12 +151,13 @@ def law_independent(den: ExactDenoiser, pis: Sequence[float]) -> np.ndarray:
     return F[(slice(0, d),) * n].copy()
 
 
-def _check_confidence_size(den: ExactDenoiser) -> None:
+def check_confidence_size(den: ExactDenoiser) -> None:
+    """Refuse (``ValueError``) a law too large for the confidence rules' exact enumeration."""
     if den.d**den.n > MAX_CONFIDENCE_STATES:
         raise ValueError(
-            f"the exact law of the confidence sampler enumerates every candidate vector: d^n = "
+            f"the exact law of a confidence-ordered remasking rule enumerates every candidate vector: d^n = "
             f"{den.d}^{den.n} = {den.d ** den.n:,} exceeds its limit {MAX_CONFIDENCE_STATES:,}; "
-            "estimate it by Monte Carlo sampling instead"
+            "use remasking random, or estimate the law by Monte Carlo sampling"
         )
 
 
@@ -185,7 +182,7 @@ def law_confidence(den: ExactDenoiser, counts: Sequence[int], rule: str = "low_c
     Scores equal to 12 decimals tie, and ties go to the lower position."""
     if rule not in REMASKING or rule == "random":
         raise ValueError(f"law_confidence takes a confidence rule (low_confidence, margin, entropy), not {rule!r}")
-    _check_confidence_size(den)
+    check_confidence_size(den)
     counts = [int(c) for c in counts]
     if sum(counts) != den.n or min(counts) < 0:
         raise ValueError(f"counts must be non-negative and sum to n={den.n}, got {counts}")
@@ -230,33 +227,31 @@ def tv_distance(q: np.ndarray, p: np.ndarray) -> float:
     return 0.5 * float(np.abs(np.asarray(q).reshape(-1) - np.asarray(p).reshape(-1)).sum())
 
 
-def _remasking(sampler: str, remasking: str | None) -> str | None:
-    """The remasking rule a sampler name implies: ``fixed`` defaults to ``random``, ``confidence`` is
-    ``low_confidence``; the others take none."""
-    _check_sampler(sampler)
-    if sampler == "confidence":
-        if remasking not in (None, "low_confidence"):
-            raise ValueError(f"the confidence sampler is fixed-count with low_confidence, not {remasking!r}")
-        return "low_confidence"
-    if sampler == "fixed":
-        if remasking is not None and remasking not in REMASKING:
-            raise ValueError(f"unknown remasking rule {remasking!r} (known: {', '.join(REMASKING)})")
-        return remasking or "random"
+def exact_options(sampler: str, schedule: "Schedule | str", steps: int, remasking: "str | None" = None) -> dict[str, Any]:
+    """The validated options of the torch sampler whose law the exact engine computes (see
+    :func:`mdm_energy.registry.exact_check_options`); ``remasking`` ``None`` means the sampler's default."""
+    given: dict[str, Any] = {"schedule": schedule, "steps": steps}
     if remasking is not None:
-        raise ValueError(f"remasking applies to fixed-count samplers, not to {sampler!r}")
-    return None
+        given["remasking"] = remasking
+    return exact_check_options(sampler, **given)
+
+
+def law_fixed_count(den: ExactDenoiser, counts: Sequence[int], remasking: str) -> np.ndarray:
+    """Exact law of the fixed-count sampler with per-step ``counts`` and a remasking rule."""
+    if remasking == "random":
+        return law_fixed_random(den, counts)
+    return law_confidence(den, counts, remasking)
 
 
 def sampler_law(
-    den: ExactDenoiser, sampler: str, schedule: "Schedule | str", steps: int, remasking: str | None = None
-) -> tuple[np.ndarray, list[int] | None]:
+    den: ExactDenoiser, sampler: str, schedule: "Schedule | str", steps: int, remasking: "str | None" = None
+) -> tuple[np.ndarray, "list[int] | None"]:
     """The exact output law of ``sampler`` with ``schedule`` over ``steps`` steps (and its counts, if fixed-count)."""
-    rule = _remasking(sampler, remasking)
-    s = parse_schedule(schedule)
-    if rule is not None:
+    opts = exact_options(sampler, schedule, steps, remasking)
+    s = opts["schedule"]
+    if sampler == "fixed":
         counts = s.counts(den.n, steps).tolist()
-        law = law_fixed_random(den, counts) if rule == "random" else law_confidence(den, counts, rule)
-        return law, counts
+        return law_fixed_count(den, counts, opts["remasking"]), counts
     return law_independent(den, reveal_probabilities(s, steps, sampler)), None
 
 
@@ -267,6 +262,7 @@ class ExactResult:
     sampler: str
     schedule: str
     steps: int
+    remasking: "str | None"
     kl: float
     tv: float
     nfe: int
@@ -279,22 +275,24 @@ def exact_sampler(
     sampler: str,
     schedule: "Schedule | str",
     steps: int,
-    remasking: str | None = None,
+    remasking: "str | None" = None,
 ) -> ExactResult:
     """KL(q ‖ law), TV and the law of ``sampler`` on ``dist`` (a spec, ``.npy`` path, array or denoiser).
 
-    ``remasking`` picks the rule of the ``fixed`` sampler (default ``random``). NFE counts every
-    step, zero-token steps included (they still cost a model call).
+    ``remasking`` picks the rule of the ``fixed`` sampler (default, as everywhere, ``low_confidence``).
+    NFE counts every step, zero-token steps included (they still cost a model call).
     """
+    opts = exact_options(sampler, schedule, steps, remasking)
     den = dist if isinstance(dist, ExactDenoiser) else ExactDenoiser(dist if isinstance(dist, ExplicitDistribution) else load_distribution(dist))
-    if _remasking(sampler, remasking) not in (None, "random"):
-        _check_confidence_size(den)
-    s = parse_schedule(schedule)
-    law, counts = sampler_law(den, sampler, s, steps, remasking)
+    rule = opts.get("remasking")
+    if rule not in (None, "random"):
+        check_confidence_size(den)
+    law, counts = sampler_law(den, sampler, opts["schedule"], steps, rule)
     return ExactResult(
         sampler=sampler,
-        schedule=s.spec,
+        schedule=opts["schedule"].spec,
         steps=int(steps),
+        remasking=rule,
         kl=kl_divergence(den.q, law),
         tv=tv_distance(den.q, law),
         nfe=int(steps),

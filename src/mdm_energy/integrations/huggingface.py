@@ -143,35 +143,31 @@ def generate(
     model,
     tokenizer,
     prompts,
-    steps: int = 64,
+    *,
+    sampler: str = "fixed",
     gen_length: int = 256,
-    block_length: "int | None" = None,
-    schedule="linear",
-    remasking: str = "low_confidence",
-    temperature: float = 0.0,
-    cfg_scale: float = 0.0,
     family: "str | None" = None,
     chat: "bool | None" = None,
-    sampler: str = "fixed",
     generator=None,
     return_output: bool = False,
     **sampler_options,
 ):
     """Generate text for a batch of prompts (of any lengths) with a LLaDA-, Dream- or masked-LM model.
 
-    The schedule decides how many tokens each of the ``steps`` model calls unmasks (``sampler="fixed"``,
-    LLaDA's sampler, the default); ``ancestral``, ``euler``, ``threshold`` and ``entropy`` are the other
-    samplers of :mod:`mdm_energy.sampling`. Outputs are cut at the first end-of-sequence/end-of-turn
-    token. Returns the decoded strings, or ``(strings, SampleOutput)`` with ``return_output=True``
-    (the output's trajectory shows which call unmasked each position).
+    ``sampler`` names a sampler of :mod:`mdm_energy.registry` (default ``fixed``, LLaDA's sampler, where
+    the ``schedule`` decides how many tokens each of the ``steps`` model calls unmasks) and
+    ``sampler_options`` are its options (``steps``, ``schedule``, ``remasking``, ``temperature``,
+    ``block_length``, ``cfg_scale``, ...); an option the sampler does not take raises ``ValueError``.
+    Outputs are cut at the first end-of-sequence/end-of-turn token. Returns the decoded strings, or
+    ``(strings, SampleOutput)`` with ``return_output=True`` (the output's trajectory shows which call
+    unmasked each position).
     """
     from ..sampling import make_sampler
 
     fam = model_family(model, family)
     den = denoiser_for(model, tokenizer, fam)
     ids = encode_prompts(tokenizer, prompts, chat)
-    s = make_sampler(sampler, schedule=schedule, steps=steps, remasking=remasking, temperature=temperature,
-                     block_length=block_length, cfg_scale=cfg_scale, **sampler_options)
+    s = make_sampler(sampler, **sampler_options)
     device = next(model.parameters()).device if hasattr(model, "parameters") else None
     pad = getattr(tokenizer, "pad_token_id", None)
     out = s(den, ids, gen_length, generator=generator, return_trajectory=True, device=device,

@@ -4,10 +4,11 @@
         --model_args "pretrained=GSAI-ML/LLaDA-8B-Base,schedule='beta:0.9,0.3',steps=64,gen_length=256" \\
         --tasks humaneval
 
-``model_args``: ``pretrained`` (path or hub id), ``schedule`` (any spec), ``steps``, ``gen_length``,
-``block_length``, ``remasking``, ``temperature``, ``cfg_scale``, ``batch_size``, ``device``, ``family``
-(``llada``/``dream``/``masked``, default from the config), ``mc_num`` (Monte Carlo samples of the ELBO for
-``loglikelihood``), ``dtype``, ``trust_remote_code``.
+``model_args``: ``pretrained`` (path or hub id), ``sampler`` (a name of :mod:`mdm_energy.registry`,
+default ``fixed``) and its options — ``schedule`` (any spec), ``steps``, ``block_length``, ``remasking``,
+``temperature``, ``cfg_scale``, ``skip_empty_steps``, ``threshold``, ``epsilon`` —, ``gen_length``,
+``batch_size``, ``device``, ``family`` (``llada``/``dream``/``masked``, default from the config), ``mc_num``
+(Monte Carlo samples of the ELBO for ``loglikelihood``), ``dtype``, ``trust_remote_code``, ``chat``, ``seed``.
 
 **Commas in a schedule.** lm-eval splits ``model_args`` on commas, which would cut ``beta:0.9,0.3``.
 On the ``lm_eval`` command line quote the spec — ``schedule='beta:0.9,0.3'`` (lm-eval keeps commas
@@ -31,7 +32,7 @@ import torch
 from lm_eval.api.model import LM
 from lm_eval.api.registry import register_model
 
-from ..schedules import parse_schedule
+from ..registry import sampler_options, sampler_spec
 from .huggingface import denoiser_for, generate, model_family
 
 __all__ = ["MDMEnergyLM", "parse_model_args"]
@@ -79,13 +80,8 @@ class MDMEnergyLM(LM):
         pretrained: "str | None" = None,
         model=None,
         tokenizer=None,
-        schedule: str = "linear",
-        steps: int = 64,
+        sampler: str = "fixed",
         gen_length: int = 256,
-        block_length: "int | None" = None,
-        remasking: str = "low_confidence",
-        temperature: float = 0.0,
-        cfg_scale: float = 0.0,
         batch_size: "int | str" = 1,
         max_batch_size: "int | None" = None,
         device: "str | None" = None,
@@ -95,12 +91,17 @@ class MDMEnergyLM(LM):
         trust_remote_code: bool = True,
         chat: "bool | None" = None,
         seed: int = 0,
-        **unused,
+        **options,
     ) -> None:
         super().__init__()
-        if unused:
-            raise ValueError(f"unknown model_args: {', '.join(sorted(unused))}")
-        self.schedule = parse_schedule(str(schedule).replace(";", ","))
+        spec = sampler_spec(sampler)
+        unknown = sorted(k for k in options if k not in spec.defaults)
+        if unknown:
+            raise ValueError(f"unknown model_args for the {sampler} sampler: {', '.join(unknown)} "
+                             f"(its options: {', '.join(spec.options)})")
+        if "schedule" in options:
+            options["schedule"] = str(options["schedule"]).replace(";", ",")
+        self.sampler, self.sampler_options = sampler, sampler_options(sampler, **options)
         if device is None or (str(device).startswith("cuda") and not torch.cuda.is_available()):
             if device is not None:  # lm-eval's default is cuda; fall back instead of failing
                 warnings.warn(f"device {device!r} is not available here; using the CPU", stacklevel=2)
@@ -119,8 +120,7 @@ class MDMEnergyLM(LM):
         self.tokenizer = tokenizer
         self.family = model_family(self.model, family)
         self.denoiser = denoiser_for(self.model, tokenizer, self.family)
-        self.steps, self.gen_length, self.block_length = int(steps), int(gen_length), block_length
-        self.remasking, self.temperature, self.cfg_scale = remasking, float(temperature), float(cfg_scale)
+        self.gen_length = int(gen_length)
         self.batch_size = 1 if str(batch_size) == "auto" else int(batch_size)
         self.mc_num, self.chat, self.seed = int(mc_num), chat, int(seed)
         self._device = torch.device(device)
@@ -141,10 +141,8 @@ class MDMEnergyLM(LM):
             batch = reqs[start:start + self.batch_size]
             contexts = [r.args[0] for r in batch]
             texts, self.last_output = generate(
-                self.model, self.tokenizer, contexts, steps=self.steps, gen_length=self.gen_length,
-                block_length=self.block_length, schedule=self.schedule, remasking=self.remasking,
-                temperature=self.temperature, cfg_scale=self.cfg_scale, family=self.family, chat=self.chat,
-                generator=g, return_output=True,
+                self.model, self.tokenizer, contexts, sampler=self.sampler, gen_length=self.gen_length,
+                family=self.family, chat=self.chat, generator=g, return_output=True, **self.sampler_options,
             )
             for r, text in zip(batch, texts):
                 until = (r.args[1] or {}).get("until") or []

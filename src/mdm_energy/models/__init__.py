@@ -1,4 +1,4 @@
-"""Small masked diffusion models trained here (issue #6): the transformer denoiser and its checkpoints."""
+"""Small masked diffusion models trained here: the transformer denoiser and its checkpoints."""
 
 from .transformer import MDMConfig, MDMTransformer, as_denoiser, load_model, save_model
 

@@ -1,10 +1,10 @@
-"""Samplers for masked diffusion models (DESIGN.md §4) and the denoiser protocol they call."""
+"""Samplers for masked diffusion models (docs/design.md §4) and the denoiser protocol they call."""
 
 from .base import Canvas, SampleOutput, Sampler, make_canvas
 from .denoiser import CallableDenoiser, Denoiser, ExactTorchDenoiser, check_denoiser
 from .ops import TIE_DECIMALS, confidence_scores, draw_candidates, select_top_k
 from .samplers import (
-    SAMPLER_NAMES,
+    SAMPLER_CLASSES,
     AncestralSampler,
     EntropyBoundedSampler,
     EulerSampler,
@@ -27,7 +27,7 @@ __all__ = [
     "EulerSampler",
     "ThresholdSampler",
     "EntropyBoundedSampler",
-    "SAMPLER_NAMES",
+    "SAMPLER_CLASSES",
     "make_sampler",
     "TIE_DECIMALS",
     "draw_candidates",

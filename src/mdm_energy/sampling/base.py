@@ -9,12 +9,14 @@ already-unmasked tokens never change.
 
 from __future__ import annotations
 
-import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from typing import Any
+
 import torch
 from torch import Tensor
 
+from ..registry import sampler_options
 from .denoiser import Denoiser, check_denoiser
 
 __all__ = ["SampleOutput", "Canvas", "make_canvas", "Sampler"]
@@ -129,18 +131,21 @@ class Sampler(ABC):
     window into semi-autoregressive blocks, ``cfg_scale`` > 0 turns on classifier-free guidance
     (LLaDA's form: the unconditional pass masks the prompt; both passes go in one batched call, which
     counts as one model call).
+
+    A subclass's ``name`` is its entry in :mod:`mdm_energy.registry`, which validates the options and
+    holds their defaults; each option becomes an attribute of the same name.
     """
 
     name = "sampler"
 
-    def __init__(self, temperature: float = 0.0, block_length: "int | None" = None, cfg_scale: float = 0.0) -> None:
-        if not isinstance(temperature, (int, float)) or not math.isfinite(temperature) or temperature < 0:
-            raise ValueError(f"temperature must be a finite number >= 0, got {temperature!r}")
-        if block_length is not None and (isinstance(block_length, bool) or not isinstance(block_length, int) or block_length < 1):
-            raise ValueError(f"block_length must be a positive integer, got {block_length!r}")
-        if not isinstance(cfg_scale, (int, float)) or not math.isfinite(cfg_scale) or cfg_scale < 0:
-            raise ValueError(f"cfg_scale must be a finite number >= 0, got {cfg_scale!r}")
-        self.temperature, self.block_length, self.cfg_scale = float(temperature), block_length, float(cfg_scale)
+    def __init__(self, **options: Any) -> None:
+        self.options = sampler_options(self.name, **options)
+        for key, value in self.options.items():
+            setattr(self, key, value)
+
+    def __repr__(self) -> str:
+        opts = ", ".join(f"{k}={getattr(v, 'spec', v)!r}" for k, v in self.options.items())
+        return f"{type(self).__name__}({opts})"
 
     # --- the run -------------------------------------------------------------------------------
     def __call__(
@@ -252,12 +257,6 @@ class _RunState:
     generator: "torch.Generator | None"
     plan: object = None
     calls: int = 0
-
-
-def _positive_steps(steps: object) -> int:
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be a positive integer, got {steps!r}")
-    return steps
 
 
 def steps_per_block(steps: int, num_blocks: int) -> int:

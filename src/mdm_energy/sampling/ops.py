@@ -10,14 +10,14 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["TIE_DECIMALS", "GUMBEL_MAX_ELEMENTS", "draw_candidates", "confidence_scores", "select_top_k", "REMASKING_RULES"]
+from ..registry import REMASKING
+
+__all__ = ["TIE_DECIMALS", "GUMBEL_MAX_ELEMENTS", "draw_candidates", "confidence_scores", "select_top_k"]
 
 #: Scores equal to this many decimals are tied (and ties go to the lower position), so float
 #: round-off cannot reorder positions whose scores are equal in exact arithmetic. The exact engine
 #: uses the same rule, which is what lets the two be compared law for law.
 TIE_DECIMALS = 12
-
-REMASKING_RULES = ("random", "low_confidence", "margin", "entropy")
 
 
 #: Above this many logits (rows x vocabulary) a temperature draw uses the two-level inverse CDF
@@ -74,7 +74,7 @@ def _inverse_cdf(logits: Tensor, temperature: float, generator: "torch.Generator
 
 def confidence_scores(logits: Tensor, candidates: Tensor, rule: str, generator: "torch.Generator | None",
                       lse: "Tensor | None" = None) -> Tensor:
-    """Float64 score per row, higher = committed first (DESIGN.md §4).
+    """Float64 score per row, higher = committed first (docs/design.md §4).
 
     ``low_confidence``: the model's probability of the candidate (LLaDA's default); ``margin``: top-1
     minus top-2 probability; ``entropy``: minus the entropy; ``random``: a uniform draw. Probabilities
@@ -96,7 +96,7 @@ def confidence_scores(logits: Tensor, candidates: Tensor, rule: str, generator: 
         p = logp.exp()
         score = (p * torch.where(p > 0, logp, torch.zeros_like(logp))).sum(-1).to(torch.float64)
     else:
-        raise ValueError(f"unknown remasking rule {rule!r} (known: {', '.join(REMASKING_RULES)})")
+        raise ValueError(f"unknown remasking rule {rule!r} (known: {', '.join(REMASKING)})")
     return torch.round(score, decimals=TIE_DECIMALS)
 
 

@@ -1,11 +1,13 @@
-r"""The samplers of DESIGN.md §4: schedule-driven (fixed-count, ancestral, Euler) and adaptive baselines.
+r"""The samplers of docs/design.md §4: schedule-driven (fixed-count, ancestral, Euler) and adaptive baselines.
+
+Names, options and defaults come from :mod:`mdm_energy.registry`, the one sampler vocabulary.
 
 * :class:`FixedCountSampler` — LLaDA's ``generate``: step :math:`k` draws a candidate for every masked
   position of the current block and commits exactly ``counts[k]`` of them (the schedule's counts,
-  DESIGN.md §2), chosen by a remasking rule.
+  docs/design.md §2), chosen by a remasking rule.
 * :class:`AncestralSampler` (MDLM/MD4) and :class:`EulerSampler` (flow_matching's mixture Euler rule)
   — each masked position is revealed independently with the step's probability :math:`\pi_k`
-  (:func:`~mdm_energy.schedules.reveal_probabilities`), its value drawn from the model. Which positions
+  (:func:`~mdm_energy.reveal.reveal_probabilities`), its value drawn from the model. Which positions
   reveal is decided before the model is called, so a step that reveals nothing costs no model call.
 * :class:`ThresholdSampler` (Fast-dLLM) and :class:`EntropyBoundedSampler` (EB-Sampler) — not
   schedule-driven: each call commits as many tokens as a confidence rule allows, at least one.
@@ -13,16 +15,16 @@ r"""The samplers of DESIGN.md §4: schedule-driven (fixed-count, ancestral, Eule
 
 from __future__ import annotations
 
-import inspect
-import math
 import warnings
 
 import torch
 from torch import Tensor
 
-from ..schedules import Schedule, parse_schedule, reveal_probabilities
-from .base import Sampler, _positive_steps, _RunState, steps_per_block
-from .ops import REMASKING_RULES, confidence_scores, draw_candidates, select_top_k
+from ..registry import sampler_names, sampler_options
+from ..reveal import reveal_probabilities
+from ..schedules import Schedule
+from .base import Sampler, _RunState, steps_per_block
+from .ops import confidence_scores, draw_candidates, select_top_k
 
 __all__ = [
     "FixedCountSampler",
@@ -30,7 +32,7 @@ __all__ = [
     "EulerSampler",
     "ThresholdSampler",
     "EntropyBoundedSampler",
-    "SAMPLER_NAMES",
+    "SAMPLER_CLASSES",
     "make_sampler",
 ]
 
@@ -51,10 +53,8 @@ def _candidates_at(sampler: Sampler, run: _RunState, logits: Tensor, where: Tens
 class _Scheduled(Sampler):
     """A sampler driven by a mask schedule and a number of steps (per run, split evenly over blocks)."""
 
-    def __init__(self, schedule: "Schedule | str" = "linear", steps: int = 16, **kwargs) -> None:
-        super().__init__(**kwargs)
-        self.schedule = parse_schedule(schedule)
-        self.steps = _positive_steps(steps)
+    schedule: Schedule
+    steps: int
 
     def _steps_per_block(self, num_blocks: int) -> int:
         return steps_per_block(self.steps, num_blocks)
@@ -72,17 +72,15 @@ class FixedCountSampler(_Scheduled):
     def __init__(
         self,
         schedule: "Schedule | str" = "linear",
-        steps: int = 16,
+        steps: int = 64,
         remasking: str = "low_confidence",
         temperature: float = 0.0,
         block_length: "int | None" = None,
         cfg_scale: float = 0.0,
         skip_empty_steps: bool = False,
     ) -> None:
-        super().__init__(schedule, steps, temperature=temperature, block_length=block_length, cfg_scale=cfg_scale)
-        if remasking not in REMASKING_RULES:
-            raise ValueError(f"unknown remasking rule {remasking!r} (known: {', '.join(REMASKING_RULES)})")
-        self.remasking, self.skip_empty_steps = remasking, bool(skip_empty_steps)
+        super().__init__(schedule=schedule, steps=steps, remasking=remasking, temperature=temperature,
+                         block_length=block_length, cfg_scale=cfg_scale, skip_empty_steps=skip_empty_steps)
 
     def _plan(self, gen_length: int, num_blocks: int) -> list[int]:
         """The counts of one block's steps (every block uses the same)."""
@@ -115,15 +113,14 @@ class FixedCountSampler(_Scheduled):
 class _RandomReveal(_Scheduled):
     """Each masked position of the block is revealed at step k with probability pi_k, independently."""
 
-    rule = "ancestral"
-
-    def __init__(self, schedule: "Schedule | str" = "linear", steps: int = 16, temperature: float = 1.0,
+    def __init__(self, schedule: "Schedule | str" = "linear", steps: int = 64, temperature: float = 1.0,
                  block_length: "int | None" = None, cfg_scale: float = 0.0) -> None:
-        super().__init__(schedule, steps, temperature=temperature, block_length=block_length, cfg_scale=cfg_scale)
+        super().__init__(schedule=schedule, steps=steps, temperature=temperature, block_length=block_length,
+                         cfg_scale=cfg_scale)
 
     def _plan(self, gen_length: int, num_blocks: int) -> list[float]:
         """The reveal probabilities of one block's steps."""
-        return reveal_probabilities(self.schedule, self._steps_per_block(num_blocks), self.rule).tolist()
+        return reveal_probabilities(self.schedule, self._steps_per_block(num_blocks), self.name).tolist()
 
     def _fill_block(self, run: _RunState, in_block: Tensor, block_len: int, block_index: int) -> None:
         for pi in run.plan:
@@ -145,7 +142,6 @@ class AncestralSampler(_RandomReveal):
     drawn from the model at ``temperature`` (default 1, the model's own law)."""
 
     name = "ancestral"
-    rule = "ancestral"
 
 
 class EulerSampler(_RandomReveal):
@@ -153,7 +149,6 @@ class EulerSampler(_RandomReveal):
     :math:`t_{k-1}`, and the last step reveals everything."""
 
     name = "euler"
-    rule = "euler"
 
 
 class _Adaptive(Sampler):
@@ -180,10 +175,7 @@ class ThresholdSampler(_Adaptive):
 
     def __init__(self, threshold: float = 0.9, temperature: float = 0.0, block_length: "int | None" = None,
                  cfg_scale: float = 0.0) -> None:
-        super().__init__(temperature=temperature, block_length=block_length, cfg_scale=cfg_scale)
-        if not isinstance(threshold, (int, float)) or not 0.0 <= threshold <= 1.0:
-            raise ValueError(f"threshold must lie in [0, 1], got {threshold!r}")
-        self.threshold = float(threshold)
+        super().__init__(threshold=threshold, temperature=temperature, block_length=block_length, cfg_scale=cfg_scale)
 
     def _choose(self, run: _RunState, logits: Tensor, masked: Tensor) -> tuple[Tensor, Tensor]:
         cand, conf = _candidates_at(self, run, logits, masked, "low_confidence")
@@ -195,14 +187,11 @@ class EntropyBoundedSampler(_Adaptive):
     r"""EB-Sampler: sort masked positions by entropy (ascending, ties to the lower position) and commit
     the largest prefix whose entropies satisfy :math:`\sum H - \max H \le \varepsilon` (at least one)."""
 
-    name = "entropy"
+    name = "entropy-bounded"
 
     def __init__(self, epsilon: float = 0.1, temperature: float = 0.0, block_length: "int | None" = None,
                  cfg_scale: float = 0.0) -> None:
-        super().__init__(temperature=temperature, block_length=block_length, cfg_scale=cfg_scale)
-        if not isinstance(epsilon, (int, float)) or not math.isfinite(epsilon) or epsilon < 0:
-            raise ValueError(f"epsilon must be a finite number >= 0, got {epsilon!r}")
-        self.epsilon = float(epsilon)
+        super().__init__(epsilon=epsilon, temperature=temperature, block_length=block_length, cfg_scale=cfg_scale)
 
     def _choose(self, run: _RunState, logits: Tensor, masked: Tensor) -> tuple[Tensor, Tensor]:
         cand, neg_entropy = _candidates_at(self, run, logits, masked, "entropy")
@@ -215,25 +204,15 @@ class EntropyBoundedSampler(_Adaptive):
         return select_top_k(neg_entropy, k) & masked, cand
 
 
-SAMPLER_NAMES = ("fixed", "confidence", "ancestral", "euler", "threshold", "entropy")
+#: The torch class of every sampler of the registry.
+SAMPLER_CLASSES: dict[str, type[Sampler]] = {
+    cls.name: cls for cls in (FixedCountSampler, AncestralSampler, EulerSampler, ThresholdSampler, EntropyBoundedSampler)
+}
+assert set(SAMPLER_CLASSES) == set(sampler_names()), "every registry sampler needs a torch class"
 
 
 def make_sampler(name: str, **options) -> Sampler:
-    """A sampler by name: ``fixed`` (options as :class:`FixedCountSampler`), ``confidence`` (fixed-count
-    with ``low_confidence``), ``ancestral``, ``euler``, ``threshold``, ``entropy``. Options a sampler does
-    not take (e.g. ``schedule`` for an adaptive one) are ignored."""
-    classes = {
-        "fixed": FixedCountSampler,
-        "confidence": FixedCountSampler,
-        "ancestral": AncestralSampler,
-        "euler": EulerSampler,
-        "threshold": ThresholdSampler,
-        "entropy": EntropyBoundedSampler,
-    }
-    if name not in classes:
-        raise ValueError(f"unknown sampler {name!r} (known: {', '.join(SAMPLER_NAMES)})")
-    cls = classes[name]
-    if name == "confidence":
-        options = {**options, "remasking": "low_confidence"}
-    accepted = inspect.signature(cls.__init__).parameters
-    return cls(**{k: v for k, v in options.items() if k in accepted and v is not None})
+    """A sampler by its registry name (:mod:`mdm_energy.registry`) with ``options``; an option the sampler
+    does not take raises ``ValueError`` naming it (nothing is silently ignored)."""
+    sampler_options(name, **options)  # unknown names and options: the registry's message
+    return SAMPLER_CLASSES[name](**options)

@@ -1,4 +1,4 @@
-"""Real tasks where the right output is not a function of the prompt alone (issue #6)."""
+"""Real tasks where the right output is not a function of the prompt alone."""
 
 from .base import EOS, MASK, PAD, CharVocab, Example, Task
 from .countdown import CountdownTask, check_expression

@@ -44,16 +44,17 @@ def evaluate(task: Task, model, examples: list[Example], sampler, seed: int = 0,
     return TaskEval(task.metric, float(s.mean()), stderr, len(s), float(np.mean(nfe)), tuple(scores), tuple(outputs))
 
 
-def task_objective(task: Task, model, steps: int, remasking: str = "low_confidence", temperature: float = 0.0,
-                   split: str = "valid", n: int = 200, seed: int = 0):
-    """A :class:`~mdm_energy.tuning.TaskObjective` (maximised) scoring schedules on held-out ``split`` items."""
+def task_objective(task: Task, model, steps: int, *, split: str = "valid", n: int = 200, seed: int = 0, **options):
+    """A :class:`~mdm_energy.tuning.TaskObjective` (maximised) scoring schedules of the fixed-count sampler
+    with ``steps`` steps and ``options`` (e.g. ``remasking``, ``temperature``) on held-out ``split`` items."""
+    from ..registry import sampler_options
     from ..sampling import FixedCountSampler
     from ..tuning import TaskObjective
 
+    opts = sampler_options("fixed", steps=steps, **options)
     items = task.examples(split, n, seed=seed)
 
     def score_fn(schedule: Schedule, subset: list[Example]) -> list[float]:
-        sampler = FixedCountSampler(schedule, steps, remasking=remasking, temperature=temperature)
-        return list(evaluate(task, model, subset, sampler, seed=seed).scores)
+        return list(evaluate(task, model, subset, FixedCountSampler(**{**opts, "schedule": schedule}), seed=seed).scores)
 
-    return TaskObjective(score_fn, items, direction="maximize", name=f"task:{task.name}:{remasking}:N{steps}")
+    return TaskObjective(score_fn, items, direction="maximize", name=f"task:{task.name}:{opts['remasking']}:N{steps}")

@@ -1,6 +1,19 @@
-"""Training small MDMs (issue #6): LLaDA's loss, AdamW + warm-up/cosine, exactly resumable checkpoints."""
+"""Training small MDMs: LLaDA's loss, AdamW + warm-up/cosine, exactly resumable checkpoints (docs/design.md §7)."""
 
 from .charlm import perplexity, train_reference_lm
-from .trainer import TrainConfig, load_trainer, lr_at, mdm_loss, save_trainer, train
+from .trainer import (
+    TrainConfig,
+    TrainState,
+    TrainSummary,
+    fit,
+    load_trainer,
+    lr_at,
+    make_optimizer,
+    mdm_loss,
+    open_state,
+    save_trainer,
+    train,
+)
 
-__all__ = ["TrainConfig", "mdm_loss", "lr_at", "train", "save_trainer", "load_trainer", "train_reference_lm", "perplexity"]
+__all__ = ["TrainConfig", "TrainState", "TrainSummary", "mdm_loss", "lr_at", "make_optimizer", "fit", "train",
+           "open_state", "save_trainer", "load_trainer", "train_reference_lm", "perplexity"]

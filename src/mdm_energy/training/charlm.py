@@ -15,10 +15,10 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ..models import MDMConfig, MDMTransformer, load_model
+from ..models import MDMConfig, MDMTransformer
 from ..tasks.base import EOS, MASK, PAD, split_of
 from ..tasks.pycode import PyCodeTask, stdlib_files
-from .trainer import TrainConfig, fit, load_trainer
+from .trainer import TrainConfig, TrainSummary, fit, open_state
 
 __all__ = ["REF_LEN", "train_reference_lm", "perplexity"]
 
@@ -38,33 +38,25 @@ def _corpus(task: PyCodeTask) -> torch.Tensor:
     return torch.tensor(ids, dtype=torch.long)
 
 
-def train_reference_lm(out: "str | Path", cfg: TrainConfig, max_steps_this_run: "int | None" = None) -> dict:
+def train_reference_lm(out: "str | Path", cfg: TrainConfig, max_steps_this_run: "int | None" = None) -> TrainSummary:
     """Train (or resume) the reference LM for ``cfg.minutes``; windows of :data:`REF_LEN` characters."""
     task = PyCodeTask()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(cfg.seed)
-    resuming = (out / "trainer.json").is_file()
     config = MDMConfig(vocab_size=task.vocab.size, mask_id=MASK, eos_id=EOS, pad_id=PAD, max_len=REF_LEN,
                        d_model=cfg.d_model, n_layers=cfg.n_layers, n_heads=cfg.n_heads, d_ff=cfg.d_ff, causal=True)
-    model = load_model(out).train() if resuming else MDMTransformer(config)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.98))
-    gen = torch.Generator().manual_seed(cfg.seed)
-    step, elapsed, log = load_trainer(out, model, opt, gen) if resuming else (0, 0.0, [])
-    cfg.log = log
+    state = open_state(out, cfg, lambda: MDMTransformer(config))
     corpus = _corpus(task)
 
     def loss_fn() -> torch.Tensor:
-        starts = torch.randint(len(corpus) - REF_LEN - 1, (cfg.batch_size,), generator=gen)
+        starts = torch.randint(len(corpus) - REF_LEN - 1, (cfg.batch_size,), generator=state.generator)
         windows = torch.stack([corpus[s:s + REF_LEN + 1] for s in starts.tolist()])
-        logits = model(windows[:, :-1])
+        logits = state.model(windows[:, :-1])
         return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), windows[:, 1:].reshape(-1))
 
-    step, running, minutes = fit(model, opt, gen, cfg, out, step, elapsed, loss_fn, "train pycode reference LM",
-                                 max_steps_this_run)
-    return {"task": "pycode-reference", "steps": step, "minutes": minutes, "loss": running,
-            "bits_per_char": None if running is None else running / math.log(2), "parameters": model.num_parameters(),
-            "resumed": resuming}
+    running = fit(state, cfg, loss_fn, out=out, desc="train pycode reference LM", max_steps_this_run=max_steps_this_run)
+    return TrainSummary("pycode-reference", state.step, state.elapsed / 60, running, state.model.num_parameters(),
+                        state.resumed, None if running is None else running / math.log(2))
 
 
 @torch.no_grad()

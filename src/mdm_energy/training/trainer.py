@@ -8,7 +8,7 @@ schedule can be chosen after training).
 
 A checkpoint folder holds ``model.safetensors`` + ``config.json`` (the model), and
 ``trainer.safetensors`` + ``trainer.json`` (AdamW moments, the data/mask generator state, step, elapsed
-time, loss log). Training resumes from it bit for bit: the same run, interrupted and resumed, ends with
+time, hyper-parameters and the loss log). Training resumes from it bit for bit: the same run, interrupted and resumed, ends with
 the same weights as an uninterrupted one.
 """
 
@@ -18,26 +18,31 @@ import json
 import math
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
 
 from .._io import atomic_write
 from ..models import MDMConfig, MDMTransformer, load_model, save_model
-from ..tasks.base import MASK, Task
+from ..tasks.base import Task
 
-__all__ = ["TrainConfig", "mdm_loss", "lr_at", "fit", "train", "save_trainer", "load_trainer"]
+__all__ = ["TrainConfig", "TrainState", "TrainSummary", "mdm_loss", "lr_at", "make_optimizer", "fit", "train",
+           "save_trainer", "load_trainer", "open_state"]
 
 
 @dataclass
 class TrainConfig:
+    """Hyper-parameters of a training run (stored in ``trainer.json``)."""
+
     task: str
     minutes: float = 10.0
     batch_size: int = 64
     lr: float = 1e-3
     weight_decay: float = 0.01
+    betas: tuple[float, float] = (0.9, 0.98)
     warmup_steps: int = 200
     max_steps: int = 20_000  # horizon of the cosine decay (training also stops when the minutes run out)
     train_examples: int = 20_000
@@ -47,8 +52,48 @@ class TrainConfig:
     n_layers: int = 4
     n_heads: int = 4
     d_ff: int = 768
-    eps: float = 1e-3
+    eps: float = 1e-3  # smallest masking rate t of the loss
+    grad_clip: float = 1.0  # global gradient-norm clip of every step
+    log_every: int = 50  # steps between two entries of the loss log
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "TrainConfig":
+        """A config from ``trainer.json`` (unknown keys of older versions, e.g. ``log``, are dropped)."""
+        known = {f.name for f in fields(cls)}
+        kwargs = {k: v for k, v in data.items() if k in known}
+        if "betas" in kwargs:
+            kwargs["betas"] = tuple(kwargs["betas"])
+        return cls(**kwargs)
+
+
+@dataclass
+class TrainState:
+    """Everything a run changes: the model, the optimiser, the data/mask generator, the step, the wall
+    time spent so far (over all runs) and the loss log ``[step, seconds, running loss]``."""
+
+    model: MDMTransformer
+    optimizer: torch.optim.Optimizer
+    generator: torch.Generator
+    step: int = 0
+    elapsed: float = 0.0
     log: list = field(default_factory=list)
+    resumed: bool = False
+
+
+@dataclass(frozen=True)
+class TrainSummary:
+    """What a training run reports (``mdm-energy train --json``)."""
+
+    task: str
+    steps: int
+    minutes: float
+    loss: "float | None"
+    parameters: int
+    resumed: bool
+    bits_per_char: "float | None" = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v is not None or k == "loss"}
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -59,13 +104,26 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
     return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
 
 
+def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
+    """AdamW with the run's learning rate, weight decay and betas (the one optimiser every model here uses)."""
+    return torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=tuple(cfg.betas))
+
+
 def mdm_loss(model: MDMTransformer, ids: torch.Tensor, prompt_mask: torch.Tensor, generator: torch.Generator,
              eps: float = 1e-3) -> torch.Tensor:
-    """LLaDA's masked-diffusion loss on a batch (prompt tokens are never masked)."""
+    r"""LLaDA's masked-diffusion loss on a batch (prompt tokens are never masked; masked positions get the
+    model's own ``mask_id``).
+
+    .. math:: \mathcal L = \frac{1}{|\text{answer}|}\sum_{i\ \text{masked}} \frac{1}{t}\,
+              \bigl(-\log p_\theta(x_i \mid z_t)\bigr), \qquad t \sim U(\epsilon, 1],
+
+    normalised by the number of answer tokens of the batch (masked or not), so that its expectation is
+    the per-token negative ELBO.
+    """
     B, T = ids.shape
     t = eps + (1 - eps) * torch.rand(B, 1, generator=generator)
     masked = (torch.rand(B, T, generator=generator) < t) & ~prompt_mask
-    z = torch.where(masked, torch.full_like(ids, MASK), ids)
+    z = torch.where(masked, torch.full_like(ids, model.config.mask_id), ids)
     logits = model(z)
     ce = F.cross_entropy(logits[masked], ids[masked], reduction="none")
     weights = (1.0 / t.expand(B, T))[masked]
@@ -73,19 +131,19 @@ def mdm_loss(model: MDMTransformer, ids: torch.Tensor, prompt_mask: torch.Tensor
     return (ce * weights).sum() / answer_tokens
 
 
-def save_trainer(folder: Path, model: MDMTransformer, opt: torch.optim.Optimizer, generator: torch.Generator,
-                 cfg: TrainConfig, step: int, elapsed: float) -> None:
+def save_trainer(folder: Path, state: TrainState, cfg: TrainConfig) -> None:
     """Write a complete checkpoint (model + trainer state) atomically, file by file."""
     from safetensors.torch import save_file
 
-    save_model(model, folder)
-    state = opt.state_dict()
-    tensors = {"generator": generator.get_state()}
-    for idx, st in state["state"].items():
+    save_model(state.model, folder)
+    opt_state = state.optimizer.state_dict()
+    tensors = {"generator": state.generator.get_state()}
+    for idx, st in opt_state["state"].items():
         for key, val in st.items():
             tensors[f"opt.{idx}.{key}"] = val if torch.is_tensor(val) else torch.tensor(val)
     atomic_write(folder / "trainer.safetensors", lambda tmp: save_file(tensors, tmp), suffix=".safetensors")
-    meta = {"step": step, "elapsed": elapsed, "config": asdict(cfg), "param_groups": state["param_groups"]}
+    meta = {"step": state.step, "elapsed": state.elapsed, "config": asdict(cfg), "log": state.log,
+            "param_groups": opt_state["param_groups"]}
 
     def write(tmp: str) -> None:
         with open(tmp, "w") as fh:
@@ -94,54 +152,71 @@ def save_trainer(folder: Path, model: MDMTransformer, opt: torch.optim.Optimizer
     atomic_write(folder / "trainer.json", write)
 
 
-def load_trainer(folder: Path, model: MDMTransformer, opt: torch.optim.Optimizer, generator: torch.Generator) -> tuple[int, float, list]:
+def load_trainer(folder: Path, state: TrainState) -> None:
+    """Restore the optimiser moments, the generator, the step, the elapsed time and the log into ``state``."""
     from safetensors.torch import load_file
 
     tensors = load_file(folder / "trainer.safetensors")
     meta = json.loads((folder / "trainer.json").read_text())
-    generator.set_state(tensors.pop("generator"))
-    state: dict = {"state": {}, "param_groups": meta["param_groups"]}
+    state.generator.set_state(tensors.pop("generator"))
+    opt_state: dict = {"state": {}, "param_groups": meta["param_groups"]}
     for name, val in tensors.items():
         _, idx, key = name.split(".", 2)
-        state["state"].setdefault(int(idx), {})[key] = val
-    opt.load_state_dict(state)
-    return int(meta["step"]), float(meta["elapsed"]), meta["config"].get("log", [])
+        opt_state["state"].setdefault(int(idx), {})[key] = val
+    state.optimizer.load_state_dict(opt_state)
+    state.step, state.elapsed = int(meta["step"]), float(meta["elapsed"])
+    state.log = meta.get("log", meta["config"].get("log", []))  # older checkpoints kept the log in the config
+    state.resumed = True
 
 
-def fit(model: MDMTransformer, opt: torch.optim.Optimizer, gen: torch.Generator, cfg: TrainConfig, out: Path, step: int,
-        elapsed: float, loss_fn, desc: str, max_steps_this_run: "int | None" = None, progress: bool = True) -> tuple[int, float, float]:
+def open_state(out: Path, cfg: TrainConfig, new_model: Callable[[], MDMTransformer]) -> TrainState:
+    """A fresh :class:`TrainState` (``new_model()``), or the one saved in ``out`` when it holds a checkpoint."""
+    torch.manual_seed(cfg.seed)
+    resuming = (out / "trainer.json").is_file()
+    model = load_model(out).train() if resuming else new_model()
+    state = TrainState(model, make_optimizer(model, cfg), torch.Generator().manual_seed(cfg.seed))
+    if resuming:
+        load_trainer(out, state)
+    return state
+
+
+def fit(state: TrainState, cfg: TrainConfig, loss_fn: Callable[[], torch.Tensor], *, out: Path, desc: str,
+        max_steps_this_run: "int | None" = None, progress: bool = True) -> "float | None":
     """The shared optimisation loop: learning-rate schedule, clipped AdamW steps, loss log and bar, a checkpoint
     every ``cfg.checkpoint_seconds`` and at the end. Stops at ``cfg.max_steps``, after ``cfg.minutes`` of wall
-    time (counting earlier runs), or after ``max_steps_this_run`` steps. Returns (step, running loss, minutes)."""
+    time (counting earlier runs), or after ``max_steps_this_run`` steps. Returns the running loss."""
     from tqdm.auto import tqdm
 
-    start, last_ckpt = time.time() - elapsed, time.time()
-    bar = tqdm(total=cfg.max_steps, initial=step, desc=desc, file=sys.stderr, disable=not progress or None)
+    start, last_ckpt = time.time() - state.elapsed, time.time()
+    bar = tqdm(total=cfg.max_steps, initial=state.step, desc=desc, file=sys.stderr, disable=not progress or None)
     done, running = 0, None
-    while step < cfg.max_steps and time.time() - start < cfg.minutes * 60.0 and (max_steps_this_run is None or done < max_steps_this_run):
-        for g in opt.param_groups:
-            g["lr"] = lr_at(step, cfg)
+    while (state.step < cfg.max_steps and time.time() - start < cfg.minutes * 60.0
+           and (max_steps_this_run is None or done < max_steps_this_run)):
+        for g in state.optimizer.param_groups:
+            g["lr"] = lr_at(state.step, cfg)
         loss = loss_fn()
-        opt.zero_grad(set_to_none=True)
+        state.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        step, done = step + 1, done + 1
+        torch.nn.utils.clip_grad_norm_(state.model.parameters(), cfg.grad_clip)
+        state.optimizer.step()
+        state.step, done = state.step + 1, done + 1
         running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
-        if step % 50 == 0:
-            cfg.log.append([step, round(time.time() - start, 1), running])
+        if state.step % cfg.log_every == 0:
+            state.log.append([state.step, round(time.time() - start, 1), running])
         bar.update(1)
         bar.set_postfix(loss=f"{running:.3f}")
         if time.time() - last_ckpt > cfg.checkpoint_seconds:
-            save_trainer(out, model, opt, gen, cfg, step, time.time() - start)
+            state.elapsed = time.time() - start
+            save_trainer(out, state, cfg)
             last_ckpt = time.time()
     bar.close()
-    save_trainer(out, model, opt, gen, cfg, step, time.time() - start)
-    return step, running, (time.time() - start) / 60
+    state.elapsed = time.time() - start
+    save_trainer(out, state, cfg)
+    return running
 
 
 def _model_config(task: Task, cfg: TrainConfig) -> MDMConfig:
-    from ..tasks.base import EOS, PAD
+    from ..tasks.base import EOS, MASK, PAD
 
     return MDMConfig(vocab_size=task.vocab.size, mask_id=MASK, eos_id=EOS, pad_id=PAD,
                      max_len=task.prompt_len + task.gen_len, d_model=cfg.d_model, n_layers=cfg.n_layers,
@@ -149,25 +224,18 @@ def _model_config(task: Task, cfg: TrainConfig) -> MDMConfig:
 
 
 def train(task: Task, out: "str | Path", cfg: TrainConfig, max_steps_this_run: "int | None" = None,
-          progress: bool = True) -> dict:
-    """Train (or resume) for ``cfg.minutes`` of wall time (or ``max_steps_this_run`` steps); returns a summary."""
+          progress: bool = True) -> TrainSummary:
+    """Train (or resume) for ``cfg.minutes`` of wall time (or ``max_steps_this_run`` steps)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(cfg.seed)
-    resuming = (out / "trainer.json").is_file()
-    model = load_model(out).train() if resuming else MDMTransformer(_model_config(task, cfg))
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.98))
-    gen = torch.Generator().manual_seed(cfg.seed)
-    step, elapsed, log = (load_trainer(out, model, opt, gen) if resuming else (0, 0.0, []))
-    cfg.log = log
+    state = open_state(out, cfg, lambda: MDMTransformer(_model_config(task, cfg)))
     examples = task.examples("train", cfg.train_examples, seed=cfg.seed)
     ids_all, prompt_all = task.encode(examples)
 
     def loss_fn() -> torch.Tensor:
-        idx = torch.randint(len(examples), (cfg.batch_size,), generator=gen)
-        return mdm_loss(model, ids_all[idx], prompt_all[idx], gen, cfg.eps)
+        idx = torch.randint(len(examples), (cfg.batch_size,), generator=state.generator)
+        return mdm_loss(state.model, ids_all[idx], prompt_all[idx], state.generator, cfg.eps)
 
-    step, running, minutes = fit(model, opt, gen, cfg, out, step, elapsed, loss_fn, f"train {task.name}",
-                                 max_steps_this_run, progress)
-    return {"task": task.name, "steps": step, "minutes": minutes, "loss": running,
-            "parameters": model.num_parameters(), "resumed": resuming}
+    running = fit(state, cfg, loss_fn, out=out, desc=f"train {task.name}", max_steps_this_run=max_steps_this_run,
+                  progress=progress)
+    return TrainSummary(task.name, state.step, state.elapsed / 60, running, state.model.num_parameters(), state.resumed)

@@ -1,4 +1,4 @@
-"""Objectives: a schedule in, a score with its direction, sample size and standard error out (DESIGN.md §6)."""
+"""Objectives: a schedule in, a score with its direction, sample size and standard error out (docs/design.md §6)."""
 
 from __future__ import annotations
 
@@ -46,27 +46,20 @@ class Objective(ABC):
 
 
 class ExactKLObjective(Objective):
-    """Exact KL(q ‖ sampler) in nats of a sampler on an explicit law (minimised; exact, so n = None, s.e. 0)."""
+    """Exact KL(q ‖ sampler) in nats of a sampler on an explicit law (minimised; exact, so n = None, s.e. 0).
+
+    ``remasking`` is the fixed-count sampler's rule (default ``low_confidence``); KLs are memoised
+    (:class:`~mdm_energy.exact.KLObjective`).
+    """
 
     direction = "minimize"
 
     def __init__(self, dist, sampler: str, steps: int, remasking: "str | None" = None) -> None:
         from ..exact import ExactDenoiser, KLObjective, load_distribution
-        from ..exact.laws import _check_confidence_size, _remasking
 
-        rule = _remasking(sampler, remasking)
-        self.den = dist if isinstance(dist, ExactDenoiser) else ExactDenoiser(load_distribution(dist))
-        if rule not in (None, "random"):
-            _check_confidence_size(self.den)
-        self.sampler, self.steps, self.remasking = sampler, int(steps), remasking
-        # memoised exact KL where the engine has it (by counts or reveal probabilities); margin and
-        # entropy remasking go through exact_sampler
-        if rule in (None, "random"):
-            self._kl: "KLObjective | None" = KLObjective(self.den, sampler, steps)
-        elif rule == "low_confidence":
-            self._kl = KLObjective(self.den, "confidence", steps)
-        else:
-            self._kl = None
+        den = dist if isinstance(dist, ExactDenoiser) else ExactDenoiser(load_distribution(dist))
+        self.kl = KLObjective(den, sampler, steps, remasking)
+        self.den, self.sampler, self.steps, self.remasking = den, sampler, int(steps), self.kl.remasking
 
     @property
     def name(self) -> str:
@@ -74,11 +67,7 @@ class ExactKLObjective(Objective):
         return f"exact-kl:{self.den.dist.name}:{self.sampler}{rule}:N{self.steps}"
 
     def evaluate(self, schedule: "Schedule | str", size: "int | None" = None, seed: int = 0) -> Score:
-        if self._kl is not None:
-            return Score(float(self._kl(parse_schedule(schedule))))
-        from ..exact import exact_sampler
-
-        return Score(exact_sampler(self.den, self.sampler, schedule, self.steps, self.remasking).kl)
+        return Score(float(self.kl(parse_schedule(schedule))))
 
 
 class TaskObjective(Objective):

@@ -18,7 +18,7 @@ import json
 import math
 from pathlib import Path
 
-from .._io import atomic_write, json_safe
+from .._io import json_safe, write_text_atomic
 from .study import TuneResult
 
 __all__ = ["write_report"]
@@ -33,36 +33,26 @@ def _fmt(x, se=None) -> str:
     return out
 
 
-def _write_text(path: Path, text: str) -> None:
-    def write(tmp: str) -> None:
-        with open(tmp, "w", newline="") as fh:
-            fh.write(text)
-
-    atomic_write(path, write)
-
-
 def write_report(result: TuneResult, objective_name: str, steps: int, length: int, folder: "str | Path") -> dict:
     """Write the report files for a finished study; returns their paths."""
     from ..plots import plot_kl_heatmap, plot_schedules, plot_score_scatter
 
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
-    done = [t for t in result.trials if t["state"] == "COMPLETE" and t["strategy"] == result.strategy]
-    top_rung = max((t["rung"] or 0) for t in done)
-    finalists = sorted((t for t in done if (t["rung"] or 0) == top_rung), key=lambda t: t["value"],
+    done = [t for t in result.trials if t.state == "COMPLETE" and t.strategy == result.strategy]
+    top_rung = max(t.rung for t in done)
+    finalists = sorted((t for t in done if t.rung == top_rung), key=lambda t: t.value,
                        reverse=result.direction == "maximize")
     files = {}
     label = "KL(q || sampler) [nats]" if objective_name.startswith("exact-kl") else "score"
-    baselines = {k: v["value"] for k, v in result.baselines.items()}
+    baselines = {k: v.value for k, v in result.baselines.items()}
     grid_like = result.strategy in ("grid", "halving")
-    if grid_like:
-        cells = [{"a": t["a"], "b": t["b"], "kl": t["value"]} for t in done if (t["rung"] or 0) == 0]
-        files["heatmap"] = str(plot_kl_heatmap(cells, baselines, out / "heatmap.png", title=f"{objective_name} ({result.strategy})",
-                                               minimize=result.direction == "minimize", label=label))
-    else:
-        files["heatmap"] = str(plot_score_scatter(done, baselines, out / "heatmap.png", title=f"{objective_name} ({result.strategy})",
-                                                  minimize=result.direction == "minimize", label=label))
-    best_specs = [t["spec"] for t in finalists[:3]]
+    shown = [t for t in done if t.rung == 0] if grid_like else done
+    plot = plot_kl_heatmap if grid_like else plot_score_scatter
+    files["heatmap"] = str(plot([t.a for t in shown], [t.b for t in shown], [t.value for t in shown], baselines,
+                                out / "heatmap.png", title=f"{objective_name} ({result.strategy})",
+                                minimize=result.direction == "minimize", label=label))
+    best_specs = [t.spec for t in finalists[:3]]
     files["schedules"] = str(plot_schedules(best_specs + ["linear"], steps, length, out / "schedules.png",
                                             title=f"best schedules of {result.strategy} on {objective_name}"))
     lines = [
@@ -76,24 +66,23 @@ def write_report(result: TuneResult, objective_name: str, steps: int, length: in
     ]
     from ..schedules import parse_schedule
 
-    for t in finalists[:5]:
-        lines.append(f"| `{t['spec']}` | {_fmt(t['value'], t['stderr'])} | {t['n'] if t['n'] is not None else 'exact'} | "
-                     f"{' '.join(map(str, parse_schedule(t['spec']).counts(length, steps)))} |")
-    for name, v in result.baselines.items():
-        lines.append(f"| `{name}` (baseline) | {_fmt(v['value'], v.get('stderr'))} | {v['n'] if v.get('n') is not None else 'exact'} | "
-                     f"{' '.join(map(str, parse_schedule(name).counts(length, steps)))} |")
-    failed = [t for t in result.trials if t["state"] == "FAIL" and not t["stale"]]
+    rows = [(f"`{t.spec}`", t.value, t.stderr, t.n, t.spec) for t in finalists[:5]]
+    rows += [(f"`{name}` (baseline)", v.value, v.stderr, v.n, name) for name, v in result.baselines.items()]
+    for label, value, se, n, spec in rows:
+        lines.append(f"| {label} | {_fmt(value, se)} | {n if n is not None else 'exact'} | "
+                     f"{' '.join(map(str, parse_schedule(spec).counts(length, steps)))} |")
+    failed = [t for t in result.trials if t.state == "FAIL" and not t.stale]
     if failed:
-        lines += ["", f"{len(failed)} trial(s) failed; first error: `{failed[0]['error']}`"]
+        lines += ["", f"{len(failed)} trial(s) failed; first error: `{failed[0].error}`"]
     lines += ["", "![score over (a, b)](heatmap.png)", "", "![best schedules](schedules.png)", ""]
-    _write_text(out / "report.md", "\n".join(lines))
+    write_text_atomic(out / "report.md", "\n".join(lines))
     files["report"] = str(out / "report.md")
     buf = io.StringIO()
     fields = ["number", "state", "strategy", "rung", "size", "a", "b", "spec", "value", "n", "stderr", "error", "duplicate", "stale"]
     writer = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore")
     writer.writeheader()
-    writer.writerows(result.trials)
-    _write_text(out / "trials.csv", buf.getvalue())
-    _write_text(out / "trials.json", json.dumps(json_safe({**result.as_json(), "trials": result.trials}), indent=2, allow_nan=False) + "\n")
+    writer.writerows(t.as_json() for t in result.trials)
+    write_text_atomic(out / "trials.csv", buf.getvalue())
+    write_text_atomic(out / "trials.json", json.dumps(json_safe({**result.as_json(), "trials": [t.as_json() for t in result.trials]}), indent=2, allow_nan=False) + "\n")
     files["trials_csv"], files["trials_json"] = str(out / "trials.csv"), str(out / "trials.json")
     return files

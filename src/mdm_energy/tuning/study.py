@@ -1,10 +1,10 @@
-r"""Resumable, parallel schedule tuning over Beta (a, b) on Optuna storage (DESIGN.md §6).
+r"""Resumable, parallel schedule tuning over Beta (a, b) on Optuna storage (docs/design.md §6).
 
-A *study* lives in an Optuna storage: a SQLite file by default, or any URL Optuna accepts
-(PostgreSQL/MySQL for several machines, ``journal:PATH`` for a journal file). Every evaluation is one
-Optuna trial with parameters ``a`` and ``b`` and user attributes ``n``, ``stderr``, ``spec``,
-``strategy`` (and ``rung``/``size`` for successive halving), so a study can be inspected with Optuna's
-own tools.
+A *study* lives in an Optuna storage: a SQLite file by default, any URL Optuna accepts
+(PostgreSQL/MySQL for several machines), ``journal:PATH`` for a journal file, or ``None`` for a
+throwaway in-memory study in this process. Every evaluation is one Optuna trial with parameters ``a`` and
+``b`` and user attributes ``n``, ``stderr``, ``spec``, ``strategy`` (and ``rung``/``size`` for successive
+halving), so a study can be inspected with Optuna's own tools.
 
 Safety, by construction:
 
@@ -14,13 +14,14 @@ Safety, by construction:
   with fixed parameters *before* evaluating, then checks the storage: if another trial holds the same
   point (finished, or running with a lower trial number), it abandons its own (``PRUNED``, attribute
   ``duplicate``) without evaluating. Trial numbers are assigned atomically by the storage, so exactly
-  one of any two racing workers proceeds;
-* **failures** — an evaluation that raises is recorded as ``FAIL`` with its error text, and the study
-  goes on.
+  one of any two racing workers proceeds (the storage calls this needs are in :mod:`._optuna`);
+* **failures** — an evaluation that raises, or returns a non-finite score, is recorded as ``FAIL`` with
+  its error text, and the study goes on.
 
 Strategies: ``grid`` (the paper's 10×10 grid by default), ``halving`` (successive halving: every grid
 point on a small random subset, the best ``1/eta`` re-scored on ``eta`` times larger subsets, as the
-paper did by hand), ``tpe`` (Optuna's TPE) and ``random`` (Optuna's random sampler).
+paper did by hand), ``tpe`` (Optuna's TPE) and ``random`` (Optuna's random sampler). This is the one
+grid runner of the package: the exact engine's Beta grids (:mod:`.exact_grid`) run through it too.
 """
 
 from __future__ import annotations
@@ -32,20 +33,25 @@ import socket
 import time
 import traceback
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ..schedules import Beta
+from ..schedules import HAND_CRAFTED, Beta
+from ._optuna import create_running_trial, finish_trial, optuna, set_trial_attr, trial_id
 from .objectives import Objective, Score
 
-__all__ = ["STRATEGIES", "BASELINES", "SearchSpace", "TuneResult", "open_study", "tune", "study_trials"]
+__all__ = ["STRATEGIES", "BASELINES", "PAPER_GRID", "DEFAULT_STORAGE", "SearchSpace", "Trial", "TuneResult",
+           "check_storage", "open_study", "tune", "study_trials"]
 
 STRATEGIES = ("grid", "halving", "tpe", "random")
-BASELINES = ("linear", "sin2", "sine", "maskgit")
+BASELINES = HAND_CRAFTED
+#: The paper's grid of a and b values: 0.1, 0.2, ..., 1.0.
 PAPER_GRID = tuple(round(0.1 * k, 1) for k in range(1, 11))
+DEFAULT_STORAGE = "sqlite:///mdm-energy-studies.db"
 _STORED = (1e-6, 1e6)  # the distribution every (a, b) is stored under (grid, halving)
 
 
@@ -71,20 +77,46 @@ class SearchSpace:
         return [(float(a), float(b)) for a in self.a_values for b in self.b_values]
 
 
-@dataclass
+@dataclass(frozen=True)
+class Trial:
+    """One trial of a study as the tuner sees it (states are Optuna's: COMPLETE, FAIL, PRUNED, RUNNING)."""
+
+    number: int
+    state: str
+    a: "float | None"
+    b: "float | None"
+    value: "float | None"
+    n: "int | None" = None
+    stderr: "float | None" = None
+    spec: "str | None" = None
+    strategy: "str | None" = None
+    rung: int = 0
+    size: "int | None" = None
+    error: "str | None" = None
+    duplicate: bool = False
+    stale: bool = False
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
 class TuneResult:
+    """What a tuning run returns: the best finalist, the baselines and every trial of the study."""
+
     strategy: str
     direction: str
-    best: dict
-    baselines: dict
+    best: Trial
+    baselines: dict[str, Score]
     evaluations: int
     new_evaluations: int
-    trials: list[dict] = field(default_factory=list)
+    trials: list[Trial] = field(default_factory=list)
 
-    def as_json(self) -> dict:
+    def as_json(self) -> dict[str, Any]:
+        b = self.best
         return {
-            "best": self.best,
-            "baselines": {name: v["value"] for name, v in self.baselines.items()},
+            "best": {"a": b.a, "b": b.b, "score": b.value, "n": b.n, "stderr": b.stderr},
+            "baselines": {name: s.value for name, s in self.baselines.items()},
             "evaluations": self.evaluations,
             "new_evaluations": self.new_evaluations,
             "strategy": self.strategy,
@@ -94,16 +126,11 @@ class TuneResult:
 # --- storage ---------------------------------------------------------------------------------------
 
 
-def _optuna():
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    return optuna
-
-
-def check_storage(url: str) -> None:
+def check_storage(url: "str | None") -> None:
     """Fail early (``ValueError``) on a storage that cannot be written: a SQLite file in a missing or
-    read-only folder, or a journal file there."""
+    read-only folder, or a journal file there. ``None`` (in memory) is always fine."""
+    if url is None:
+        return
     path = None
     if url.startswith("sqlite:///"):
         path = url[len("sqlite:///"):]
@@ -118,23 +145,23 @@ def check_storage(url: str) -> None:
             raise ValueError(f"storage folder does not exist or is not writable: {str(parent)!r} (storage {url!r})")
 
 
-def _storage(url: str):
-    optuna = _optuna()
+def _storage(url: "str | None"):
+    if url is None:
+        return None
+    op = optuna()
     if url.startswith("journal:"):
         from optuna.storages.journal import JournalFileBackend
 
-        return optuna.storages.JournalStorage(JournalFileBackend(url[len("journal:"):]))
+        return op.storages.JournalStorage(JournalFileBackend(url[len("journal:"):]))
     kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
-    return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+    return op.storages.RDBStorage(url, engine_kwargs=kwargs)
 
 
-def open_study(storage: str, name: str, direction: str, sampler=None):
-    """Create or load an Optuna study (a storage URL, or ``journal:PATH``)."""
-    optuna = _optuna()
+def open_study(storage: "str | None", name: str, direction: str):
+    """Create or load an Optuna study (a storage URL, ``journal:PATH``, or ``None`` for memory)."""
     check_storage(storage)
     try:
-        return optuna.create_study(storage=_storage(storage), study_name=name, direction=direction,
-                                   load_if_exists=True, sampler=sampler)
+        return optuna().create_study(storage=_storage(storage), study_name=name, direction=direction, load_if_exists=True)
     except ValueError:
         raise
     except Exception as exc:  # noqa: BLE001 - any backend error means the storage is unusable
@@ -160,86 +187,78 @@ def _alive(pid: int) -> bool:
 
 def _fail_stale(study) -> int:
     """Mark RUNNING trials of dead processes on this host as failed-stale; returns how many."""
-    optuna = _optuna()
     host, n = socket.gethostname(), 0
-    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+    for t in study.get_trials(deepcopy=False, states=(optuna().trial.TrialState.RUNNING,)):
         if t.user_attrs.get("host") == host and not _alive(int(t.user_attrs.get("pid", -1))):
-            study._storage.set_trial_user_attr(t._trial_id, "stale", True)
-            study._storage.set_trial_state_values(t._trial_id, optuna.trial.TrialState.FAIL)
+            set_trial_attr(study, trial_id(t), "stale", True)
+            finish_trial(study, t.number, "FAIL")
             n += 1
     return n
 
 
 def _holders(study, key: str) -> list:
     """Trials that hold a point: finished (complete, or failed by the objective) or running."""
-    S = _optuna().trial.TrialState
-    out = []
-    for t in study.get_trials(deepcopy=False, states=(S.COMPLETE, S.FAIL, S.RUNNING)):
-        if t.user_attrs.get("key") == key and not t.user_attrs.get("stale"):
-            out.append(t)
-    return out
+    S = optuna().trial.TrialState
+    return [t for t in study.get_trials(deepcopy=False, states=(S.COMPLETE, S.FAIL, S.RUNNING))
+            if t.user_attrs.get("key") == key and not t.user_attrs.get("stale")]
 
 
-def _record(study, trial_id: int, objective: Objective, a: float, b: float, size: "int | None", seed: int) -> None:
-    optuna = _optuna()
-    storage, S = study._storage, optuna.trial.TrialState
+def _record(study, tid: int, number: int, objective: Objective, a: float, b: float, size: "int | None", seed: int) -> None:
+    """Evaluate (a, b) and finish the trial: COMPLETE with its score, or FAIL with the error text."""
     try:
         score: Score = objective.evaluate(Beta(a, b), size=size, seed=seed)
         if not math.isfinite(score.value):
             raise ValueError(f"objective returned a non-finite score {score.value!r}")
     except Exception as exc:  # noqa: BLE001 - a failing trial is recorded, the study goes on
-        storage.set_trial_user_attr(trial_id, "error", f"{type(exc).__name__}: {exc}")
-        storage.set_trial_user_attr(trial_id, "traceback", traceback.format_exc(limit=5))
-        storage.set_trial_state_values(trial_id, S.FAIL)
+        set_trial_attr(study, tid, "error", f"{type(exc).__name__}: {exc}")
+        set_trial_attr(study, tid, "traceback", traceback.format_exc(limit=5))
+        finish_trial(study, number, "FAIL")
         return
-    storage.set_trial_user_attr(trial_id, "n", score.n)
-    storage.set_trial_user_attr(trial_id, "stderr", score.stderr)
-    storage.set_trial_state_values(trial_id, S.COMPLETE, values=[score.value])
+    set_trial_attr(study, tid, "n", score.n)
+    set_trial_attr(study, tid, "stderr", score.stderr)
+    finish_trial(study, number, "COMPLETE", score.value)
+
+
+def _owner_attrs(strategy: str, run_id: str) -> dict[str, Any]:
+    return {"strategy": strategy, "host": socket.gethostname(), "pid": os.getpid(), "run": run_id}
 
 
 def _evaluate_point(study, objective: Objective, strategy: str, a: float, b: float, rung: int = 0,
                     size: "int | None" = None, seed: int = 0, run_id: str = "") -> bool:
     """Claim and evaluate one fixed point; returns False when another trial already holds it."""
-    optuna = _optuna()
-    S = optuna.trial.TrialState
     key = _key(a, b, rung)
     if _holders(study, key):
         return False
-    dist = optuna.distributions.FloatDistribution(*_STORED, log=True)
-    template = optuna.trial.create_trial(
-        state=S.RUNNING,
-        params={"a": a, "b": b},
-        distributions={"a": dist, "b": dist},
-        user_attrs={"key": key, "strategy": strategy, "rung": rung, "size": size, "spec": Beta(a, b).spec,
-                    "host": socket.gethostname(), "pid": os.getpid(), "run": run_id},
+    dist = optuna().distributions.FloatDistribution(*_STORED, log=True)
+    tid, number = create_running_trial(
+        study, {"a": a, "b": b}, {"a": dist, "b": dist},
+        {"key": key, "rung": rung, "size": size, "spec": Beta(a, b).spec, **_owner_attrs(strategy, run_id)},
     )
-    trial_id = study._storage.create_new_trial(study._study_id, template_trial=template)
-    number = study._storage.get_trial_number_from_id(trial_id)
-    rivals = [t for t in _holders(study, key) if t._trial_id != trial_id and (t.state != S.RUNNING or t.number < number)]
+    S = optuna().trial.TrialState
+    rivals = [t for t in _holders(study, key) if trial_id(t) != tid and (t.state != S.RUNNING or t.number < number)]
     if rivals:  # someone else holds this point: abandon without evaluating
-        study._storage.set_trial_user_attr(trial_id, "duplicate", True)
-        study._storage.set_trial_state_values(trial_id, S.PRUNED)
+        set_trial_attr(study, tid, "duplicate", True)
+        finish_trial(study, number, "PRUNED")
         return False
-    _record(study, trial_id, objective, a, b, size, seed)
+    _record(study, tid, number, objective, a, b, size, seed)
     return True
 
 
-def _points_worker(storage: str, name: str, objective: Objective, strategy: str, points: Sequence[tuple],
+def _points_worker(opener: Callable[[], Any], objective: Objective, strategy: str, points: Sequence[tuple],
                    run_id: str, n_workers: int, worker: int) -> None:
-    study = open_study(storage, name, objective.direction)
+    study = opener()
     shift = worker * len(points) // n_workers  # start workers at different places: they rarely race
-    order = list(points[shift:]) + list(points[:shift])
-    for a, b, rung, size, seed in order:
+    for a, b, rung, size, seed in list(points[shift:]) + list(points[:shift]):
         _evaluate_point(study, objective, strategy, a, b, rung, size, seed, run_id)
 
 
-def _sampler_worker(storage: str, name: str, objective: Objective, strategy: str, space: SearchSpace,
+def _sampler_worker(opener: Callable[[], Any], objective: Objective, strategy: str, space: SearchSpace,
                     budget: int, seed: int, run_id: str, worker: int) -> None:
-    optuna = _optuna()
-    S = optuna.trial.TrialState
-    sampler = (optuna.samplers.TPESampler(seed=seed + worker, multivariate=True, n_startup_trials=8)
-               if strategy == "tpe" else optuna.samplers.RandomSampler(seed=seed + worker))
-    study = open_study(storage, name, objective.direction, sampler=sampler)
+    op = optuna()
+    S = op.trial.TrialState
+    study = opener()
+    study.sampler = (op.samplers.TPESampler(seed=seed + worker, multivariate=True, n_startup_trials=8)
+                     if strategy == "tpe" else op.samplers.RandomSampler(seed=seed + worker))
     while True:
         held = [t for t in study.get_trials(deepcopy=False, states=(S.COMPLETE, S.FAIL, S.RUNNING))
                 if t.user_attrs.get("strategy") == strategy and not t.user_attrs.get("stale")]
@@ -248,13 +267,13 @@ def _sampler_worker(storage: str, name: str, objective: Objective, strategy: str
         trial = study.ask()
         a = trial.suggest_float("a", *space.a_bounds, log=space.log)
         b = trial.suggest_float("b", *space.b_bounds, log=space.log)
-        for k, v in {"key": _key(a, b), "strategy": strategy, "spec": Beta(a, b).spec,
-                     "host": socket.gethostname(), "pid": os.getpid(), "run": run_id}.items():
+        for k, v in {"key": _key(a, b), "spec": Beta(a, b).spec, **_owner_attrs(strategy, run_id)}.items():
             trial.set_user_attr(k, v)
-        _record(study, trial._trial_id, objective, a, b, None, 0)
+        _record(study, trial_id(trial), trial.number, objective, a, b, None, 0)
 
 
 def _run_workers(target: Callable, args: tuple, workers: int, progress: "Callable[[], None] | None") -> None:
+    """Run ``target(*args, worker)`` in this process (one worker) or in ``workers`` forked processes."""
     if workers <= 1:
         target(*args, 0)
         return
@@ -278,27 +297,26 @@ def _run_workers(target: Callable, args: tuple, workers: int, progress: "Callabl
 # --- the public entry point ---------------------------------------------------------------------------
 
 
-def study_trials(study) -> list[dict]:
-    """Every trial as a plain dict (number, state, a, b, value, n, stderr, spec, strategy, rung, error)."""
+def study_trials(study) -> list[Trial]:
+    """Every trial of an Optuna study as a :class:`Trial`."""
     out = []
     for t in study.get_trials(deepcopy=False):
-        out.append({
-            "number": t.number, "state": t.state.name, "a": t.params.get("a"), "b": t.params.get("b"),
-            "value": t.value, "n": t.user_attrs.get("n"), "stderr": t.user_attrs.get("stderr"),
-            "spec": t.user_attrs.get("spec"), "strategy": t.user_attrs.get("strategy"),
-            "rung": t.user_attrs.get("rung", 0), "size": t.user_attrs.get("size"),
-            "error": t.user_attrs.get("error"), "duplicate": bool(t.user_attrs.get("duplicate")),
-            "stale": bool(t.user_attrs.get("stale")),
-        })
+        u = t.user_attrs
+        out.append(Trial(
+            number=t.number, state=t.state.name, a=t.params.get("a"), b=t.params.get("b"), value=t.value,
+            n=u.get("n"), stderr=u.get("stderr"), spec=u.get("spec"), strategy=u.get("strategy"),
+            rung=u.get("rung", 0) or 0, size=u.get("size"), error=u.get("error"),
+            duplicate=bool(u.get("duplicate")), stale=bool(u.get("stale")),
+        ))
     return out
 
 
 def _completed(study, strategy: str) -> list:
-    S = _optuna().trial.TrialState
+    S = optuna().trial.TrialState
     return [t for t in study.get_trials(deepcopy=False, states=(S.COMPLETE,)) if t.user_attrs.get("strategy") == strategy]
 
 
-def _halving_plan(objective: Objective, n0: int, eta: int) -> list[int | None]:
+def _halving_plan(objective: Objective, n0: int, eta: int) -> "list[int | None]":
     if objective.max_size is None:
         return [None]  # exact objectives have no subsets: one rung
     sizes, s = [], max(1, n0)
@@ -308,11 +326,18 @@ def _halving_plan(objective: Objective, n0: int, eta: int) -> list[int | None]:
     return sizes + [objective.max_size]
 
 
+def _positive_int(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return value
+
+
 def tune(
     objective: Objective,
+    *,
     strategy: str = "grid",
     budget: "int | None" = None,
-    storage: str = "sqlite:///mdm-energy-studies.db",
+    storage: "str | None" = DEFAULT_STORAGE,
     study_name: "str | None" = None,
     workers: int = 1,
     seed: int = 0,
@@ -324,33 +349,35 @@ def tune(
     """Run (or resume) a tuning study and return the best (a, b), the baselines and the trial counts.
 
     ``budget`` is the number of evaluations for ``tpe``/``random`` (default 25) and, if given, caps the
-    grid for ``grid``/``halving`` (a seeded random subset of the points). ``progress(completed)`` is
-    called as trials finish.
+    grid for ``grid``/``halving`` (a seeded random subset of the points). ``storage=None`` keeps the
+    study in this process's memory (one worker; nothing to resume). ``progress(completed)`` is called
+    as trials finish.
     """
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r} (known: {', '.join(STRATEGIES)})")
-    if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int) or budget < 1):
-        raise ValueError(f"budget must be a positive integer, got {budget!r}")
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ValueError(f"workers must be a positive integer, got {workers!r}")
+    if budget is not None:
+        _positive_int("budget", budget)
+    _positive_int("workers", workers)
+    if storage is None and workers > 1:
+        raise ValueError("an in-memory study (storage=None) cannot be shared by worker processes; give a storage URL")
     space = space or SearchSpace()
     name = study_name or f"{objective.name}:{strategy}"
     study = open_study(storage, name, objective.direction)
     _fail_stale(study)
     run_id = uuid.uuid4().hex  # tags the trials this call evaluates: new_evaluations counts them
+    opener = (lambda: study) if workers == 1 else partial(open_study, storage, name, objective.direction)
 
     def tick() -> None:
         if progress:
             progress(len(_completed(study, strategy)))
 
-    # baselines once per study, stored as study attributes
-    for base in BASELINES:
+    for base in BASELINES:  # once per study, stored as study attributes
         if f"baseline:{base}" not in study.user_attrs:
             s = objective.evaluate(base)
             study.set_user_attr(f"baseline:{base}", {"value": s.value, "n": s.n, "stderr": s.stderr})
 
     if strategy in ("tpe", "random"):
-        _run_workers(_sampler_worker, (storage, name, objective, strategy, space, budget or 25, seed, run_id), workers, tick)
+        _run_workers(_sampler_worker, (opener, objective, strategy, space, budget or 25, seed, run_id), workers, tick)
     else:
         points = space.grid()
         if budget is not None and budget < len(points):
@@ -359,29 +386,31 @@ def tune(
         sizes = _halving_plan(objective, halving_min_size, halving_eta) if strategy == "halving" else [None]
         for rung, size in enumerate(sizes):
             jobs = [(a, b, rung, size, seed + rung) for a, b in points]
-            _run_workers(_points_worker, (storage, name, objective, strategy, jobs, run_id, workers), workers, tick)
+            _run_workers(_points_worker, (opener, objective, strategy, jobs, run_id, workers), workers, tick)
             if rung + 1 < len(sizes):  # keep the best 1/eta for the next, larger subset
                 done = {(t.params["a"], t.params["b"]): t.value for t in _completed(study, strategy)
                         if t.user_attrs.get("rung") == rung}
                 ranked = sorted(done, key=lambda p: done[p], reverse=objective.direction == "maximize")
                 points = ranked[: max(1, math.ceil(len(ranked) / halving_eta))]
     tick()
-    done = _completed(study, strategy)
+    return _result(study, objective, strategy, run_id)
+
+
+def _result(study, objective: Objective, strategy: str, run_id: str) -> TuneResult:
+    trials = study_trials(study)
+    done = [t for t in trials if t.state == "COMPLETE" and t.strategy == strategy]
     if not done:
         raise RuntimeError("no trial completed: every evaluation failed (see the trials' error attributes)")
-    top_rung = max(t.user_attrs.get("rung", 0) for t in done)
-    finalists = [t for t in done if t.user_attrs.get("rung", 0) == top_rung]
+    top_rung = max(t.rung for t in done)
     sign = 1.0 if objective.direction == "minimize" else -1.0
-    best = min(finalists, key=lambda t: (sign * t.value, t.params["a"], t.params["b"]))  # ties: smallest (a, b)
-    baselines = {b: study.user_attrs[f"baseline:{b}"] for b in BASELINES}
+    best = min((t for t in done if t.rung == top_rung), key=lambda t: (sign * t.value, t.a, t.b))  # ties: smallest (a, b)
+    runs = {t.number: t.user_attrs.get("run") for t in _completed(study, strategy)}
     return TuneResult(
         strategy=strategy,
         direction=objective.direction,
-        best={"a": best.params["a"], "b": best.params["b"], "score": best.value,
-              "n": best.user_attrs.get("n"), "stderr": best.user_attrs.get("stderr")},
-        baselines=baselines,
+        best=best,
+        baselines={b: Score(**study.user_attrs[f"baseline:{b}"]) for b in BASELINES},
         evaluations=len(done),
-        new_evaluations=sum(1 for t in done if t.user_attrs.get("run") == run_id),
-        trials=study_trials(study),
+        new_evaluations=sum(1 for t in done if runs.get(t.number) == run_id),
+        trials=trials,
     )
-
