@@ -27,8 +27,8 @@ from mdm_energy.exact import (
 )
 from mdm_energy.exact.search import counts_schedule
 from mdm_energy.reveal import reveal_probabilities
-from mdm_energy.tuning import ExactKLObjective, SearchSpace, beta_grid, exact_grid_study
 from mdm_energy.schedules import parse_schedule
+from mdm_energy.tuning import ExactKLObjective, SearchSpace, beta_grid, exact_grid_study
 
 
 def random_law(n: int, d: int, seed: int) -> np.ndarray:

@@ -12,6 +12,7 @@ from _stats import chi_square_pvalue
 
 from mdm_energy.cli import main
 from mdm_energy.exact import ExactDenoiser, exact_sampler
+from mdm_energy.registry import exact_check_options
 from mdm_energy.sampling import (
     AncestralSampler,
     CallableDenoiser,
@@ -23,7 +24,6 @@ from mdm_energy.sampling import (
     make_sampler,
     select_top_k,
 )
-from mdm_energy.registry import exact_check_options
 from mdm_energy.schedules import parse_schedule
 
 V, MASK = 11, 10
@@ -398,7 +398,7 @@ def test_sample_exact_cli(capsys):
         (["--dist", "toy1", "--sampler", "threshold", "--schedule", "sin2", "--samples", "5"],
          "--schedule does not apply to the threshold sampler"),
         (["--dist", "nope", "--sampler", "threshold", "--samples", "5"], "'nope'"),
-        (["--dist", "toy1", "--sampler", "threshold", "--samples", "5", "--threshold", "2"], "threshold must lie in [0, 1], got '2'"),
+        (["--dist", "toy1", "--sampler", "threshold", "--samples", "5", "--threshold", "2"], "threshold must be in [0, 1], got '2'"),
         (["--dist", "toy1", "--sampler", "fixed", "--steps", "2", "--samples", "5", "--schedule", "beta:0,1"], "got 0"),
     ],
 )

@@ -271,8 +271,11 @@ def test_table_from_counts_replays_the_counts():
         ("beta:1,-2", "parameter b must be a positive"),
         ("beta:0.5", "beta takes 2"),
         ("beta:1,2,3", "beta takes 2"),
-        ("beta:x,1", "'x' is not a number"),
-        ("beta:inf,1", "not finite"),
+        ("beta:x,1", "'x' is not a finite decimal number"),
+        ("beta:inf,1", "'inf' is not a finite decimal number"),
+        ("beta:1_0,1", "'1_0' is not a finite decimal number"),
+        ("beta:1e400,1", "'1e400' is not a finite decimal number"),
+        ("beta:0x1,1", "'0x1' is not a finite decimal number"),
         ("beta", "needs parameters"),
         ("linear:2", "takes no parameters"),
         ("poly:0", "exponent k must be a positive"),
@@ -285,3 +288,13 @@ def test_table_from_counts_replays_the_counts():
 def test_bad_specs_raise_naming_the_problem(spec, match):
     with pytest.raises(ScheduleSpecError, match=match):
         parse_schedule(spec)
+
+
+def test_parameters_beyond_double_precision_are_refused_not_turned_into_garbage():
+    s = parse_schedule("beta:1e308,1e308")  # a valid spec whose CDF is NaN in double precision
+    with pytest.raises(ValueError, match=r"beta:1e\+308,1e\+308 cannot be evaluated at t=0.125"):
+        s.counts(64, 8)
+    with pytest.raises(ValueError, match="not a number"):
+        s.alpha(0.5)
+    with pytest.raises(ValueError, match="steps must be at most 1,000,000"):
+        parse_schedule("linear").counts(16, 10**9)

@@ -178,7 +178,7 @@ def test_tune_cli_contract(capsys, tmp_path):
     "extra,needle",
     [
         (["--strategy", "tpe", "--budget", "0"], "budget must be a positive integer, got '0'"),
-        (["--strategy", "tpe", "--a-bounds", "0,1"], "a-bounds must satisfy 0 < LOW < HIGH, got '0,1'"),
+        (["--strategy", "tpe", "--a-bounds", "0,1"], "a-bounds must be LOW,HIGH with 0 < LOW < HIGH, got '0,1'"),
         (["--strategy", "tpe", "--b-bounds=-1,2"], "got '-1,2'"),
         (["--strategy", "annealing"], "unknown strategy 'annealing'"),
         (["--strategy", "grid", "--storage", "sqlite:////no/such/dir/s.db"], "'/no/such/dir'"),

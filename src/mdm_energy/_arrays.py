@@ -42,5 +42,5 @@ def check_unit_interval(x: np.ndarray, name: str) -> None:
     """Raise ``ValueError`` naming the first value of ``x`` outside [0, 1] (NaN included)."""
     bad = ~((x >= 0.0) & (x <= 1.0))
     if np.any(bad):
-        first = np.asarray(x)[bad].flat[0]
+        first = float(np.asarray(x)[bad].flat[0])
         raise ValueError(f"{name} must lie in [0, 1], got {first!r}")

@@ -24,6 +24,8 @@ def check_plot_path(path: "str | os.PathLike[str]") -> Path:
     p = Path(path)
     if p.suffix.lower() not in SUPPORTED_FORMATS:
         raise ValueError(f"plot file must end in {', '.join(SUPPORTED_FORMATS)}, got {str(path)!r}")
+    if p.is_dir():
+        raise ValueError(f"plot path is a folder, not a file: {str(path)!r}")
     parent = p.parent if str(p.parent) else Path(".")
     if not parent.is_dir():
         raise ValueError(f"folder for the plot does not exist: {str(parent)!r}")

@@ -39,6 +39,8 @@ import numpy as np
 from scipy import special
 
 from ._arrays import ArrayLike, check_unit_interval, to_numpy
+from ._parse import strict_float
+from .limits import MAX_LENGTH, MAX_STEPS
 
 __all__ = [
     "Schedule",
@@ -153,10 +155,19 @@ class Schedule(ABC):
         return self._t_of_alpha(np.sin(_HALF_PI * g) ** 2)
 
     # --- public API -----------------------------------------------------------------------------
+    def _checked(self, values: np.ndarray, at: np.ndarray, name: str) -> np.ndarray:
+        """``values`` unchanged, or ``ValueError`` naming the schedule and the first point where it is NaN."""
+        bad = np.isnan(values)
+        if np.any(bad):
+            first = float(np.broadcast_to(at, bad.shape)[bad].flat[0])
+            raise ValueError(f"schedule {self.spec} cannot be evaluated at {name}={first!r}: the result is not a "
+                             "number (its parameters are too extreme for double precision)")
+        return values
+
     def _apply(self, kernel: Callable[[np.ndarray], np.ndarray], x: ArrayLike, name: str):
         arr, back = to_numpy(x)
         check_unit_interval(arr, name)
-        return back(kernel(arr))
+        return back(self._checked(kernel(arr), arr, name))
 
     def alpha(self, t: ArrayLike):
         r"""Probability :math:`\alpha(t)` that a position is unmasked at time ``t``."""
@@ -187,8 +198,11 @@ class Schedule(ABC):
         return self._apply(self._t_of_gamma, g, "gamma")
 
     def grid(self, steps: int) -> np.ndarray:
-        """The uniform time grid :math:`t_k = k/N`, :math:`k = 0..N`."""
+        """The uniform time grid :math:`t_k = k/N`, :math:`k = 0..N` (``N`` at most
+        :data:`~mdm_energy.limits.MAX_STEPS`)."""
         steps = _positive_int(steps, "steps")
+        if steps > MAX_STEPS:
+            raise ValueError(f"steps must be at most {MAX_STEPS:,}, got {steps:,}")
         return np.arange(steps + 1, dtype=np.float64) / steps
 
     def counts(self, length: int, steps: int) -> np.ndarray:
@@ -198,7 +212,10 @@ class Schedule(ABC):
         non-negative and sum to ``length``; zero-token steps are legal.
         """
         length = _positive_int(length, "length")
-        return counts_from_alpha(self._alpha(self.grid(steps)), length)
+        if length > MAX_LENGTH:
+            raise ValueError(f"length must be at most {MAX_LENGTH:,} (counts are exact in double precision), got {length:,}")
+        t = self.grid(steps)
+        return counts_from_alpha(self._checked(self._alpha(t), t, "t"), length)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -524,12 +541,10 @@ def _numbers(family: str, body: str, count: int | None) -> list[float]:
     out = []
     for p in parts:
         try:
-            v = float(p)
+            out.append(strict_float(p))
         except ValueError:
-            raise ScheduleSpecError(f"malformed schedule spec '{family}:{body}': {p.strip()!r} is not a number") from None
-        if not math.isfinite(v):
-            raise ScheduleSpecError(f"malformed schedule spec '{family}:{body}': {p.strip()!r} is not finite")
-        out.append(v)
+            raise ScheduleSpecError(f"malformed schedule spec '{family}:{body}': {p.strip()!r} is not a finite decimal "
+                                    "number") from None
     return out
 
 

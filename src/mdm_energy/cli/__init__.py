@@ -2,12 +2,14 @@
 
 Every subcommand takes ``--json`` and then prints exactly one JSON object on stdout; progress and
 logs go to stderr. Bad input exits with status 2 and a one-line message naming the bad value, before
-anything is written.
+anything is written; an internal error exits with status 1 and one line pointing to ``--debug``.
 """
 
 from __future__ import annotations
 
+import os
 import sys
+import traceback
 from typing import Sequence
 
 from ._common import ArgumentParser, CLIError
@@ -36,6 +38,7 @@ def build_parser() -> ArgumentParser:
         description="Energy-optimal mask schedules for masked diffusion models.",
     )
     parser.add_argument("--version", action="version", version=f"mdm-energy {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an internal error")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for module in (demo_cmd, schedule_cmd, energy_cmd, exact_cmd, toy_cmd, sample_cmd, tune_cmd, train_cmd, eval_cmd, bench_cmd,
@@ -44,17 +47,55 @@ def build_parser() -> ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit status (0 ok, 2 bad input, 130 interrupted)."""
+_FILE_ERRORS = (FileNotFoundError, FileExistsError, PermissionError, IsADirectoryError, NotADirectoryError)
+
+
+def _one_line(text: object) -> str:
+    return " ".join(str(text).split())
+
+
+def main(argv: "Sequence[str] | None" = None) -> int:
+    """Run the command line; returns the exit status.
+
+    0: done; 2: bad input (one line naming the bad value, nothing written); 130: interrupted; 1: an
+    internal error — one line that says so, and ``--debug`` (anywhere before the subcommand's own
+    arguments, or ``MDM_ENERGY_DEBUG=1``) shows the traceback.
+    """
+    args_in = list(sys.argv[1:] if argv is None else argv)
+    debug = os.environ.get("MDM_ENERGY_DEBUG", "") not in ("", "0")
+    if "--debug" in args_in and "lm-eval" not in args_in[: args_in.index("--debug")]:
+        args_in.remove("--debug")
+        debug = True
     try:
-        args = build_parser().parse_args(argv)
+        if args_in[:1] == ["lm-eval"]:  # lm-eval's own command line, untouched (--help included)
+            from . import lm_eval_cmd
+
+            lm_eval_cmd.run_lm_eval(args_in[1:])
+            return 0
+        args = build_parser().parse_args(args_in)
         args.run(args)
     except (CLIError, ValueError) as exc:
-        print(f"mdm-energy: error: {exc}", file=sys.stderr)
+        if debug:
+            traceback.print_exc()
+        print(f"mdm-energy: error: {_one_line(exc)}", file=sys.stderr)
+        return 2
+    except _FILE_ERRORS as exc:
+        if debug:
+            traceback.print_exc()
+        where = f": {exc.filename!r}" if getattr(exc, "filename", None) else ""
+        print(f"mdm-energy: error: {_one_line(exc.strerror or exc)}{where}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("mdm-energy: interrupted", file=sys.stderr)
         return 130
+    except SystemExit:
+        raise
+    except BaseException as exc:  # noqa: BLE001 - the one place that turns a bug into one line
+        if debug:
+            traceback.print_exc()
+        print(f"mdm-energy: internal error: {type(exc).__name__}: {_one_line(exc)[:300]} "
+              "(rerun with --debug to see the traceback)", file=sys.stderr)
+        return 1
     return 0
 
 

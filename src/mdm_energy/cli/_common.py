@@ -5,19 +5,21 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import math
-import os
 import sys
-from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from .._io import format_table, json_safe, write_text_atomic
+from .._parse import strict_float, strict_int
+from ..limits import MAX_STEPS
 
 __all__ = [
     "CLIError",
     "ArgumentParser",
     "positive_int",
+    "steps_int",
+    "seed_int",
     "non_negative_float",
+    "positive_float",
     "unit_float",
     "positive_floats",
     "bounds",
@@ -40,82 +42,83 @@ class ArgumentParser(argparse.ArgumentParser):
         raise CLIError(message)
 
 
-def positive_int(name: str) -> Callable[[str], int]:
-    """argparse ``type`` for an integer >= 1 whose error names the option and the bad value."""
+def _typed(name: str, convert: Callable[[str], Any], ok: Callable[[Any], bool], requirement: str) -> Callable[[str], Any]:
+    """argparse ``type``: ``convert`` the text strictly, then check ``ok``; the error names the option and the text."""
 
-    def parse(text: str) -> int:
+    def parse(text: str) -> Any:
         try:
-            value = int(text)
+            value = convert(text)
+        except argparse.ArgumentTypeError:
+            raise
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be a positive integer, got {text!r}") from None
-        if value < 1:
-            raise argparse.ArgumentTypeError(f"{name} must be a positive integer, got {text!r}")
+            raise argparse.ArgumentTypeError(f"{name} must be {requirement}, got {text!r}") from None
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"{name} must be {requirement}, got {text!r}")
         return value
 
     return parse
+
+
+def positive_int(name: str, maximum: "int | None" = None) -> Callable[[str], int]:
+    """argparse ``type`` for an integer >= 1 (and <= ``maximum``)."""
+    positive = _typed(name, strict_int, lambda v: v >= 1, "a positive integer")
+    if maximum is None:
+        return positive
+    return _typed(name, positive, lambda v: v <= maximum, f"at most {maximum:,}")
+
+
+def steps_int(name: str = "steps") -> Callable[[str], int]:
+    """argparse ``type`` for a number of steps: 1 to :data:`~mdm_energy.limits.MAX_STEPS`."""
+    return positive_int(name, MAX_STEPS)
+
+
+def seed_int(name: str = "seed") -> Callable[[str], int]:
+    """argparse ``type`` for a random seed: an integer in [0, 2^63)."""
+    return _typed(name, strict_int, lambda v: 0 <= v < 2**63, "an integer in [0, 2^63)")
 
 
 def non_negative_float(name: str) -> Callable[[str], float]:
     """argparse ``type`` for a finite number >= 0."""
+    return _typed(name, strict_float, lambda v: v >= 0, "a number >= 0")
 
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be a number >= 0, got {text!r}") from None
-        if not (math.isfinite(value) and value >= 0):
-            raise argparse.ArgumentTypeError(f"{name} must be a number >= 0, got {text!r}")
-        return value
 
-    return parse
+def positive_float(name: str) -> Callable[[str], float]:
+    """argparse ``type`` for a finite number > 0."""
+    return _typed(name, strict_float, lambda v: v > 0, "a number > 0")
 
 
 def unit_float(name: str) -> Callable[[str], float]:
     """argparse ``type`` for a number in [0, 1]."""
-
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must lie in [0, 1], got {text!r}") from None
-        if not 0.0 <= value <= 1.0:
-            raise argparse.ArgumentTypeError(f"{name} must lie in [0, 1], got {text!r}")
-        return value
-
-    return parse
+    return _typed(name, strict_float, lambda v: 0.0 <= v <= 1.0, "in [0, 1]")
 
 
-def positive_floats(name: str, count: "int | None" = None) -> Callable[[str], tuple[float, ...]]:
-    """argparse ``type`` for a comma-separated list of positive numbers (exactly ``count`` if given)."""
+def positive_floats(name: str, count: "int | None" = None, max_count: int = 1000) -> Callable[[str], tuple[float, ...]]:
+    """argparse ``type`` for a comma-separated list of positive numbers (exactly ``count``, or at most
+    ``max_count``)."""
 
-    def parse(text: str) -> tuple[float, ...]:
-        try:
-            values = tuple(float(p) for p in text.split(","))
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be a comma-separated list of numbers, got {text!r}") from None
-        if count is not None and len(values) != count:
-            raise argparse.ArgumentTypeError(f"{name} must have {count} numbers, got {text!r}")
-        if any(not (math.isfinite(v) and v > 0) for v in values):
-            raise argparse.ArgumentTypeError(f"{name} must be positive, got {text!r}")
-        return values
+    def convert(text: str) -> tuple[float, ...]:
+        return tuple(strict_float(p) for p in text.split(","))
 
-    return parse
+    def ok(values: tuple[float, ...]) -> bool:
+        size_ok = len(values) == count if count is not None else len(values) <= max_count
+        return size_ok and all(v > 0 for v in values)
+
+    requirement = (f"{count} positive numbers" if count is not None
+                   else f"a comma-separated list of at most {max_count} positive numbers")
+    return _typed(name, convert, ok, requirement)
 
 
 def bounds(name: str) -> Callable[[str], tuple[float, float]]:
     """argparse ``type`` for ``LOW,HIGH`` with 0 < LOW < HIGH."""
     pair = positive_floats(name, 2)
 
-    def parse(text: str) -> tuple[float, float]:
+    def convert(text: str) -> tuple[float, float]:
         try:
-            lo, hi = pair(text)
+            return pair(text)
         except argparse.ArgumentTypeError:
-            raise argparse.ArgumentTypeError(f"{name} must satisfy 0 < LOW < HIGH, got {text!r}") from None
-        if not lo < hi:
-            raise argparse.ArgumentTypeError(f"{name} must satisfy 0 < LOW < HIGH, got {text!r}")
-        return lo, hi
+            raise ValueError(text) from None
 
-    return parse
+    return _typed(name, convert, lambda v: v[0] < v[1], "LOW,HIGH with 0 < LOW < HIGH")
 
 
 def emit(as_json: bool, payload: dict, human: Callable[[], str]) -> None:

@@ -11,7 +11,7 @@ import argparse
 from typing import Any, Iterable
 
 from ..registry import OPTION_HELP, REMASKING, sampler_names, sampler_spec
-from ._common import CLIError, non_negative_float, positive_int, unit_float
+from ._common import CLIError, non_negative_float, positive_int, steps_int, unit_float
 
 __all__ = ["add_sampler_arguments", "given_sampler_options", "check_sampler_options", "flag"]
 
@@ -25,7 +25,7 @@ def _add(p: argparse.ArgumentParser, option: str, extra_help: str = "") -> None:
     help_text = OPTION_HELP[option] + " (default: the sampler's own)" + extra_help
     kinds: dict[str, dict[str, Any]] = {
         "schedule": {},
-        "steps": {"type": positive_int("steps")},
+        "steps": {"type": steps_int()},
         "remasking": {"choices": REMASKING},
         "temperature": {"type": non_negative_float("temperature")},
         "block_length": {"type": positive_int("block-length")},

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import emit, format_table, non_negative_float, positive_int
+from ._common import emit, format_table, non_negative_float, positive_int, steps_int
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -17,7 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch", "-B", type=positive_int("batch"), default=16)
     p.add_argument("--length", "-L", type=positive_int("length"), default=256)
     p.add_argument("--vocab", "-V", type=positive_int("vocab"), default=32000)
-    p.add_argument("--steps", "-N", type=positive_int("steps"), default=64)
+    p.add_argument("--steps", "-N", type=steps_int(), default=64)
     p.add_argument("--temperature", "-T", type=non_negative_float("temperature"), default=0.0)
     p.add_argument("--remasking", choices=("low_confidence", "random"), default="low_confidence")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -27,10 +27,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> None:
     import sys
 
-    from ..sampling.bench import bench_sampler
+    from ..sampling.bench import bench_sampler, check_bench_size
 
     if args.vocab < 2:
         raise ValueError(f"vocab must be at least 2, got {args.vocab}")
+    check_bench_size(args.batch, args.length, args.vocab)
     print(f"benchmarking B={args.batch} L={args.length} V={args.vocab} N={args.steps} T={args.temperature}…", file=sys.stderr)
     r = bench_sampler(args.batch, args.length, args.vocab, args.steps, args.temperature, args.remasking)
 

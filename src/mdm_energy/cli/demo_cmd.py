@@ -10,14 +10,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from ._common import CLIError, emit, positive_int
+from ._common import CLIError, emit, positive_int, steps_int
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="a tour of schedules, counts, energies, exact KL and real tasks on built-in defaults")
     p.add_argument("--out", default="mdm-energy-demo", help="folder for the report, figures and JSON (default ./mdm-energy-demo)")
     p.add_argument("--length", "-L", type=positive_int("length"), default=256, help="generation length (default 256)")
-    p.add_argument("--steps", "-N", type=positive_int("steps"), default=8, help="sampling steps (default 8)")
+    p.add_argument("--steps", "-N", type=steps_int(), default=8, help="sampling steps (default 8)")
     p.add_argument("--checkpoints", default="checkpoints", help="folder of trained task models (default ./checkpoints)")
     p.add_argument("--limit", type=positive_int("limit"), default=100, help="test examples per real-task cell (default 100)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -31,6 +31,9 @@ def run(args: argparse.Namespace) -> None:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise CLIError(f"--out exists and is not a folder: {str(out)!r}")
+    parent = out.parent if str(out.parent) else Path(".")
+    if not parent.is_dir():
+        raise CLIError(f"folder for --out does not exist: {str(parent)!r}")
     result = run_demo(length=args.length, steps=args.steps, checkpoints=args.checkpoints, limit=args.limit,
                       log=lambda msg: print(msg, file=sys.stderr))
     files = write_demo(result, out)

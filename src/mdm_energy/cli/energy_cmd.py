@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 
-from ._common import CLIError, emit, format_table, positive_int
+from ._common import CLIError, emit, format_table, positive_int, seed_int
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -20,7 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--brute-force", action="store_true", help="also compute E_k, E_c, E_g by enumerating all states")
     p.add_argument("--tokens", "-n", type=positive_int("tokens"), help="sequence length n for --brute-force")
     p.add_argument("--vocab", "-d", type=positive_int("vocab"), help="vocabulary size d for --brute-force")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random data law (default 0)")
+    p.add_argument("--seed", type=seed_int(), default=0, help="seed of the random data law (default 0)")
     p.add_argument("--path", choices=["mdm", "uniform"], default="mdm", help="diffusion path (default mdm)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(run=run)

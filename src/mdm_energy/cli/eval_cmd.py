@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import CLIError, emit, positive_int
+from ._common import CLIError, emit, positive_int, seed_int
 from ._sampler_args import add_sampler_arguments, check_sampler_options, given_sampler_options
 
 
@@ -14,7 +14,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint", required=True, help="folder with model.safetensors and config.json")
     add_sampler_arguments(p, default="fixed")
     p.add_argument("--limit", type=positive_int("limit"), default=200, help="test examples (default 200)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed_int(), default=0)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(run=run)
 
@@ -24,7 +24,7 @@ def run(args: argparse.Namespace) -> None:
     from ..registry import sampler_spec
     from ..sampling import make_sampler
     from ..tasks import TASKS, get_task
-    from ..tasks.evaluate import evaluate
+    from ..tasks.evaluate import check_checkpoint, evaluate, load_task_examples
 
     if args.task not in TASKS:
         raise CLIError(f"unknown task {args.task!r} (known: {', '.join(sorted(TASKS))})")
@@ -35,9 +35,8 @@ def run(args: argparse.Namespace) -> None:
     sampler = make_sampler(args.sampler, **given)
     task = get_task(args.task)
     model = load_model(args.checkpoint)
-    if model.config.vocab_size != task.vocab.size or model.config.max_len < task.prompt_len + task.gen_len:
-        raise CLIError(f"checkpoint {args.checkpoint!r} was not trained for the {args.task} task")
-    r = evaluate(task, model, task.examples("test", args.limit, seed=args.seed), sampler, seed=args.seed)
+    check_checkpoint(task, model, args.checkpoint)
+    r = evaluate(task, model, load_task_examples(task, "test", args.limit, args.seed), sampler, seed=args.seed)
     payload = {"metric": r.metric, "value": r.value, "stderr": r.stderr, "n": r.n, "nfe": r.nfe, "sampler": repr(sampler)}
     emit(args.json, payload, lambda: f"{args.task} {sampler!r}: {r.metric} = {r.value:.4f} ± {r.stderr:.4f} "
          f"(n={r.n}, NFE={r.nfe:g})")

@@ -98,13 +98,16 @@ def run_exact(args: argparse.Namespace) -> None:
 
 
 def run_grid(args: argparse.Namespace) -> None:
+    from ..limits import check_workers
     from ..plots import check_plot_path, plot_kl_heatmap
     from ..tuning import PAPER_GRID, SearchSpace, exact_grid_study
 
     if args.plot:
         check_plot_path(args.plot)
+    check_workers(args.workers)
     den, opts = load_exact(args)
     space = SearchSpace(a_values=args.a_values or PAPER_GRID, b_values=args.b_values or PAPER_GRID)
+    space.grid()  # refuses a grid larger than a study runs
     label = f"{args.sampler}" + (f"/{opts['remasking']}" if "remasking" in opts else "")
     with progress_bar(len(space.grid()), f"exact-grid {label} N={args.steps}") as progress:
         study = exact_grid_study(den, args.sampler, args.steps, remasking=opts.get("remasking"), space=space,

@@ -20,10 +20,20 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
+    run_lm_eval(args.args)
+
+
+def run_lm_eval(argv: list[str]) -> None:
+    """Run lm-eval's own command line on ``argv`` with the ``mdm_energy`` model registered."""
     try:
-        import mdm_energy.integrations.lm_eval  # noqa: F401  (registers the model)
         from lm_eval.__main__ import cli_evaluate
+
+        import mdm_energy.integrations.lm_eval  # noqa: F401  (registers the model)
     except ImportError as exc:
         raise CLIError(f"lm-eval is not installed ({exc}); pip install 'mdm-energy[lm-eval]'") from None
-    sys.argv = ["lm_eval", *args.args]
-    cli_evaluate()
+    saved = sys.argv
+    sys.argv = ["lm_eval", *argv]
+    try:
+        cli_evaluate()
+    finally:
+        sys.argv = saved

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import CLIError, emit, format_table, positive_int
+from ._common import CLIError, emit, format_table, positive_int, seed_int
 from ._sampler_args import add_sampler_arguments, check_sampler_options, given_sampler_options
 from .exact_cmd import DIST_HELP
 
@@ -24,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dist", required=True, help=DIST_HELP)
     add_sampler_arguments(p, help_extra={"temperature": "; 1 for samplers with an exact law"})
     p.add_argument("--samples", "-K", type=positive_int("samples"), required=True, help="number of samples")
-    p.add_argument("--seed", type=int, default=0, help="seed of the torch generator (default 0)")
+    p.add_argument("--seed", type=seed_int(), default=0, help="seed of the torch generator (default 0)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(run=run)
 
@@ -34,6 +34,7 @@ def run(args: argparse.Namespace) -> None:
     import torch
 
     from ..exact import load_distribution
+    from ..limits import check_memory
     from ..registry import EXACT_TEMPERATURE, sampler_spec
     from ..sampling import ExactTorchDenoiser, make_sampler
 
@@ -45,6 +46,8 @@ def run(args: argparse.Namespace) -> None:
     base = {"temperature": EXACT_TEMPERATURE} if spec.exact_law else {}
     sampler = make_sampler(args.sampler, **{**base, **given})
     den = ExactTorchDenoiser(load_distribution(args.dist))
+    # posteriors (B, n, d+1) in float64 and their logits, candidates, scores and the output lists
+    check_memory(args.samples * den.n * (8 * 6 * (den.d + 1) + 200), f"{args.samples:,} samples of {den.n} tokens")
     out = sampler(den, None, den.n, batch_size=args.samples, generator=torch.Generator().manual_seed(args.seed))
     samples = out.generated.cpu().numpy()
     payload = {"samples": samples.tolist(), "nfe": out.nfe.cpu().tolist()}

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from ..limits import MAX_LENGTH
 from ..schedules import parse_schedule
-from ._common import emit, format_table, positive_int
+from ._common import emit, format_table, positive_int, steps_int
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -16,8 +17,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "(docs/design.md §2). Spec examples: linear, sin2, sine, maskgit, poly:2, beta:0.9,0.3, table:0.1,0.5,0.9.",
     )
     p.add_argument("spec", help="schedule spec string")
-    p.add_argument("--steps", "-N", type=positive_int("steps"), required=True, help="number of sampling steps N")
-    p.add_argument("--length", "-L", type=positive_int("length"), required=True, help="generation length L")
+    p.add_argument("--steps", "-N", type=steps_int(), required=True, help="number of sampling steps N")
+    p.add_argument("--length", "-L", type=positive_int("length", MAX_LENGTH), required=True, help="generation length L")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--plot", metavar="FILE.png", help="draw alpha(t), gamma(t) and the counts to this file")
     p.set_defaults(run=run)

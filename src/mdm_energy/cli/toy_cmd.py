@@ -20,7 +20,8 @@ SCHEDULES = ("beta:0.9,0.3", "beta:0.3,0.9")
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("toy", help="the paper's toy experiment: exact laws of two schedules on two targets")
-    p.add_argument("--steps", "-N", type=positive_int("steps"), default=3, help="number of steps (default 3, as in the paper)")
+    p.add_argument("--steps", "-N", type=positive_int("steps", 1000), default=3,
+                   help="number of steps (default 3, as in the paper; at most 1,000 for five tokens)")
     add_sampler_arguments(p, exact=True, default="fixed", options=("remasking",),
                           help_extra={"remasking": "; the toy command uses random, as the paper's toy does"})
     p.add_argument("--plot", metavar="FILE.png", help="draw the target and sampled laws side by side")

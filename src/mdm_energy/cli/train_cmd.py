@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import CLIError, emit, non_negative_float, positive_int
+from ._common import CLIError, emit, positive_float, positive_int, seed_int
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -12,16 +12,17 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Trains for --minutes of wall time; rerunning with the same --out resumes exactly "
                        "from the last checkpoint (written every --checkpoint-minutes and at the end).")
     p.add_argument("--task", required=True, help="countdown | sudoku | pycode | pycode-reference (the pycode perplexity LM)")
-    p.add_argument("--minutes", type=non_negative_float("minutes"), required=True)
+    p.add_argument("--minutes", type=positive_float("minutes"), required=True,
+                   help="wall-time budget over all runs into --out, data preparation included")
     p.add_argument("--out", required=True, help="checkpoint folder")
     p.add_argument("--batch-size", type=positive_int("batch-size"), default=64)
-    p.add_argument("--lr", type=non_negative_float("lr"), default=1e-3)
+    p.add_argument("--lr", type=positive_float("lr"), default=1e-3)
     p.add_argument("--max-steps", type=positive_int("max-steps"), default=20_000, help="horizon of the cosine decay")
     p.add_argument("--train-examples", type=positive_int("train-examples"), default=20_000)
     p.add_argument("--d-model", type=positive_int("d-model"), default=192)
     p.add_argument("--layers", type=positive_int("layers"), default=4)
-    p.add_argument("--checkpoint-minutes", type=non_negative_float("checkpoint-minutes"), default=3.0)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--checkpoint-minutes", type=positive_float("checkpoint-minutes"), default=3.0)
+    p.add_argument("--seed", type=seed_int(), default=0)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(run=run)
 
@@ -35,8 +36,6 @@ def run(args: argparse.Namespace) -> None:
     if args.task not in TASKS and args.task != "pycode-reference":
         raise CLIError(f"unknown task {args.task!r} (known: {', '.join(sorted(TASKS))})")
     out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise CLIError(f"--out exists and is not a folder: {args.out!r}")
     if not (out.parent if str(out.parent) else Path(".")).is_dir():
         raise CLIError(f"folder for --out does not exist: {str(out.parent)!r}")
     if args.d_model % 4:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import CLIError, bounds, emit, format_table, positive_floats, positive_int, progress_bar
+from ._common import CLIError, bounds, emit, format_table, positive_floats, positive_int, progress_bar, seed_int
 from ._sampler_args import add_sampler_arguments, check_sampler_options, given_sampler_options
 from .exact_cmd import DIST_HELP, load_exact
 
@@ -44,7 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "(default sqlite:///mdm-energy-studies.db)")
     p.add_argument("--study", help="study name (default derived from the objective and strategy)")
     p.add_argument("--workers", type=positive_int("workers"), default=1, help="processes sharing the study (default 1)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed_int(), default=0)
     p.add_argument("--optimum", action="store_true",
                    help="exact objective: also compute the true optimal schedule and the information-curve schedule")
     p.add_argument("--report", metavar="DIR", help="write heatmap, best schedules, markdown table and all trials here")
@@ -66,7 +66,7 @@ def _objective(args: argparse.Namespace):
         return objective, den.n
     from ..models import load_model
     from ..tasks import TASKS, get_task
-    from ..tasks.evaluate import task_objective
+    from ..tasks.evaluate import check_checkpoint, task_objective
 
     if not args.task or not args.checkpoint:
         raise CLIError("--objective task needs --task and --checkpoint")
@@ -81,14 +81,18 @@ def _objective(args: argparse.Namespace):
     given = given_sampler_options(args, TASK_OPTIONS)
     check_sampler_options("fixed", given)
     task = get_task(args.task)
-    objective = task_objective(task, load_model(args.checkpoint), args.steps, n=args.limit, seed=args.seed, **given)
+    model = load_model(args.checkpoint)
+    check_checkpoint(task, model, args.checkpoint)
+    objective = task_objective(task, model, args.steps, n=args.limit, seed=args.seed, **given)
     return objective, task.gen_len
 
 
 def run(args: argparse.Namespace) -> None:
     from pathlib import Path
 
+    from ..limits import check_workers
     from ..tuning import PAPER_GRID, STRATEGIES, SearchSpace, check_storage, exact_references, tune, write_report
+    from ..tuning.study import MAX_TRIALS
 
     if args.strategy not in STRATEGIES:
         raise CLIError(f"unknown strategy {args.strategy!r} (known: {', '.join(STRATEGIES)})")
@@ -101,6 +105,10 @@ def run(args: argparse.Namespace) -> None:
             raise CLIError(f"folder for --report does not exist: {str(parent)!r}")
     space = SearchSpace(args.a_bounds, args.b_bounds, args.scale == "log",
                         args.a_values or PAPER_GRID, args.b_values or PAPER_GRID)
+    space.grid()  # refuses a grid larger than a study runs
+    if args.budget is not None and args.budget > MAX_TRIALS:
+        raise CLIError(f"--budget must be at most {MAX_TRIALS:,}, got {args.budget:,}")
+    check_workers(args.workers)
     check_storage(args.storage)
     objective, length = _objective(args)
 

@@ -92,7 +92,7 @@ def _real_tasks(folder: Path, limit: int, log: Callable[[str], None]) -> dict[st
     from ..models import load_model
     from ..sampling import FixedCountSampler
     from ..tasks import TASKS, get_task
-    from ..tasks.evaluate import evaluate
+    from ..tasks.evaluate import evaluate, load_task_examples
 
     out: dict[str, RealTaskTable] = {}
     for name in TASKS:
@@ -106,7 +106,7 @@ def _real_tasks(folder: Path, limit: int, log: Callable[[str], None]) -> dict[st
             tuned = json.loads((ck / "tuned_schedule.json").read_text())["schedule"]
         specs = ["linear", "sin2", "beta:0.9,0.3"] + ([tuned] if tuned and tuned not in ("linear", "sin2", "beta:0.9,0.3") else [])
         steps = sorted({max(2, task.gen_len // 16), max(2, task.gen_len // 8)})
-        test = task.examples("test", limit, seed=0)
+        test = load_task_examples(task, "test", limit, 0)
         table = RealTaskTable(task.metric, steps, specs, tuned)
         for spec in specs:
             for n in steps:
@@ -117,9 +117,22 @@ def _real_tasks(folder: Path, limit: int, log: Callable[[str], None]) -> dict[st
     return out
 
 
+#: The most steps the demo tabulates and draws per schedule.
+MAX_DEMO_STEPS = 1024
+
+
 def run_demo(*, length: int = 256, steps: int = 8, checkpoints: "str | Path" = "checkpoints", limit: int = 100,
              log: Callable[[str], None] = lambda msg: None) -> DemoResult:
-    """Compute every part of the demo; ``log`` receives one line per stage."""
+    """Compute every part of the demo; ``log`` receives one line per stage. A missing ``checkpoints``
+    folder skips the real-task section."""
+    if steps > MAX_DEMO_STEPS:
+        raise ValueError(f"the demo tabulates and draws at most {MAX_DEMO_STEPS:,} steps, got {steps:,}")
+    if Path(checkpoints).exists() and not Path(checkpoints).is_dir():
+        raise ValueError(f"checkpoints must be a folder of trained task models, got the file {str(checkpoints)!r}")
+    from ..limits import check_memory
+    from ..tasks.evaluate import EXAMPLE_BYTES
+
+    check_memory(limit * EXAMPLE_BYTES, f"{limit:,} test examples per task")
     log("[1/6] schedules and tokens per step")
     log("[2/6] energies J[alpha; gamma] (quadrature in the geodesic variable)")
     counts, energies = _energies(length, steps)

@@ -22,6 +22,8 @@ from typing import Callable
 
 import numpy as np
 
+from .._parse import strict_int
+
 __all__ = [
     "MAX_EXACT_STATES",
     "DistributionSpecError",
@@ -64,6 +66,8 @@ def check_law(weights: np.ndarray, name: str = "weights", max_states: int = MAX_
     w = np.asarray(weights)
     if w.dtype == object or not (np.issubdtype(w.dtype, np.number) or w.dtype == bool):
         raise DistributionSpecError(f"{name}: weights must be numbers, got dtype {w.dtype}")
+    if np.iscomplexobj(w):
+        raise DistributionSpecError(f"{name}: weights must be real numbers, got dtype {w.dtype}")
     w = w.astype(np.float64)
     if w.ndim < 1:
         raise DistributionSpecError(f"{name}: weights must be an array of shape (d,)*n, got a scalar")
@@ -178,11 +182,11 @@ def _parse_family(spec: str) -> np.ndarray:
     if len(parts) != 3:
         raise DistributionSpecError(f"malformed distribution spec {spec!r}: expected {name}:n,d,seed")
     try:
-        n, d, seed = (int(p) for p in parts)
+        n, d, seed = (strict_int(p) for p in parts)
     except ValueError:
         raise DistributionSpecError(f"malformed distribution spec {spec!r}: n, d and seed must be integers") from None
-    if n < 1 or d < 2 or seed < 0:
-        raise DistributionSpecError(f"malformed distribution spec {spec!r}: need n >= 1, d >= 2, seed >= 0")
+    if n < 1 or d < 2 or not 0 <= seed < 2**63:
+        raise DistributionSpecError(f"malformed distribution spec {spec!r}: need n >= 1, d >= 2, 0 <= seed < 2^63")
     _check_size(n, d, f"distribution {spec!r}")
     return _FAMILIES[name](n, d, seed)
 

@@ -65,7 +65,7 @@ class KLObjective:
         self.evaluations = 0
 
     def of_counts(self, counts: Sequence[int]) -> float:
-        key = tuple(int(c) for c in counts)
+        key = tuple(int(c) for c in counts if c)  # steps that reveal nothing do not change the law
         if key not in self._cache:
             self.evaluations += 1
             self._cache[key] = kl_divergence(self.den.q, law_fixed_count(self.den, key, self.remasking))

@@ -71,6 +71,32 @@ def parse_model_args(arg_string: str) -> dict[str, Any]:
     return {k: (v if k == "schedule" else _value(v)) for k, v in out.items()}
 
 
+def _load_pretrained(pretrained: "str | None", tokenizer, dtype: str, trust_remote_code: bool):
+    """The model and tokenizer of ``pretrained`` (a local folder or a hub id); a missing folder or a model
+    that cannot be loaded is a ``ValueError`` naming it."""
+    from pathlib import Path
+
+    if pretrained is None:
+        raise ValueError("model_args needs pretrained=PATH_OR_HUB_ID")
+    text = str(pretrained)
+    local = Path(text).expanduser()
+    if (local.is_absolute() or text.startswith((".", "~")) or local.exists()) and not local.is_dir():
+        raise ValueError(f"pretrained folder {text!r} does not exist")
+    from transformers import AutoModel, AutoTokenizer
+
+    kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
+    if dtype != "auto":
+        if not isinstance(getattr(torch, str(dtype), None), torch.dtype):
+            raise ValueError(f"unknown dtype {dtype!r} (e.g. float32, bfloat16, float16, auto)")
+        kwargs["torch_dtype"] = getattr(torch, dtype)
+    try:
+        model = AutoModel.from_pretrained(text, **kwargs)
+        tokenizer = tokenizer or AutoTokenizer.from_pretrained(text, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"cannot load pretrained {text!r}: {' '.join(str(exc).split())[:300]}") from None
+    return model, tokenizer
+
+
 @register_model("mdm_energy")
 class MDMEnergyLM(LM):
     """LLaDA/Dream-style generation with any mask schedule, and the ELBO log-likelihood."""
@@ -107,15 +133,7 @@ class MDMEnergyLM(LM):
                 warnings.warn(f"device {device!r} is not available here; using the CPU", stacklevel=2)
             device = "cuda" if torch.cuda.is_available() else "cpu"
         if model is None:
-            if pretrained is None:
-                raise ValueError("model_args needs pretrained=PATH_OR_HUB_ID")
-            from transformers import AutoModel, AutoTokenizer
-
-            kwargs = {"trust_remote_code": trust_remote_code}
-            if dtype != "auto":
-                kwargs["torch_dtype"] = getattr(torch, dtype)
-            model = AutoModel.from_pretrained(pretrained, **kwargs)
-            tokenizer = tokenizer or AutoTokenizer.from_pretrained(pretrained, trust_remote_code=trust_remote_code)
+            model, tokenizer = _load_pretrained(pretrained, tokenizer, dtype, trust_remote_code)
         self.model = model.to(device).eval()
         self.tokenizer = tokenizer
         self.family = model_family(self.model, family)

@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 
 from .._io import atomic_write
+from ..limits import check_memory
 
-__all__ = ["MDMConfig", "MDMTransformer", "save_model", "load_model", "as_denoiser"]
+__all__ = ["MDMConfig", "MDMTransformer", "save_model", "load_config", "load_model", "as_denoiser"]
 
 
 @dataclass
@@ -36,12 +37,45 @@ class MDMConfig:
     causal: bool = False  # True: a left-to-right character LM (the pycode reference model), not a denoiser
 
     def __post_init__(self) -> None:
+        for name in ("vocab_size", "max_len", "d_model", "n_layers", "n_heads", "d_ff"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name} must be a positive integer, got {v!r}")
         for name in ("mask_id", "eos_id", "pad_id"):
             v = getattr(self, name)
-            if not 0 <= v < self.vocab_size:
-                raise ValueError(f"{name} {v} is outside the vocabulary [0, {self.vocab_size})")
+            if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < self.vocab_size:
+                raise ValueError(f"{name} {v!r} is outside the vocabulary [0, {self.vocab_size})")
+        if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) or not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout must be a number in [0, 1), got {self.dropout!r}")
+        if not isinstance(self.causal, bool):
+            raise ValueError(f"causal must be true or false, got {self.causal!r}")
         if self.d_model % self.n_heads:
             raise ValueError(f"d_model {self.d_model} is not divisible by n_heads {self.n_heads}")
+        check_memory(4 * self.num_parameters(), f"a model with d_model={self.d_model}, n_layers={self.n_layers}, "
+                     f"vocab_size={self.vocab_size}, max_len={self.max_len}")
+
+    def num_parameters(self) -> int:
+        """Parameters of the model this config describes (embeddings, layers, final norm; the head is tied)."""
+        d, f, L = self.d_model, self.d_ff, self.n_layers
+        per_layer = 4 * d * d + 4 * d + 2 * d * f + f + d + 4 * d  # attention, feed-forward, two layer norms
+        return (self.vocab_size + self.max_len) * d + L * per_layer + 2 * d
+
+    @classmethod
+    def from_json(cls, data: object, source: str = "config.json") -> "MDMConfig":
+        """A config from parsed JSON, every field checked; errors name ``source`` and the field."""
+        if not isinstance(data, dict):
+            raise ValueError(f"{source}: expected a JSON object of model settings, got {type(data).__name__}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"{source}: unknown field(s) {', '.join(unknown)}")
+        missing = sorted(f.name for f in fields(cls) if f.default is MISSING and f.name not in data)
+        if missing:
+            raise ValueError(f"{source}: missing field(s) {', '.join(missing)}")
+        try:
+            return cls(**data)
+        except ValueError as exc:
+            raise ValueError(f"{source}: {exc}") from None
 
 
 class MDMTransformer(nn.Module):
@@ -89,17 +123,42 @@ def save_model(model: MDMTransformer, folder: "str | os.PathLike[str]") -> None:
     atomic_write(out / "config.json", write_config)
 
 
-def load_model(folder: "str | os.PathLike[str]", device: "str | torch.device" = "cpu") -> MDMTransformer:
-    """Load a model saved by :func:`save_model`."""
-    from safetensors.torch import load_file
-
+def load_config(folder: "str | os.PathLike[str]") -> MDMConfig:
+    """The validated ``config.json`` of a checkpoint folder (``ValueError`` naming the file and field)."""
     path = Path(folder)
     if not (path / "config.json").is_file() or not (path / "model.safetensors").is_file():
         raise ValueError(f"no checkpoint (config.json + model.safetensors) in {str(path)!r}")
-    config = MDMConfig(**json.loads((path / "config.json").read_text()))
+    source = str(path / "config.json")
+    try:
+        data = json.loads((path / "config.json").read_text())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{source} is not valid JSON ({exc})") from None
+    return MDMConfig.from_json(data, source)
+
+
+def load_model(folder: "str | os.PathLike[str]", device: "str | torch.device" = "cpu") -> MDMTransformer:
+    """Load a model saved by :func:`save_model`; a corrupt, cut-short or mismatched file is a ``ValueError``
+    naming it."""
+    from safetensors.torch import load_file
+
+    path = Path(folder)
+    config = load_config(path)
+    weights = path / "model.safetensors"
+    try:
+        state = load_file(weights)
+    except Exception as exc:  # noqa: BLE001 - safetensors raises its own error type for a damaged file
+        raise ValueError(f"{str(weights)!r} is corrupt or cut short ({_first_line(exc)})") from None
     model = MDMTransformer(config)
-    model.load_state_dict(load_file(path / "model.safetensors"))
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        raise ValueError(f"{str(weights)!r} does not match {str(path / 'config.json')!r} ({_first_line(exc)})") from None
     return model.to(device).eval()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text[:200]
 
 
 def as_denoiser(model: MDMTransformer):

@@ -20,7 +20,7 @@ import torch
 from .denoiser import CallableDenoiser
 from .samplers import FixedCountSampler
 
-__all__ = ["naive_llada_step", "tiny_transformer", "bench_sampler"]
+__all__ = ["naive_llada_step", "tiny_transformer", "check_bench_size", "bench_sampler"]
 
 
 def naive_llada_step(x: torch.Tensor, logits: torch.Tensor, mask_id: int, count: int, temperature: float,
@@ -75,9 +75,19 @@ def _median_ms(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
+def check_bench_size(batch: int, length: int, vocab: int) -> None:
+    """Refuse a shape whose logits, float64 copies and model activations (attention included) cannot fit."""
+    from ..limits import check_memory
+
+    logits = 8 * batch * length * vocab * 4  # the fixed logits and the naive step's float64 copies
+    model = 4 * batch * length * 256 * 40 + 4 * batch * 4 * length * length * 3  # activations, attention maps
+    check_memory(logits + model, f"benchmarking B={batch}, L={length}, V={vocab}")
+
+
 def bench_sampler(batch: int, length: int, vocab: int, steps: int, temperature: float, remasking: str = "low_confidence",
                   naive_steps: int = 2, seed: int = 0) -> dict:
-    """Run the three measurements and return them with the ratios the issue's targets are stated in."""
+    """Run the three measurements and return them with the ratios the targets are stated in."""
+    check_bench_size(batch, length, vocab)
     g = torch.Generator().manual_seed(seed)
     mask_id = vocab - 1
     fixed = torch.randn(batch, length, vocab, generator=g)

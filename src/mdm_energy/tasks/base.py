@@ -8,16 +8,24 @@ EOS, and a sampler generates the whole window.
 from __future__ import annotations
 
 import hashlib
+import itertools
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from typing import Iterator
 
 import torch
 
-__all__ = ["SPECIALS", "PAD", "EOS", "MASK", "SPLITS", "split_of", "CharVocab", "Example", "Task"]
+__all__ = ["SPECIALS", "PAD", "EOS", "MASK", "SPLITS", "check_split", "split_of", "CharVocab", "Example", "Task"]
 
 SPECIALS = ("<pad>", "<eos>", "<mask>")
 SPLITS = ("train", "valid", "test")
 PAD, EOS, MASK = 0, 1, 2
+
+
+def check_split(split: str) -> str:
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+    return split
 
 
 def split_of(prompt: str) -> str:
@@ -69,8 +77,12 @@ class Task(ABC):
     vocab: CharVocab
 
     @abstractmethod
+    def stream(self, split: str, seed: int = 0) -> Iterator[Example]:
+        """The examples of ``split`` in their seeded order, generated one at a time (``split`` already checked)."""
+
     def examples(self, split: str, n: int, seed: int = 0) -> list[Example]:
-        """``n`` examples of ``split`` (``train``, ``valid`` or ``test``; disjoint by construction), seeded."""
+        """The first ``n`` examples of ``split`` (``train``, ``valid`` or ``test``; disjoint by construction)."""
+        return list(itertools.islice(self.stream(check_split(split), seed), n))
 
     @abstractmethod
     def score(self, example: Example, output: str) -> float:

@@ -12,8 +12,9 @@ import ast
 import random
 from collections import Counter
 from fractions import Fraction
+from typing import Iterator
 
-from .base import SPLITS, CharVocab, Example, Task, split_of
+from .base import CharVocab, Example, Task, split_of
 
 __all__ = ["CountdownTask", "solve", "check_expression"]
 
@@ -115,19 +116,13 @@ class CountdownTask(Task):
         prompt = " ".join(map(str, numbers)) + f":{target}"
         return Example(prompt, answer, {"numbers": numbers, "target": target})
 
-    def examples(self, split: str, n: int, seed: int = 0) -> list[Example]:
+    def stream(self, split: str, seed: int = 0) -> Iterator[Example]:
         """Instances whose prompt hashes to the split (:func:`~mdm_energy.tasks.base.split_of`), seeded."""
-        if split not in SPLITS:
-            raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
         rng = random.Random(f"countdown-{split}-{seed}")
-        out: list[Example] = []
-        while len(out) < n:
+        while True:
             ex = self._instance(rng)
-            if ex is None:
-                continue
-            if split_of(ex.prompt) == split:
-                out.append(ex)
-        return out
+            if ex is not None and split_of(ex.prompt) == split:
+                yield ex
 
     def score(self, example: Example, output: str) -> float:
         return float(check_expression(output, example.info["numbers"], example.info["target"]))

@@ -11,7 +11,25 @@ import torch
 from ..schedules import Schedule
 from .base import Example, Task
 
-__all__ = ["TaskEval", "evaluate", "task_objective"]
+__all__ = ["TaskEval", "evaluate", "task_objective", "check_checkpoint", "load_task_examples"]
+
+#: Upper bound on the memory one evaluated example takes (the example, its prompt ids, output and scores).
+EXAMPLE_BYTES = 4096
+
+
+def load_task_examples(task: Task, split: str, n: int, seed: int = 0) -> list[Example]:
+    """``task.examples(split, n, seed)`` after checking that ``n`` examples fit in memory."""
+    from ..limits import check_memory
+
+    check_memory(n * EXAMPLE_BYTES, f"{n:,} {task.name} examples")
+    return task.examples(split, n, seed=seed)
+
+
+def check_checkpoint(task: Task, model, where: str) -> None:
+    """Refuse a model whose vocabulary or window does not fit ``task`` (a checkpoint of another task)."""
+    cfg = model.config
+    if cfg.vocab_size != task.vocab.size or cfg.max_len < task.prompt_len + task.gen_len or cfg.causal:
+        raise ValueError(f"checkpoint {where!r} was not trained for the {task.name} task")
 
 
 @dataclass(frozen=True)
@@ -52,7 +70,7 @@ def task_objective(task: Task, model, steps: int, *, split: str = "valid", n: in
     from ..tuning import TaskObjective
 
     opts = sampler_options("fixed", steps=steps, **options)
-    items = task.examples(split, n, seed=seed)
+    items = load_task_examples(task, split, n, seed)
 
     def score_fn(schedule: Schedule, subset: list[Example]) -> list[float]:
         return list(evaluate(task, model, subset, FixedCountSampler(**{**opts, "schedule": schedule}), seed=seed).scores)

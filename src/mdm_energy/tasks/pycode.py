@@ -15,6 +15,7 @@ model repeats itself.
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 import sysconfig
@@ -22,8 +23,9 @@ import textwrap
 from collections import Counter
 from functools import lru_cache
 from pathlib import Path
+from typing import Iterator
 
-from .base import SPLITS, CharVocab, Example, Task, split_of
+from .base import CharVocab, Example, Task, check_split, split_of
 
 __all__ = ["PyCodeTask", "compiles", "unigram_entropy", "stdlib_files"]
 
@@ -87,21 +89,28 @@ class PyCodeTask(Task):
                 out.append(Example(prompt, answer, {"file": str(path.relative_to(self.root)), "line": i + 1}))
         return out
 
-    def examples(self, split: str, n: int, seed: int = 0) -> list[Example]:
-        if split not in SPLITS:
-            raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+    def _files(self, split: str, seed: int) -> tuple[list[Path], random.Random]:
         files = [p for p in stdlib_files() if split_of(str(p.relative_to(self.root))) == split]
         rng = random.Random(f"pycode-{split}-{seed}")
         rng.shuffle(files)
-        per_file = max(1, 2 * -(-n // max(1, len(files))))  # spread the examples over many files
-        out: list[Example] = []
+        return files, rng
+
+    def _take(self, split: str, seed: int, per_file: int) -> Iterator[Example]:
+        files, rng = self._files(split, seed)
         for path in files:
             windows = self._windows(path)
             rng.shuffle(windows)
-            out.extend(windows[:per_file])
-            if len(out) >= n:
-                break
-        return out[:n]
+            yield from windows[:per_file]
+
+    def stream(self, split: str, seed: int = 0) -> Iterator[Example]:
+        """Up to two windows of each file of the split, files in a seeded order (finite)."""
+        return self._take(split, seed, 2)
+
+    def examples(self, split: str, n: int, seed: int = 0) -> list[Example]:
+        """``n`` windows spread over as many files as it takes (more windows per file when ``n`` is large)."""
+        files, _ = self._files(check_split(split), seed)
+        per_file = max(1, 2 * -(-n // max(1, len(files))))
+        return list(itertools.islice(self._take(split, seed, per_file), n))
 
     def score(self, example: Example, output: str) -> float:
         return float(compiles(example.prompt, output))

@@ -10,8 +10,9 @@ answer: the 81 digits. Metric: the answer is a valid grid that agrees with every
 from __future__ import annotations
 
 import random
+from typing import Iterator
 
-from .base import SPLITS, CharVocab, Example, Task, split_of
+from .base import CharVocab, Example, Task, split_of
 
 __all__ = ["SudokuTask", "solve_count", "random_grid", "is_valid_solution"]
 
@@ -125,16 +126,15 @@ class SudokuTask(Task):
         return Example(prompt, "".join(map(str, solution)), {"givens": prompt, "level": level,
                                                              "solutions": solve_count(grid, 50)})
 
-    def examples(self, split: str, n: int, seed: int = 0) -> list[Example]:
-        if split not in SPLITS:
-            raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+    def stream(self, split: str, seed: int = 0) -> Iterator[Example]:
+        """Puzzles whose prompt hashes to the split, cycling through the levels, seeded."""
         rng = random.Random(f"sudoku-{split}-{seed}")
-        out: list[Example] = []
-        while len(out) < n:
-            ex = self.puzzle(rng, self.levels[len(out) % len(self.levels)])
+        kept = 0
+        while True:
+            ex = self.puzzle(rng, self.levels[kept % len(self.levels)])
             if split_of(ex.prompt) == split:
-                out.append(ex)
-        return out
+                kept += 1
+                yield ex
 
     def score(self, example: Example, output: str) -> float:
         return float(is_valid_solution(output, example.info["givens"]))

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from ..models import MDMConfig, MDMTransformer
 from ..tasks.base import EOS, MASK, PAD, split_of
 from ..tasks.pycode import PyCodeTask, stdlib_files
-from .trainer import TrainConfig, TrainSummary, fit, open_state
+from .trainer import TrainConfig, TrainSummary, check_fits, fit, open_state
 
 __all__ = ["REF_LEN", "train_reference_lm", "perplexity"]
 
@@ -42,11 +42,12 @@ def train_reference_lm(out: "str | Path", cfg: TrainConfig, max_steps_this_run: 
     """Train (or resume) the reference LM for ``cfg.minutes``; windows of :data:`REF_LEN` characters."""
     task = PyCodeTask()
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    check_fits(cfg, REF_LEN, task.vocab.size)
     config = MDMConfig(vocab_size=task.vocab.size, mask_id=MASK, eos_id=EOS, pad_id=PAD, max_len=REF_LEN,
                        d_model=cfg.d_model, n_layers=cfg.n_layers, n_heads=cfg.n_heads, d_ff=cfg.d_ff, causal=True)
     state = open_state(out, cfg, lambda: MDMTransformer(config))
     corpus = _corpus(task)
+    out.mkdir(parents=True, exist_ok=True)
 
     def loss_fn() -> torch.Tensor:
         starts = torch.randint(len(corpus) - REF_LEN - 1, (cfg.batch_size,), generator=state.generator)

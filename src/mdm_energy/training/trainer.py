@@ -30,7 +30,7 @@ from ..models import MDMConfig, MDMTransformer, load_model, save_model
 from ..tasks.base import Task
 
 __all__ = ["TrainConfig", "TrainState", "TrainSummary", "mdm_loss", "lr_at", "make_optimizer", "fit", "train",
-           "save_trainer", "load_trainer", "open_state"]
+           "save_trainer", "load_trainer", "open_state", "check_resume", "check_fits"]
 
 
 @dataclass
@@ -169,10 +169,47 @@ def load_trainer(folder: Path, state: TrainState) -> None:
     state.resumed = True
 
 
+#: The settings a resumed run must share with the run it continues (they fix the model and its task).
+RESUME_FIELDS = ("task", "d_model", "n_layers", "n_heads", "d_ff")
+
+
+def check_resume(out: Path, cfg: TrainConfig) -> bool:
+    """Whether ``out`` holds a run to resume; ``ValueError`` if it holds something that this run would
+    overwrite or that cannot continue as ``cfg`` asks (another task or model size). Creates nothing."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out exists and is not a folder: {str(out)!r}")
+    has_trainer = (out / "trainer.json").is_file() and (out / "trainer.safetensors").is_file()
+    has_model = (out / "model.safetensors").is_file() or (out / "config.json").is_file()
+    if not has_trainer:
+        if has_model:
+            raise ValueError(f"{str(out)!r} holds a model without its trainer state, so it cannot be resumed; "
+                             "train into a new folder")
+        return False
+    try:
+        saved = TrainConfig.from_json(json.loads((out / "trainer.json").read_text())["config"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"{str(out / 'trainer.json')!r} is not a trainer state this version can read ({exc})") from None
+    for name in RESUME_FIELDS:
+        if getattr(saved, name) != getattr(cfg, name):
+            raise ValueError(f"{str(out)!r} holds a run with {name}={getattr(saved, name)!r}; resuming it with "
+                             f"{name}={getattr(cfg, name)!r} is not possible (use a new folder)")
+    return True
+
+
+def check_fits(cfg: TrainConfig, seq_len: int, vocab_size: int) -> None:
+    """Refuse a model and batch whose training step cannot fit in memory (weights, AdamW moments, activations)."""
+    from ..limits import check_memory
+
+    d, f, L, h, B, T = cfg.d_model, cfg.d_ff, cfg.n_layers, cfg.n_heads, cfg.batch_size, seq_len
+    params = (vocab_size + T) * d + L * (4 * d * d + 2 * d * f + 10 * d + f)
+    activations = B * T * L * (16 * d + 2 * f + 3 * h * T) + 3 * B * T * vocab_size
+    check_memory(4 * (4 * params + activations), f"training a d_model={d}, n_layers={L} model on batches of {B}")
+
+
 def open_state(out: Path, cfg: TrainConfig, new_model: Callable[[], MDMTransformer]) -> TrainState:
     """A fresh :class:`TrainState` (``new_model()``), or the one saved in ``out`` when it holds a checkpoint."""
     torch.manual_seed(cfg.seed)
-    resuming = (out / "trainer.json").is_file()
+    resuming = check_resume(out, cfg)
     model = load_model(out).train() if resuming else new_model()
     state = TrainState(model, make_optimizer(model, cfg), torch.Generator().manual_seed(cfg.seed))
     if resuming:
@@ -225,11 +262,21 @@ def _model_config(task: Task, cfg: TrainConfig) -> MDMConfig:
 
 def train(task: Task, out: "str | Path", cfg: TrainConfig, max_steps_this_run: "int | None" = None,
           progress: bool = True) -> TrainSummary:
-    """Train (or resume) for ``cfg.minutes`` of wall time (or ``max_steps_this_run`` steps)."""
+    """Train (or resume) for ``cfg.minutes`` of wall time — data preparation included — or
+    ``max_steps_this_run`` steps. Everything is checked before the folder is created."""
+    from .data import prepare_examples
+
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    check_fits(cfg, task.prompt_len + task.gen_len, task.vocab.size)
     state = open_state(out, cfg, lambda: MDMTransformer(_model_config(task, cfg)))
-    examples = task.examples("train", cfg.train_examples, seed=cfg.seed)
+    deadline = t0 + cfg.minutes * 60.0 - state.elapsed
+    examples = prepare_examples(task, "train", cfg.train_examples, cfg.seed, deadline=deadline, progress=progress)
+    state.elapsed += time.time() - t0
+    out.mkdir(parents=True, exist_ok=True)
+    if not examples:  # the minutes ran out while preparing data: keep the (untrained) state, resumable
+        save_trainer(out, state, cfg)
+        return TrainSummary(task.name, state.step, state.elapsed / 60, None, state.model.num_parameters(), state.resumed)
     ids_all, prompt_all = task.encode(examples)
 
     def loss_fn() -> torch.Tensor:

@@ -7,7 +7,7 @@
 * ``report.md`` — the best schedules against the baselines, with standard errors;
 * ``trials.csv`` and ``trials.json`` — every trial.
 
-Every file is written atomically.
+The report appears all at once: nothing is left behind by an interrupted run.
 """
 
 from __future__ import annotations
@@ -16,6 +16,9 @@ import csv
 import io
 import json
 import math
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 from .._io import json_safe, write_text_atomic
@@ -33,12 +36,28 @@ def _fmt(x, se=None) -> str:
     return out
 
 
-def write_report(result: TuneResult, objective_name: str, steps: int, length: int, folder: "str | Path") -> dict:
-    """Write the report files for a finished study; returns their paths."""
+def write_report(result: TuneResult, objective_name: str, steps: int, length: int, folder: "str | Path") -> dict[str, str]:
+    """Write the report files for a finished study into ``folder``; returns their paths by kind.
+
+    The files are written into a temporary folder beside ``folder`` and moved into place only when all
+    of them exist, so an interrupted or failed report leaves no partial folder behind.
+    """
+    final = Path(folder)
+    parent = final.parent if str(final.parent) else Path(".")
+    tmp = Path(tempfile.mkdtemp(prefix=".report-", dir=parent))
+    try:
+        files = _write_report(result, objective_name, steps, length, tmp)
+        final.mkdir(exist_ok=True)
+        for name in files.values():
+            os.replace(name, final / Path(name).name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return {kind: str(final / Path(name).name) for kind, name in files.items()}
+
+
+def _write_report(result: TuneResult, objective_name: str, steps: int, length: int, out: Path) -> dict[str, str]:
     from ..plots import plot_kl_heatmap, plot_schedules, plot_score_scatter
 
-    out = Path(folder)
-    out.mkdir(parents=True, exist_ok=True)
     done = [t for t in result.trials if t.state == "COMPLETE" and t.strategy == result.strategy]
     top_rung = max(t.rung for t in done)
     finalists = sorted((t for t in done if t.rung == top_rung), key=lambda t: t.value,

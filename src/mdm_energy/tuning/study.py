@@ -26,6 +26,8 @@ grid runner of the package: the exact engine's Beta grids (:mod:`.exact_grid`) r
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import math
 import multiprocessing
 import os
@@ -40,6 +42,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from ..limits import check_workers
 from ..schedules import HAND_CRAFTED, Beta
 from ._optuna import create_running_trial, finish_trial, optuna, set_trial_attr, trial_id
 from .objectives import Objective, Score
@@ -53,6 +56,9 @@ BASELINES = HAND_CRAFTED
 PAPER_GRID = tuple(round(0.1 * k, 1) for k in range(1, 11))
 DEFAULT_STORAGE = "sqlite:///mdm-energy-studies.db"
 _STORED = (1e-6, 1e6)  # the distribution every (a, b) is stored under (grid, halving)
+#: The most trials one study runs: each worker scans the study's trials before claiming a point, so the
+#: cost of a study grows with the square of its size.
+MAX_TRIALS = 2_500
 
 
 @dataclass(frozen=True)
@@ -74,6 +80,9 @@ class SearchSpace:
                 raise ValueError(f"{name} grid values must be positive numbers, got {list(vals)!r}")
 
     def grid(self) -> list[tuple[float, float]]:
+        if len(self.a_values) * len(self.b_values) > MAX_TRIALS:
+            raise ValueError(f"the grid has {len(self.a_values) * len(self.b_values):,} points, more than the "
+                             f"{MAX_TRIALS:,} a study runs")
         return [(float(a), float(b)) for a in self.a_values for b in self.b_values]
 
 
@@ -126,23 +135,67 @@ class TuneResult:
 # --- storage ---------------------------------------------------------------------------------------
 
 
+_MEMORY_URLS = ("sqlite://", "sqlite:///", "sqlite:///:memory:")
+_RDB_SCHEMES = ("sqlite", "postgresql", "postgres", "mysql", "mariadb", "oracle", "mssql")
+
+
+def _file_of(url: str) -> "Path | None":
+    """The file behind a SQLite or journal storage URL (``None`` for server databases)."""
+    if url.startswith("sqlite:///"):
+        return Path(url[len("sqlite:///"):])
+    if url.startswith("journal:"):
+        return Path(url[len("journal:"):])
+    return None
+
+
 def check_storage(url: "str | None") -> None:
-    """Fail early (``ValueError``) on a storage that cannot be written: a SQLite file in a missing or
-    read-only folder, or a journal file there. ``None`` (in memory) is always fine."""
+    """Fail early (``ValueError`` naming the URL) on a storage that cannot hold a resumable study: an
+    in-memory URL, an unknown scheme, a SQLite or journal file in a missing or read-only folder, a folder
+    where the file should be, or a file that is not a SQLite database. ``None`` (this process's memory,
+    for throwaway studies from Python) is accepted."""
     if url is None:
         return
-    path = None
-    if url.startswith("sqlite:///"):
-        path = url[len("sqlite:///"):]
-    elif url.startswith("journal:"):
-        path = url[len("journal:"):]
-    if path is not None:
-        p = Path(path)
-        parent = p.parent if str(p.parent) else Path(".")
-        if p.exists() and not os.access(p, os.W_OK):
-            raise ValueError(f"storage file is not writable: {path!r}")
-        if not parent.is_dir() or not os.access(parent, os.W_OK):
-            raise ValueError(f"storage folder does not exist or is not writable: {str(parent)!r} (storage {url!r})")
+    if not isinstance(url, str) or not url.strip():
+        raise ValueError(f"storage must be a URL such as sqlite:///studies.db, got {url!r}")
+    if url in _MEMORY_URLS or url.startswith("sqlite:///:memory:"):
+        raise ValueError(f"storage {url!r} keeps the study in memory, so nothing could be resumed or shared; "
+                         "give a file, e.g. sqlite:///studies.db")
+    scheme = url.split(":", 1)[0].split("+", 1)[0].lower()
+    if not url.startswith("journal:") and (scheme not in _RDB_SCHEMES or "://" not in url):
+        raise ValueError(f"unknown storage {url!r} (use sqlite:///PATH, journal:PATH, postgresql://USER@HOST/DB "
+                         "or another database URL Optuna accepts)")
+    path = _file_of(url)
+    if path is None:
+        return
+    parent = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise ValueError(f"storage {url!r} names a folder, not a file")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise ValueError(f"storage file is not writable: {str(path)!r}")
+    if not parent.is_dir() or not os.access(parent, os.W_OK):
+        raise ValueError(f"storage folder does not exist or is not writable: {str(parent)!r} (storage {url!r})")
+    if url.startswith("sqlite:///") and path.is_file() and path.stat().st_size > 0:
+        with open(path, "rb") as fh:
+            if fh.read(16) != b"SQLite format 3\x00":
+                raise ValueError(f"storage file {str(path)!r} is not a SQLite database")
+
+
+@contextlib.contextmanager
+def _creation_lock(url: "str | None"):
+    """Hold an exclusive lock on a SQLite file while Optuna creates its tables and the study, so that
+    several commands started together on a new file do not race on the schema (other storages lock
+    themselves)."""
+    path = _file_of(url) if url and url.startswith("sqlite:///") else None
+    if path is None:
+        yield
+        return
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
 
 
 def _storage(url: "str | None"):
@@ -161,11 +214,37 @@ def open_study(storage: "str | None", name: str, direction: str):
     """Create or load an Optuna study (a storage URL, ``journal:PATH``, or ``None`` for memory)."""
     check_storage(storage)
     try:
-        return optuna().create_study(storage=_storage(storage), study_name=name, direction=direction, load_if_exists=True)
+        with _creation_lock(storage):
+            return optuna().create_study(storage=_storage(storage), study_name=name, direction=direction,
+                                         load_if_exists=True)
     except ValueError:
         raise
     except Exception as exc:  # noqa: BLE001 - any backend error means the storage is unusable
-        raise ValueError(f"cannot open storage {storage!r}: {exc}") from None
+        raise ValueError(f"cannot open storage {storage!r}: {' '.join(str(exc).split())[:300]}") from None
+
+
+def _discard_if_empty(storage: "str | None", name: str, created_file: bool) -> None:
+    """After a run that completed nothing: delete its study if it holds no trial, and the SQLite file if this
+    run created it and no study is left in it — a refused or interrupted first run leaves nothing behind."""
+    if storage is None:
+        return
+    op = optuna()
+    try:
+        with _creation_lock(storage):
+            st = _storage(storage)
+            study = op.load_study(study_name=name, storage=st)
+            if study.get_trials(deepcopy=False):
+                return
+            op.delete_study(study_name=name, storage=st)
+            remaining = op.get_all_study_summaries(storage=st)
+            if hasattr(st, "engine"):
+                st.engine.dispose()
+        if created_file and not remaining:
+            path = _file_of(storage)
+            if path is not None and path.exists():
+                path.unlink()
+    except Exception:  # noqa: BLE001 - cleaning up must never hide the error that brought us here
+        pass
 
 
 # --- trials ------------------------------------------------------------------------------------------
@@ -357,12 +436,27 @@ def tune(
         raise ValueError(f"unknown strategy {strategy!r} (known: {', '.join(STRATEGIES)})")
     if budget is not None:
         _positive_int("budget", budget)
-    _positive_int("workers", workers)
+        if budget > MAX_TRIALS:
+            raise ValueError(f"budget must be at most {MAX_TRIALS:,}, got {budget:,}")
+    check_workers(_positive_int("workers", workers))
     if storage is None and workers > 1:
         raise ValueError("an in-memory study (storage=None) cannot be shared by worker processes; give a storage URL")
     space = space or SearchSpace()
     name = study_name or f"{objective.name}:{strategy}"
+    path = _file_of(storage) if storage else None
+    created_file = path is not None and not path.exists()
     study = open_study(storage, name, objective.direction)
+    try:
+        return _run(study, objective, strategy=strategy, budget=budget, storage=storage, name=name, workers=workers,
+                    seed=seed, space=space, halving_min_size=halving_min_size, halving_eta=halving_eta, progress=progress)
+    except BaseException:
+        _discard_if_empty(storage, name, created_file)
+        raise
+
+
+def _run(study, objective: Objective, *, strategy: str, budget: "int | None", storage: "str | None", name: str,
+         workers: int, seed: int, space: SearchSpace, halving_min_size: int, halving_eta: int,
+         progress: "Callable[[int], None] | None") -> TuneResult:
     _fail_stale(study)
     run_id = uuid.uuid4().hex  # tags the trials this call evaluates: new_evaluations counts them
     opener = (lambda: study) if workers == 1 else partial(open_study, storage, name, objective.direction)

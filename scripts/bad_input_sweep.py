@@ -1,0 +1,313 @@
+"""Try a few hundred bad or edge inputs on every subcommand, as a new user would, and report each misbehaviour.
+
+For every case the command runs in a fresh empty folder, in its own process, under a time limit and an
+address-space limit. A case passes when it exits 0 with one JSON object on stdout (``--json``), or exits
+2 with exactly one line on stderr and creates no file. Everything else is reported by kind:
+
+* ``traceback`` — Python printed a traceback;
+* ``hang``      — the time limit (default 20 s) or the memory limit (default 6 GB) was hit;
+* ``nonsense``  — exit 0 for an input that should have been refused, or output that is not one JSON object;
+* ``leftover``  — files left behind by a refused command;
+* ``message``   — a refusal that is not one line.
+
+    python scripts/bad_input_sweep.py [--timeout 20] [--only schedule,tune] [--json report.json]
+
+The cases live in :func:`cases`; each is ``(argv, expect)`` with ``expect`` one of ``"refuse"`` (must exit
+2), ``"ok"`` (must succeed) or ``"either"``. Run it on a quiet machine: some cases are meant to be refused
+*before* they allocate or run for long, and that is what the limits check.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+CK = str(ROOT / "checkpoints" / "countdown")
+
+
+def _files(folder: Path) -> "tuple[Path, dict[str, callable]]":
+    """Bad input files, written into ``folder`` (the fixtures every case may name)."""
+    f = folder
+    np.save(f / "complex.npy", np.ones((2, 2, 2), dtype=complex))
+    np.save(f / "neg.npy", -np.ones((2, 2)))
+    np.save(f / "nan.npy", np.full((2, 2), np.nan))
+    np.save(f / "str.npy", np.array(["a", "b"]))
+    np.save(f / "obj.npy", np.array([{}, 1], dtype=object), allow_pickle=True)
+    np.save(f / "scalar.npy", np.float64(3.0))
+    np.save(f / "int.npy", np.ones((2, 2, 2), dtype=np.int64))
+    np.save(f / "huge.npy", np.ones((2,) * 17, dtype=np.float32))
+    (f / "text.npy").write_text("not an array")
+    (f / "empty.npy").write_bytes(b"")
+    # checkpoints
+    for name, mutate in {
+        "ck_trunc": lambda d: (d / "model.safetensors").write_bytes((d / "model.safetensors").read_bytes()[:1000]),
+        "ck_garbage": lambda d: (d / "model.safetensors").write_bytes(b"\x00" * 64),
+        "ck_cfg_list": lambda d: (d / "config.json").write_text("[1, 2, 3]"),
+        "ck_cfg_str": lambda d: _edit_config(d, d_model="big"),
+        "ck_cfg_neg": lambda d: _edit_config(d, n_layers=-1),
+        "ck_cfg_extra": lambda d: _edit_config(d, colour="red"),
+        "ck_cfg_missing": lambda d: _edit_config(d, drop="vocab_size"),
+        "ck_cfg_badjson": lambda d: (d / "config.json").write_text("{not json"),
+        "ck_cfg_vocab": lambda d: _edit_config(d, vocab_size=5),
+        "ck_empty": lambda d: [p.unlink() for p in d.iterdir()],
+        "ck_cfg_maxlen": lambda d: _edit_config(d, max_len=10 ** 12),
+    }.items():
+        d = f / name
+        shutil.copytree(CK, d)
+        mutate(d)
+    (f / "afile").write_text("x")
+    (f / "adir.png").mkdir()
+    (f / "prompts_empty.txt").write_text("")
+    (f / "latin1.txt").write_bytes("caf\xe9\n".encode("latin-1"))
+    return f
+
+
+def _edit_config(d: Path, drop: "str | None" = None, **changes) -> None:
+    cfg = json.loads((d / "config.json").read_text())
+    cfg.update(changes)
+    if drop:
+        cfg.pop(drop)
+    (d / "config.json").write_text(json.dumps(cfg))
+
+
+def cases(f: Path) -> list[tuple[list[str], str]]:
+    F = str(f)
+    out: list[tuple[list[str], str]] = []
+    bad_numbers = ["0", "-1", "1.5", "abc", "", "1e9999", "nan", "inf", "1_0", " ", "0x10", "10000000000000000000000"]
+    bad_floats = ["0", "-1", "abc", "", "1e9999", "nan", "inf", "1_0", " ", "0x10", "-0.5"]
+    bad_specs = ["beta:1e308,1e308", "beta:1_0,1", "beta:0,1", "beta:-1,1", "beta:nan,1", "beta:1,inf", "beta:1",
+                 "beta:1,2,3", "beta:", "beta", "poly:0", "poly:-2", "poly:1e400", "table:0.5,0.2", "table:2", "table:",
+                 "table:nan", "linear:1", "cosine", "", " ", "beta:1e-300,1e-300", "poly:1e300", "beta:1e6,1e-6",
+                 "table:0.1,0.2,x", "BETA:1,1", "beta:0x1,1", "beta:1e5,1e5"]
+    # schedule
+    for s in bad_specs:
+        out.append((["schedule", s, "-N", "8", "-L", "64", "--json"], "either"))
+    for n in bad_numbers:
+        out.append((["schedule", "linear", "-N", n, "-L", "16", "--json"], "refuse"))
+        out.append((["schedule", "linear", "-N", "4", "-L", n, "--json"], "refuse"))
+    out += [(["schedule", "linear", "-N", "1000000000", "-L", "16"], "refuse"),
+            (["schedule", "linear", "-N", "1000000000", "-L", "16", "--json"], "refuse"),
+            (["schedule", "linear", "-N", "8", "-L", "1000000000000000000", "--json"], "either"),
+            (["schedule", "linear", "-N", "8", "-L", "16", "--plot", f"{F}/adir.png"], "refuse"),
+            (["schedule", "linear", "-N", "8", "-L", "16", "--plot", F], "refuse"),
+            (["schedule", "linear", "-N", "8", "-L", "16", "--plot", "out.jpg"], "refuse"),
+            (["schedule", "linear", "-N", "8", "-L", "16", "--plot", f"{F}/missing/x.png"], "refuse"),
+            (["schedule", "linear", "-N", "8", "-L", "16", "--plot", f"{F}/afile/x.png"], "refuse")]
+    # energy
+    for s in bad_specs[:12]:
+        out.append((["energy", s, "--json"], "either"))
+    out += [(["energy", "sin2", "--brute-force", "-n", "40", "-d", "40", "--json"], "refuse"),
+            (["energy", "sin2", "--brute-force", "-n", "0", "--json"], "refuse"),
+            (["energy", "sin2", "--brute-force", "-n", "3", "-d", "1", "--json"], "refuse"),
+            (["energy", "sin2", "--gamma", "nope", "--json"], "refuse"),
+            (["energy", "sin2", "--tokens", "3", "--json"], "either"),
+            (["energy", "sin2", "--brute-force", "--seed", "-5", "-n", "2", "-d", "2", "--json"], "either"),
+            (["energy", "sin2", "--brute-force", "--seed", "99999999999999999999", "-n", "2", "-d", "2", "--json"], "either")]
+    # exact and exact-grid
+    dists = ["complex.npy", "neg.npy", "nan.npy", "str.npy", "obj.npy", "scalar.npy", "huge.npy", "text.npy",
+             "empty.npy", "missing.npy", "afile", "markov:0,2,0", "markov:3,1,0", "markov:2,2,-1", "potts:3,2",
+             "templates:99,99,0", "toy1:1", "markov:5,3,99999999999999999999", "markov:1_0,2,0", ""]
+    for d in dists:
+        path = f"{F}/{d}" if d.endswith(".npy") or d == "afile" else d
+        out.append((["exact", "--dist", path, "--sampler", "fixed", "--schedule", "linear", "-N", "2", "--json"], "refuse"))
+    out.append((["exact", "--dist", f"{F}/int.npy", "--sampler", "ancestral", "--schedule", "linear", "-N", "2", "--json"], "ok"))
+    for n in bad_numbers:
+        out.append((["exact", "--dist", "toy1", "--sampler", "fixed", "--schedule", "linear", "-N", n, "--json"], "refuse"))
+        out.append((["exact-grid", "--dist", "toy1", "--sampler", "fixed", "-N", "2", "--a-values", n, "--json"],
+                    "either" if n == "1.5" else "refuse"))
+        out.append((["exact-grid", "--dist", "toy1", "--sampler", "fixed", "-N", "2", "--workers", n, "--json"], "refuse"))
+    out += [(["exact", "--dist", "toy1", "--sampler", "fixed", "--schedule", "linear", "-N", "100000000", "--json"], "refuse"),
+            (["exact", "--dist", "toy1", "--sampler", "ancestral", "--schedule", "linear", "-N", "10000000", "--json"], "refuse"),
+            (["exact-grid", "--dist", "toy1", "--sampler", "fixed", "-N", "100000000", "--json"], "refuse"),
+            (["exact-grid", "--dist", "toy1", "--sampler", "fixed", "-N", "2", "--a-values", ",".join(["0.5"] * 3000), "--json"], "refuse"),
+            (["exact-grid", "--dist", "toy1", "--sampler", "fixed", "-N", "2", "--workers", "100000", "--json"], "refuse"),
+            (["exact-grid", "--dist", "toy1", "--sampler", "fixed", "-N", "2", "--plot", f"{F}/adir.png", "--json"], "refuse"),
+            (["exact", "--dist", "toy1", "--sampler", "threshold", "--schedule", "linear", "-N", "2"], "refuse"),
+            (["exact", "--dist", "toy1", "--sampler", "fixed", "--schedule", "beta:1e308,1e308", "-N", "2", "--json"], "refuse"),
+            (["exact", "--dist", "toy1", "--sampler", "fixed", "--schedule", "linear", "-N", "2", "--temperature", "0"], "refuse"),
+            (["toy", "-N", "1000000", "--json"], "refuse"),
+            (["toy", "--plot", f"{F}/adir.png"], "refuse")]
+    # sample-exact
+    for n in bad_numbers:
+        out.append((["sample-exact", "--dist", "toy2", "--sampler", "fixed", "-N", "3", "--samples", n, "--json"], "refuse"))
+    out += [(["sample-exact", "--dist", "toy2", "--sampler", "fixed", "-N", "3", "--samples", "1000000000", "--json"], "refuse"),
+            (["sample-exact", "--dist", "toy2", "--sampler", "fixed", "-N", "3", "--samples", "5", "--block-length", "2"], "refuse"),
+            (["sample-exact", "--dist", "toy2", "--sampler", "fixed", "-N", "4", "--samples", "5", "--block-length", "3"], "refuse"),
+            (["sample-exact", "--dist", "toy2", "--sampler", "fixed", "-N", "1000000000", "--samples", "5"], "refuse"),
+            (["sample-exact", "--dist", "toy2", "--sampler", "threshold", "--samples", "5", "--threshold", "nan"], "refuse"),
+            (["sample-exact", "--dist", "toy2", "--sampler", "entropy-bounded", "--samples", "5", "--epsilon", "inf"], "refuse"),
+            (["sample-exact", "--dist", "toy2", "--sampler", "fixed", "-N", "3", "--samples", "5", "--seed", "-1", "--json"], "either"),
+            (["sample-exact", "--dist", "toy2", "--sampler", "fixed", "-N", "3", "--samples", "5", "--seed", "1" + "0" * 30], "refuse")]
+    # tune
+    base = ["tune", "--dist", "toy2", "-N", "3"]
+    out += [(base + ["--strategy", "grid", "--storage", "sqlite://"], "refuse"),
+            (base + ["--strategy", "grid", "--storage", "sqlite:///:memory:"], "refuse"),
+            (base + ["--strategy", "grid", "--storage", "nosuchdb://x"], "refuse"),
+            (base + ["--strategy", "grid", "--storage", "postgresql://nobody@127.0.0.1:1/x"], "refuse"),
+            (base + ["--strategy", "grid", "--storage", f"sqlite:///{F}/afile"], "refuse"),
+            (base + ["--strategy", "grid", "--storage", f"sqlite:///{F}"], "refuse"),
+            (base + ["--strategy", "grid", "--storage", f"journal:{F}/missing/j.log"], "refuse"),
+            (base + ["--strategy", "grid", "--report", f"{F}/afile"], "refuse"),
+            (base + ["--strategy", "tpe", "--budget", "100000000"], "refuse"),
+            (base + ["--strategy", "grid", "--workers", "100000"], "refuse"),
+            (base + ["--strategy", "grid", "--seed", "-1", "--a-values", "0.5", "--b-values", "0.5", "--json"], "either"),
+            (base + ["--strategy", "tpe", "--a-bounds", "1,1"], "refuse"),
+            (base + ["--strategy", "tpe", "--a-bounds", "0.1,1e400"], "refuse"),
+            (base + ["--strategy", "tpe", "--scale", "cubic"], "refuse"),
+            (["tune", "--objective", "task", "--task", "countdown", "--checkpoint", f"{F}/ck_trunc", "-N", "2", "--strategy", "grid"], "refuse"),
+            (["tune", "--objective", "task", "--task", "sudoku", "--checkpoint", CK, "-N", "2", "--strategy", "grid"], "refuse"),
+            (["tune", "--objective", "task", "--task", "countdown", "--checkpoint", CK, "-N", "2", "--strategy", "grid",
+              "--limit", "1000000000"], "refuse"),
+            (["tune", "--objective", "task", "--task", "countdown", "--checkpoint", f"{F}/missing", "-N", "2", "--strategy", "grid"], "refuse"),
+            (["tune", "--objective", "task", "--task", "countdown", "--checkpoint", CK, "--strategy", "grid"], "refuse"),
+            (["tune", "--objective", "exact", "--strategy", "grid", "-N", "2"], "refuse")]
+    # eval
+    cks = ["ck_trunc", "ck_garbage", "ck_cfg_list", "ck_cfg_str", "ck_cfg_neg", "ck_cfg_extra", "ck_cfg_missing", "ck_cfg_badjson",
+           "ck_cfg_vocab", "ck_empty", "ck_cfg_maxlen", "missing", "afile"]
+    for ck in cks:
+        out.append((["eval", "--task", "countdown", "--checkpoint", f"{F}/{ck}", "-N", "2", "--limit", "2", "--json"], "refuse"))
+    for n in bad_numbers:
+        out.append((["eval", "--task", "countdown", "--checkpoint", CK, "-N", n, "--limit", "2", "--json"], "refuse"))
+        out.append((["eval", "--task", "countdown", "--checkpoint", CK, "-N", "2", "--limit", n, "--json"], "refuse"))
+    out += [(["eval", "--task", "countdown", "--checkpoint", CK, "-N", "2", "--limit", "1000000000"], "refuse"),
+            (["eval", "--task", "countdown", "--checkpoint", CK, "-N", "1000000000", "--limit", "2"], "refuse"),
+            (["eval", "--task", "countdown", "--checkpoint", CK, "-N", "2", "--limit", "2", "--block-length", "5"], "refuse"),
+            (["eval", "--task", "countdown", "--checkpoint", CK, "-N", "5", "--limit", "2", "--block-length", "8"], "refuse"),
+            (["eval", "--task", "countdown", "--checkpoint", CK, "--sampler", "threshold", "--threshold", "-0.1", "--limit", "2"], "refuse"),
+            (["eval", "--task", "countdown", "--checkpoint", CK, "-N", "2", "--schedule", "beta:1e308,1e308", "--limit", "2"], "refuse"),
+            (["eval", "--task", "pycode", "--checkpoint", CK, "-N", "2", "--limit", "2"], "refuse"),
+            (["eval", "--task", "countdown", "--checkpoint", CK, "-N", "2", "--limit", "2", "--seed", "1" + "0" * 30], "refuse")]
+    # train
+    for x in bad_floats:
+        out.append((["train", "--task", "countdown", "--minutes", x, "--out", "o", "--json"], "refuse"))
+    for n in bad_numbers:
+        out.append((["train", "--task", "countdown", "--minutes", "0.01", "--out", "o", "--batch-size", n], "refuse"))
+    out += [(["train", "--task", "countdown", "--minutes", "0", "--out", "o", "--json"], "refuse"),
+            (["train", "--task", "countdown", "--minutes", "0.05", "--out", "o", "--d-model", "6"], "refuse"),
+            (["train", "--task", "countdown", "--minutes", "0.05", "--out", "o", "--batch-size", "100000000"], "refuse"),
+            (["train", "--task", "countdown", "--minutes", "0.05", "--out", "o", "--train-examples", "1000000000"], "refuse"),
+            (["train", "--task", "countdown", "--minutes", "0.05", "--out", "o", "--d-model", "100000"], "refuse"),
+            (["train", "--task", "countdown", "--minutes", "0.05", "--out", "o", "--layers", "100000"], "refuse"),
+            (["train", "--task", "countdown", "--minutes", "0.05", "--out", f"{F}/afile"], "refuse"),
+            (["train", "--task", "countdown", "--minutes", "0.05", "--out", f"{F}/missing/o"], "refuse"),
+            (["train", "--task", "countdown", "--minutes", "0.001", "--out", "o", "--json"], "ok"),
+            (["train", "--task", "countdown", "--minutes", "0.05", "--out", "o", "--lr", "1e400"], "refuse"),
+            (["train", "--task", "sudoku", "--minutes", "0.05", "--out", f"{F}/ck_trunc"], "refuse")]
+    # bench-sampler
+    out += [(["bench-sampler", "-B", "100000", "-L", "100000", "-V", "100000"], "refuse"),
+            (["bench-sampler", "-V", "1"], "refuse"),
+            (["bench-sampler", "-B", "0"], "refuse")]
+    # demo
+    out += [(["demo", "--out", f"{F}/afile"], "refuse"),
+            (["demo", "--out", f"{F}/missing/x/y"], "refuse"),
+            (["demo", "-L", "1000000000000", "--checkpoints", "none", "--json"], "either"),
+            (["demo", "-N", "1000000000", "--json"], "refuse"),
+            (["demo", "--limit", "1000000000", "--json"], "refuse"),
+            (["demo", "--checkpoints", f"{F}/afile", "-L", "16", "--limit", "1"], "refuse")]
+    # lm-eval
+    out += [(["lm-eval", "run", "--model", "mdm_energy", "--model_args", f"pretrained={F}/missing", "--tasks", "x"], "refuse"),
+            (["lm-eval", "--help"], "ok")]
+    # misc
+    out += [(["nosuch"], "refuse"), ([], "refuse"), (["schedule"], "refuse"), (["--version"], "ok")]
+    return out
+
+
+def run_case(argv: list[str], cwd: Path, timeout: float, mem_gb: float) -> dict:
+    def limits() -> None:
+        cap = int(mem_gb * 2**30)
+        resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    p = subprocess.Popen([sys.executable, "-m", "mdm_energy", *argv], cwd=cwd, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, preexec_fn=limits, env=env, start_new_session=True)
+    try:
+        out, err = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        out, err = "", ""
+    finally:  # the whole process group: worker processes of a command must not outlive it
+        try:
+            os.killpg(p.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        p.wait()
+    if out == "" and err == "" and p.returncode in (-9, None):
+        return {"code": None, "out": "", "err": "", "timeout": True}
+    return {"code": p.returncode, "out": out, "err": err, "timeout": False}
+
+
+def judge(argv: list[str], expect: str, r: dict, created: list[str]) -> "str | None":
+    if r["timeout"]:
+        return "hang"
+    err = r["err"]
+    if "Traceback (most recent call last)" in err or "MemoryError" in err:
+        return "hang" if "MemoryError" in err else "traceback"
+    if r["code"] == 0:
+        if expect == "refuse":
+            return "nonsense"
+        if "--json" in argv:
+            try:
+                json.loads(r["out"])
+            except ValueError:
+                return "nonsense"
+            if r["out"].count("\n") != 1:
+                return "nonsense"
+        return None
+    if r["code"] == 2:
+        if expect == "ok":
+            return "nonsense"
+        if created:
+            return "leftover"
+        lines = [ln for ln in err.splitlines() if ln.strip() and "warn" not in ln.lower()]
+        if len(lines) != 1:
+            return "message"
+        return None
+    return "traceback" if r["code"] == 1 else "nonsense"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--timeout", type=float, default=20.0)
+    ap.add_argument("--mem-gb", type=float, default=6.0)
+    ap.add_argument("--only", help="comma-separated subcommands")
+    ap.add_argument("--json", help="write the full report here")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="sweep-fixtures-") as fx:
+        fixtures = _files(Path(fx))
+        all_cases = cases(fixtures)
+        if args.only:
+            keep = set(args.only.split(","))
+            all_cases = [c for c in all_cases if c[0] and c[0][0] in keep]
+        bad = []
+        for k, (argv, expect) in enumerate(all_cases, 1):
+            with tempfile.TemporaryDirectory(prefix="sweep-") as cwd:
+                before = set(os.listdir(fixtures))
+                r = run_case(argv, Path(cwd), args.timeout, args.mem_gb)
+                created = sorted(os.listdir(cwd)) + sorted(set(os.listdir(fixtures)) - before)
+            kind = judge(argv, expect, r, created)
+            tail = (r["err"].strip().splitlines() or [""])[-1][:160]
+            print(f"[{k}/{len(all_cases)}] {'ok' if kind is None else kind.upper():9s} {' '.join(argv)[:110]}  | {tail}",
+                  file=sys.stderr, flush=True)
+            if kind:
+                bad.append({"argv": argv, "kind": kind, "code": r["code"], "stderr": r["err"][-2000:], "created": created})
+    kinds: dict[str, int] = {}
+    for b in bad:
+        kinds[b["kind"]] = kinds.get(b["kind"], 0) + 1
+    print(json.dumps({"cases": len(all_cases), "bad": len(bad), "by_kind": kinds}))
+    if args.json:
+        Path(args.json).write_text(json.dumps(bad, indent=1))
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,73 @@
+"""Size limits checked before work starts: refuse what cannot fit in memory or time, with the estimate in the message.
+
+Every command that allocates in proportion to a number the user gives (steps, samples, examples, batch,
+model width) estimates the bytes it will need and calls :func:`check_memory` first, so a size that
+cannot fit is refused in milliseconds with one line instead of swapping, being killed, or failing
+half-way. The estimates are deliberately generous upper bounds (Python objects, JSON text, temporaries).
+"""
+
+from __future__ import annotations
+
+import os
+
+__all__ = ["MAX_STEPS", "MAX_LENGTH", "MAX_WORKERS_PER_CPU", "MAX_SECONDS", "available_memory", "format_bytes",
+           "check_memory", "check_time", "check_workers"]
+
+#: No sampler, schedule table or exact law takes more steps than this: a million model calls per sequence
+#: is days of compute for any model, and the per-step tables would only be noise.
+MAX_STEPS = 1_000_000
+#: The longest sequence whose per-step counts are computed: beyond it double precision cannot hold them exactly.
+MAX_LENGTH = 10**15
+#: Worker processes beyond this many per CPU core only compete for the cores.
+MAX_WORKERS_PER_CPU = 4
+#: The longest a single computation that reports no progress may be estimated to take.
+MAX_SECONDS = 600.0
+#: Share of the available memory one command may plan to use.
+MEMORY_SHARE = 0.8
+
+
+def available_memory() -> int:
+    """Bytes of memory available to a new allocation (``MemAvailable`` on Linux; else free physical pages)."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 8 * 2**30
+
+
+def format_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB", "PB"):
+        if abs(n) < 1024 or unit == "PB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} PB"  # pragma: no cover
+
+
+def check_memory(nbytes: float, what: str) -> None:
+    """Raise ``ValueError`` if ``what`` is estimated to need more than :data:`MEMORY_SHARE` of the free memory."""
+    avail = available_memory()
+    if nbytes > MEMORY_SHARE * avail:
+        raise ValueError(f"{what} needs about {format_bytes(nbytes)} of memory, more than the "
+                         f"{format_bytes(avail)} available here; use a smaller size")
+
+
+def check_time(seconds: float, what: str) -> None:
+    """Raise ``ValueError`` if ``what``, which reports no progress, is estimated to take over :data:`MAX_SECONDS`."""
+    if seconds > MAX_SECONDS:
+        raise ValueError(f"{what} would take about {seconds / 60:.0f} minutes (estimate), more than the "
+                         f"{MAX_SECONDS / 60:.0f} a single exact computation may take; use fewer steps or a smaller law")
+
+
+def check_workers(workers: int) -> int:
+    """Refuse more worker processes than :data:`MAX_WORKERS_PER_CPU` per CPU core."""
+    cpus = os.cpu_count() or 1
+    if workers > MAX_WORKERS_PER_CPU * cpus:
+        raise ValueError(f"workers {workers} exceeds {MAX_WORKERS_PER_CPU} per CPU core ({cpus} cores here); "
+                         "more worker processes than cores only compete for them")
+    return workers
