@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 import pytest
+from _exact_reference import confidence_reference_law, fixed_assignments, independent_assignments, reference_law
 from _stats import chi_square_pvalue
 
 from mdm_energy.exact import (
@@ -23,6 +24,7 @@ from mdm_energy.exact import (
     law_independent,
     load_distribution,
     optimal_counts,
+    optimal_reveal,
     tv_distance,
 )
 from mdm_energy.exact.search import counts_schedule
@@ -42,55 +44,7 @@ SMALL = {
 }
 
 
-# --- an independent reference: sum over reveal-step assignments -----------------------------------
-
-
-def reference_law(q: np.ndarray, weight_of_assignment) -> np.ndarray:
-    """law(x) = sum over tau in [N]^n of P(tau) * prod_i q(x_i | x_{j : tau_j < tau_i}), by loops."""
-    n, d = q.ndim, q.shape[0]
-    flat = q.reshape(-1)
-    seqs = list(itertools.product(range(d), repeat=n))
-
-    cache: dict = {}
-
-    def marg(x, S):  # q(x_S) by summation over all sequences (memoised on (S, x_S))
-        key = (tuple(S), tuple(x[j] for j in S))
-        if key not in cache:
-            cache[key] = sum(flat[k] for k, y in enumerate(seqs) if all(y[j] == x[j] for j in S))
-        return cache[key]
-
-    law = np.zeros(len(seqs))
-    for tau, w in weight_of_assignment(n):
-        if w == 0:
-            continue
-        for k, x in enumerate(seqs):
-            p = w
-            for i in range(n):
-                S = [j for j in range(n) if tau[j] < tau[i]]
-                den = marg(x, S)
-                p *= marg(x, S + [i]) / den if den > 0 else 1.0 / d
-            law[k] += p
-    return law.reshape(q.shape)
-
-
-def fixed_assignments(counts):
-    def gen(n):
-        total = math.factorial(n) / math.prod(math.factorial(c) for c in counts)
-        steps = [k for k, c in enumerate(counts) for _ in range(c)]
-        for tau in set(itertools.permutations(steps)):
-            yield tau, 1.0 / total
-
-    return gen
-
-
-def independent_assignments(pis):
-    w = [p * math.prod(1 - pj for pj in pis[:k]) for k, p in enumerate(pis)]
-
-    def gen(n):
-        for tau in itertools.product(range(len(pis)), repeat=n):
-            yield tau, math.prod(w[k] for k in tau)
-
-    return gen
+# --- an independent reference: sum over reveal-step assignments (tests/_exact_reference.py) ---------
 
 
 @pytest.mark.parametrize("name", sorted(SMALL))
@@ -189,6 +143,26 @@ def test_margin_and_entropy_remasking_laws_agree_with_monte_carlo(name, rule):
     assert chi_square_pvalue(samples, law) > 1e-3
 
 
+def rules_disagree() -> np.ndarray:
+    """A law whose first position is a coin (top-1 0.5, margin 0) and whose second has top-1 0.45 but margin
+    0.15: top-1 and margin disagree on what to commit first, and the third token depends on both."""
+    p0, p1 = [0.5, 0.5, 0.0], [0.45, 0.3, 0.25]
+    q = np.zeros((3, 3, 3))
+    for a, b, c in itertools.product(range(3), repeat=3):
+        q[a, b, c] = p0[a] * p1[b] * (0.8 if c == (a + b) % 3 else 0.1)
+    return q
+
+
+@pytest.mark.parametrize("name", sorted(SMALL) + ["rules-disagree"])
+@pytest.mark.parametrize("rule", ["low_confidence", "margin", "entropy"])
+@pytest.mark.parametrize("counts", [[1, 1, 2], [2, 2], [1, 3], [1, 2]])
+def test_confidence_laws_match_a_brute_force_reference(name, rule, counts):
+    q = SMALL[name] if name in SMALL else rules_disagree()
+    counts = counts[:-1] + [counts[-1] + q.ndim - sum(counts)]
+    np.testing.assert_allclose(law_confidence(ExactDenoiser(q), counts, rule), confidence_reference_law(q, counts, rule),
+                               atol=1e-12)
+
+
 def test_remasking_argument_checks():
     with pytest.raises(ValueError, match="'frobnicate'"):
         exact_sampler("toy1", "fixed", "linear", 3, remasking="frobnicate")
@@ -210,9 +184,13 @@ def test_remasking_argument_checks():
 @pytest.mark.parametrize("sampler,rule", [("fixed", "random"), ("ancestral", None), ("euler", None), ("fixed", "low_confidence")])
 @pytest.mark.parametrize("schedule", ["linear", "sin2", "beta:1,0.2", "beta:0.3,0.9"])
 def test_every_law_sums_to_one(dist, sampler, rule, schedule):
+    from scipy import stats
+
     r = exact_sampler(dist, sampler, schedule, 3, remasking=rule)
     assert r.law.sum() == pytest.approx(1.0, abs=1e-12) and r.law.min() >= -1e-15
-    assert r.kl >= 0 and 0 <= r.tv <= 1 and r.nfe == 3
+    q = ExactDenoiser(dist).q.reshape(-1)
+    assert r.kl == pytest.approx(stats.entropy(q, r.law.reshape(-1)), abs=1e-12)  # scipy's KL, independently
+    assert r.tv == pytest.approx(0.5 * np.abs(q - r.law.reshape(-1)).sum(), abs=1e-15)
     assert (r.counts is not None) == (sampler == "fixed")
 
 
@@ -341,12 +319,66 @@ def test_grid_study_optimum_beats_everything_it_reports(sampler, rule):
     assert r.best == best
     for g in r.grid:  # the grid really is scored by exact KL
         assert g.kl == pytest.approx(exact_sampler(den, sampler, f"beta:{g.a},{g.b}", 3, rule).kl, abs=1e-12)
+    for name, kl in r.baselines.items():  # baselines scored by the exact engine, independently
+        assert kl == pytest.approx(exact_sampler(den, sampler, name, 3, rule).kl, abs=1e-12)
+    ic = r.infocurve
+    assert ic.kl == pytest.approx(exact_sampler(den, sampler, counts_schedule(ic.counts), 3, rule).kl, abs=1e-12)
     opt = r.optimum.kl
-    assert opt <= best.kl + 1e-12 and opt <= min(r.baselines.values()) + 1e-12
-    assert opt <= r.infocurve.kl + 1e-12
-    if sampler == "fixed":
-        assert sum(r.optimum.counts) == 5
+    if sampler == "fixed":  # the optimum is the best of every composition of 5 tokens into 3 steps
+        brute = min(exact_sampler(den, sampler, counts_schedule(c), 3, rule).kl for c in compositions(5, 3))
+        assert opt == pytest.approx(brute, abs=1e-12) and sum(r.optimum.counts) == 5
         assert exact_sampler(den, sampler, counts_schedule(r.optimum.counts), 3, rule).kl == pytest.approx(opt)
+    else:  # never worse than a 51 x 51 grid over the two free reveal probabilities
+        ticks = np.linspace(0, 1, 51)
+        grid = min(kl_divergence(den.q, law_independent(den, [p1, p2, 1.0])) for p1 in ticks for p2 in ticks)
+        assert opt <= grid + 1e-9
+
+
+@pytest.mark.parametrize("sampler", ["ancestral", "euler"])
+@pytest.mark.parametrize("dist,steps", [("markov:4,3,1", 2), ("templates:5,2,3", 2), ("potts:4,2,0", 3)])
+def test_reveal_optimum_against_a_brute_force_grid_over_the_probabilities(sampler, dist, steps):
+    """Nelder-Mead over pi_1..pi_{N-1} against an exhaustive grid (step 1/2000 for N = 2, 1/100 for N = 3),
+    and the reported alpha grid reproduces the reported KL."""
+    den = ExactDenoiser(dist)
+    obj = KLObjective(den, sampler, steps)
+    opt = optimal_reveal(obj)
+    ticks = np.linspace(0.0, 1.0, 2001 if steps == 2 else 101)
+    grid_min = min(kl_divergence(den.q, law_independent(den, list(p) + [1.0]))
+                   for p in itertools.product(ticks, repeat=steps - 1))
+    assert opt.kl <= grid_min + 1e-9  # never worse than the grid
+    assert opt.kl >= grid_min - 0.02 * grid_min  # and the grid, fine enough, is not far behind the true optimum
+    alpha = np.asarray(opt.alpha)
+    pis = 1.0 - (1.0 - alpha) / np.concatenate([[1.0], 1.0 - alpha[:-1]])
+    pis[-1] = 1.0
+    assert kl_divergence(den.q, law_independent(den, pis.tolist())) == pytest.approx(opt.kl, rel=1e-9, abs=1e-12)
+
+
+@pytest.mark.parametrize("dist", ["markov:6,2,3", "potts:6,2,1", "templates:6,3,2", "markov:7,2,0"])
+@pytest.mark.parametrize("steps", [3, 4])
+def test_local_search_reaches_the_exhaustive_optimum_for_random_remasking(dist, steps):
+    den = ExactDenoiser(dist)
+    exhaustive = optimal_counts(KLObjective(den, "fixed", steps, "random"))
+    obj = KLObjective(den, "fixed", steps, "random")
+    local = optimal_counts(obj, starts=[obj.counts("linear")], max_exhaustive=0)
+    assert (exhaustive.method, local.method) == ("exhaustive", "local")
+    brute = min(kl_divergence(den.q, law_fixed_random(den, c)) for c in compositions(den.n, steps))
+    assert exhaustive.kl == pytest.approx(brute, abs=1e-14) and local.kl == pytest.approx(brute, abs=1e-14)
+
+
+def test_local_search_ends_at_a_local_optimum_for_confidence_rules():
+    """With low_confidence the KL over counts has local optima: the local search ends at one (no single
+    moved token helps) and is never better than exhaustive search."""
+    den = ExactDenoiser("markov:6,2,3")
+    obj = KLObjective(den, "fixed", 3, "low_confidence")
+    local = optimal_counts(obj, starts=[obj.counts("linear")], max_exhaustive=0)
+    exhaustive = optimal_counts(KLObjective(den, "fixed", 3, "low_confidence"))
+    assert local.kl >= exhaustive.kl - 1e-15
+    for i, j in itertools.permutations(range(3), 2):
+        if local.counts[i]:
+            moved = list(local.counts)
+            moved[i] -= 1
+            moved[j] += 1
+            assert obj.of_counts(moved) >= local.kl - 1e-15
 
 
 # --- distributions ---------------------------------------------------------------------------------
@@ -411,3 +443,47 @@ def test_parallel_grid_equals_sequential():
     par = beta_grid(ExactKLObjective(den, "ancestral", 3), space, workers=2)
     assert [(g.a, g.b) for g in par] == [(g.a, g.b) for g in seq]
     np.testing.assert_allclose([g.kl for g in par], [g.kl for g in seq], rtol=1e-12)
+
+
+# --- the built-in laws against their definitions -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_markov_laws_are_homogeneous_sticky_first_order_chains(seed):
+    q = load_distribution(f"markov:5,3,{seed}").probs
+    pair = [q.sum(axis=tuple(k for k in range(5) if k not in (i, i + 1))) for i in range(4)]
+    trans = [p / p.sum(axis=1, keepdims=True) for p in pair]
+    for t in trans[1:]:
+        np.testing.assert_allclose(t, trans[0], atol=1e-12)  # the same transition rows at every step
+    assert np.all(np.diag(trans[0]) >= 2 / 3 - 1e-12)  # sticky: +2 on the diagonal before normalising
+    # first order: q(x_3 | x_1, x_2) = q(x_3 | x_2)
+    triple = q.sum(axis=(3, 4))
+    cond = triple / triple.sum(axis=2, keepdims=True)
+    np.testing.assert_allclose(cond, np.broadcast_to(trans[0][None], cond.shape), atol=1e-12)
+
+
+def test_potts_laws_are_pairwise_equality_models():
+    """log q(x) = sum_{i<j} J_ij [x_i = x_j] + sum_i h_i(x_i) + c: every third-order interaction vanishes, and each
+    pairwise term depends on (x_i, x_j) only through x_i = x_j."""
+    n, d = 4, 4
+    lq = np.log(load_distribution(f"potts:{n},{d},1").probs)
+    for i, j, k in itertools.combinations(range(n), 3):
+        for a, b in itertools.product(range(1, d), repeat=2):
+            for c in range(1, d):
+                idx = lambda u, v, w: tuple(u if m == i else v if m == j else w if m == k else 0 for m in range(n))  # noqa: E731
+                delta = (lq[idx(a, b, c)] - lq[idx(0, b, c)] - lq[idx(a, 0, c)] - lq[idx(a, b, 0)]
+                         + lq[idx(0, 0, c)] + lq[idx(0, b, 0)] + lq[idx(a, 0, 0)] - lq[idx(0, 0, 0)])
+                assert abs(delta) < 1e-10
+    for i, j in itertools.combinations(range(n), 2):  # the (i, j) interaction: a constant off the diagonal
+        inter = np.array([[lq[tuple(u if m == i else v if m == j else 0 for m in range(n))] for v in range(d)] for u in range(d)])
+        inter = inter - inter[:, :1] - inter[:1, :] + inter[0, 0]  # remove the fields h_i, h_j
+        off = [inter[u, v] - inter[u, u] - inter[v, v] + inter[0, 0] for u in range(1, d) for v in range(1, d) if u != v]
+        np.testing.assert_allclose(off, off[0], atol=1e-10)
+
+
+def test_template_laws_are_mixtures_of_three_products():
+    q = load_distribution("templates:6,3,4").probs
+    for split in range(1, 6):  # every flattening of a mixture of 3 product laws has rank <= 3
+        sv = np.linalg.svd(q.reshape(3**split, -1), compute_uv=False)
+        assert np.sum(sv > 1e-12 * sv[0]) <= 3
+    assert np.all(q > 0)  # resampled tokens: full support

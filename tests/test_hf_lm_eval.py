@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -209,3 +210,100 @@ def test_simple_evaluate_python_api_with_a_comma_schedule(tiny_dirs, monkeypatch
     )
     assert 0 <= out["results"]["mdm_tiny_gen"]["exact_match,none"] <= 1
     assert 0 <= out["results"]["mdm_tiny_mc"]["acc,none"] <= 1
+
+
+# --- stop tokens: where generation is cut ------------------------------------------------------------------
+
+
+class Scripted(torch.nn.Module):
+    """A model that writes ``script`` into the generation window, one sure token per position."""
+
+    def __init__(self, script: list[int], vocab: int, model_type: str, eos=None, mask: int = 3) -> None:
+        super().__init__()
+        from types import SimpleNamespace
+
+        self.script = script
+        self.config = SimpleNamespace(model_type=model_type, vocab_size=vocab, eos_token_id=eos, mask_token_id=mask)
+        self.anchor = torch.nn.Parameter(torch.zeros(1))  # gives generate() a device
+
+    def forward(self, input_ids, attention_mask=None):
+        from transformers.modeling_outputs import MaskedLMOutput
+
+        B, T = input_ids.shape
+        logits = torch.zeros(B, T, self.config.vocab_size)
+        start = T - len(self.script)
+        for j, tok in enumerate(self.script):
+            logits[:, start + j, tok] = 20.0
+        return MaskedLMOutput(logits=logits)
+
+
+def chars(tok, text):
+    return tok(text, add_special_tokens=False)["input_ids"]
+
+
+@pytest.mark.parametrize("eos_where", ["config-int", "config-list", "tokenizer"])
+def test_generation_is_cut_at_the_first_stop_token(eos_where):
+    tok = tiny_tokenizer()
+    a, b, c = chars(tok, "abc")
+    stop = 2 if eos_where != "config-list" else 40  # 2 is the tokenizer's <eos>; 40 only a config stop id
+    eos = {"config-int": 2, "config-list": [46, 40], "tokenizer": None}[eos_where]
+    if eos_where == "tokenizer":
+        assert tok.eos_token_id == 2
+    model = Scripted([a, b, stop, c, stop, a], vocab=len(tok), model_type="tiny-masked", eos=eos)
+    texts = generate(model, tok, ["1+2="], steps=6, gen_length=6, chat=False)
+    assert texts == ["ab"]
+
+
+def test_llada_end_of_turn_ids_stop_generation_too():
+    from mdm_energy.integrations.huggingface import LLADA_EOS_ID, LLADA_EOT_ID, stop_ids
+
+    tok = tiny_tokenizer()
+    a, b = chars(tok, "ab")
+    V = LLADA_EOT_ID + 2
+    for stop in (LLADA_EOS_ID, LLADA_EOT_ID):
+        model = Scripted([a, stop, b, b], vocab=V, model_type="llada", eos=None, mask=V - 1)
+        assert stop_ids(model, tok, "llada") == {LLADA_EOS_ID, LLADA_EOT_ID, tok.eos_token_id}
+        texts, out = generate(model, tok, ["1"], steps=4, gen_length=4, chat=False, return_output=True)
+        assert texts == ["a"] and out.generated[0].tolist() == [a, stop, b, b]  # the window itself is kept whole
+
+
+def test_lm_eval_scores_equal_a_direct_computation(tiny_dirs, tmp_path):
+    """lm-eval's exact_match and acc through our model equal what our own generate() and the exact one-token
+    log-likelihood give: tasks are built so that half the answers are right."""
+    pytest.importorskip("lm_eval")
+    model, tok = load(tiny_dirs / "llada")
+    questions = ["1+2=", "3+4=", "2+2=", "9+1="]
+    outs = [t.split("\n")[0] for t in generate(model, tok, questions, steps=4, gen_length=8, block_length=8,
+                                               schedule="beta:0.9,0.3", chat=False)]
+    gen = [{"question": q, "answer": o if i % 2 == 0 else o + "x"} for i, (q, o) in enumerate(zip(questions, outs))]
+
+    def logp(question: str, choice: str) -> float:  # a one-token continuation: the ELBO is log p exactly
+        ids = tok(question, add_special_tokens=False)["input_ids"] + [3]
+        with torch.no_grad():
+            return float(torch.log_softmax(model(torch.tensor([ids])).logits[0, -1].double(), -1)[chars(tok, choice)[0]])
+
+    mc, expected_acc = [], []
+    for i, q in enumerate(questions):
+        pair = ["5", "8"]
+        best = int(logp(q, pair[1]) > logp(q, pair[0]))
+        label = best if i % 2 == 0 else 1 - best
+        mc.append({"question": q, "choices": pair, "label": label})
+        expected_acc.append(float(label == best))
+    folder = tmp_path / "tasks"
+    folder.mkdir()
+    for name, rows in (("tiny_gen", gen), ("tiny_mc", mc)):
+        (folder / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        yaml = (DATA / f"{name}.yaml").read_text().replace("mdm_tiny", "mdm_check")
+        if name == "tiny_mc":
+            yaml += 'target_delimiter: ""\n'  # the choice is the next token itself, not " 5"
+        (folder / f"{name}.yaml").write_text(yaml)
+    env = {**os.environ, **OFFLINE}
+    for task, key, want in (("mdm_check_gen", "exact_match,none", 0.5), ("mdm_check_mc", "acc,none", float(np.mean(expected_acc)))):
+        out_dir = tmp_path / f"out-{task}"
+        proc = subprocess.run([sys.executable, "-m", "mdm_energy", "lm-eval", "run", "--model", "mdm_energy", "--model_args",
+                               f"pretrained={tiny_dirs / 'llada'},schedule='beta:0.9,0.3',steps=4,gen_length=8,block_length=8,"
+                               "mc_num=2,chat=false", "--tasks", task, "--include_path", str(folder), "--output_path", str(out_dir)],
+                              cwd=folder, capture_output=True, text=True, env=env, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        result = json.loads(next(out_dir.rglob("results*.json")).read_text())["results"][task]
+        assert result[key] == pytest.approx(want), (task, result)

@@ -8,11 +8,13 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from _exact_reference import blocked, fixed_assignments, independent_assignments, reference_law
 from _stats import chi_square_pvalue
 
 from mdm_energy.cli import main
 from mdm_energy.exact import ExactDenoiser, exact_sampler
 from mdm_energy.registry import exact_check_options
+from mdm_energy.reveal import reveal_probabilities
 from mdm_energy.sampling import (
     AncestralSampler,
     CallableDenoiser,
@@ -105,6 +107,44 @@ def test_samplers_match_exact_laws(law_name, sampler, remasking, schedule, steps
     s = make_sampler(sampler, **exact_check_options(sampler, schedule=schedule, steps=steps, **given))  # the registry's pairing
     out = s(den, None, den.n, batch_size=20_000, generator=torch.Generator().manual_seed(2024))
     law = exact_sampler(den.exact, sampler, schedule, steps, remasking).law
+    assert chi_square_pvalue(out.generated.numpy(), law) > 1e-3
+
+
+@pytest.mark.parametrize("sampler,remasking,schedule", [("fixed", "random", "beta:0.9,0.3"), ("fixed", "random", "sin2"),
+                                                       ("ancestral", None, "sin2"), ("euler", None, "linear")])
+def test_several_blocks_follow_the_brute_force_law(sampler, remasking, schedule):
+    """n = 4 in two blocks of 2 with 2 steps each: the law of the torch sampler against the sum over every
+    reveal-step assignment that keeps block 0 before block 1 (tests/_exact_reference.py)."""
+    q = LAWS["random-4x3"]
+    den = ExactTorchDenoiser(ExactDenoiser(q))
+    given = {"remasking": remasking} if remasking else {}
+    s = make_sampler(sampler, schedule=schedule, steps=4, temperature=1.0, block_length=2, **given)
+    out = s(den, None, 4, batch_size=20_000, generator=torch.Generator().manual_seed(11))
+    if sampler == "fixed":
+        per_block = lambda size: fixed_assignments(parse_schedule(schedule).counts(size, 2).tolist())(size)  # noqa: E731
+    else:
+        pis = reveal_probabilities(schedule, 2, sampler).tolist()
+        per_block = lambda size: independent_assignments(pis)(size)  # noqa: E731
+    law = reference_law(q, blocked(per_block, blocks=2, steps_per_block=2))
+    assert law.sum() == pytest.approx(1.0)
+    assert chi_square_pvalue(out.generated.numpy(), law) > 1e-3
+
+
+@pytest.mark.parametrize("sampler,remasking,schedule,steps", [("fixed", "random", "beta:0.9,0.3", 2),
+                                                              ("fixed", "low_confidence", "linear", 2),
+                                                              ("fixed", "margin", "sin2", 3), ("ancestral", None, "sin2", 3)])
+def test_prompted_runs_follow_the_conditional_law(sampler, remasking, schedule, steps):
+    """A prompt fixes the first two positions: the generated three follow the exact law of the sampler on
+    q(x_3 x_4 x_5 | prompt), computed by the exact engine on that conditional law."""
+    q = LAWS["random-5x2"]
+    prompt = [1, 0]
+    conditional = q[tuple(prompt)] / q[tuple(prompt)].sum()
+    den = ExactTorchDenoiser(ExactDenoiser(q))
+    given = {"remasking": remasking} if remasking else {}
+    s = make_sampler(sampler, **exact_check_options(sampler, schedule=schedule, steps=steps, **given))
+    out = s(den, [prompt], 3, batch_size=20_000, generator=torch.Generator().manual_seed(12))
+    assert (out.tokens[:, :2] == torch.tensor(prompt)).all()
+    law = exact_sampler(conditional, sampler, schedule, steps, remasking).law
     assert chi_square_pvalue(out.generated.numpy(), law) > 1e-3
 
 
@@ -446,3 +486,37 @@ def test_bench_sampler_cli(capsys):
     obj = json.loads(out)
     assert {"ms_per_step", "model_ms_per_call", "naive_ms_per_step"} <= set(obj)
     assert all(obj[k] > 0 for k in ("ms_per_step", "model_ms_per_call", "naive_ms_per_step"))
+
+
+@pytest.mark.parametrize("sampler", ["fixed", "ancestral"])
+def test_sample_exact_defaults_follow_the_exact_law(capsys, sampler):
+    """With only --steps given, sample-exact runs the sampler as the exact engine defines it (temperature 1,
+    the registry's default remasking and schedule), so its samples follow `exact`'s law."""
+    assert main(["sample-exact", "--dist", "toy2", "--sampler", sampler, "--steps", "3", "--samples", "20000", "--json"]) == 0
+    samples = np.asarray(json.loads(capsys.readouterr()[0])["samples"])
+    law = exact_sampler("toy2", sampler, "linear", 3).law
+    assert chi_square_pvalue(samples, law) > 1e-3
+    if sampler == "fixed":  # and not the law of the other remasking rule
+        other = exact_sampler("toy2", "fixed", "linear", 3, "random").law
+        assert chi_square_pvalue(samples, other) < 1e-6
+
+
+def test_confidence_scores_follow_their_formulas():
+    """Each remasking score against its formula, computed here in float64 numpy from softmax probabilities."""
+    from mdm_energy.sampling import confidence_scores
+
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(50, 12, generator=g) * 3
+    cand = torch.randint(0, 12, (50,), generator=g)
+    p = torch.softmax(logits.double(), -1).numpy()
+    top = np.sort(p, axis=-1)[:, ::-1]
+    expected = {
+        "low_confidence": p[np.arange(50), cand.numpy()],
+        "margin": top[:, 0] - top[:, 1],
+        "entropy": (p * np.log(p)).sum(-1),  # minus the entropy: the most certain first
+    }
+    for rule, want in expected.items():
+        got = confidence_scores(logits, cand, rule, None).numpy()
+        np.testing.assert_allclose(got, want, atol=1e-6, err_msg=rule)
+    r = confidence_scores(logits, cand, "random", torch.Generator().manual_seed(1)).numpy()
+    assert r.min() >= 0 and r.max() < 1 and len(np.unique(r)) == 50

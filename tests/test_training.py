@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import math
 
+import pytest
 import torch
 
 from mdm_energy.cli import main
@@ -71,7 +73,12 @@ def test_eval_and_task_tuning_commands(capsys, tmp_path):
                  "-N", "4", "--limit", "12", "--json"]) == 0
     obj = json.loads(capsys.readouterr()[0])
     assert set(obj) == {"metric", "value", "stderr", "n", "nfe", "sampler"} and obj["n"] == 12 and obj["nfe"] == 4
-    assert 0.0 <= obj["value"] <= 1.0
+    from mdm_energy.sampling import FixedCountSampler
+    from mdm_energy.tasks.evaluate import evaluate
+
+    direct = evaluate(CountdownTask(), load_model(tmp_path / "ck"), CountdownTask().examples("test", 12),
+                      FixedCountSampler("beta:0.9,0.3", 4))
+    assert obj["value"] == direct.value and obj["stderr"] == pytest.approx(direct.stderr, nan_ok=True)
     assert main(["tune", "--objective", "task", "--task", "countdown", "--checkpoint", str(tmp_path / "ck"), "-N", "4",
                  "--strategy", "grid", "--a-values", "0.5,1", "--b-values", "0.5", "--limit", "8",
                  "--storage", f"sqlite:///{tmp_path}/s.db", "--json"]) == 0
@@ -127,3 +134,89 @@ def test_demo_compares_schedules_on_a_trained_checkpoint(capsys, tmp_path):
     assert set(real) == {"countdown"} and real["countdown"]["tuned"] == "beta:0.4,1.2"
     assert real["countdown"]["steps"] == [2, 3] and len(real["countdown"]["cells"]) == 4 * 2
     assert all(c["n"] == 6 for c in real["countdown"]["cells"].values())
+
+
+# --- the loss against closed forms -------------------------------------------------------------------------
+
+
+class _Fixed(torch.nn.Module):
+    """A stand-in model: ``fn(tokens)`` gives the logits; it records every input it sees."""
+
+    def __init__(self, vocab: int, fn):
+        super().__init__()
+        self.config = MDMConfig(vocab_size=vocab, mask_id=2, eos_id=1, pad_id=0, max_len=64, d_model=8, n_layers=1,
+                                n_heads=2, d_ff=8)
+        self.fn, self.seen = fn, []
+
+    def forward(self, tokens, attention_mask=None):
+        self.seen.append(tokens.clone())
+        return self.fn(tokens)
+
+
+def _batch(B=64, T=24, P=4, V=20, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(3, V, (B, T), generator=g)
+    prompt = torch.zeros(B, T, dtype=torch.bool)
+    prompt[:, :P] = True
+    return ids, prompt
+
+
+def test_uniform_logits_give_log_v_in_expectation():
+    """CE = log V at every masked token, and E[sum_masked 1/t] = the answer tokens, so E[loss] = log V."""
+    from mdm_energy.training import mdm_loss
+
+    V, B, T, P = 20, 64, 24, 4
+    model = _Fixed(V, lambda tokens: torch.zeros(tokens.shape + (V,)))
+    ids, prompt = _batch(B, T, P, V)
+    g = torch.Generator().manual_seed(1)
+    losses = torch.tensor([float(mdm_loss(model, ids, prompt, g)) for _ in range(300)])
+    # per batch: Var(loss / log V) = E[(1 - t)/t] / (B (T - P)) ~ 5.9 / (B (T - P)) for eps = 1e-3
+    se = math.log(V) * math.sqrt(5.9 / (B * (T - P)) / len(losses))
+    assert abs(losses.mean().item() - math.log(V)) < 5 * se
+
+
+def test_a_model_that_knows_the_data_has_zero_loss():
+    from mdm_energy.training import mdm_loss
+
+    ids, prompt = _batch()
+    model = _Fixed(20, lambda tokens: 1e4 * torch.nn.functional.one_hot(ids, 20).float())
+    assert float(mdm_loss(model, ids, prompt, torch.Generator().manual_seed(0))) < 1e-6
+
+
+def test_masks_follow_t_prompts_stay_and_the_loss_is_the_stated_formula():
+    """Replay the generator: the loss equals sum over masked answer tokens of CE / t, divided by the number of
+    answer tokens; masked positions get the model's own mask id, prompts never, and the mask rate is t."""
+    from mdm_energy.training import mdm_loss
+
+    V, B, T, P, eps = 20, 256, 40, 8, 1e-3
+    table = torch.randn(V, V, generator=torch.Generator().manual_seed(5))
+    model = _Fixed(V, lambda tokens: table[tokens])
+    ids, prompt = _batch(B, T, P, V, seed=2)
+    g = torch.Generator().manual_seed(3)
+    replay = torch.Generator()
+    replay.set_state(g.get_state())
+    loss = float(mdm_loss(model, ids, prompt, g, eps))
+    t = eps + (1 - eps) * torch.rand(B, 1, generator=replay)
+    z = model.seen[-1]
+    masked = z == model.config.mask_id
+    assert not masked[:, :P].any() and torch.equal(z[~masked], ids[~masked])
+    ce = torch.nn.functional.cross_entropy(table[z][masked], ids[masked], reduction="none")
+    expected = float((ce / t.expand(B, T)[masked]).sum() / (B * (T - P)))
+    assert loss == pytest.approx(expected, rel=1e-5)
+    rate = masked[:, P:].float().mean(1)
+    slope = float(((rate - rate.mean()) * (t[:, 0] - t.mean())).sum() / ((t[:, 0] - t.mean()) ** 2).sum())
+    assert abs(slope - 1.0) < 0.1 and abs(float((rate - t[:, 0]).mean())) < 0.02  # mask rate = t
+
+
+def test_train_command_completes_and_resumes(capsys, tmp_path):
+    ck = tmp_path / "ck"
+    argv = ["train", "--task", "countdown", "--minutes", "10", "--out", str(ck), "--d-model", "16", "--layers", "1",
+            "--train-examples", "64", "--batch-size", "8", "--max-steps", "6", "--json"]
+    assert main(argv[:-2] + ["3", "--json"]) == 0  # a horizon of 3 steps: stops there
+    first = json.loads(capsys.readouterr()[0])
+    assert first["steps"] == 3 and not first["resumed"]
+    assert main(argv) == 0  # the same command with a longer horizon continues from step 3
+    second = json.loads(capsys.readouterr()[0])
+    assert second["steps"] == 6 and second["resumed"]
+    meta = json.loads((ck / "trainer.json").read_text())
+    assert meta["step"] == 6 and load_model(ck).config.d_model == 16

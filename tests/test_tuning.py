@@ -207,3 +207,71 @@ def test_unwritable_storage_folder(capsys, tmp_path):
         assert code == 2 and "not writable" in capsys.readouterr()[1]
     finally:
         ro.chmod(0o700)
+
+
+# --- the options every user can reach --------------------------------------------------------------------
+
+
+def test_random_strategy_is_seeded_within_bounds_and_keeps_its_best(tmp_path):
+    obj = ExactKLObjective("markov:5,3,0", "ancestral", 3)
+    space = SearchSpace(a_bounds=(0.2, 0.9), b_bounds=(0.3, 1.2))
+    r = tune(obj, strategy="random", budget=15, storage=f"sqlite:///{tmp_path}/a.db", seed=4, space=space)
+    again = tune(obj, strategy="random", budget=15, storage=f"sqlite:///{tmp_path}/b.db", seed=4, space=space)
+    done = [t for t in r.trials if t.state == "COMPLETE"]
+    assert r.evaluations == len(done) == 15
+    assert all(0.2 <= t.a <= 0.9 and 0.3 <= t.b <= 1.2 for t in done)
+    assert [(t.a, t.b) for t in done] == [(t.a, t.b) for t in again.trials if t.state == "COMPLETE"]  # seeded
+    assert r.best.value == min(t.value for t in done)
+    assert r.best.value == pytest.approx(exact_sampler("markov:5,3,0", "ancestral", f"beta:{r.best.a},{r.best.b}", 3).kl)
+
+
+def test_tpe_with_two_workers_spends_exactly_its_budget(tmp_path):
+    storage = f"sqlite:///{tmp_path}/s.db"
+    r = tune(ExactKLObjective("potts:5,2,1", "ancestral", 3), strategy="tpe", budget=12, storage=storage, workers=2, seed=1)
+    done = [t for t in r.trials if t.state == "COMPLETE"]
+    assert len(done) == r.evaluations == r.new_evaluations == 12
+    assert len({(t.a, t.b) for t in done}) == 12
+
+
+def test_grid_budget_evaluates_a_seeded_subset_once(tmp_path):
+    storage = f"sqlite:///{tmp_path}/s.db"
+    obj = ExactKLObjective("toy2", "fixed", 3, "random")
+    r = tune(obj, strategy="grid", budget=7, storage=storage, seed=3)
+    points = {(t.a, t.b) for t in r.trials if t.state == "COMPLETE"}
+    assert len(points) == 7 and points <= set(SearchSpace().grid())
+    keep = np.random.default_rng(3).permutation(100)[:7]  # the documented rule: a seeded subset of the grid
+    assert points == {SearchSpace().grid()[i] for i in keep}
+    assert tune(obj, strategy="grid", budget=7, storage=storage, seed=3).new_evaluations == 0
+
+
+def test_journal_storage_resumes(tmp_path):
+    storage = f"journal:{tmp_path}/study.log"
+    obj = ExactKLObjective("toy2", "ancestral", 2)
+    space = SearchSpace(a_values=(0.3, 0.7), b_values=(0.5, 1.0))
+    first = tune(obj, strategy="grid", storage=storage, space=space)
+    again = tune(obj, strategy="grid", storage=storage, space=space)
+    assert first.new_evaluations == 4 and again.new_evaluations == 0 and again.best == first.best
+    assert (tmp_path / "study.log").stat().st_size > 0
+
+
+def test_a_non_finite_score_is_recorded_as_a_failure(tmp_path):
+    def score_fn(schedule, items):
+        bad = hasattr(schedule, "a") and schedule.a > 0.5
+        return [float("nan") if bad else 0.5 + 0.1 * i for i in items]
+
+    r = tune(TaskObjective(score_fn, [0, 1, 2]), strategy="grid", storage=f"sqlite:///{tmp_path}/s.db",
+             space=SearchSpace(a_values=(0.3, 0.8), b_values=(0.5,)))
+    failed = [t for t in r.trials if t.state == "FAIL"]
+    assert len(failed) == 1 and failed[0].a == 0.8 and "non-finite score" in failed[0].error
+    assert r.evaluations == 1 and r.best.a == 0.3
+
+
+@pytest.mark.parametrize("rule", ["margin", "entropy"])
+def test_margin_and_entropy_exact_objectives(tmp_path, rule):
+    obj = ExactKLObjective("markov:4,3,2", "fixed", 2, rule)
+    assert obj.name.endswith(f"fixed/{rule}:N2")
+    space = SearchSpace(a_values=(0.2, 0.6, 1.0), b_values=(0.3, 0.9))
+    r = tune(obj, strategy="grid", storage=f"sqlite:///{tmp_path}/s.db", space=space)
+    loop = {(a, b): exact_sampler("markov:4,3,2", "fixed", f"beta:{a},{b}", 2, rule).kl for a, b in space.grid()}
+    assert {(t.a, t.b): t.value for t in r.trials if t.state == "COMPLETE"} == pytest.approx(loop, abs=1e-12)
+    assert r.best.value == pytest.approx(min(loop.values()), abs=1e-12)

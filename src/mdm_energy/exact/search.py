@@ -93,7 +93,7 @@ class KLObjective:
 class Optimum:
     """The best schedule the exact engine found: per-step ``counts`` (fixed-count samplers) or the
     :math:`\alpha` grid :math:`\alpha_1..\alpha_N` (ancestral/Euler), its KL and how it was found
-    (``exhaustive``, ``local`` or ``nelder-mead``)."""
+    (``exhaustive``, ``local``, ``brent`` or ``nelder-mead``)."""
 
     kl: float
     method: str
@@ -157,6 +157,7 @@ def _alpha_from_reveal(pis: Sequence[float]) -> list[float]:
 def optimal_reveal(objective: KLObjective, starts: Sequence[Sequence[float]] = (), evals_per_dim: int = 30) -> Optimum:
     r"""The best reveal probabilities for ancestral/Euler, reported as the :math:`\alpha` grid (alpha_N = 1).
 
+    For ``N = 2`` a bounded Brent search over :math:`\pi_1` (method ``brent``, exact to 1e-9). Otherwise
     Nelder–Mead on the logits of :math:`\pi_1..\pi_{N-1}`, started from the best of ``starts`` (each a
     reveal-probability vector; the linear schedule's is always among them), with a budget of
     ``evals_per_dim * (N - 1)`` KL evaluations. The result is never worse than the best start.
@@ -164,6 +165,11 @@ def optimal_reveal(objective: KLObjective, starts: Sequence[Sequence[float]] = (
     N = objective.steps
     if N == 1:
         return Optimum(objective.of_reveal([1.0]), "nelder-mead", alpha=[1.0])
+    if N == 2:  # one free probability: a bounded Brent search is exact to xatol, where Nelder-Mead stops early
+        res = optimize.minimize_scalar(lambda p: objective.of_reveal([float(p), 1.0]), bounds=(0.0, 1.0), method="bounded",
+                                       options={"xatol": 1e-9})
+        best = min([float(res.x), 0.0, 1.0] + [float(s[0]) for s in starts], key=lambda p: objective.of_reveal([p, 1.0]))
+        return Optimum(objective.of_reveal([best, 1.0]), "brent", alpha=_alpha_from_reveal([best, 1.0]))
     eps = 1e-9
 
     def to_pis(z: np.ndarray) -> list[float]:

@@ -178,11 +178,14 @@ class MDMEnergyLM(LM):
 
     @torch.no_grad()
     def _elbo(self, prefix: list[int], target: list[int], g: torch.Generator) -> float:
-        r"""Monte Carlo ELBO of ``log p(target | prefix)``, as LLaDA's evaluation computes it.
+        r"""Monte Carlo ELBO of ``log p(target | prefix)``, as LLaDA's evaluation defines it.
 
-        Each sample masks ``k`` of the ``m`` target tokens (``k`` stratified over ``1..m`` across the
-        batch, positions uniform), and scores :math:`\sum_{\text{masked}} \log p_\theta(x_i \mid z) / (k/m)`;
-        the mean over ``mc_num`` samples is the estimate (a lower bound in expectation).
+        Each sample masks ``k`` of the ``m`` target tokens (positions uniform) and scores
+        :math:`\sum_{\text{masked}} \log p_\theta(x_i \mid z) / (k/m)`; ``k`` is uniform on ``1..m``, so the
+        mean over ``mc_num`` samples is an unbiased estimate of the ELBO (a lower bound on the log-likelihood).
+        The ``b`` samples of a batch stratify ``k`` systematically — :math:`k_j = 1 + \lfloor u m + j m / b
+        \rfloor \bmod m` with one uniform ``u`` — which keeps every ``k_j`` uniform (unlike rounding a
+        ``linspace`` of ``k``, which over-weights some values when ``b`` is not a multiple of ``m``).
         """
         den, m = self.denoiser, len(target)
         seq = torch.tensor(prefix + target, device=self._device)
@@ -190,9 +193,8 @@ class MDMEnergyLM(LM):
         total, done = 0.0, 0
         while done < self.mc_num:
             b = min(max(self.batch_size, 1), self.mc_num - done)
-            k0 = int(torch.randint(1, m + 1, (), generator=g, device=self._device))
-            k = torch.round(torch.linspace(float(k0), k0 + (b - 1) * m / b, steps=b)).long()
-            k = ((k - 1) % m) + 1  # stratified numbers of masked target tokens
+            u = float(torch.rand((), generator=g, device=self._device))
+            k = (torch.floor(u * m + torch.arange(b, dtype=torch.float64) * m / b).long() % m + 1).to(self._device)
             order = torch.argsort(torch.rand((b, m), generator=g, device=self._device), dim=1)
             masked_t = order < k.unsqueeze(1)
             x = seq.repeat(b, 1)

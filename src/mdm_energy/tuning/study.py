@@ -338,16 +338,23 @@ def _sampler_worker(opener: Callable[[], Any], objective: Objective, strategy: s
     study = opener()
     study.sampler = (op.samplers.TPESampler(seed=seed + worker, multivariate=True, n_startup_trials=8)
                      if strategy == "tpe" else op.samplers.RandomSampler(seed=seed + worker))
-    while True:
-        held = [t for t in study.get_trials(deepcopy=False, states=(S.COMPLETE, S.FAIL, S.RUNNING))
-                if t.user_attrs.get("strategy") == strategy and not t.user_attrs.get("stale")]
-        if len(held) >= budget:
-            return
+    def held(before: "int | None" = None) -> int:
+        """Trials of this strategy that count against the budget (numbered below ``before``, if given)."""
+        return sum(1 for t in study.get_trials(deepcopy=False, states=(S.COMPLETE, S.FAIL, S.RUNNING))
+                   if t.user_attrs.get("strategy", strategy if t.state == S.RUNNING else None) == strategy
+                   and not t.user_attrs.get("stale") and not t.user_attrs.get("duplicate")
+                   and (before is None or t.number < before))  # a trial just asked may not carry its attributes yet
+
+    while held() < budget:
         trial = study.ask()
         a = trial.suggest_float("a", *space.a_bounds, log=space.log)
         b = trial.suggest_float("b", *space.b_bounds, log=space.log)
         for k, v in {"key": _key(a, b), "spec": Beta(a, b).spec, **_owner_attrs(strategy, run_id)}.items():
             trial.set_user_attr(k, v)
+        if held(before=trial.number) >= budget:  # another worker took the last place first: trial numbers decide
+            trial.set_user_attr("duplicate", True)
+            finish_trial(study, trial.number, "PRUNED")
+            return
         _record(study, trial_id(trial), trial.number, objective, a, b, None, 0)
 
 
