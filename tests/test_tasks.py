@@ -136,3 +136,29 @@ def test_pycode_uses_stdlib_files_split_by_file():
     assert 3.0 < unigram_entropy([e.answer for e in test]) < 6.5
     ids, _ = task.encode(test[:4])  # every reference fits the window
     assert ids.shape == (4, task.prompt_len + task.gen_len)
+
+
+def test_sudoku_symmetries_keep_puzzles_valid_unique_and_in_the_train_split():
+    from mdm_energy.tasks import SudokuTask, is_valid_solution
+    from mdm_energy.tasks.base import split_of
+    from mdm_energy.tasks.sudoku import solve_count
+
+    task = SudokuTask()
+    stream = task.train_stream(seed=1, symmetries=6)
+    examples = [next(stream) for _ in range(40)]
+    assert len({e.prompt for e in examples}) == 40  # copies are distinct puzzles
+    for ex in examples:
+        assert split_of(ex.prompt) == "train"
+        assert is_valid_solution(ex.answer, ex.prompt)  # the transformed solution solves the transformed puzzle
+        grid = [int(c) if c != "." else 0 for c in ex.prompt]
+        assert min(solve_count(grid, 3), 3) == min(ex.info["solutions"], 3)  # as many solutions as the original
+
+
+def test_pycode_trains_on_every_fitting_window_and_scores_only_compiling_ones():
+    from mdm_energy.tasks import PyCodeTask, compiles
+
+    task = PyCodeTask()
+    train = list(itertools.islice(task.train_stream(0), 3000))
+    assert any(not compiles(e.prompt, e.answer) or not all(ln.strip() for ln in e.answer.split("\\n")) for e in train)
+    assert all(len(e.prompt) <= task.prompt_len and len(e.answer) <= task.gen_len for e in train)
+    assert all(compiles(e.prompt, e.answer) for e in task.examples("test", 200))

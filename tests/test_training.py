@@ -14,7 +14,7 @@ from mdm_energy.tasks import CountdownTask
 from mdm_energy.training import TrainConfig, lr_at, train
 
 TINY = dict(batch_size=16, lr=3e-3, warmup_steps=10, max_steps=200, train_examples=300, d_model=32, n_layers=1,
-            n_heads=4, d_ff=64, checkpoint_seconds=1e9)
+            n_heads=4, d_ff=64, checkpoint_seconds=1e9, valid_examples=16, valid_every=50)
 
 
 def test_loss_decreases_on_a_tiny_run(tmp_path):
@@ -211,7 +211,7 @@ def test_masks_follow_t_prompts_stay_and_the_loss_is_the_stated_formula():
 def test_train_command_completes_and_resumes(capsys, tmp_path):
     ck = tmp_path / "ck"
     argv = ["train", "--task", "countdown", "--minutes", "10", "--out", str(ck), "--d-model", "16", "--layers", "1",
-            "--train-examples", "64", "--batch-size", "8", "--max-steps", "6", "--json"]
+            "--train-examples", "64", "--batch-size", "8", "--valid-examples", "8", "--max-steps", "6", "--json"]
     assert main(argv[:-2] + ["3", "--json"]) == 0  # a horizon of 3 steps: stops there
     first = json.loads(capsys.readouterr()[0])
     assert first["steps"] == 3 and not first["resumed"]
@@ -220,3 +220,57 @@ def test_train_command_completes_and_resumes(capsys, tmp_path):
     assert second["steps"] == 6 and second["resumed"]
     meta = json.loads((ck / "trainer.json").read_text())
     assert meta["step"] == 6 and load_model(ck).config.d_model == 16
+
+
+# --- data pools, validation, precision ---------------------------------------------------------------------
+
+
+def test_the_pool_is_cached_and_reused(tmp_path, monkeypatch):
+    from mdm_energy.training.data import training_pool
+
+    task = CountdownTask()
+    first = training_pool(task, 40, 3, cache=tmp_path, progress=False)
+    assert len(first) == 40 and first.ids.dtype == torch.uint8
+    ids, pm = task.encode(task.examples("train", 40, seed=3))
+    assert torch.equal(first.ids.long(), ids) and torch.equal(first.prompt_mask, pm)
+
+    def no_generation(*args, **kwargs):
+        raise AssertionError("the cached pool should have been read")
+
+    monkeypatch.setattr(CountdownTask, "train_stream", no_generation)
+    again = training_pool(task, 40, 3, cache=tmp_path, progress=False)
+    assert torch.equal(again.ids, first.ids)
+
+
+def test_validation_loss_is_logged_the_best_weights_kept_and_patience_stops(tmp_path):
+    import safetensors.torch
+
+    from mdm_energy.training import validation_loss
+
+    cfg = TrainConfig(task="countdown", minutes=5, **{**TINY, "valid_every": 5, "patience": 2, "lr": 0.3, "warmup_steps": 1})
+    summary = train(CountdownTask(), tmp_path / "ck", cfg, max_steps_this_run=200, progress=False)
+    meta = json.loads((tmp_path / "ck" / "trainer.json").read_text())
+    valid = meta["valid_log"]
+    assert [v[0] for v in valid] == list(range(5, summary.steps + 1, 5))
+    best = min(valid, key=lambda v: v[2])
+    assert (meta["best_step"], meta["best_valid"]) == (best[0], best[2]) == (summary.best_step, summary.best_valid)
+    # a learning rate of 0.3 diverges: patience stops the run two validations after the best one
+    assert summary.steps == best[0] + 2 * 5 < 200
+    model = load_model(tmp_path / "ck")
+    model.load_state_dict(safetensors.torch.load_file(tmp_path / "ck" / "best.safetensors"))
+    task = CountdownTask()
+    ids, pm = task.encode(task.examples("valid", 16, seed=0))
+    assert validation_loss(model, ids, pm) == pytest.approx(best[2], rel=1e-5)  # fixed masks: reproducible
+
+
+def test_half_precision_weights_load_back_as_float32(tmp_path):
+    torch.manual_seed(0)
+    model = MDMTransformer(MDMConfig(vocab_size=20, mask_id=2, eos_id=1, pad_id=0, max_len=16, d_model=32, n_layers=1,
+                                     n_heads=4, d_ff=64)).eval()
+    save_model(model, tmp_path / "half", dtype=torch.float16)
+    save_model(model, tmp_path / "full")
+    half = load_model(tmp_path / "half")
+    assert (tmp_path / "half" / "model.safetensors").stat().st_size < 0.6 * (tmp_path / "full" / "model.safetensors").stat().st_size
+    assert all(p.dtype == torch.float32 for p in half.parameters())
+    x = torch.randint(0, 20, (2, 16))
+    assert torch.allclose(half(x), model(x), atol=2e-2)

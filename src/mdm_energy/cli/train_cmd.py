@@ -21,7 +21,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--train-examples", type=positive_int("train-examples"), default=20_000)
     p.add_argument("--d-model", type=positive_int("d-model"), default=192)
     p.add_argument("--layers", type=positive_int("layers"), default=4)
+    p.add_argument("--warmup-steps", type=positive_int("warmup-steps"), default=200)
     p.add_argument("--checkpoint-minutes", type=positive_float("checkpoint-minutes"), default=3.0)
+    p.add_argument("--valid-every", type=positive_int("valid-every"), default=500,
+                   help="steps between two validation losses on held-out examples (default 500)")
+    p.add_argument("--valid-examples", type=positive_int("valid-examples"), default=512)
+    p.add_argument("--patience", type=positive_int("patience"),
+                   help="stop after this many validation losses without a new best (default: never)")
+    p.add_argument("--cache", metavar="DIR", help="cache the training pool here, so later runs start at once")
     p.add_argument("--seed", type=seed_int(), default=0)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(run=run)
@@ -40,9 +47,13 @@ def run(args: argparse.Namespace) -> None:
         raise CLIError(f"folder for --out does not exist: {str(out.parent)!r}")
     if args.d_model % 4:
         raise CLIError(f"--d-model must be divisible by the 4 heads, got {args.d_model}")
+    if args.cache and Path(args.cache).exists() and not Path(args.cache).is_dir():
+        raise CLIError(f"--cache exists and is not a folder: {args.cache!r}")
     cfg = TrainConfig(task=args.task, minutes=args.minutes, batch_size=args.batch_size, lr=args.lr, max_steps=args.max_steps,
                       train_examples=args.train_examples, seed=args.seed, checkpoint_seconds=60 * args.checkpoint_minutes,
-                      d_model=args.d_model, n_layers=args.layers, d_ff=4 * args.d_model)
+                      d_model=args.d_model, n_layers=args.layers, d_ff=4 * args.d_model, warmup_steps=args.warmup_steps,
+                      valid_every=args.valid_every, valid_examples=args.valid_examples, patience=args.patience,
+                      cache=str(Path(args.cache).resolve()) if args.cache else None)
     if args.task == "pycode-reference":
         from ..training import train_reference_lm
 

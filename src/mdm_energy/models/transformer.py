@@ -107,13 +107,15 @@ class MDMTransformer(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
 
-def save_model(model: MDMTransformer, folder: "str | os.PathLike[str]") -> None:
-    """Write ``model.safetensors`` and ``config.json`` (atomically) to ``folder``."""
+def save_model(model: MDMTransformer, folder: "str | os.PathLike[str]", dtype: "torch.dtype | None" = None) -> None:
+    """Write ``model.safetensors`` and ``config.json`` (atomically) to ``folder``; ``dtype`` (e.g.
+    ``torch.float16``, half the size) stores the weights in that precision — :func:`load_model` reads them
+    back as float32."""
     from safetensors.torch import save_file
 
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    state = {k: v.detach().cpu().to(dtype or v.dtype).contiguous() for k, v in model.state_dict().items()}
     atomic_write(out / "model.safetensors", lambda tmp: save_file(state, tmp), suffix=".safetensors")
 
     def write_config(tmp: str) -> None:
@@ -149,6 +151,7 @@ def load_model(folder: "str | os.PathLike[str]", device: "str | torch.device" = 
     except Exception as exc:  # noqa: BLE001 - safetensors raises its own error type for a damaged file
         raise ValueError(f"{str(weights)!r} is corrupt or cut short ({_first_line(exc)})") from None
     model = MDMTransformer(config)
+    state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:

@@ -84,6 +84,11 @@ class Task(ABC):
         """The first ``n`` examples of ``split`` (``train``, ``valid`` or ``test``; disjoint by construction)."""
         return list(itertools.islice(self.stream(check_split(split), seed), n))
 
+    def train_stream(self, seed: int = 0) -> Iterator[Example]:
+        """The examples training draws from: the ``train`` split, possibly enlarged by symmetries that keep
+        an example valid (never crossing into another split)."""
+        return self.stream("train", seed)
+
     @abstractmethod
     def score(self, example: Example, output: str) -> float:
         """The metric of one generated answer (1 = valid)."""

@@ -13,7 +13,8 @@ from .trainer import (
     open_state,
     save_trainer,
     train,
+    validation_loss,
 )
 
 __all__ = ["TrainConfig", "TrainState", "TrainSummary", "mdm_loss", "lr_at", "make_optimizer", "fit", "train",
-           "open_state", "save_trainer", "load_trainer", "train_reference_lm", "perplexity"]
+           "open_state", "save_trainer", "load_trainer", "train_reference_lm", "perplexity", "validation_loss"]

@@ -30,7 +30,7 @@ from ..models import MDMConfig, MDMTransformer, load_model, save_model
 from ..tasks.base import Task
 
 __all__ = ["TrainConfig", "TrainState", "TrainSummary", "mdm_loss", "lr_at", "make_optimizer", "fit", "train",
-           "save_trainer", "load_trainer", "open_state", "check_resume", "check_fits"]
+           "validation_loss", "save_trainer", "load_trainer", "open_state", "check_resume", "check_fits"]
 
 
 @dataclass
@@ -55,6 +55,10 @@ class TrainConfig:
     eps: float = 1e-3  # smallest masking rate t of the loss
     grad_clip: float = 1.0  # global gradient-norm clip of every step
     log_every: int = 50  # steps between two entries of the loss log
+    valid_examples: int = 512  # held-out (valid split) examples of the validation loss
+    valid_every: int = 500  # steps between two validation losses (0: never)
+    patience: "int | None" = None  # stop after this many validation losses without a new best (None: never)
+    cache: "str | None" = None  # folder of cached training pools (None: no cache)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "TrainConfig":
@@ -78,6 +82,9 @@ class TrainState:
     elapsed: float = 0.0
     log: list = field(default_factory=list)
     resumed: bool = False
+    valid_log: list = field(default_factory=list)  # [step, seconds, validation loss]
+    best_valid: "float | None" = None
+    best_step: "int | None" = None
 
 
 @dataclass(frozen=True)
@@ -91,6 +98,10 @@ class TrainSummary:
     parameters: int
     resumed: bool
     bits_per_char: "float | None" = None
+    valid_loss: "float | None" = None
+    best_valid: "float | None" = None
+    best_step: "int | None" = None
+    examples: "int | None" = None
 
     def as_json(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if v is not None or k == "loss"}
@@ -143,6 +154,7 @@ def save_trainer(folder: Path, state: TrainState, cfg: TrainConfig) -> None:
             tensors[f"opt.{idx}.{key}"] = val if torch.is_tensor(val) else torch.tensor(val)
     atomic_write(folder / "trainer.safetensors", lambda tmp: save_file(tensors, tmp), suffix=".safetensors")
     meta = {"step": state.step, "elapsed": state.elapsed, "config": asdict(cfg), "log": state.log,
+            "valid_log": state.valid_log, "best_valid": state.best_valid, "best_step": state.best_step,
             "param_groups": opt_state["param_groups"]}
 
     def write(tmp: str) -> None:
@@ -166,6 +178,8 @@ def load_trainer(folder: Path, state: TrainState) -> None:
     state.optimizer.load_state_dict(opt_state)
     state.step, state.elapsed = int(meta["step"]), float(meta["elapsed"])
     state.log = meta.get("log", meta["config"].get("log", []))  # older checkpoints kept the log in the config
+    state.valid_log = meta.get("valid_log", [])
+    state.best_valid, state.best_step = meta.get("best_valid"), meta.get("best_step")
     state.resumed = True
 
 
@@ -218,17 +232,21 @@ def open_state(out: Path, cfg: TrainConfig, new_model: Callable[[], MDMTransform
 
 
 def fit(state: TrainState, cfg: TrainConfig, loss_fn: Callable[[], torch.Tensor], *, out: Path, desc: str,
-        max_steps_this_run: "int | None" = None, progress: bool = True) -> "float | None":
+        max_steps_this_run: "int | None" = None, progress: bool = True,
+        valid_fn: "Callable[[], float] | None" = None) -> "float | None":
     """The shared optimisation loop: learning-rate schedule, clipped AdamW steps, loss log and bar, a checkpoint
-    every ``cfg.checkpoint_seconds`` and at the end. Stops at ``cfg.max_steps``, after ``cfg.minutes`` of wall
-    time (counting earlier runs), or after ``max_steps_this_run`` steps. Returns the running loss."""
+    every ``cfg.checkpoint_seconds`` and at the end. Every ``cfg.valid_every`` steps ``valid_fn()`` (the
+    validation loss) is logged, and the best weights so far are kept as ``best.safetensors``; after
+    ``cfg.patience`` validation losses without a new best the run stops. Also stops at ``cfg.max_steps``,
+    after ``cfg.minutes`` of wall time (counting earlier runs), or after ``max_steps_this_run`` steps.
+    Returns the running training loss."""
     from tqdm.auto import tqdm
 
     start, last_ckpt = time.time() - state.elapsed, time.time()
     bar = tqdm(total=cfg.max_steps, initial=state.step, desc=desc, file=sys.stderr, disable=not progress or None)
     done, running = 0, None
     while (state.step < cfg.max_steps and time.time() - start < cfg.minutes * 60.0
-           and (max_steps_this_run is None or done < max_steps_this_run)):
+           and (max_steps_this_run is None or done < max_steps_this_run) and not _out_of_patience(state, cfg)):
         for g in state.optimizer.param_groups:
             g["lr"] = lr_at(state.step, cfg)
         loss = loss_fn()
@@ -240,8 +258,10 @@ def fit(state: TrainState, cfg: TrainConfig, loss_fn: Callable[[], torch.Tensor]
         running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
         if state.step % cfg.log_every == 0:
             state.log.append([state.step, round(time.time() - start, 1), running])
+        if valid_fn is not None and cfg.valid_every and state.step % cfg.valid_every == 0:
+            _validate(state, valid_fn, out, round(time.time() - start, 1))
         bar.update(1)
-        bar.set_postfix(loss=f"{running:.3f}")
+        bar.set_postfix(loss=f"{running:.3f}", **({"valid": f"{state.valid_log[-1][2]:.3f}"} if state.valid_log else {}))
         if time.time() - last_ckpt > cfg.checkpoint_seconds:
             state.elapsed = time.time() - start
             save_trainer(out, state, cfg)
@@ -250,6 +270,43 @@ def fit(state: TrainState, cfg: TrainConfig, loss_fn: Callable[[], torch.Tensor]
     state.elapsed = time.time() - start
     save_trainer(out, state, cfg)
     return running
+
+
+def _validate(state: TrainState, valid_fn: Callable[[], float], out: Path, seconds: float) -> None:
+    from safetensors.torch import save_file
+
+    was_training = state.model.training
+    state.model.eval()
+    with torch.no_grad():
+        value = float(valid_fn())
+    state.model.train(was_training)
+    state.valid_log.append([state.step, seconds, value])
+    if state.best_valid is None or value < state.best_valid:
+        state.best_valid, state.best_step = value, state.step
+        weights = {k: v.detach().cpu().contiguous() for k, v in state.model.state_dict().items()}
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write(out / "best.safetensors", lambda tmp: save_file(weights, tmp), suffix=".safetensors")
+
+
+def _out_of_patience(state: TrainState, cfg: TrainConfig) -> bool:
+    if cfg.patience is None or state.best_step is None or not cfg.valid_every:
+        return False
+    return sum(1 for step, _, _ in state.valid_log if step > state.best_step) >= cfg.patience
+
+
+@torch.no_grad()
+def validation_loss(model: MDMTransformer, ids: torch.Tensor, prompt_mask: torch.Tensor, eps: float = 1e-3,
+                    batch_size: int = 128, seed: int = 12345) -> float:
+    """The loss on a fixed held-out set with fixed masking rates and masks (the same draws every time, so
+    that two validation losses differ only because the model did)."""
+    g = torch.Generator().manual_seed(seed)
+    total, answer = 0.0, 0
+    for lo in range(0, ids.shape[0], batch_size):
+        x, pm = ids[lo:lo + batch_size], prompt_mask[lo:lo + batch_size]
+        n = int((~pm).sum())
+        total += float(mdm_loss(model, x, pm, g, eps)) * n
+        answer += n
+    return total / max(answer, 1)
 
 
 def _model_config(task: Task, cfg: TrainConfig) -> MDMConfig:
@@ -262,27 +319,38 @@ def _model_config(task: Task, cfg: TrainConfig) -> MDMConfig:
 
 def train(task: Task, out: "str | Path", cfg: TrainConfig, max_steps_this_run: "int | None" = None,
           progress: bool = True) -> TrainSummary:
-    """Train (or resume) for ``cfg.minutes`` of wall time — data preparation included — or
-    ``max_steps_this_run`` steps. Everything is checked before the folder is created."""
-    from .data import prepare_examples
+    """Train (or resume) for ``cfg.minutes`` of wall time — building the data pool included, unless it is
+    cached — or ``max_steps_this_run`` steps. Everything is checked before the folder is created."""
+    from .data import training_pool
 
     out = Path(out)
     t0 = time.time()
     check_fits(cfg, task.prompt_len + task.gen_len, task.vocab.size)
     state = open_state(out, cfg, lambda: MDMTransformer(_model_config(task, cfg)))
     deadline = t0 + cfg.minutes * 60.0 - state.elapsed
-    examples = prepare_examples(task, "train", cfg.train_examples, cfg.seed, deadline=deadline, progress=progress)
+    pool = training_pool(task, cfg.train_examples, cfg.seed, cache=cfg.cache, deadline=deadline, progress=progress)
+    valid = None
+    if cfg.valid_every:
+        held_out = training_pool(task, cfg.valid_examples, cfg.seed, cache=cfg.cache, deadline=deadline,
+                                 progress=progress, split="valid")
+        valid = held_out.batch(torch.arange(len(held_out))) if len(held_out) else None
     state.elapsed += time.time() - t0
     out.mkdir(parents=True, exist_ok=True)
-    if not examples:  # the minutes ran out while preparing data: keep the (untrained) state, resumable
+    if not len(pool):  # the minutes ran out while preparing data: keep the (untrained) state, resumable
         save_trainer(out, state, cfg)
-        return TrainSummary(task.name, state.step, state.elapsed / 60, None, state.model.num_parameters(), state.resumed)
-    ids_all, prompt_all = task.encode(examples)
+        return _summary(task.name, state, None, 0)
 
     def loss_fn() -> torch.Tensor:
-        idx = torch.randint(len(examples), (cfg.batch_size,), generator=state.generator)
-        return mdm_loss(state.model, ids_all[idx], prompt_all[idx], state.generator, cfg.eps)
+        ids, prompt_mask = pool.batch(torch.randint(len(pool), (cfg.batch_size,), generator=state.generator))
+        return mdm_loss(state.model, ids, prompt_mask, state.generator, cfg.eps)
 
+    valid_fn = (lambda: validation_loss(state.model, valid[0], valid[1], cfg.eps)) if valid is not None else None
     running = fit(state, cfg, loss_fn, out=out, desc=f"train {task.name}", max_steps_this_run=max_steps_this_run,
-                  progress=progress)
-    return TrainSummary(task.name, state.step, state.elapsed / 60, running, state.model.num_parameters(), state.resumed)
+                  progress=progress, valid_fn=valid_fn)
+    return _summary(task.name, state, running, len(pool))
+
+
+def _summary(name: str, state: TrainState, running: "float | None", examples: int) -> TrainSummary:
+    return TrainSummary(name, state.step, state.elapsed / 60, running, state.model.num_parameters(), state.resumed,
+                        valid_loss=state.valid_log[-1][2] if state.valid_log else None, best_valid=state.best_valid,
+                        best_step=state.best_step, examples=examples)
