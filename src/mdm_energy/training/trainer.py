@@ -267,6 +267,8 @@ def fit(state: TrainState, cfg: TrainConfig, loss_fn: Callable[[], torch.Tensor]
             save_trainer(out, state, cfg)
             last_ckpt = time.time()
     bar.close()
+    if valid_fn is not None and cfg.valid_every and state.step and (not state.valid_log or state.valid_log[-1][0] != state.step):
+        _validate(state, valid_fn, out, round(time.time() - start, 1))  # the end of a run is always measured
     state.elapsed = time.time() - start
     save_trainer(out, state, cfg)
     return running

@@ -1,0 +1,247 @@
+"""Train the task checkpoints committed under ``checkpoints/<task>/``: a short sweep, then the best run continued.
+
+For each task:
+
+1. build the training pool and the validation set once (cached; the time it takes is reported apart);
+2. a sweep of short runs (``--sweep-minutes`` each) over model size, learning rate and batch size, each
+   with its cosine horizon set for the full budget, compared by validation loss (fixed masks);
+3. the best run is resumed for ``--final-minutes`` in all (the same command with more minutes), stopping
+   early when the validation loss has not improved for ``--patience`` validations;
+4. its best weights are exported in half precision to ``checkpoints/<task>/`` with ``config.json``, the
+   trainer log, ``TRAINING.md`` (every command, wall time, steps, the sweep table, the machine's load
+   average while training) and ``training.png`` (training and validation loss against minutes).
+
+Every run is a plain ``mdm-energy train`` command (printed and recorded), so any of them can be rerun.
+
+    python benchmarks/train_task_models.py --work /tmp/train-runs --cache /tmp/mdm-cache [--tasks countdown]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# per task: pool sizes, validation cadence, and the sweep (name, d_model, layers, lr, batch)
+PLAN = {
+    "countdown": {"pool": 400_000, "valid": 1024, "valid_every": 500,
+                  "sweep": [("d128-lr2e-3", 128, 4, 2e-3, 64), ("d192-lr1e-3", 192, 4, 1e-3, 64),
+                            ("d128-lr1e-3-b128", 128, 4, 1e-3, 128)]},
+    "sudoku": {"pool": 300_000, "valid": 512, "valid_every": 250,
+               "sweep": [("d128-lr2e-3", 128, 4, 2e-3, 64), ("d192-lr1e-3", 192, 4, 1e-3, 64),
+                         ("d128-lr1e-3-b32", 128, 4, 1e-3, 32)]},
+    "pycode": {"pool": 100_000, "valid": 512, "valid_every": 250,
+               "sweep": [("d128-lr2e-3", 128, 4, 2e-3, 64), ("d192-lr1e-3", 192, 4, 1e-3, 64),
+                         ("d128-lr1e-3-b32", 128, 4, 1e-3, 32)]},
+}
+
+
+class LoadMonitor:
+    """Samples the 1-minute load average every 30 s while training runs (evidence that nothing else ran)."""
+
+    def __init__(self) -> None:
+        self.samples: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(30):
+            self.samples.append(os.getloadavg()[0])
+
+    def __enter__(self) -> "LoadMonitor":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def steps_per_second(task_name: str, d: int, layers: int, batch: int) -> float:
+    """A 12-step probe of this model size on this task's shapes."""
+    import torch
+
+    from mdm_energy.models import MDMConfig, MDMTransformer
+    from mdm_energy.tasks import get_task
+    from mdm_energy.training import TrainConfig, make_optimizer, mdm_loss
+
+    task = get_task(task_name)
+    T = task.prompt_len + task.gen_len
+    model = MDMTransformer(MDMConfig(vocab_size=task.vocab.size, mask_id=2, eos_id=1, pad_id=0, max_len=T, d_model=d,
+                                     n_layers=layers, n_heads=4, d_ff=4 * d))
+    opt = make_optimizer(model, TrainConfig(task=task_name))
+    ids = torch.randint(3, task.vocab.size, (batch, T))
+    pm = torch.zeros(batch, T, dtype=torch.bool)
+    pm[:, :task.prompt_len] = True
+    g = torch.Generator().manual_seed(0)
+    times = []
+    for _ in range(12):
+        t0 = time.perf_counter()
+        loss = mdm_loss(model, ids, pm, g)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        times.append(time.perf_counter() - t0)
+    return 1.0 / (sum(times[4:]) / len(times[4:]))
+
+
+def command(task: str, out: Path, cache: Path, d: int, layers: int, lr: float, batch: int, minutes: float, horizon: int,
+            plan: dict, patience: "int | None") -> list[str]:
+    cmd = ["mdm-energy", "train", "--task", task, "--out", str(out), "--minutes", f"{minutes:g}", "--d-model", str(d),
+           "--layers", str(layers), "--lr", f"{lr:g}", "--batch-size", str(batch), "--max-steps", str(horizon),
+           "--warmup-steps", "300", "--train-examples", str(plan["pool"]), "--valid-examples", str(plan["valid"]),
+           "--valid-every", str(plan["valid_every"]), "--cache", str(cache), "--checkpoint-minutes", "5", "--json"]
+    return cmd + (["--patience", str(patience)] if patience else [])
+
+
+def run(cmd: list[str], log: Path) -> dict:
+    print("$ " + " ".join(cmd), file=sys.stderr, flush=True)
+    t0 = time.time()
+    with open(log, "a") as fh:
+        fh.write("$ " + " ".join(cmd) + "\n")
+        fh.flush()
+        proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=fh, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"training failed ({proc.returncode}); see {log}")
+    out = json.loads(proc.stdout)
+    out["wall_seconds"] = time.time() - t0
+    return out
+
+
+def prepare(task: str, plan: dict, cache: Path, seed: int = 0) -> dict:
+    """Build (or read) the cached pools; returns the seconds each took."""
+    from mdm_energy.tasks import get_task
+    from mdm_energy.training.data import training_pool
+
+    t = get_task(task)
+    times = {}
+    for split, n in (("train", plan["pool"]), ("valid", plan["valid"])):
+        t0 = time.time()
+        pool = training_pool(t, n, seed, cache=cache, split=split)
+        times[split] = {"seconds": round(time.time() - t0, 1), "examples": len(pool)}
+    return times
+
+
+def export(task: str, run_dir: Path, dest: Path, record: dict) -> None:
+    """Half-precision best weights, config, trainer log, TRAINING.md and training.png into ``dest``."""
+    import torch
+    from safetensors.torch import load_file
+
+    from mdm_energy.models import load_model, save_model
+
+    model = load_model(run_dir)
+    model.load_state_dict({k: v.float() for k, v in load_file(run_dir / "best.safetensors").items()})
+    keep = [p for p in ("tuned_schedule.json",) if (dest / p).exists()]
+    saved = {p: (dest / p).read_text() for p in keep}
+    if dest.exists():
+        shutil.rmtree(dest)
+    save_model(model, dest, dtype=torch.float16)
+    for p, text in saved.items():
+        (dest / p).write_text(text)
+    meta = json.loads((run_dir / "trainer.json").read_text())
+    (dest / "trainer.json").write_text(json.dumps({k: meta[k] for k in ("step", "elapsed", "config", "log", "valid_log",
+                                                                         "best_valid", "best_step")}, indent=1))
+    (dest / "train_summary.json").write_text(json.dumps(record, indent=2) + "\n")
+    plot_curves(record, dest / "training.png")
+    (dest / "TRAINING.md").write_text(training_md(task, record))
+
+
+def plot_curves(record: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for name, r in record["runs"].items():
+        meta = json.loads(Path(r["out"], "trainer.json").read_text())
+        (line,) = ax.plot([x[1] / 60 for x in meta["log"]], [x[2] for x in meta["log"]], lw=0.8, alpha=0.6,
+                          label=f"{name} train")
+        ax.plot([x[1] / 60 for x in meta["valid_log"]], [x[2] for x in meta["valid_log"]], "o-", ms=3,
+                color=line.get_color(), label=f"{name} validation")
+    ax.set(xlabel="minutes", ylabel="loss (negative ELBO per answer token)", yscale="log",
+           title=f"{record['task']}: sweep and continued run")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+
+
+def training_md(task: str, record: dict) -> str:
+    lines = [f"# {task} checkpoint", "", "Trained on this machine (2 CPU cores; training uses both) by "
+             f"`python benchmarks/train_task_models.py` on {record['date']}. The 1-minute load average, sampled every "
+             f"30 s while training: mean {record['load']['mean']:.2f}, max {record['load']['max']:.2f} (about 2 means "
+             "the training alone).", "",
+             f"Data: a pool of {record['pool']['train']['examples']:,} training examples (built in "
+             f"{record['pool']['train']['seconds']:.0f} s, cached) and {record['pool']['valid']['examples']:,} validation "
+             "examples; the validation loss uses fixed masks.", "",
+             "Sweep (each run's cosine horizon is set for the full budget, so these compare early training):", "",
+             "| run | parameters | steps | minutes | best validation loss (step) |", "|---|---|---|---|---|"]
+    for name, r in record["runs"].items():
+        lines.append(f"| {name} | {r['parameters']:,} | {r['steps']:,} | {r['minutes']:.1f} | "
+                     f"{r['best_valid']:.4f} ({r['best_step']:,}) |")
+    lines += ["", f"Chosen: **{record['chosen']}**, continued to {record['final']['minutes']:.1f} minutes "
+              f"({record['final']['steps']:,} steps); its best validation loss {record['final']['best_valid']:.4f} at "
+              f"step {record['final']['best_step']:,}. The committed weights are those best weights, in half precision.",
+              "", "Commands (in order):", ""]
+    lines += [f"    {c}" for c in record["commands"]]
+    lines += ["", "![training and validation loss](training.png)", "",
+              "`trainer.json` holds the hyper-parameters and both loss logs; the optimiser state is not committed "
+              "(size), so this folder evaluates but does not resume.", ""]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--work", type=Path, required=True, help="folder for the runs")
+    ap.add_argument("--cache", type=Path, required=True, help="folder for the cached pools")
+    ap.add_argument("--tasks", default="countdown,sudoku,pycode")
+    ap.add_argument("--sweep-minutes", type=float, default=8.0)
+    ap.add_argument("--final-minutes", type=float, default=45.0)
+    ap.add_argument("--patience", type=int, default=4)
+    ap.add_argument("--pool-scale", type=float, default=1.0, help="scale the pool sizes (for a quick trial)")
+    ap.add_argument("--valid-every", type=int, help="override the validation cadence (for a quick trial)")
+    ap.add_argument("--export", type=Path, default=ROOT / "checkpoints")
+    args = ap.parse_args()
+    for task in args.tasks.split(","):
+        plan = dict(PLAN[task])
+        plan["pool"] = max(64, int(plan["pool"] * args.pool_scale))
+        plan["valid"] = max(16, int(plan["valid"] * min(1.0, args.pool_scale * 10)))
+        plan["valid_every"] = args.valid_every or plan["valid_every"]
+        work = args.work / task
+        work.mkdir(parents=True, exist_ok=True)
+        log = work / "train.log"
+        record = {"task": task, "date": time.strftime("%Y-%m-%d"), "runs": {}, "commands": []}
+        record["pool"] = prepare(task, plan, args.cache)
+        with LoadMonitor() as load:
+            for name, d, layers, lr, batch in plan["sweep"]:
+                horizon = int(steps_per_second(task, d, layers, batch) * args.final_minutes * 60)
+                cmd = command(task, work / name, args.cache, d, layers, lr, batch, args.sweep_minutes, horizon, plan, None)
+                r = run(cmd, log)
+                record["runs"][name] = {**r, "out": str(work / name), "horizon": horizon, "command": cmd}
+                record["commands"].append(" ".join(cmd))
+            chosen = min(record["runs"], key=lambda k: record["runs"][k]["best_valid"])
+            c = record["runs"][chosen]
+            name, d, layers, lr, batch = next(s for s in plan["sweep"] if s[0] == chosen)
+            cmd = command(task, work / chosen, args.cache, d, layers, lr, batch, args.final_minutes, c["horizon"], plan,
+                          args.patience)
+            final = run(cmd, log)
+            record["commands"].append(" ".join(cmd))
+        record.update(chosen=chosen, final=final,
+                      load={"mean": sum(load.samples) / max(1, len(load.samples)), "max": max(load.samples or [0.0]),
+                            "samples": load.samples})
+        (work / "record.json").write_text(json.dumps(record, indent=1))
+        export(task, work / chosen, args.export / task, record)
+        print(f"{task}: chose {chosen}, best validation loss {final['best_valid']:.4f}", file=sys.stderr, flush=True)
+
+
+if __name__ == "__main__":
+    main()
