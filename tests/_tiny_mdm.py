@@ -53,7 +53,109 @@ class TinyMDM(PreTrainedModel):
 
 
 class TinyDream(TinyMDM):
+    """Dream's interface: ``attention_mask`` may be Dream's pairwise boolean ``(B, 1, T, T)`` mask (True = may
+    attend) and ``position_ids`` its positions counted from each row's first real token."""
+
     config_class = TinyDreamConfig
+
+    def forward(self, input_ids, attention_mask=None, position_ids=None, **kwargs):
+        B, T = input_ids.shape
+        pos = position_ids if position_ids is not None else torch.arange(T, device=input_ids.device).expand(B, T)
+        h = self.emb(input_ids) + self.pos(pos)
+        mask = None
+        if attention_mask is not None:
+            allowed = attention_mask[:, 0] if attention_mask.dim() == 4 else attention_mask.bool()[:, None, :].expand(B, T, T)
+            eye = torch.eye(T, dtype=torch.bool, device=input_ids.device)
+            mask = (~allowed.bool() & ~eye).repeat_interleave(self.config.num_heads, dim=0)  # True = blocked
+        return MaskedLMOutput(logits=self.head(self.encoder(h, mask=mask)))
+
+
+class TinyCachedConfig(TinyMDMConfig):
+    model_type = "tiny-cached"
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+
+
+class TinyCachedMDM(PreTrainedModel):
+    """A tiny bidirectional model with Fast-dLLM's cache interface, written from its description:
+    ``use_cache=True`` returns every layer's keys and values ``(B, H, T, d)``; ``past_key_values`` alone (keys
+    of the first ``P`` positions) makes the input positions ``P, P+1, …``; with ``replace_position`` (a
+    boolean ``(B, T)`` mask) the input is the marked span of a sequence whose every other position is read
+    from ``past_key_values``."""
+
+    config_class = TinyCachedConfig
+
+    def __init__(self, config):
+        super().__init__(config)
+        d, n = config.hidden_size, config.num_layers
+        self.emb = torch.nn.Embedding(config.vocab_size, d)
+        self.pos = torch.nn.Embedding(config.max_position_embeddings, d)
+        self.norm = torch.nn.ModuleList(torch.nn.LayerNorm(d) for _ in range(n))
+        self.qkv = torch.nn.ModuleList(torch.nn.Linear(d, 3 * d) for _ in range(n))
+        self.out = torch.nn.ModuleList(torch.nn.Linear(d, d) for _ in range(n))
+        self.ff = torch.nn.ModuleList(torch.nn.Sequential(torch.nn.LayerNorm(d), torch.nn.Linear(d, 2 * d), torch.nn.GELU(),
+                                                          torch.nn.Linear(2 * d, d)) for _ in range(n))
+        self.head = torch.nn.Linear(d, config.vocab_size)
+        self.post_init()
+
+    def forward(self, input_ids, attention_mask=None, past_key_values=None, use_cache=None, replace_position=None,
+                **kwargs):
+        from transformers.modeling_outputs import CausalLMOutputWithPast
+
+        B, S = input_ids.shape
+        if replace_position is not None:
+            where = replace_position[0].nonzero().flatten()
+            start = int(where[0])
+        else:
+            start = 0 if past_key_values is None else past_key_values[0][0].shape[2]
+        h = self.emb(input_ids) + self.pos(torch.arange(start, start + S, device=input_ids.device))
+        H = self.config.num_heads
+        presents = []
+        for i in range(self.config.num_layers):
+            q, k, v = self.qkv[i](self.norm[i](h)).view(B, S, 3, H, -1).permute(2, 0, 3, 1, 4)
+            if past_key_values is not None:
+                pk, pv = past_key_values[i]
+                if replace_position is None:
+                    k, v = torch.cat([pk, k], dim=2), torch.cat([pv, v], dim=2)
+                else:
+                    pk, pv = pk.clone(), pv.clone()
+                    pk[:, :, where], pv[:, :, where] = k, v
+                    k, v = pk, pv
+            presents.append((k, v))
+            a = torch.nn.functional.scaled_dot_product_attention(q, k, v)
+            h = h + self.out[i](a.transpose(1, 2).reshape(B, S, -1))
+            h = h + self.ff[i](h)
+        return CausalLMOutputWithPast(logits=self.head(h), past_key_values=tuple(presents) if use_cache else None)
+
+
+class TinyCachedDreamLayout(TinyCachedMDM):
+    """The same model with the cache layout of Fast-dLLM's Dream: keys and values ``(B, T, D)`` (heads not yet
+    split), and a span call on a full cache needs ``dual_cache=True`` beside ``replace_position``."""
+
+    def forward(self, input_ids, attention_mask=None, past_key_values=None, use_cache=None, replace_position=None,
+                dual_cache=False, **kwargs):
+        if replace_position is not None and not dual_cache:
+            raise ValueError("replace_position needs dual_cache=True")
+        H = self.config.num_heads
+
+        def split(t):  # (B, T, D) -> (B, H, T, d)
+            return t.view(t.shape[0], t.shape[1], H, -1).transpose(1, 2)
+
+        def merge(t):  # (B, H, T, d) -> (B, T, D)
+            return t.transpose(1, 2).reshape(t.shape[0], t.shape[2], -1)
+
+        past = None if past_key_values is None else [(split(k), split(v)) for k, v in past_key_values]
+        out = super().forward(input_ids, past_key_values=past, use_cache=use_cache, replace_position=replace_position)
+        if use_cache:
+            out.past_key_values = tuple((merge(k), merge(v)) for k, v in out.past_key_values)
+        return out
+
+
+def tiny_cached_model(seed: int = 0, dream_layout: bool = False) -> TinyCachedMDM:
+    torch.manual_seed(seed)
+    cls = TinyCachedDreamLayout if dream_layout else TinyCachedMDM
+    return cls(TinyCachedConfig(vocab_size=len(SPECIALS) + len(CHARS))).eval()
 
 
 def tiny_tokenizer():

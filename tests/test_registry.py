@@ -85,7 +85,8 @@ def test_exact_check_options():
 
 
 def test_scheduled_flag():
-    assert [n for n in SAMPLERS if sampler_spec(n).scheduled] == ["fixed", "ancestral", "euler"]
+    assert [n for n in SAMPLERS if sampler_spec(n).scheduled] == ["fixed", "ancestral", "euler", "dream", "threshold-floor",
+                                                                    "threshold-cap"]
 
 
 def test_registry_exact_engine_and_reveal_are_torch_free():
@@ -99,7 +100,7 @@ def test_registry_exact_engine_and_reveal_are_torch_free():
     "argv,needle",
     [
         (["eval", "--task", "countdown", "--checkpoint", "x", "--sampler", "threshold", "--steps", "4"],
-         "--steps does not apply to the threshold sampler (it takes --threshold, --temperature, --block-length, --cfg-scale)"),
+         "--steps does not apply to the threshold sampler (it takes --threshold, --temperature, --block-length, --cfg-scale"),
         (["eval", "--task", "countdown", "--checkpoint", "x", "--sampler", "fixed"], "--steps is required for the fixed sampler"),
         (["eval", "--task", "countdown", "--checkpoint", "x", "--sampler", "confidence", "-N", "2"], "--remasking low_confidence"),
         (["tune", "--dist", "toy2", "-N", "3", "--strategy", "grid", "--temperature", "0"], "exact laws are at temperature 1"),

@@ -178,20 +178,26 @@ def test_flow_matching_euler_solver_gives_the_same_law():
 
 
 class Recorder:
-    """Wraps a denoiser and checks, at every call, that no revealed token ever changes."""
+    """Wraps a denoiser and counts its calls; as a step callback it checks, after every call, that no
+    revealed token of the whole canvas ever changed (a call may serve only some rows, so the canvas the
+    callback sees is the one to compare)."""
 
     def __init__(self, inner):
         self.inner, self.mask_id, self.vocab_size, self.eos_id = inner, inner.mask_id, inner.vocab_size, None
         self.last = None
-        self.calls = 0
+        self.calls = self.checks = 0
 
     def __call__(self, tokens, attention_mask=None):
         self.calls += 1
+        return self.inner(tokens, attention_mask)
+
+    def check(self, step, tokens, committed):
         if self.last is not None:
             was = self.last != self.mask_id
             assert torch.equal(tokens[was], self.last[was]), "an unmasked token changed"
+            assert not committed[was].any(), "a revealed position was committed again"
         self.last = tokens.clone()
-        return self.inner(tokens, attention_mask)
+        self.checks += 1
 
 
 @pytest.mark.parametrize("sampler", [FixedCountSampler("sin2", 8, block_length=8), AncestralSampler("linear", 8),
@@ -200,7 +206,8 @@ class Recorder:
 def test_prompt_and_unmasked_tokens_never_change(sampler):
     rec = Recorder(random_logits_denoiser(3))
     prompts = [[1, 2, 3, 4, 5], [6, 7], [8, 9, 1]]
-    out = sampler(rec, prompts, 32, generator=torch.Generator().manual_seed(5), return_trajectory=True)
+    out = sampler(rec, prompts, 32, generator=torch.Generator().manual_seed(5), return_trajectory=True,
+                  callback=rec.check)
     P = out.gen_start
     assert P == 5
     for b, p in enumerate(prompts):
@@ -208,7 +215,7 @@ def test_prompt_and_unmasked_tokens_never_change(sampler):
         assert out.attention_mask[b].tolist() == [False] * (P - len(p)) + [True] * (len(p) + 32)
     assert (out.generated != MASK).all()
     assert (out.trajectory[:, :P] == 0).all() and (out.trajectory[:, P:] > 0).all()
-    assert rec.calls == out.calls
+    assert rec.calls == out.calls == rec.checks
 
 
 def test_non_finite_logits_name_the_call():

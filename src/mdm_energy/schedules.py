@@ -51,6 +51,7 @@ __all__ = [
     "Poly",
     "Beta",
     "Table",
+    "Dream",
     "ScheduleSpecError",
     "parse_schedule",
     "schedule_families",
@@ -466,6 +467,74 @@ class Beta(Schedule):
 
 
 # ---------------------------------------------------------------------------------------------------
+# Dream's own count rule
+
+
+@dataclass(frozen=True)
+class Dream(Schedule):
+    r"""``dream:eps``: the per-step counts of Dream's ``diffusion_generate``.
+
+    Dream's mask level runs down a uniform grid from 1 to ``eps`` over :math:`N` steps, :math:`s_k = 1 -
+    (1 - arepsilon)k/N`, and step :math:`k` unmasks :math:`\lfloor m_{k-1}(1 - s_k/s_{k-1})
+floor` of the
+    :math:`m_{k-1}` tokens still masked (the last step all of them): the rounding is a floor of the
+    *remaining* count, not of the cumulative fraction, so :meth:`counts` follows Dream's recursion rather
+    than docs/design.md §2. As a schedule, :math:`lpha(t) = (1 - arepsilon)t` for :math:`t < 1` and
+    :math:`lpha(1) = 1` (the last step reveals what is left), which is also what the ancestral sampler
+    needs for Dream's ``origin`` algorithm: :math:`\pi_k = 1 - s_k/s_{k-1}`.
+    """
+
+    eps: float = 1e-3
+    family: ClassVar[str] = "dream"
+
+    def __post_init__(self) -> None:
+        e = self.eps
+        if isinstance(e, bool) or not isinstance(e, (int, float, np.integer, np.floating)) or not (
+            math.isfinite(e) and 0 <= e < 1
+        ):
+            raise ScheduleSpecError(f"dream eps must be a number in [0, 1), got {e!r}")
+        object.__setattr__(self, "eps", float(e))
+
+    @property
+    def spec(self) -> str:
+        return f"dream:{_fmt(self.eps)}"
+
+    def _alpha(self, t):
+        return np.where(t < 1.0, (1.0 - self.eps) * t, 1.0)
+
+    def _one_minus_alpha(self, t):
+        return np.where(t < 1.0, 1.0 - (1.0 - self.eps) * t, 0.0)
+
+    def _alpha_dot(self, t):
+        return np.full_like(t, 1.0 - self.eps)
+
+    def _t_of_alpha(self, a):
+        # alpha jumps from 1 - eps to 1 at t = 1: the smallest t reaching any a beyond 1 - eps is 1
+        return np.where(a < 1.0 - self.eps, a / (1.0 - self.eps), 1.0)
+
+    def mask_levels(self, steps: int):
+        r"""Dream's grid :math:`s_0 = 1, ..., s_N = \varepsilon` exactly as Dream builds it (a float32 torch
+        ``linspace``), so that counts and reveal probabilities match Dream's token for token."""
+        import torch
+
+        return torch.linspace(1.0, self.eps, _positive_int(steps, "steps") + 1)
+
+    def counts(self, length: int, steps: int) -> np.ndarray:
+        r"""Dream's counts: :math:`\lfloor m (1 - s_k/s_{k-1}) \rfloor` of the :math:`m` still masked (in float32,
+        as Dream computes it), the last step all of them."""
+        import torch
+
+        length = _positive_int(length, "length")
+        s = self.mask_levels(steps)
+        out = np.zeros(steps, dtype=np.int64)
+        left = length
+        for k in range(steps):
+            c = left if k == steps - 1 else int(torch.tensor(float(left)) * (1 - s[k + 1] / s[k]))
+            out[k], left = c, left - c
+        return out
+
+
+# ---------------------------------------------------------------------------------------------------
 # Free-form tables
 
 
@@ -569,6 +638,7 @@ _register("maskgit", False, lambda _: MaskGIT())
 _register("poly", True, lambda body: Poly(*_numbers("poly", body, 1)))
 _register("beta", True, lambda body: Beta(*_numbers("beta", body, 2)))
 _register("table", True, lambda body: Table(tuple(_numbers("table", body, None))))
+_register("dream", True, lambda body: Dream(*_numbers("dream", body, 1)))
 
 
 #: The hand-crafted schedules every comparison and tuning study reports as baselines.

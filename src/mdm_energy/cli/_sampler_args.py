@@ -10,8 +10,15 @@ from __future__ import annotations
 import argparse
 from typing import Any, Iterable
 
-from ..registry import OPTION_HELP, REMASKING, sampler_names, sampler_spec
-from ._common import CLIError, non_negative_float, positive_int, steps_int, unit_float
+from .._parse import strict_float, strict_int
+from ..registry import CACHE_MODES, DREAM_ALGS, OPTION_HELP, REMASKING, sampler_names, sampler_spec
+from ._common import CLIError, _typed, non_negative_float, positive_float, positive_int, steps_int, unit_float
+
+_FLAGS = ("skip_empty_steps", "logits_eos_inf", "confidence_eos_eot_inf", "stop_at_eos")
+
+
+def _token_ids(text: str) -> tuple[int, ...]:
+    return tuple(strict_int(p) for p in text.split(",") if p.strip())
 
 __all__ = ["add_sampler_arguments", "given_sampler_options", "check_sampler_options", "flag"]
 
@@ -32,9 +39,18 @@ def _add(p: argparse.ArgumentParser, option: str, extra_help: str = "") -> None:
         "cfg_scale": {"type": non_negative_float("cfg-scale")},
         "threshold": {"type": unit_float("threshold")},
         "epsilon": {"type": non_negative_float("epsilon")},
+        "factor": {"type": positive_float("factor")},
+        "alg": {"choices": DREAM_ALGS},
+        "alg_temp": {"type": non_negative_float("alg-temp")},
+        "top_p": {"type": _typed("top-p", strict_float, lambda v: 0.0 < v <= 1.0, "in (0, 1]")},
+        "top_k": {"type": positive_int("top-k")},
+        "cache": {"choices": CACHE_MODES},
+        "cache_refresh": {"type": positive_int("cache-refresh")},
+        "suppress_tokens": {"type": _typed("suppress-tokens", _token_ids, lambda v: all(i >= 0 for i in v),
+                                           "comma-separated token ids >= 0"), "metavar": "IDS"},
     }
     names = [flag(option)] + (["-N"] if option == "steps" else [])
-    if option == "skip_empty_steps":
+    if option in _FLAGS:
         p.add_argument(*names, action="store_const", const=True, default=None, help=OPTION_HELP[option])
         return
     p.add_argument(*names, default=None, help=help_text, **kinds[option])

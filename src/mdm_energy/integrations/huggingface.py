@@ -4,7 +4,9 @@
 has ``.logits`` (or is a tuple whose first item is the logits): ``AutoModelForMaskedLM``, LLaDA-style
 remote-code models, Dream. Dream-style models predict token ``j`` at position ``j - 1``; with
 ``shift_logits=True`` the logits are shifted one place right so that position ``j`` holds its own
-prediction, as every sampler here expects.
+prediction, as every sampler here expects. Dream also wants, for a batch with left padding, what its
+own ``diffusion_generate`` builds (``pairwise_attention=True``): a boolean ``(B, 1, T, T)`` mask that lets
+real tokens see only real tokens, and position ids that count from each row's first real token.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from torch import Tensor
 
 from ..sampling.denoiser import check_denoiser
 
-__all__ = ["LLADA_MASK_ID", "LLADA_EOS_ID", "LLADA_EOT_ID", "HFDenoiser", "model_family", "denoiser_for", "encode_prompts", "generate"]
+__all__ = ["LLADA_MASK_ID", "LLADA_EOS_ID", "LLADA_EOT_ID", "HFDenoiser", "CachingHFDenoiser", "caching_support",
+           "model_family", "denoiser_for", "encode_prompts", "generate"]
 
 #: LLaDA's ``[MASK]`` token id.
 LLADA_MASK_ID = 126336
@@ -37,6 +40,8 @@ class HFDenoiser:
         tokenizer=None,
         shift_logits: bool = False,
         max_length: "int | None" = None,
+        pairwise_attention: bool = False,
+        stop_ids: "tuple[int, ...] | None" = None,
     ) -> None:
         config = getattr(model, "config", None)
         if mask_id is None:
@@ -51,19 +56,102 @@ class HFDenoiser:
             if eos_id is None and tokenizer is not None:
                 eos_id = getattr(tokenizer, "eos_token_id", None)
         self.eos_id = None if eos_id is None else int(eos_id if not isinstance(eos_id, (list, tuple)) else eos_id[0])
-        self.shift_logits = bool(shift_logits)
+        self.shift_logits, self.pairwise_attention = bool(shift_logits), bool(pairwise_attention)
+        self.stop_ids = tuple(sorted({int(i) for i in stop_ids})) if stop_ids else None
         self.max_length = max_length if max_length is not None else getattr(config, "max_position_embeddings", None)
         check_denoiser(self)
 
     def __call__(self, tokens: Tensor, attention_mask: "Tensor | None" = None) -> Tensor:
         kwargs = {"input_ids": tokens}
-        if attention_mask is not None:
+        if attention_mask is not None and self.pairwise_attention:
+            real = attention_mask.bool()
+            positions = real.long().cumsum(-1) - 1
+            positions.masked_fill_(~real, 1)
+            kwargs["attention_mask"] = real[:, None, None, :] & real[:, None, :, None]
+            kwargs["position_ids"] = positions
+        elif attention_mask is not None:
             kwargs["attention_mask"] = attention_mask.to(torch.long)
         out = self.model(**kwargs)
         logits = out.logits if hasattr(out, "logits") else out[0]
         if self.shift_logits:
             logits = torch.cat([logits[:, :1], logits[:, :-1]], dim=1)
         return logits
+
+
+class CachingHFDenoiser(HFDenoiser):
+    """An :class:`HFDenoiser` for models whose forward takes cached keys and values in the layout of
+    Fast-dLLM's LLaDA and Dream code: ``model(input_ids, use_cache=True)`` returns ``past_key_values`` (per
+    layer ``(key, value)`` of shape ``(B, H, T, d)``); given ``past_key_values`` for the first ``P`` positions,
+    a call on the next tokens treats them as positions ``P, P+1, …`` (prefix cache); and with
+    ``replace_position`` (a boolean ``(B, T)`` mask of the span; and ``dual_cache=True`` where the forward
+    takes it, as Fast-dLLM's Dream does) a call on a span reads every other position from a full cache (dual
+    cache). Cached keys are ``(B, H, T, d)`` (LLaDA) or ``(B, T, D)`` (Dream). :func:`caching_support`
+    recognises such a model by its forward's ``replace_position`` argument. Batches must not be padded (one
+    prompt length)."""
+
+    def full(self, tokens: Tensor, attention_mask: "Tensor | None" = None):
+        from ..models.transformer import KVCache
+
+        self._no_padding(attention_mask)
+        out = self.model(input_ids=tokens, use_cache=True)
+        past = out.past_key_values
+        return self._shift(out.logits), KVCache([k for k, _ in past], [v for _, v in past])
+
+    def span(self, tokens: Tensor, start: int, end: int, cache, attention_mask: "Tensor | None" = None) -> Tensor:
+        """Logits of positions ``start .. end`` of ``tokens`` ``(B, T)``, every other position from ``cache``.
+
+        A shifted (Dream-style) model predicts position ``j`` at ``j - 1``, so the span it runs on starts
+        one position earlier."""
+        self._no_padding(attention_mask)
+        T = tokens.shape[1]
+        lead = 1 if self.shift_logits and start > 0 else 0
+        s0 = start - lead
+        part = tokens[:, s0:end]
+        if s0 == 0 and end == T:  # the whole sequence: nothing to take from the cache
+            out = self.model(input_ids=part, use_cache=False)
+        elif end == T:  # prefix: the positions before the span come from the cache
+            past = [(_head(k, s0), _head(v, s0)) for k, v in zip(cache.keys, cache.values)]
+            out = self.model(input_ids=part, past_key_values=past, use_cache=False)
+        else:  # dual: every position outside the span comes from the cache (the model may write the span into it)
+            where = torch.zeros((part.shape[0], T), dtype=torch.bool, device=part.device)
+            where[:, s0:end] = True
+            past = [(k.clone(), v.clone()) for k, v in zip(cache.keys, cache.values)]
+            flag = {"dual_cache": True} if _takes(self.model, "dual_cache") else {}  # Fast-dLLM's Dream asks for it
+            out = self.model(input_ids=part, past_key_values=past, use_cache=False, replace_position=where, **flag)
+        logits = out.logits
+        if lead:
+            return logits[:, :-1]
+        return self._shift(logits)
+
+    def _shift(self, logits: Tensor) -> Tensor:
+        return torch.cat([logits[:, :1], logits[:, :-1]], dim=1) if self.shift_logits else logits
+
+    @staticmethod
+    def _no_padding(attention_mask: "Tensor | None") -> None:
+        if attention_mask is not None and not bool(attention_mask.all()):
+            raise ValueError("key/value caching of a Hugging Face model needs prompts of one length (no padding)")
+
+
+def _head(t: Tensor, n: int) -> Tensor:
+    """The first ``n`` positions of a cached key or value: ``(B, H, T, d)`` (LLaDA's layout) or ``(B, T, D)``
+    (Fast-dLLM's Dream, before its heads are split)."""
+    return t[:, :n] if t.ndim == 3 else t[:, :, :n]
+
+
+def _takes(model, name: str) -> bool:
+    import inspect
+
+    try:
+        return name in inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def caching_support(model) -> bool:
+    """Whether a model's forward takes Fast-dLLM's cache arguments (``past_key_values``, ``use_cache`` and
+    ``replace_position``). The original LLaDA code also names ``past_key_values`` but refuses a cache, so the
+    signature alone without ``replace_position`` is not enough."""
+    return all(_takes(model, p) for p in ("past_key_values", "use_cache", "replace_position"))
 
 
 # --- generation --------------------------------------------------------------------------------------
@@ -88,28 +176,37 @@ def model_family(model, family: "str | None" = None) -> str:
 
 
 def denoiser_for(model, tokenizer=None, family: "str | None" = None, mask_id: "int | None" = None) -> HFDenoiser:
-    """The :class:`HFDenoiser` of a LLaDA-, Dream- or plain masked-LM-style model."""
+    """The :class:`HFDenoiser` of a LLaDA-, Dream- or plain masked-LM-style model, with its stop tokens — a
+    :class:`CachingHFDenoiser` when the model's forward takes cached keys and values."""
     fam = model_family(model, family)
+    config = getattr(model, "config", None)
+    vocab = getattr(config, "vocab_size", None)
+    kwargs = {"tokenizer": tokenizer, "stop_ids": tuple(i for i in stop_ids(model, tokenizer, fam) if vocab is None or i < vocab)}
     if fam == "dream":
         mid = mask_id if mask_id is not None else getattr(tokenizer, "mask_token_id", None)
         if mid is None:
-            mid = getattr(getattr(model, "config", None), "mask_token_id", None)
-        return HFDenoiser(model, mask_id=mid, tokenizer=tokenizer, shift_logits=True)
-    if fam == "llada":
-        mid = mask_id if mask_id is not None else getattr(getattr(model, "config", None), "mask_token_id", None)
-        return HFDenoiser(model, mask_id=mid if mid is not None else LLADA_MASK_ID, tokenizer=tokenizer)
-    return HFDenoiser(model, mask_id=mask_id, tokenizer=tokenizer)
+            mid = getattr(config, "mask_token_id", None)
+        kwargs.update(mask_id=mid, shift_logits=True, pairwise_attention=True)
+    elif fam == "llada":
+        mid = mask_id if mask_id is not None else getattr(config, "mask_token_id", None)
+        kwargs.update(mask_id=mid if mid is not None else LLADA_MASK_ID)
+    else:
+        kwargs.update(mask_id=mask_id)
+    return (CachingHFDenoiser if caching_support(model) else HFDenoiser)(model, **kwargs)
 
 
 def encode_prompts(tokenizer, prompts, chat: "bool | None" = None) -> list[list[int]]:
     """Token ids of each prompt; with ``chat`` (default: when the tokenizer has a chat template) each prompt
-    becomes one user turn followed by the assistant's generation prompt."""
+    becomes one user turn followed by the assistant's generation prompt. A prompt given as token ids is
+    kept as it is."""
     if isinstance(prompts, str):
         prompts = [prompts]
     use_chat = bool(getattr(tokenizer, "chat_template", None)) if chat is None else chat
     out = []
     for p in prompts:
-        if use_chat:
+        if not isinstance(p, str):
+            out.append([int(t) for t in p])
+        elif use_chat:
             text = tokenizer.apply_chat_template([{"role": "user", "content": p}], add_generation_prompt=True, tokenize=False)
             out.append(tokenizer(text, add_special_tokens=False)["input_ids"])
         else:
@@ -150,6 +247,8 @@ def generate(
     chat: "bool | None" = None,
     generator=None,
     return_output: bool = False,
+    callback=None,
+    seeds=None,
     **sampler_options,
 ):
     """Generate text for a batch of prompts (of any lengths) with a LLaDA-, Dream- or masked-LM model.
@@ -158,9 +257,11 @@ def generate(
     the ``schedule`` decides how many tokens each of the ``steps`` model calls unmasks) and
     ``sampler_options`` are its options (``steps``, ``schedule``, ``remasking``, ``temperature``,
     ``block_length``, ``cfg_scale``, ...); an option the sampler does not take raises ``ValueError``.
-    Outputs are cut at the first end-of-sequence/end-of-turn token. Returns the decoded strings, or
-    ``(strings, SampleOutput)`` with ``return_output=True`` (the output's trajectory shows which call
-    unmasked each position).
+    Outputs are cut at the first end-of-sequence/end-of-turn token. ``callback(step, tokens, committed)``
+    is called after every model call (see :class:`~mdm_energy.sampling.Sampler`); ``seeds`` (one integer per
+    prompt) make each prompt's random draws independent of its batch. Returns the decoded
+    strings, or ``(strings, SampleOutput)`` with ``return_output=True`` (the output's trajectory shows
+    which call unmasked each position).
     """
     from ..sampling import make_sampler
 
@@ -171,7 +272,7 @@ def generate(
     device = next(model.parameters()).device if hasattr(model, "parameters") else None
     pad = getattr(tokenizer, "pad_token_id", None)
     out = s(den, ids, gen_length, generator=generator, return_trajectory=True, device=device,
-            pad_id=pad if pad is not None else den.eos_id)
+            pad_id=pad if pad is not None else den.eos_id, callback=callback, seeds=seeds)
     stops = stop_ids(model, tokenizer, fam)
     texts = [tokenizer.decode(trim_at_stop(row.tolist(), stops), skip_special_tokens=True) for row in out.generated]
     return (texts, out) if return_output else texts

@@ -12,12 +12,14 @@ from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .._io import atomic_write
 from ..limits import check_memory
 
-__all__ = ["MDMConfig", "MDMTransformer", "save_model", "load_config", "load_model", "as_denoiser"]
+__all__ = ["MDMConfig", "MDMTransformer", "KVCache", "ModelDenoiser", "save_model", "load_config", "load_model",
+           "as_denoiser"]
 
 
 @dataclass
@@ -78,8 +80,29 @@ class MDMConfig:
             raise ValueError(f"{source}: {exc}") from None
 
 
+@dataclass
+class KVCache:
+    """The keys and values ``(B, H, T, d_head)`` of every position in every layer, from the last full call.
+
+    A *span call* recomputes a contiguous span of positions and lets it attend to these cached keys and
+    values for every other position — exact when nothing outside the span changed since the full call,
+    an approximation (Fast-dLLM's) otherwise."""
+
+    keys: list
+    values: list
+
+    def rows(self, index: Tensor) -> "KVCache":
+        """The cache of the batch rows ``index``."""
+        return KVCache([k[index] for k in self.keys], [v[index] for v in self.values])
+
+
 class MDMTransformer(nn.Module):
-    """Token + learned position embeddings, a pre-norm transformer encoder, a tied output head."""
+    """Token + learned position embeddings, a pre-norm transformer encoder, a tied output head.
+
+    The layers are ``nn.TransformerEncoderLayer`` modules (their parameters are the checkpoint's), run by
+    :meth:`_encode` with ``scaled_dot_product_attention`` so that a call can also return its keys and values
+    (:meth:`forward_full`) or recompute only a span of positions against them (:meth:`forward_span`).
+    """
 
     def __init__(self, config: MDMConfig) -> None:
         super().__init__()
@@ -94,14 +117,52 @@ class MDMTransformer(nn.Module):
         nn.init.normal_(self.pos.weight, std=0.02)
 
     def forward(self, tokens: Tensor, attention_mask: "Tensor | None" = None) -> Tensor:
-        T = tokens.shape[1]
-        if T > self.config.max_len:
-            raise ValueError(f"sequence of {T} tokens exceeds max_len {self.config.max_len}")
-        h = self.tok(tokens) + self.pos(torch.arange(T, device=tokens.device))
-        pad = None if attention_mask is None else ~attention_mask.bool()
-        causal = nn.Transformer.generate_square_subsequent_mask(T, device=tokens.device) if self.config.causal else None
-        h = self.norm(self.encoder(h, mask=causal, src_key_padding_mask=pad, is_causal=self.config.causal))
-        return h @ self.tok.weight.T  # tied head
+        """Logits ``(B, T, V)`` of every position."""
+        return self._encode(tokens, 0, attention_mask, None)[0]
+
+    def forward_full(self, tokens: Tensor, attention_mask: "Tensor | None" = None) -> tuple[Tensor, KVCache]:
+        """Logits of every position and the keys and values of every layer (for later span calls)."""
+        if self.config.causal:
+            raise ValueError("key/value caching is for the bidirectional denoiser, not the causal reference model")
+        logits, cache = self._encode(tokens, 0, attention_mask, None, keep=True)
+        return logits, cache
+
+    def forward_span(self, span: Tensor, start: int, cache: KVCache, attention_mask: "Tensor | None" = None) -> Tensor:
+        """Logits ``(B, S, V)`` of the positions ``start .. start + S`` of a sequence whose other positions are
+        represented by ``cache``; ``attention_mask`` covers the whole sequence ``(B, T)``."""
+        return self._encode(span, start, attention_mask, cache)[0]
+
+    def _encode(self, tokens: Tensor, start: int, attention_mask: "Tensor | None", cache: "KVCache | None",
+                keep: bool = False) -> tuple[Tensor, "KVCache | None"]:
+        B, S = tokens.shape
+        T = S if cache is None else cache.keys[0].shape[2]
+        if start + S > self.config.max_len or T > self.config.max_len:
+            raise ValueError(f"sequence of {max(T, start + S)} tokens exceeds max_len {self.config.max_len}")
+        h = self.tok(tokens) + self.pos(torch.arange(start, start + S, device=tokens.device))
+        key_mask = None if attention_mask is None else attention_mask.bool()[:, None, None, :]
+        heads = self.config.n_heads
+        kept: "KVCache | None" = KVCache([], []) if keep else None
+        for i, layer in enumerate(self.encoder.layers):
+            x = layer.norm1(h)
+            q, k, v = (t.view(B, S, heads, -1).transpose(1, 2)
+                       for t in F.linear(x, layer.self_attn.in_proj_weight, layer.self_attn.in_proj_bias).chunk(3, -1))
+            if cache is not None:
+                k = torch.cat([cache.keys[i][:, :, :start], k, cache.keys[i][:, :, start + S:]], dim=2)
+                v = torch.cat([cache.values[i][:, :, :start], v, cache.values[i][:, :, start + S:]], dim=2)
+            if kept is not None:
+                kept.keys.append(k)
+                kept.values.append(v)
+            causal = self.config.causal and key_mask is None
+            mask = key_mask
+            if self.config.causal and key_mask is not None:
+                # each position also sees itself, so a left-padding query attends to something (no NaN)
+                mask = (key_mask & torch.ones(S, T, dtype=torch.bool, device=h.device).tril()) | torch.eye(
+                    S, T, dtype=torch.bool, device=h.device)
+            drop = layer.self_attn.dropout if self.training else 0.0
+            attn = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=drop, is_causal=causal)
+            h = h + layer.dropout1(layer.self_attn.out_proj(attn.transpose(1, 2).reshape(B, S, -1)))
+            h = h + layer.dropout2(layer.linear2(layer.dropout(layer.activation(layer.linear1(layer.norm2(h))))))
+        return self.norm(h) @ self.tok.weight.T, kept  # tied head
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
@@ -164,11 +225,32 @@ def _first_line(exc: BaseException) -> str:
     return text[:200]
 
 
-def as_denoiser(model: MDMTransformer):
-    """The model as a sampler denoiser (``mask_id``, ``vocab_size``, ``eos_id``, ``max_length`` from its config)."""
-    from ..sampling import CallableDenoiser
+class ModelDenoiser:
+    """One of our models as a sampler denoiser (``mask_id``, ``vocab_size``, ``eos_id``, ``max_length`` from its
+    config), with key/value caching: :meth:`full` returns the logits and the cache, :meth:`span` recomputes
+    a span of positions against it (docs/design.md §4, caches)."""
 
-    den = CallableDenoiser(lambda tokens, attention_mask=None: model(tokens, attention_mask), model.config.mask_id,
-                           model.config.vocab_size, model.config.eos_id)
-    den.max_length = model.config.max_len
+    def __init__(self, model: MDMTransformer) -> None:
+        self.model = model
+        c = model.config
+        self.mask_id, self.vocab_size, self.eos_id, self.max_length = c.mask_id, c.vocab_size, c.eos_id, c.max_len
+        self.stop_ids = None
+
+    def __call__(self, tokens: Tensor, attention_mask: "Tensor | None" = None) -> Tensor:
+        return self.model(tokens, attention_mask)
+
+    def full(self, tokens: Tensor, attention_mask: "Tensor | None" = None) -> tuple[Tensor, KVCache]:
+        return self.model.forward_full(tokens, attention_mask)
+
+    def span(self, tokens: Tensor, start: int, end: int, cache: KVCache, attention_mask: "Tensor | None" = None) -> Tensor:
+        """Logits of positions ``start .. end`` of ``tokens`` ``(B, T)``, every other position from ``cache``."""
+        return self.model.forward_span(tokens[:, start:end], start, cache, attention_mask)
+
+
+def as_denoiser(model: MDMTransformer) -> ModelDenoiser:
+    """The model as a sampler denoiser, with key/value caching."""
+    from ..sampling import check_denoiser
+
+    den = ModelDenoiser(model)
+    check_denoiser(den)
     return den

@@ -1,25 +1,39 @@
-"""The sampler interface: the generation canvas, blocks, the guarded model call and the output type.
+"""The sampler interface: the generation canvas, blocks, the guarded model call, commits and early stop.
 
 Every sampler fills a *canvas* ``[left padding | prompt | L masked positions]``: prompts of different
 lengths are left-padded so that all generation windows line up, and an attention mask marks the
 padding. The window may be split into semi-autoregressive blocks (LLaDA's ``block_length``), filled
 strictly in order. Only masked positions of the current block are ever written, so prompt tokens and
 already-unmasked tokens never change.
+
+A model call serves only the rows that are still *active*: with ``stop_at_eos`` a row leaves the batch
+once it has committed an end token with nothing masked before it (its remaining positions become EOS),
+and the batch that reaches the model shrinks. Random draws come from one stream per row
+(:class:`~mdm_energy.sampling.rng.RowRNG`), so this never changes another row's output.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
 
 import torch
 from torch import Tensor
 
 from ..registry import sampler_options
-from .denoiser import Denoiser, check_denoiser
+from .denoiser import Denoiser, check_denoiser, stop_ids_of
+from .rng import RowRNG
 
-__all__ = ["SampleOutput", "Canvas", "make_canvas", "Sampler"]
+__all__ = ["SampleOutput", "Canvas", "Step", "make_canvas", "Sampler", "LAST_RESORT"]
+
+#: The score of a candidate that may be committed only when nothing else is left (``confidence_eos_eot_inf``):
+#: finite, so it can still be chosen, and below every real score (probabilities, margins, minus entropies).
+LAST_RESORT = -1e300
+
+#: ``callback(step, tokens, committed)``: after every model call's commits, the call number (1-based), the
+#: whole canvas ``(B, T)`` and a boolean ``(B, T)`` of the positions committed by that call.
+StepCallback = Callable[[int, Tensor, Tensor], None]
 
 
 @dataclass
@@ -39,10 +53,26 @@ class SampleOutput:
     gen_start: int
     attention_mask: "Tensor | None" = None
     trajectory: "Tensor | None" = None
+    stopped: "Tensor | None" = None  # (B,) rows that stopped early at an end token (stop_at_eos)
 
     @property
     def generated(self) -> Tensor:
         return self.tokens[:, self.gen_start:]
+
+
+@dataclass
+class Step:
+    """One model call: the batch rows it served and their logits ``(R, S, V)`` for the positions
+    ``offset .. offset + S`` (all of them, ``offset`` 0, unless a key/value cache limited the call to a span)."""
+
+    rows: Tensor
+    logits: Tensor
+    offset: int = 0
+
+    def at(self, where: Tensor) -> Tensor:
+        """The logits rows ``(M, V)`` of the positions ``where`` ``(R, T)`` (all inside the computed span)."""
+        S = self.logits.shape[1]
+        return self.logits[where[:, self.offset:self.offset + S]]
 
 
 @dataclass
@@ -52,6 +82,12 @@ class Canvas:
     prompt_mask: Tensor  # real prompt tokens (not padding)
     start: int
     length: int
+
+
+def _seed(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**63:
+        raise ValueError(f"a row seed must be an integer in [0, 2**63), got {value!r}")
+    return int(value)
 
 
 def _as_rows(prompts) -> list[list[int]]:
@@ -130,13 +166,20 @@ class Sampler(ABC):
     ``temperature`` (τ ≥ 0; 0 = argmax) sets how candidates are drawn, ``block_length`` splits the
     window into semi-autoregressive blocks, ``cfg_scale`` > 0 turns on classifier-free guidance
     (LLaDA's form: the unconditional pass masks the prompt; both passes go in one batched call, which
-    counts as one model call).
+    counts as one model call). The end-of-sequence controls (``logits_eos_inf``, ``suppress_tokens``,
+    ``confidence_eos_eot_inf``, ``stop_at_eos``) are described in :mod:`mdm_energy.registry`.
 
     A subclass's ``name`` is its entry in :mod:`mdm_energy.registry`, which validates the options and
     holds their defaults; each option becomes an attribute of the same name.
     """
 
     name = "sampler"
+    logits_eos_inf = False
+    suppress_tokens: tuple = ()
+    stop_at_eos = False
+    confidence_eos_eot_inf = False
+    cache = "none"
+    cache_refresh: "int | None" = None
 
     def __init__(self, **options: Any) -> None:
         self.options = sampler_options(self.name, **options)
@@ -160,25 +203,41 @@ class Sampler(ABC):
         pad_id: "int | None" = None,
         max_length: "int | None" = None,
         device: "torch.device | str | None" = None,
+        callback: "StepCallback | None" = None,
+        seeds: "Sequence[int] | None" = None,
     ) -> SampleOutput:
+        """Fill the canvas of ``prompts`` (see :func:`make_canvas`); ``seeds`` (one integer per row) seed each
+        row's random stream directly instead of from ``generator``, so a row's output does not depend on its
+        batch."""
         check_denoiser(denoiser)
         if device is None and generator is not None:
             device = generator.device
         canvas = make_canvas(denoiser, prompts, gen_length, batch_size, device, pad_id, max_length)
         blocks = self._blocks(gen_length)
         B, T = canvas.x.shape
+        dev = canvas.x.device
         run = _RunState(
             denoiser=denoiser,
             canvas=canvas,
-            nfe=torch.zeros(B, dtype=torch.long, device=canvas.x.device),
-            trajectory=torch.zeros((B, T), dtype=torch.long, device=canvas.x.device),
-            generator=generator,
+            nfe=torch.zeros(B, dtype=torch.long, device=dev),
+            trajectory=torch.zeros((B, T), dtype=torch.long, device=dev),
+            rng=RowRNG(generator, B, dev, None if seeds is None else [_seed(s) for s in seeds]),
             plan=self._plan(gen_length, len(blocks)),
+            active=torch.ones(B, dtype=torch.bool, device=dev),
+            stopped=torch.zeros(B, dtype=torch.bool, device=dev),
+            callback=callback,
+            **self._token_controls(denoiser, dev),
         )
+        if self.cache != "none" and not (hasattr(denoiser, "full") and hasattr(denoiser, "span")):
+            raise ValueError(f"cache {self.cache!r} needs a denoiser with key/value caching (full and span calls); "
+                             f"{type(getattr(denoiser, 'model', denoiser)).__name__} has none")
         with torch.no_grad():
             for b, (lo, hi) in enumerate(blocks):
-                in_block = torch.zeros(T, dtype=torch.bool, device=canvas.x.device)
+                if not run.active.any():
+                    break
+                in_block = torch.zeros(T, dtype=torch.bool, device=dev)
                 in_block[canvas.start + lo: canvas.start + hi] = True
+                run.block, run.block_calls, run.kv = (canvas.start + lo, canvas.start + hi), 0, None
                 self._fill_block(run, in_block, hi - lo, b)
         return SampleOutput(
             tokens=run.canvas.x,
@@ -187,9 +246,25 @@ class Sampler(ABC):
             gen_start=canvas.start,
             attention_mask=canvas.attention_mask,
             trajectory=run.trajectory if return_trajectory else None,
+            stopped=run.stopped,
         )
 
     generate = __call__
+
+    def _token_controls(self, denoiser: Denoiser, device: torch.device) -> dict[str, Any]:
+        """The ids never proposed, the end tokens, and the id that fills a row after it stops."""
+        V, eos = int(denoiser.vocab_size), getattr(denoiser, "eos_id", None)
+        bad = [t for t in self.suppress_tokens if t >= V]
+        if bad:
+            raise ValueError(f"suppress_tokens {bad[0]} is outside the vocabulary [0, {V})")
+        stops = stop_ids_of(denoiser)
+        needs_eos = [k for k in ("logits_eos_inf", "stop_at_eos", "confidence_eos_eot_inf") if getattr(self, k)]
+        if needs_eos and not stops:
+            raise ValueError(f"{needs_eos[0]} needs a denoiser with an end token (eos_id), and this one has none")
+        banned = [int(denoiser.mask_id), *self.suppress_tokens] + ([int(eos)] if self.logits_eos_inf and eos is not None else [])
+        return {"banned": torch.tensor(sorted(set(banned)), dtype=torch.long, device=device),
+                "stops": torch.tensor(sorted(stops), dtype=torch.long, device=device),
+                "fill": int(eos) if eos is not None else (min(stops) if stops else int(denoiser.mask_id))}
 
     def _blocks(self, gen_length: int) -> list[tuple[int, int]]:
         B = self.block_length or gen_length
@@ -203,39 +278,67 @@ class Sampler(ABC):
 
     @abstractmethod
     def _fill_block(self, run: "_RunState", in_block: Tensor, block_len: int, block_index: int) -> None:
-        """Unmask every position of one block."""
+        """Unmask every position of one block (of the rows still active)."""
 
     # --- helpers for subclasses ------------------------------------------------------------------
     def _masked(self, run: "_RunState", in_block: Tensor) -> Tensor:
+        """``(B, T)``: the masked positions of the current block, in rows still active."""
         x = run.canvas.x
         window = torch.zeros_like(in_block)
         window[run.canvas.start:] = True
-        return (x == run.denoiser.mask_id) & (in_block & window).unsqueeze(0)
+        return (x == run.denoiser.mask_id) & (in_block & window).unsqueeze(0) & run.active.unsqueeze(1)
 
-    def _logits(self, run: "_RunState", rows_used: Tensor) -> Tensor:
-        """One guarded model call: logits ``(B, T, V)``, mask token suppressed; counts the call."""
-        den, x, am = run.denoiser, run.canvas.x, run.canvas.attention_mask
-        run.calls += 1
+    def _call(self, run: "_RunState", need: Tensor) -> "Step | None":
+        """One guarded model call for the active rows among ``need`` (a ``(B,)`` mask); ``None`` if there are
+        none. Counts the call in ``calls`` and in the NFE of those rows.
+
+        With a key/value cache (block-wise decoding), the block's first call — and every
+        ``cache_refresh``-th after it — runs on the whole sequence and keeps the cache; the others recompute
+        only the current block and everything after it (``prefix``: the prompt and finished blocks come
+        from the cache) or only the current block (``dual``: the masked suffix comes from the cache too)."""
+        rows = (need & run.active).nonzero(as_tuple=True)[0]
+        if rows.numel() == 0:
+            return None
+        den, canvas = run.denoiser, run.canvas
+        x = canvas.x[rows]
+        am = None if canvas.attention_mask is None else canvas.attention_mask[rows]
         if self.cfg_scale > 0:
             uncond = x.clone()
-            uncond[run.canvas.prompt_mask] = den.mask_id
-            both = den(torch.cat([x, uncond]), None if am is None else torch.cat([am, am]))
-            cond_logits, uncond_logits = both.chunk(2)
-            logits = uncond_logits + (self.cfg_scale + 1.0) * (cond_logits - uncond_logits)
+            uncond[canvas.prompt_mask[rows]] = den.mask_id
+            x, am = torch.cat([x, uncond]), None if am is None else torch.cat([am, am])
+        refresh = self.cache_refresh
+        reuse = (self.cache != "none" and run.kv is not None and bool(torch.isin(rows, run.kv_rows).all())
+                 and not (refresh is not None and run.block_calls % refresh == 0))
+        run.calls += 1
+        run.block_calls += 1
+        offset = 0
+        if reuse:
+            idx = torch.searchsorted(run.kv_rows, rows)
+            if self.cfg_scale > 0:
+                idx = torch.cat([idx, idx + run.kv_rows.numel()])
+            offset, end = run.block[0], (run.block[1] if self.cache == "dual" else x.shape[1])
+            logits = den.span(x, offset, end, run.kv.rows(idx), am)
+        elif self.cache != "none":
+            logits, run.kv = den.full(x, am)
+            run.kv_rows = rows
         else:
             logits = den(x, am)
+        if self.cfg_scale > 0:
+            cond_logits, uncond_logits = logits.chunk(2)
+            logits = uncond_logits + (self.cfg_scale + 1.0) * (cond_logits - uncond_logits)
         V = int(den.vocab_size)
-        if logits.ndim != 3 or logits.shape[:2] != x.shape or logits.shape[2] < V:
-            raise ValueError(f"denoiser returned logits of shape {tuple(logits.shape)}; expected {tuple(x.shape) + (V,)}")
-        run.nfe += rows_used.long()
-        return logits[..., :V]
+        want = (rows.numel(), x.shape[1] - offset if not reuse or self.cache == "prefix" else run.block[1] - offset)
+        if logits.ndim != 3 or tuple(logits.shape[:2]) != want or logits.shape[2] < V:
+            raise ValueError(f"denoiser returned logits of shape {tuple(logits.shape)}; expected {want + (V,)}")
+        run.nfe[rows] += 1
+        return Step(rows, logits[..., :V], offset)
 
-    def _rows(self, run: "_RunState", logits: Tensor, where: Tensor) -> tuple[Tensor, Tensor]:
-        """The logits of the positions ``where`` as ``(M, V)`` rows (the mask token suppressed: it is never
-        committed) and their log-normalisers. Rows with NaN, +inf or only -inf logits raise
-        ``ValueError`` naming the model call; -inf entries (impossible tokens) are allowed."""
-        flat = logits[where]
-        flat[:, run.denoiser.mask_id] = float("-inf")
+    def _rows(self, run: "_RunState", step: Step, where: Tensor) -> tuple[Tensor, Tensor]:
+        """The logits of the positions ``where`` ``(R, T)`` as ``(M, V)`` rows — the mask token, suppressed ids
+        and (with ``logits_eos_inf``) EOS set to -inf: never proposed — and their log-normalisers. Rows with
+        NaN, +inf or only -inf logits raise ``ValueError`` naming the model call; -inf entries are allowed."""
+        flat = step.at(where).clone()
+        flat[:, run.banned] = float("-inf")
         if not flat.dtype.is_floating_point or flat.dtype in (torch.float16, torch.bfloat16):
             flat = flat.float()
         lse = torch.logsumexp(flat, dim=-1)  # NaN and +inf propagate here, so this is also the check
@@ -243,9 +346,49 @@ class Sampler(ABC):
             raise ValueError(f"denoiser returned non-finite logits (NaN, +inf or all -inf) at model call {run.calls}")
         return flat, lse
 
-    def _commit(self, run: "_RunState", where: Tensor, values: Tensor) -> None:
-        run.canvas.x[where] = values
-        run.trajectory[where] = run.calls
+    def _last_resort(self, run: "_RunState", candidates: Tensor, scores: Tensor) -> Tensor:
+        """With ``confidence_eos_eot_inf``: end-token candidates drop below every other candidate."""
+        if not self.confidence_eos_eot_inf:
+            return scores
+        return torch.where(torch.isin(candidates, run.stops), torch.full_like(scores, LAST_RESORT), scores)
+
+    def _commit(self, run: "_RunState", step: Step, chosen: Tensor, values: Tensor) -> None:
+        """Write ``values`` where ``chosen`` (both ``(R, T)``, rows as in ``step``), record the call in the
+        trajectory, stop rows that have finished (``stop_at_eos``) and report to the callback."""
+        x, rows = run.canvas.x, step.rows
+        x[rows] = torch.where(chosen, values, x[rows])
+        run.trajectory[rows] = torch.where(chosen, torch.full_like(values, run.calls), run.trajectory[rows])
+        committed = torch.zeros_like(x, dtype=torch.bool)
+        committed[rows] = chosen
+        if self.stop_at_eos:
+            committed |= self._stop_finished(run, rows)
+        if run.callback is not None:
+            run.callback(run.calls, x, committed)
+
+    def _stop_finished(self, run: "_RunState", rows: Tensor) -> Tensor:
+        """Rows (among ``rows``) whose window holds an end token with nothing masked before it stop: their
+        masked positions after it become EOS and they leave the batch. Returns the positions so filled."""
+        x, start, mask = run.canvas.x, run.canvas.start, run.denoiser.mask_id
+        w = x[rows, start:]
+        L = w.shape[1]
+        is_stop = torch.isin(w, run.stops)
+        idx = torch.arange(L, device=w.device)
+        first = torch.where(is_stop.any(1), is_stop.long().argmax(1), torch.full_like(rows, L))
+        masked = w == mask
+        open_before = (masked & (idx < first.unsqueeze(1))).any(1)
+        done = (first < L) & ~open_before
+        fill = done.unsqueeze(1) & masked & (idx > first.unsqueeze(1))
+        filled = torch.zeros_like(x, dtype=torch.bool)
+        if done.any():
+            w[fill] = run.fill
+            x[rows, start:] = w
+            traj = run.trajectory[rows, start:]
+            traj[fill] = run.calls
+            run.trajectory[rows, start:] = traj
+            run.active[rows[done]] = False
+            run.stopped[rows[done]] = True
+            filled[rows, start:] = fill
+        return filled
 
 
 @dataclass
@@ -254,13 +397,22 @@ class _RunState:
     canvas: Canvas
     nfe: Tensor
     trajectory: Tensor
-    generator: "torch.Generator | None"
+    rng: RowRNG
+    active: Tensor
+    stopped: Tensor
+    banned: Tensor
+    stops: Tensor
+    fill: int
     plan: object = None
     calls: int = 0
+    callback: "StepCallback | None" = field(default=None)
+    block: tuple = (0, 0)  # absolute positions of the current block
+    block_calls: int = 0  # model calls made in the current block
+    kv: object = None  # the key/value cache of the last full call (cache modes)
+    kv_rows: "Tensor | None" = None  # the batch rows that cache holds, ascending
 
 
 def steps_per_block(steps: int, num_blocks: int) -> int:
     if steps % num_blocks:
         raise ValueError(f"steps {steps} is not divisible by the number of blocks {num_blocks}")
     return steps // num_blocks
-

@@ -2,8 +2,9 @@
 
 A *denoiser* maps token ids ``(B, T)`` (with ``mask_id`` at masked positions) and an optional
 attention mask ``(B, T)`` to logits ``(B, T, V)`` of the clean token at every position. It carries
-``mask_id``, ``vocab_size`` and an optional ``eos_id``. Samplers only ever call it this way, so any
-model fits once wrapped:
+``mask_id``, ``vocab_size``, an optional ``eos_id`` and optional ``stop_ids`` (every token that ends an
+answer: EOS, end-of-turn; ``{eos_id}`` when absent). Samplers only ever call it this way, so any model
+fits once wrapped:
 
 * :class:`CallableDenoiser` — a plain function ``fn(tokens)`` or ``fn(tokens, attention_mask)``;
 * :class:`~mdm_energy.integrations.huggingface.HFDenoiser` — any model whose output has ``.logits``;
@@ -20,7 +21,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["Denoiser", "CallableDenoiser", "ExactTorchDenoiser", "check_denoiser"]
+__all__ = ["Denoiser", "CallableDenoiser", "ExactTorchDenoiser", "check_denoiser", "stop_ids_of"]
 
 
 @runtime_checkable
@@ -47,13 +48,27 @@ def check_denoiser(denoiser: Denoiser) -> None:
     eos = getattr(denoiser, "eos_id", None)
     if eos is not None and not 0 <= int(eos) < V:
         raise ValueError(f"eos_id {eos} is outside the vocabulary [0, {V})")
+    bad = [i for i in (getattr(denoiser, "stop_ids", None) or ()) if not 0 <= int(i) < V]
+    if bad:
+        raise ValueError(f"stop id {bad[0]} is outside the vocabulary [0, {V})")
+
+
+def stop_ids_of(denoiser: Denoiser) -> set[int]:
+    """The tokens that end an answer: the denoiser's ``stop_ids``, else its ``eos_id``, else none."""
+    ids = getattr(denoiser, "stop_ids", None)
+    if ids:
+        return {int(i) for i in ids}
+    eos = getattr(denoiser, "eos_id", None)
+    return set() if eos is None else {int(eos)}
 
 
 class CallableDenoiser:
     """Wrap ``fn(tokens)`` or ``fn(tokens, attention_mask)`` returning logits ``(B, T, V)``."""
 
-    def __init__(self, fn: Callable[..., Tensor], mask_id: int, vocab_size: int, eos_id: "int | None" = None) -> None:
+    def __init__(self, fn: Callable[..., Tensor], mask_id: int, vocab_size: int, eos_id: "int | None" = None,
+                 stop_ids: "tuple[int, ...] | None" = None) -> None:
         self.fn, self.mask_id, self.vocab_size, self.eos_id = fn, int(mask_id), int(vocab_size), eos_id
+        self.stop_ids = tuple(int(i) for i in stop_ids) if stop_ids else None
         check_denoiser(self)
         try:
             params = inspect.signature(fn).parameters

@@ -7,12 +7,14 @@ the number of eligible positions.
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 from torch import Tensor
 
 from ..registry import REMASKING
 
-__all__ = ["TIE_DECIMALS", "GUMBEL_MAX_ELEMENTS", "draw_candidates", "confidence_scores", "select_top_k"]
+__all__ = ["TIE_DECIMALS", "GUMBEL_MAX_ELEMENTS", "Uniform", "draw_candidates", "confidence_scores", "select_top_k"]
 
 #: Scores equal to this many decimals are tied (and ties go to the lower position), so float
 #: round-off cannot reorder positions whose scores are equal in exact arithmetic. The exact engine
@@ -26,7 +28,17 @@ GUMBEL_MAX_ELEMENTS = 1 << 22
 _CHUNK = 256
 
 
-def draw_candidates(logits: Tensor, temperature: float, generator: "torch.Generator | None") -> Tensor:
+#: ``uniform(width)``: an ``(M, width)`` float64 tensor of uniforms in [0, 1), row ``i`` for logits row ``i``
+#: (from that row's own stream, :class:`~mdm_energy.sampling.rng.RowRNG`).
+Uniform = Callable[[int], Tensor]
+
+
+def _global_uniform(rows: int, device: torch.device, generator: "torch.Generator | None" = None) -> Uniform:
+    """Uniforms from one generator (for callers outside a sampler run)."""
+    return lambda width: torch.rand((rows, width), dtype=torch.float64, device=device, generator=generator)
+
+
+def draw_candidates(logits: Tensor, temperature: float, uniform: "Uniform | torch.Generator | None") -> Tensor:
     r"""One token per row: ``argmax`` for ``temperature == 0``, else a draw from ``softmax(logits / τ)``.
 
     Small problems use the Gumbel-max trick in **float64**, as LLaDA does:
@@ -46,14 +58,16 @@ def draw_candidates(logits: Tensor, temperature: float, generator: "torch.Genera
     """
     if temperature == 0.0:
         return logits.argmax(dim=-1)
+    if not callable(uniform):
+        uniform = _global_uniform(logits.shape[0], logits.device, uniform)
     if logits.numel() <= GUMBEL_MAX_ELEMENTS:
-        u = torch.rand(logits.shape, dtype=torch.float64, device=logits.device, generator=generator)
+        u = uniform(logits.shape[-1])
         gumbel = -torch.log(-torch.log(u.clamp_min(torch.finfo(torch.float64).tiny)))
         return (logits.to(torch.float64) / temperature + gumbel).argmax(dim=-1)
-    return _inverse_cdf(logits, temperature, generator)
+    return _inverse_cdf(logits, temperature, uniform)
 
 
-def _inverse_cdf(logits: Tensor, temperature: float, generator: "torch.Generator | None") -> Tensor:
+def _inverse_cdf(logits: Tensor, temperature: float, uniform: "Uniform | torch.Generator | None") -> Tensor:
     M, V = logits.shape
     z = logits if logits.dtype in (torch.float32, torch.float64) else logits.float()
     z = z / temperature
@@ -63,7 +77,9 @@ def _inverse_cdf(logits: Tensor, temperature: float, generator: "torch.Generator
         w = torch.cat([w, w.new_zeros(M, pad)], dim=-1)
     chunks = w.view(M, -1, _CHUNK)
     chunk_cdf = chunks.sum(-1).to(torch.float64).cumsum(-1)
-    u = torch.rand(M, 1, dtype=torch.float64, device=logits.device, generator=generator)
+    if not callable(uniform):
+        uniform = _global_uniform(M, logits.device, uniform)
+    u = uniform(1)
     target = u * chunk_cdf[:, -1:]
     c = torch.searchsorted(chunk_cdf, target, right=True).clamp(max=chunk_cdf.shape[1] - 1)
     before = torch.where(c > 0, chunk_cdf.gather(1, (c - 1).clamp_min(0)), torch.zeros_like(target))
@@ -72,7 +88,7 @@ def _inverse_cdf(logits: Tensor, temperature: float, generator: "torch.Generator
     return (c * _CHUNK + j).squeeze(-1).clamp(max=V - 1)
 
 
-def confidence_scores(logits: Tensor, candidates: Tensor, rule: str, generator: "torch.Generator | None",
+def confidence_scores(logits: Tensor, candidates: Tensor, rule: str, uniform: "Uniform | torch.Generator | None" = None,
                       lse: "Tensor | None" = None) -> Tensor:
     """Float64 score per row, higher = committed first (docs/design.md §4).
 
@@ -82,7 +98,9 @@ def confidence_scores(logits: Tensor, candidates: Tensor, rule: str, generator: 
     logits' precision) is reused, and the final probabilities are formed in float64.
     """
     if rule == "random":
-        return torch.rand(candidates.shape, dtype=torch.float64, device=logits.device, generator=generator)
+        if not callable(uniform):
+            uniform = _global_uniform(candidates.shape[0], logits.device, uniform)
+        return uniform(1)[:, 0]
     if lse is None:
         lse = torch.logsumexp(logits, dim=-1)
     lse64 = lse.to(torch.float64).unsqueeze(-1)

@@ -1,4 +1,4 @@
-r"""The samplers of docs/design.md §4: schedule-driven (fixed-count, ancestral, Euler) and adaptive baselines.
+r"""The samplers of docs/design.md §4: schedule-driven (fixed-count, ancestral, Euler) and adaptive ones.
 
 Names, options and defaults come from :mod:`mdm_energy.registry`, the one sampler vocabulary.
 
@@ -9,8 +9,12 @@ Names, options and defaults come from :mod:`mdm_energy.registry`, the one sample
   — each masked position is revealed independently with the step's probability :math:`\pi_k`
   (:func:`~mdm_energy.reveal.reveal_probabilities`), its value drawn from the model. Which positions
   reveal is decided before the model is called, so a step that reveals nothing costs no model call.
-* :class:`ThresholdSampler` (Fast-dLLM) and :class:`EntropyBoundedSampler` (EB-Sampler) — not
-  schedule-driven: each call commits as many tokens as a confidence rule allows, at least one.
+* :class:`ThresholdSampler` and :class:`FactorSampler` (Fast-dLLM) and :class:`EntropyBoundedSampler`
+  (EB-Sampler) — not schedule-driven: each call commits as many tokens as a confidence rule allows, at
+  least one. Dream's algorithms are :class:`~mdm_energy.sampling.dream.DreamSampler`.
+
+Each ``_fill_block`` is a short loop: pick the rows that need a model call, call it once, choose
+candidates and positions for those rows, commit.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from torch import Tensor
 from ..registry import sampler_names, sampler_options
 from ..reveal import reveal_probabilities
 from ..schedules import Schedule
-from .base import Sampler, _RunState, steps_per_block
+from .base import Sampler, Step, _RunState, steps_per_block
 from .ops import confidence_scores, draw_candidates, select_top_k
 
 __all__ = [
@@ -32,21 +36,32 @@ __all__ = [
     "EulerSampler",
     "ThresholdSampler",
     "EntropyBoundedSampler",
+    "FactorSampler",
+    "DreamSampler",
+    "ThresholdFloorSampler",
+    "ThresholdCapSampler",
     "SAMPLER_CLASSES",
     "make_sampler",
 ]
 
 
-def _candidates_at(sampler: Sampler, run: _RunState, logits: Tensor, where: Tensor, rule: "str | None"):
-    """Candidates (and scores, if ``rule``) at the positions ``where``, scattered to ``(B, T)`` tensors."""
-    flat, lse = sampler._rows(run, logits, where)  # (M, V): only the positions this step may commit
-    cand = draw_candidates(flat, sampler.temperature, run.generator)
+def candidates_at(sampler: Sampler, run: _RunState, step: Step, where: Tensor, rule: "str | None"):
+    """Candidates (and scores by ``rule``, if given) at the positions ``where`` ``(R, T)`` of the step's rows,
+    as ``(R, T)`` tensors; scores are -inf elsewhere. Random draws come from each row's own stream."""
+    flat, lse = sampler._rows(run, step, where)  # (M, V): only the positions this step may commit
+    counts = where.sum(1)
+
+    def uniform(width: int) -> Tensor:
+        return run.rng.segments(step.rows, counts, width)
+
+    cand = draw_candidates(flat, sampler.temperature, uniform)
     cand_full = torch.zeros(where.shape, dtype=torch.long, device=where.device)
     cand_full[where] = cand
     if rule is None:
         return cand_full, None
+    scores = sampler._last_resort(run, cand, confidence_scores(flat, cand, rule, uniform, lse))
     score_full = torch.full(where.shape, float("-inf"), dtype=torch.float64, device=where.device)
-    score_full[where] = confidence_scores(flat, cand, rule, run.generator, lse)
+    score_full[where] = scores
     return cand_full, score_full
 
 
@@ -77,10 +92,19 @@ class FixedCountSampler(_Scheduled):
         temperature: float = 0.0,
         block_length: "int | None" = None,
         cfg_scale: float = 0.0,
+        logits_eos_inf: bool = False,
+        suppress_tokens: tuple = (),
+        stop_at_eos: bool = False,
+        cache: str = "none",
+        cache_refresh: "int | None" = None,
+        confidence_eos_eot_inf: bool = False,
         skip_empty_steps: bool = False,
     ) -> None:
         super().__init__(schedule=schedule, steps=steps, remasking=remasking, temperature=temperature,
-                         block_length=block_length, cfg_scale=cfg_scale, skip_empty_steps=skip_empty_steps)
+                         block_length=block_length, cfg_scale=cfg_scale, logits_eos_inf=logits_eos_inf,
+                         suppress_tokens=suppress_tokens, stop_at_eos=stop_at_eos, cache=cache,
+                         cache_refresh=cache_refresh, confidence_eos_eot_inf=confidence_eos_eot_inf,
+                         skip_empty_steps=skip_empty_steps)
 
     def _plan(self, gen_length: int, num_blocks: int) -> list[int]:
         """The counts of one block's steps (every block uses the same)."""
@@ -94,29 +118,36 @@ class FixedCountSampler(_Scheduled):
         for count in run.plan:
             if count == 0 and self.skip_empty_steps:
                 continue
-            masked = self._masked(run, in_block)
-            logits = self._logits(run, masked.any(-1) if count else torch.ones_like(masked[:, 0]))
-            if count == 0:
-                continue  # a zero-token step: the call was made (and counted), nothing is committed
+            masked_all = self._masked(run, in_block)
+            step = self._call(run, masked_all.any(-1) if count else run.active)
+            if step is None:
+                continue  # nobody needed a call
+            masked = masked_all[step.rows]
+            if count == 0:  # a zero-token step: the call was made (and counted), and reported as committing nothing
+                self._commit(run, step, torch.zeros_like(masked), run.canvas.x[step.rows])
+                continue
             k = masked.sum(-1).clamp(max=count)
-            if self.remasking == "random":
+            if self.remasking == "random" and not self.confidence_eos_eot_inf:
                 # positions are chosen independently of the candidates: draw candidates only for them
-                keys = torch.rand(masked.shape, dtype=torch.float64, device=masked.device, generator=run.generator)
+                keys = run.rng.uniform(step.rows, (masked.shape[1],))
                 chosen = select_top_k(torch.where(masked, keys, float("-inf")), k)
-                cand, _ = _candidates_at(self, run, logits, chosen, None)
+                cand, _ = candidates_at(self, run, step, chosen, None)
             else:
-                cand, score = _candidates_at(self, run, logits, masked, self.remasking)
+                cand, score = candidates_at(self, run, step, masked, self.remasking)
                 chosen = select_top_k(score, k)
-            self._commit(run, chosen, cand[chosen])
+            self._commit(run, step, chosen, cand)
 
 
 class _RandomReveal(_Scheduled):
     """Each masked position of the block is revealed at step k with probability pi_k, independently."""
 
     def __init__(self, schedule: "Schedule | str" = "linear", steps: int = 64, temperature: float = 1.0,
-                 block_length: "int | None" = None, cfg_scale: float = 0.0) -> None:
+                 block_length: "int | None" = None, cfg_scale: float = 0.0, logits_eos_inf: bool = False,
+                 suppress_tokens: tuple = (), stop_at_eos: bool = False, cache: str = "none",
+                 cache_refresh: "int | None" = None) -> None:
         super().__init__(schedule=schedule, steps=steps, temperature=temperature, block_length=block_length,
-                         cfg_scale=cfg_scale)
+                         cfg_scale=cfg_scale, logits_eos_inf=logits_eos_inf, suppress_tokens=suppress_tokens,
+                         stop_at_eos=stop_at_eos, cache=cache, cache_refresh=cache_refresh)
 
     def _plan(self, gen_length: int, num_blocks: int) -> list[float]:
         """The reveal probabilities of one block's steps."""
@@ -125,16 +156,19 @@ class _RandomReveal(_Scheduled):
     def _fill_block(self, run: _RunState, in_block: Tensor, block_len: int, block_index: int) -> None:
         for pi in run.plan:
             masked = self._masked(run, in_block)
+            rows = masked.any(-1).nonzero(as_tuple=True)[0]
             if pi >= 1.0:
-                reveal = masked
+                reveal = masked[rows]
             else:
-                u = torch.rand(masked.shape, dtype=torch.float64, device=masked.device, generator=run.generator)
-                reveal = masked & (u < pi)
-            if not reveal.any():
+                reveal = masked[rows] & (run.rng.uniform(rows, (masked.shape[1],)) < pi)
+            need = torch.zeros_like(run.active)
+            need[rows[reveal.any(-1)]] = True
+            step = self._call(run, need)
+            if step is None:
                 continue  # nothing to reveal: the model output would be unused
-            logits = self._logits(run, reveal.any(-1))
-            cand, _ = _candidates_at(self, run, logits, reveal, None)
-            self._commit(run, reveal, cand[reveal])
+            where = reveal[torch.searchsorted(rows, step.rows)]
+            cand, _ = candidates_at(self, run, step, where, None)
+            self._commit(run, step, where, cand)
 
 
 class AncestralSampler(_RandomReveal):
@@ -154,17 +188,29 @@ class EulerSampler(_RandomReveal):
 class _Adaptive(Sampler):
     """Calls the model until the block is unmasked, committing at least one token per row per call."""
 
+    def __init__(self, temperature: float = 0.0, block_length: "int | None" = None, cfg_scale: float = 0.0,
+                 logits_eos_inf: bool = False, suppress_tokens: tuple = (), stop_at_eos: bool = False,
+                 cache: str = "none", cache_refresh: "int | None" = None, confidence_eos_eot_inf: bool = False,
+                 **rule) -> None:
+        super().__init__(**rule, temperature=temperature, block_length=block_length, cfg_scale=cfg_scale,
+                         logits_eos_inf=logits_eos_inf, suppress_tokens=suppress_tokens, stop_at_eos=stop_at_eos,
+                         cache=cache, cache_refresh=cache_refresh, confidence_eos_eot_inf=confidence_eos_eot_inf)
+
     def _fill_block(self, run: _RunState, in_block: Tensor, block_len: int, block_index: int) -> None:
         for _ in range(block_len):  # at least one token per row per call: block_len calls suffice
-            masked = self._masked(run, in_block)
-            if not masked.any():
+            masked_all = self._masked(run, in_block)
+            step = self._call(run, masked_all.any(-1))
+            if step is None:
                 return
-            logits = self._logits(run, masked.any(-1))
-            commit, cand = self._choose(run, logits, masked)
-            self._commit(run, commit, cand[commit])
+            masked = masked_all[step.rows]
+            commit, cand = self._choose(run, step, masked)
+            self._commit(run, step, commit, cand)
 
-    def _choose(self, run: _RunState, logits: Tensor, masked: Tensor) -> tuple[Tensor, Tensor]:
+    def _choose(self, run: _RunState, step: Step, masked: Tensor) -> tuple[Tensor, Tensor]:
         raise NotImplementedError
+
+    def _best_one(self, conf: Tensor) -> Tensor:
+        return select_top_k(conf, torch.ones(conf.shape[0], dtype=torch.long, device=conf.device))
 
 
 class ThresholdSampler(_Adaptive):
@@ -174,13 +220,44 @@ class ThresholdSampler(_Adaptive):
     name = "threshold"
 
     def __init__(self, threshold: float = 0.9, temperature: float = 0.0, block_length: "int | None" = None,
-                 cfg_scale: float = 0.0) -> None:
-        super().__init__(threshold=threshold, temperature=temperature, block_length=block_length, cfg_scale=cfg_scale)
+                 cfg_scale: float = 0.0, logits_eos_inf: bool = False, suppress_tokens: tuple = (),
+                 stop_at_eos: bool = False, cache: str = "none", cache_refresh: "int | None" = None,
+                 confidence_eos_eot_inf: bool = False) -> None:
+        super().__init__(threshold=threshold, temperature=temperature, block_length=block_length, cfg_scale=cfg_scale,
+                         logits_eos_inf=logits_eos_inf, suppress_tokens=suppress_tokens, stop_at_eos=stop_at_eos,
+                         cache=cache, cache_refresh=cache_refresh, confidence_eos_eot_inf=confidence_eos_eot_inf)
 
-    def _choose(self, run: _RunState, logits: Tensor, masked: Tensor) -> tuple[Tensor, Tensor]:
-        cand, conf = _candidates_at(self, run, logits, masked, "low_confidence")
-        best = select_top_k(conf, torch.ones(masked.shape[0], dtype=torch.long, device=masked.device))
-        return (masked & (conf >= self.threshold)) | best, cand
+    def _choose(self, run: _RunState, step: Step, masked: Tensor) -> tuple[Tensor, Tensor]:
+        cand, conf = candidates_at(self, run, step, masked, "low_confidence")
+        return (masked & (conf >= self.threshold)) | self._best_one(conf), cand
+
+
+class FactorSampler(_Adaptive):
+    r"""Fast-dLLM's factor rule: with the masked positions' confidences sorted, :math:`c_1 \ge c_2 \ge \dots`,
+    commit the longest prefix in which every :math:`c_n` (:math:`n \ge 2`) satisfies :math:`(n + 1)(1 - c_n)
+    \le f` — the more tokens committed together, the surer each must be — and always the first.
+
+    (Fast-dLLM's code also commits the whole block when only its last candidate fails the test; this class
+    follows the rule as stated.)"""
+
+    name = "factor"
+
+    def __init__(self, factor: float = 1.0, temperature: float = 0.0, block_length: "int | None" = None,
+                 cfg_scale: float = 0.0, logits_eos_inf: bool = False, suppress_tokens: tuple = (),
+                 stop_at_eos: bool = False, cache: str = "none", cache_refresh: "int | None" = None,
+                 confidence_eos_eot_inf: bool = False) -> None:
+        super().__init__(factor=factor, temperature=temperature, block_length=block_length, cfg_scale=cfg_scale,
+                         logits_eos_inf=logits_eos_inf, suppress_tokens=suppress_tokens, stop_at_eos=stop_at_eos,
+                         cache=cache, cache_refresh=cache_refresh, confidence_eos_eot_inf=confidence_eos_eot_inf)
+
+    def _choose(self, run: _RunState, step: Step, masked: Tensor) -> tuple[Tensor, Tensor]:
+        cand, conf = candidates_at(self, run, step, masked, "low_confidence")
+        ranked = torch.sort(conf, dim=-1, descending=True, stable=True).values  # -inf (not masked) last
+        n = torch.arange(1, conf.shape[1] + 1, device=conf.device, dtype=torch.float64)
+        ok = torch.isfinite(ranked) & ((n + 1) * (1.0 - ranked) <= self.factor)
+        ok[:, 0] = torch.isfinite(ranked[:, 0])
+        k = ok.long().cumprod(-1).sum(-1).clamp_min(1)  # the longest prefix of passes, at least one
+        return select_top_k(conf, k) & masked, cand
 
 
 class EntropyBoundedSampler(_Adaptive):
@@ -190,23 +267,32 @@ class EntropyBoundedSampler(_Adaptive):
     name = "entropy-bounded"
 
     def __init__(self, epsilon: float = 0.1, temperature: float = 0.0, block_length: "int | None" = None,
-                 cfg_scale: float = 0.0) -> None:
-        super().__init__(epsilon=epsilon, temperature=temperature, block_length=block_length, cfg_scale=cfg_scale)
+                 cfg_scale: float = 0.0, logits_eos_inf: bool = False, suppress_tokens: tuple = (),
+                 stop_at_eos: bool = False, cache: str = "none", cache_refresh: "int | None" = None,
+                 confidence_eos_eot_inf: bool = False) -> None:
+        super().__init__(epsilon=epsilon, temperature=temperature, block_length=block_length, cfg_scale=cfg_scale,
+                         logits_eos_inf=logits_eos_inf, suppress_tokens=suppress_tokens, stop_at_eos=stop_at_eos,
+                         cache=cache, cache_refresh=cache_refresh, confidence_eos_eot_inf=confidence_eos_eot_inf)
 
-    def _choose(self, run: _RunState, logits: Tensor, masked: Tensor) -> tuple[Tensor, Tensor]:
-        cand, neg_entropy = _candidates_at(self, run, logits, masked, "entropy")
+    def _choose(self, run: _RunState, step: Step, masked: Tensor) -> tuple[Tensor, Tensor]:
+        cand, neg_entropy = candidates_at(self, run, step, masked, "entropy")
         entropy = -neg_entropy  # +inf where not eligible
-        order = torch.sort(entropy, dim=-1, stable=True)
-        sorted_h = order.values
-        before = torch.cumsum(torch.nan_to_num(sorted_h, posinf=0.0), dim=-1) - torch.nan_to_num(sorted_h, posinf=0.0)
-        ok = torch.isfinite(sorted_h) & (before <= self.epsilon + 1e-12)  # sum of the earlier (smaller) entropies
+        sorted_h = torch.sort(entropy, dim=-1, stable=True).values
+        finite = torch.nan_to_num(sorted_h, posinf=0.0)
+        before = torch.cumsum(finite, dim=-1) - finite  # the sum of the earlier (smaller) entropies
+        ok = torch.isfinite(sorted_h) & (before <= self.epsilon + 1e-12)
         k = ok.sum(-1).clamp_min(1)
         return select_top_k(neg_entropy, k) & masked, cand
 
 
+from .dream import DreamSampler  # noqa: E402  (it builds on the classes above)
+from .hybrid import ThresholdCapSampler, ThresholdFloorSampler  # noqa: E402  (likewise)
+
 #: The torch class of every sampler of the registry.
 SAMPLER_CLASSES: dict[str, type[Sampler]] = {
-    cls.name: cls for cls in (FixedCountSampler, AncestralSampler, EulerSampler, ThresholdSampler, EntropyBoundedSampler)
+    cls.name: cls for cls in (FixedCountSampler, AncestralSampler, EulerSampler, ThresholdSampler,
+                              EntropyBoundedSampler, FactorSampler, DreamSampler, ThresholdFloorSampler,
+                              ThresholdCapSampler)
 }
 assert set(SAMPLER_CLASSES) == set(sampler_names()), "every registry sampler needs a torch class"
 
