@@ -46,13 +46,19 @@ def main(out_dir: str) -> None:
         print(f"\n## {task} (ours / paper)\n")
         print("| schedule | " + " | ".join(map(str, steps)) + " |")
         print("|---|" + "---|" * len(steps))
-        for spec, paper in table.items():
-            key = spec.replace(":", "_").replace(",", "_")
+        keys = {spec.replace(":", "_").replace(",", "_"): spec for spec in table}
+        extra = sorted({spec for spec, _ in ours.get(task, {})} - set(keys))  # run here, not in the paper
+        tuned = Path(out_dir) / f"tuned-{task}.txt"
+        for key in list(keys) + extra:
+            paper = table.get(keys.get(key, ""), [None] * len(steps))
             cells = []
             for n, p in zip(steps, paper):
                 got = ours.get(task, {}).get((key, n))
-                cells.append(f"{got:.2f} / {p}" if got is not None else f"— / {p}")
-            print(f"| {spec} | " + " | ".join(cells) + " |")
+                cells.append((f"{got:.2f}" if got is not None else "—") + " / " + (str(p) if p is not None else "—"))
+            label = keys.get(key, key)
+            if key == "tuned" and tuned.exists():
+                label = "tuned " + tuned.read_text().split()[-1]
+            print(f"| {label} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":

@@ -186,9 +186,15 @@ def test_paper_tables_collector(tmp_path, capsys):
     (run / "done").touch()
     (run / "sub" / "results_1.json").write_text(json.dumps({"results": {"gsm8k": {"alias": "gsm8k", "exact_match,strict": 0.0712,
                                                                                    "exact_match_stderr,strict": 0.01}}}))
+    tuned = tmp_path / "gsm8k__tuned__N8"
+    tuned.mkdir()
+    (tuned / "done").touch()
+    (tuned / "results_2.json").write_text(json.dumps({"results": {"gsm8k": {"exact_match,strict": 0.09}}}))
+    (tmp_path / "tuned-gsm8k.txt").write_text("gsm8k: tuned schedule beta:0.7,0.4\n")
     mod.main(str(tmp_path))
     out = capsys.readouterr().out
     assert "| beta:0.9,0.3 | 7.12 / 6.14 |" in out and "## mbpp" in out
+    assert "| tuned beta:0.7,0.4 | 9.00 / — |" in out  # a schedule the paper did not run: ours only
 
 
 def test_simple_evaluate_python_api_with_a_comma_schedule(tiny_dirs, monkeypatch):

@@ -7,6 +7,7 @@ This is the canonical search command; ``mdm-energy exact-grid`` is its shorthand
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from ._common import CLIError, bounds, emit, format_table, positive_floats, positive_int, progress_bar, seed_int
 from ._sampler_args import add_sampler_arguments, check_sampler_options, given_sampler_options
@@ -24,16 +25,43 @@ def register(sub: argparse._SubParsersAction) -> None:
         "resumes without redoing finished trials, and --workers K processes share one study without evaluating a "
         "grid point twice.",
     )
-    p.add_argument("--objective", choices=("exact", "task"), default="exact",
+    p.add_argument("--objective", choices=("exact", "task", "lm-eval"), default="exact",
                    help="exact: KL on an explicit law (--dist, --sampler); task: a trained checkpoint's metric on "
-                   "held-out validation items (--task, --checkpoint; fixed-count sampler)")
+                   "held-out validation items (--task, --checkpoint; fixed-count sampler); lm-eval: an lm-eval "
+                   "task's metric through the mdm_energy model (--model-args, --tasks)")
     p.add_argument("--dist", help=DIST_HELP)
-    add_sampler_arguments(p, exact=True, default="fixed", options=("steps", "remasking", "temperature"),
+    add_sampler_arguments(p, default="fixed", options=("steps", "remasking", "temperature"),
                           help_extra={"temperature": "; task objective only (exact laws are at temperature 1)"})
     p.add_argument("--task", help="countdown | sudoku | pycode (task objective)")
     p.add_argument("--checkpoint", help="trained model folder (task objective)")
-    p.add_argument("--limit", type=positive_int("limit"), default=200, help="validation items of a task objective (default 200)")
-    p.add_argument("--strategy", required=True, help="grid | halving | tpe | random")
+    p.add_argument("--limit", type=positive_int("limit"), help="items to tune on: validation items of a task objective "
+                   "(default 200), a seeded random pool of an lm-eval task's documents (default all)")
+    p.add_argument("--model-args", metavar="ARGS", help="lm-eval objective: the mdm_energy model's model_args, e.g. "
+                   "pretrained=DIR,gen_length=256,block_length=32 (the tuner sets schedule; give steps with --steps)")
+    p.add_argument("--tasks", metavar="TASK", help="lm-eval objective: the lm-eval task to tune on")
+    p.add_argument("--include-path", metavar="DIR", help="lm-eval objective: a folder of local task YAML files")
+    p.add_argument("--metric", metavar="NAME[,FILTER]", help="lm-eval objective: the metric (default the task's first)")
+    p.add_argument("--device", help="lm-eval objective: the model's device, e.g. cuda:1 (one command per GPU)")
+    p.add_argument("--apply-chat-template", action="store_true", help="lm-eval objective: lm-eval's switch")
+    p.add_argument("--fewshot-as-multiturn", action="store_true", help="lm-eval objective: lm-eval's switch")
+    p.add_argument("--confirm-run-unsafe-code", action="store_true",
+                   help="lm-eval objective: allow tasks that run generated code (humaneval, mbpp)")
+    p.add_argument("--halving-min-size", type=positive_int("halving-min-size"), default=50,
+                   help="items of the first successive-halving rung (default 50, as the paper)")
+    p.add_argument("--halving-eta", type=_eta, default=3, help="successive halving keeps the best 1/eta and "
+                   "multiplies the subset by eta (default 3)")
+    p.add_argument("--strategy", required=True, help="grid | halving | tpe | random (--pareto: tpe | random)")
+    p.add_argument("--pareto", action="store_true",
+                   help="task objective: search the sampler's parameters (Beta a, b and steps; threshold, epsilon or "
+                   "factor) for two objectives at once, quality up and mean model calls down, and report the front")
+    p.add_argument("--steps-values", type=positive_floats("steps-values"),
+                   help="--pareto: the step counts the search chooses from (default: --steps)")
+    p.add_argument("--threshold-bounds", type=bounds("threshold-bounds"), default=(0.3, 0.99),
+                   help="--pareto: LOW,HIGH of the threshold (default 0.3,0.99)")
+    p.add_argument("--epsilon-bounds", type=bounds("epsilon-bounds"), default=(0.01, 4.0),
+                   help="--pareto: LOW,HIGH of the entropy bound (default 0.01,4)")
+    p.add_argument("--factor-bounds", type=bounds("factor-bounds"), default=(0.25, 4.0),
+                   help="--pareto: LOW,HIGH of the factor (default 0.25,4)")
     p.add_argument("--budget", type=positive_int("budget"), help="evaluations for tpe/random (default 25); caps grid/halving points")
     p.add_argument("--a-bounds", type=bounds("a-bounds"), default=(0.1, 1.0), help="LOW,HIGH for a (tpe/random; default 0.1,1)")
     p.add_argument("--b-bounds", type=bounds("b-bounds"), default=(0.1, 1.0), help="LOW,HIGH for b (tpe/random; default 0.1,1)")
@@ -52,15 +80,69 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
+def _eta(text: str) -> int:
+    value = positive_int("halving-eta")(text)
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"--halving-eta must be at least 2, got {text!r}")
+    return value
+
+
+def _lm_eval_objective(args: argparse.Namespace):
+    """The lm-eval objective; bad model_args, an unknown task or a missing folder are refused by name."""
+    if not args.model_args or not args.tasks:
+        raise CLIError("--objective lm-eval needs --model-args and --tasks")
+    if "," in args.tasks:
+        raise CLIError(f"--tasks takes one lm-eval task to tune on, got {args.tasks!r}")
+    if args.steps is None:
+        raise CLIError("--steps is required")
+    if args.optimum:
+        raise CLIError("--optimum applies to --objective exact only")
+    if args.include_path is not None and not Path(args.include_path).is_dir():
+        raise CLIError(f"--include-path is not a folder: {args.include_path!r}")
+    try:
+        from ..integrations.lm_eval import parse_model_args
+        from ..integrations.lm_eval_objective import LMEvalObjective
+    except ImportError as exc:
+        raise CLIError(f"lm-eval is not installed ({exc}); pip install 'mdm-energy[lm-eval]'") from None
+    model_args = parse_model_args(args.model_args)
+    if args.device:
+        model_args["device"] = args.device
+    device = str(model_args.get("device") or "")
+    if device.startswith("cuda") and args.workers > 1:
+        raise CLIError("--workers > 1 forks processes, which CUDA does not survive: start one command per GPU "
+                       "(--device cuda:K) on the same --storage and --study instead")
+    sampler = str(model_args.get("sampler", "fixed"))
+    given = given_sampler_options(args, TASK_OPTIONS)
+    check_sampler_options(sampler, given)
+    model_args.update(given)
+    objective = LMEvalObjective(model_args, args.tasks, steps=args.steps, include_path=args.include_path,
+                                metric=args.metric, limit=args.limit, seed=args.seed,
+                                apply_chat_template=args.apply_chat_template,
+                                fewshot_as_multiturn=args.fewshot_as_multiturn,
+                                confirm_run_unsafe_code=args.confirm_run_unsafe_code)
+    return objective, int(model_args.get("gen_length", 256))
+
+
 def _objective(args: argparse.Namespace):
     """The objective the arguments describe, and the generation length its counts are shown for."""
     from ..tuning import ExactKLObjective
 
+    if args.objective == "lm-eval":
+        return _lm_eval_objective(args)
+    lm_only = [f for f, v in (("--model-args", args.model_args), ("--tasks", args.tasks), ("--include-path",
+               args.include_path), ("--metric", args.metric), ("--device", args.device),
+               ("--apply-chat-template", args.apply_chat_template or None),
+               ("--fewshot-as-multiturn", args.fewshot_as_multiturn or None),
+               ("--confirm-run-unsafe-code", args.confirm_run_unsafe_code or None)) if v is not None]
+    if lm_only:
+        raise CLIError(f"{lm_only[0]} applies to --objective lm-eval only")
     if args.objective == "exact":
         if not args.dist:
             raise CLIError("--objective exact needs --dist")
         if args.temperature is not None:
             raise CLIError("--temperature does not apply to --objective exact (exact laws are at temperature 1)")
+        if args.limit is not None:
+            raise CLIError("--limit does not apply to --objective exact (an exact objective has no items)")
         den, opts = load_exact(args)
         objective = ExactKLObjective(den, args.sampler, args.steps, opts.get("remasking"))
         return objective, den.n
@@ -83,17 +165,23 @@ def _objective(args: argparse.Namespace):
     task = get_task(args.task)
     model = load_model(args.checkpoint)
     check_checkpoint(task, model, args.checkpoint)
-    objective = task_objective(task, model, args.steps, n=args.limit, seed=args.seed, **given)
+    objective = task_objective(task, model, args.steps, n=args.limit or 200, seed=args.seed, **given)
     return objective, task.gen_len
 
 
 def run(args: argparse.Namespace) -> None:
-    from pathlib import Path
-
     from ..limits import check_workers
     from ..tuning import PAPER_GRID, STRATEGIES, SearchSpace, check_storage, exact_references, tune, write_report
     from ..tuning.study import MAX_TRIALS
 
+    if args.pareto:
+        from ._pareto import run_pareto
+
+        run_pareto(args)
+        return
+    pareto_only = [f for f, v in (("--steps-values", args.steps_values),) if v is not None]
+    if pareto_only:
+        raise CLIError(f"{pareto_only[0]} applies to --pareto only")
     if args.strategy not in STRATEGIES:
         raise CLIError(f"unknown strategy {args.strategy!r} (known: {', '.join(STRATEGIES)})")
     if args.report:
@@ -115,7 +203,8 @@ def run(args: argparse.Namespace) -> None:
     total = args.budget or (25 if args.strategy in ("tpe", "random") else len(space.grid()))
     with progress_bar(total, f"tune {args.strategy}") as progress:
         result = tune(objective, strategy=args.strategy, budget=args.budget, storage=args.storage, study_name=args.study,
-                      workers=args.workers, seed=args.seed, space=space, progress=progress)
+                      workers=args.workers, seed=args.seed, space=space, progress=progress,
+                      halving_min_size=args.halving_min_size, halving_eta=args.halving_eta)
     files = write_report(result, objective.name, args.steps, length, args.report) if args.report else None
     payload = result.as_json()
     references = exact_references(objective) if args.optimum else None

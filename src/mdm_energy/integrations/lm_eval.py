@@ -6,9 +6,19 @@
 
 ``model_args``: ``pretrained`` (path or hub id), ``sampler`` (a name of :mod:`mdm_energy.registry`,
 default ``fixed``) and its options — ``schedule`` (any spec), ``steps``, ``block_length``, ``remasking``,
-``temperature``, ``cfg_scale``, ``skip_empty_steps``, ``threshold``, ``epsilon`` —, ``gen_length``,
-``batch_size``, ``device``, ``family`` (``llada``/``dream``/``masked``, default from the config), ``mc_num``
-(Monte Carlo samples of the ELBO for ``loglikelihood``), ``dtype``, ``trust_remote_code``, ``chat``, ``seed``.
+``temperature``, ``cfg_scale``, ``skip_empty_steps``, ``threshold``, ``epsilon``, ``factor``, Dream's
+``alg``/``alg_temp``/``top_p``/``top_k``, the end-token controls ``logits_eos_inf``,
+``confidence_eos_eot_inf``, ``suppress_tokens`` (ids separated by ``;``) and ``stop_at_eos``, and the key/value
+``cache`` with ``cache_refresh`` —, ``gen_length``, ``batch_size`` (generation requests per batched run),
+``device``, ``family`` (``llada``/``dream``/``masked``, default from the config), ``mc_num`` (Monte Carlo
+samples of the ELBO for ``loglikelihood``), ``is_check_greedy`` (also check whether greedy decoding gives
+the continuation; off by default: it costs one model call per continuation token), ``dtype``,
+``trust_remote_code``, ``chat`` (wrap each context in the tokenizer's chat template; off by default —
+lm-eval's own ``--apply_chat_template`` is the usual switch and is honoured), ``seed``.
+
+**Several processes.** ``accelerate launch -m lm_eval --model mdm_energy …`` (or ``torchrun``) runs one
+process per GPU (or CPU process, ``gloo``): lm-eval gives each its share of the requests and gathers the
+results on rank 0; the scores equal a one-process run.
 
 **Commas in a schedule.** lm-eval splits ``model_args`` on commas, which would cut ``beta:0.9,0.3``.
 On the ``lm_eval`` command line quote the spec — ``schedule='beta:0.9,0.3'`` (lm-eval keeps commas
@@ -24,6 +34,8 @@ calling ``lm_eval.simple_evaluate``.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import warnings
 from typing import Any
@@ -33,9 +45,13 @@ from lm_eval.api.model import LM
 from lm_eval.api.registry import register_model
 
 from ..registry import sampler_options, sampler_spec
-from .huggingface import denoiser_for, generate, model_family
+from ._distributed import join_world
+from .huggingface import denoiser_for, encode_prompts, generate, model_family
 
 __all__ = ["MDMEnergyLM", "parse_model_args"]
+
+#: Where each generation request's model calls are logged (lm-eval shows its arguments in the logged samples).
+NFE_KEY = "mdm_energy_nfe"
 
 
 def _value(text: str) -> Any:
@@ -71,6 +87,15 @@ def parse_model_args(arg_string: str) -> dict[str, Any]:
     return {k: (v if k == "schedule" else _value(v)) for k, v in out.items()}
 
 
+def _cut(text: str, gen_kwargs) -> str:
+    """``text`` up to the first of the request's ``until`` strings."""
+    until = (gen_kwargs or {}).get("until") or [] if isinstance(gen_kwargs, dict) else []
+    for stop in [until] if isinstance(until, str) else until:
+        if stop and stop in text:
+            text = text[: text.index(stop)]
+    return text
+
+
 def _load_pretrained(pretrained: "str | None", tokenizer, dtype: str, trust_remote_code: bool):
     """The model and tokenizer of ``pretrained`` (a local folder or a hub id); a missing folder or a model
     that cannot be loaded is a ``ValueError`` naming it."""
@@ -99,7 +124,15 @@ def _load_pretrained(pretrained: "str | None", tokenizer, dtype: str, trust_remo
 
 @register_model("mdm_energy")
 class MDMEnergyLM(LM):
-    """LLaDA/Dream-style generation with any mask schedule, and the ELBO log-likelihood."""
+    """LLaDA/Dream-style generation with any mask schedule, and the ELBO log-likelihood.
+
+    Generation requests are sorted by length and batched ``batch_size`` at a time (left padding with an
+    attention mask); each request's random draws are seeded from ``seed`` and its own text, so its answer
+    does not depend on its batch or, under data-parallel launch, on its rank. Under ``accelerate launch``
+    (or ``torchrun``) each process evaluates its share and lm-eval gathers the results. Each request's
+    model calls are recorded in its logged sample (``arguments[1]["mdm_energy_nfe"]``) and their mean in
+    the results (``config.mdm_energy_nfe_mean``).
+    """
 
     def __init__(
         self,
@@ -115,7 +148,8 @@ class MDMEnergyLM(LM):
         mc_num: int = 32,
         dtype: str = "auto",
         trust_remote_code: bool = True,
-        chat: "bool | None" = None,
+        chat: bool = False,
+        is_check_greedy: bool = False,
         seed: int = 0,
         **options,
     ) -> None:
@@ -132,6 +166,10 @@ class MDMEnergyLM(LM):
             if device is not None:  # lm-eval's default is cuda; fall back instead of failing
                 warnings.warn(f"device {device!r} is not available here; using the CPU", stacklevel=2)
             device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.world = join_world(str(device))
+        if self.world.size > 1 and str(device) == "cuda":
+            device = f"cuda:{self.world.local_rank}"
+        self._rank, self._world_size = self.world.rank, self.world.size
         if model is None:
             model, tokenizer = _load_pretrained(pretrained, tokenizer, dtype, trust_remote_code)
         self.model = model.to(device).eval()
@@ -140,36 +178,118 @@ class MDMEnergyLM(LM):
         self.denoiser = denoiser_for(self.model, tokenizer, self.family)
         self.gen_length = int(gen_length)
         self.batch_size = 1 if str(batch_size) == "auto" else int(batch_size)
-        self.mc_num, self.chat, self.seed = int(mc_num), chat, int(seed)
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        self.mc_num, self.chat, self.seed = int(mc_num), bool(chat), int(seed)
+        self.is_check_greedy = bool(is_check_greedy)
         self._device = torch.device(device)
+        self._templated = False  # lm-eval has applied the chat template to the contexts itself
         self.last_output = None  # the SampleOutput of the last generation batch (trajectories, NFE)
+        self.nfe: list[int] = []  # model calls of every generation request of this process, in order served
+        self.batched_calls = 0  # batched sampler runs (how many times a batch was generated)
+        self._nfe_all: "list[int] | None" = None  # every rank's, after lm-eval's barrier
 
     @classmethod
     def create_from_arg_string(cls, arg_string: str, additional_config: "dict | None" = None) -> "MDMEnergyLM":
-        args = parse_model_args(arg_string)
+        return cls.create_from_arg_obj(parse_model_args(arg_string), additional_config)
+
+    @classmethod
+    def create_from_arg_obj(cls, arg_dict: dict, additional_config: "dict | None" = None) -> "MDMEnergyLM":
+        """lm-eval's constructor hook (its command line passes ``--model_args`` as a dict): a value given in the
+        model arguments (e.g. ``batch_size``) wins over lm-eval's own option of the same name."""
+        args = dict(arg_dict)
         extra = {k: v for k, v in (additional_config or {}).items() if v is not None and k not in args}
         return cls(**args, **extra)
 
+    def set_options(self, **options) -> None:
+        """Change sampler options (e.g. the ``schedule`` of a tuning trial), validated by the registry."""
+        self.sampler_options = sampler_options(self.sampler, **{**self.sampler_options, **options})
+
+    # --- lm-eval's chat templates -----------------------------------------------------------------
+    @property
+    def tokenizer_name(self) -> str:
+        return str(getattr(self.tokenizer, "name_or_path", "tokenizer")).replace("/", "__")
+
+    def chat_template(self, chat_template: "bool | str" = False) -> "str | None":
+        if chat_template is False or chat_template is None:
+            return None
+        template = getattr(self.tokenizer, "chat_template", None)
+        if isinstance(template, dict):
+            return template.get(chat_template if isinstance(chat_template, str) else "default")
+        return template
+
+    def apply_chat_template(self, chat_history: list, add_generation_prompt: bool = True) -> str:
+        """lm-eval's ``--apply_chat_template``: the conversation rendered by the tokenizer's template (the
+        contexts are then encoded as they are, without adding special tokens again)."""
+        self._templated = True
+        return self.tokenizer.apply_chat_template(chat_history, tokenize=False,
+                                                  add_generation_prompt=add_generation_prompt)
+
+    # --- data parallel (lm-eval calls these when world_size > 1) ---------------------------------------
+    def all_gather(self, tensor):
+        return self.world.all_gather(tensor)
+
+    def gather_object(self, obj, dst: int = 0):
+        return self.world.gather_object(obj, dst)
+
+    def barrier(self) -> None:
+        """lm-eval's barrier after each request type; every rank also learns every rank's NFE here."""
+        self.world.barrier()
+        self._nfe_all = [n for part in self.world.all_gather_object(self.nfe) for n in part]
+
+    def get_model_info(self) -> dict:
+        nfe = self._nfe_all if self._nfe_all is not None else self.nfe
+        return {"mdm_energy_sampler": self.sampler, "mdm_energy_requests": len(nfe),
+                "mdm_energy_nfe_mean": float(sum(nfe) / len(nfe)) if nfe else None}
+
     # --- generation --------------------------------------------------------------------------------
+    def _encode(self, context: str) -> list[int]:
+        if self._templated:  # the template already wrote the special tokens
+            return self.tokenizer(context, add_special_tokens=False)["input_ids"]
+        return encode_prompts(self.tokenizer, [context], chat=self.chat)[0]
+
+    def _request_seeds(self, reqs) -> list[int]:
+        """One seed per request from ``seed``, its text and its arguments and how many identical requests came
+        before it (repeats of one prompt get different seeds): independent of batches and ranks."""
+        seen: dict[str, int] = {}
+        out = []
+        for r in reqs:
+            gen_args = r.args[1]
+            if isinstance(gen_args, dict):  # the NFE this class logs into the arguments is not part of the request
+                gen_args = {k: v for k, v in gen_args.items() if k != NFE_KEY}
+            key = json.dumps([r.args[0], gen_args], sort_keys=True, default=str)
+            k = seen[key] = seen.get(key, -1) + 1
+            digest = hashlib.sha256(f"{self.seed}|{k}|{key}".encode()).digest()
+            out.append(int.from_bytes(digest[:8], "little") >> 1)
+        return out
+
     def generate_until(self, requests, disable_tqdm: bool = False) -> list[str]:
-        out: list[str] = []
-        g = torch.Generator(device=self._device).manual_seed(self.seed)
+        from tqdm.auto import tqdm
+
         reqs = list(requests)
-        for start in range(0, len(reqs), self.batch_size):
-            batch = reqs[start:start + self.batch_size]
-            contexts = [r.args[0] for r in batch]
+        seeds = self._request_seeds(reqs)
+        ids = [self._encode(r.args[0]) for r in reqs]
+        order = sorted(range(len(reqs)), key=lambda i: -len(ids[i]))  # similar lengths share a batch
+        out: list = [None] * len(reqs)
+        nfe: list = [0] * len(reqs)
+        bar = tqdm(total=len(reqs), desc="mdm_energy generate", disable=disable_tqdm or self.rank != 0)
+        for start in range(0, len(order), self.batch_size):
+            batch = order[start:start + self.batch_size]
             texts, self.last_output = generate(
-                self.model, self.tokenizer, contexts, sampler=self.sampler, gen_length=self.gen_length,
-                family=self.family, chat=self.chat, generator=g, return_output=True, **self.sampler_options,
+                self.model, self.tokenizer, [ids[i] for i in batch], sampler=self.sampler,
+                gen_length=self.gen_length, family=self.family, seeds=[seeds[i] for i in batch],
+                return_output=True, **self.sampler_options,
             )
-            for r, text in zip(batch, texts):
-                until = (r.args[1] or {}).get("until") or []
-                if isinstance(until, str):
-                    until = [until]
-                for stop in until:
-                    if stop and stop in text:
-                        text = text[: text.index(stop)]
-                out.append(text)
+            self.batched_calls += 1
+            for i, text, calls in zip(batch, texts, self.last_output.nfe.tolist()):
+                out[i], nfe[i] = _cut(text, reqs[i].args[1]), int(calls)
+            bar.update(len(batch))
+        bar.close()
+        for r, text, calls in zip(reqs, out, nfe):
+            self.cache_hook.add_partial("generate_until", r.args, text)
+            if isinstance(r.args[1], dict):  # shows in lm-eval's logged samples (arguments)
+                r.args[1].setdefault(NFE_KEY, []).append(calls)
+        self.nfe += nfe
         return out
 
     # --- likelihood -------------------------------------------------------------------------------
@@ -215,7 +335,8 @@ class MDMEnergyLM(LM):
                 out.append((0.0, True))
                 continue
             ll = self._elbo(prefix, target, g)
-            out.append((ll if math.isfinite(ll) else -math.inf, self._greedy(prefix, target)))
+            greedy = self._greedy(prefix, target) if self.is_check_greedy else False
+            out.append((ll if math.isfinite(ll) else -math.inf, greedy))
         return out
 
     @torch.no_grad()

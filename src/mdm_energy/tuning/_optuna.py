@@ -9,13 +9,21 @@ numbers trials atomically, and among the trials that hold one point the lowest n
 (``create_new_trial``), a trial's storage id and setting an attribute on a trial another process created
 (the storage's ``set_trial_user_attr``) are not public API, so they live here and nowhere else; finishing
 a trial goes through the public ``study.tell``.
+
+Workers on other machines: a process id means nothing there, so a storage on a database server is opened
+with Optuna's heartbeat (``RDBStorage(heartbeat_interval=..., grace_period=...)``). A worker beats for its
+running trial while it evaluates (:func:`heartbeat`); a trial whose beat stopped longer than the grace
+period ago belongs to a dead worker (:func:`stale_trial_ids`, the storage's own query, not public API).
 """
 
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+import threading
+from typing import Any, Iterator
 
-__all__ = ["optuna", "create_running_trial", "trial_id", "set_trial_attr", "finish_trial"]
+__all__ = ["optuna", "create_running_trial", "trial_id", "set_trial_attr", "finish_trial", "heartbeat",
+           "stale_trial_ids"]
 
 
 def optuna():
@@ -51,3 +59,48 @@ def finish_trial(study, number: int, state: str, value: "float | list[float] | N
     st = getattr(optuna().trial.TrialState, state)
     values = None if value is None else (list(value) if isinstance(value, (list, tuple)) else [value])
     study.tell(number, values=values, state=st)
+
+
+def _heartbeat_storage(study):
+    from optuna.storages._heartbeat import is_heartbeat_enabled
+
+    storage = study._storage
+    return storage if is_heartbeat_enabled(storage) else None
+
+
+@contextlib.contextmanager
+def heartbeat(study, tid: int) -> Iterator[None]:
+    """Beat for trial ``tid`` every heartbeat interval while the block runs (nothing if the storage has no
+    heartbeat)."""
+    storage = _heartbeat_storage(study)
+    if storage is None:
+        yield
+        return
+    interval = storage.get_heartbeat_interval()
+    stop = threading.Event()
+
+    def beat() -> None:
+        while True:
+            try:
+                storage.record_heartbeat(tid)
+            except Exception:  # noqa: BLE001 - a missed beat is retried; the evaluation goes on
+                pass
+            if stop.wait(interval):
+                return
+
+    thread = threading.Thread(target=beat, name=f"heartbeat-{tid}", daemon=True)
+    storage.record_heartbeat(tid)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def stale_trial_ids(study) -> set[int]:
+    """Storage ids of running trials whose heartbeat is older than the grace period (any machine)."""
+    storage = _heartbeat_storage(study)
+    if storage is None:
+        return set()
+    return set(storage._get_stale_trial_ids(study._study_id))

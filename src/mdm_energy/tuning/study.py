@@ -44,8 +44,9 @@ import numpy as np
 
 from ..limits import check_workers
 from ..schedules import HAND_CRAFTED, Beta
-from ._optuna import create_running_trial, finish_trial, optuna, set_trial_attr, trial_id
-from .objectives import Objective, Score
+from ._optuna import create_running_trial, finish_trial, heartbeat, optuna, set_trial_attr, stale_trial_ids, trial_id
+from .items import StudyItemStore
+from .objectives import ItemObjective, Objective, Score
 
 __all__ = ["STRATEGIES", "BASELINES", "PAPER_GRID", "DEFAULT_STORAGE", "SearchSpace", "Trial", "TuneResult",
            "check_storage", "open_study", "tune", "study_trials"]
@@ -166,6 +167,7 @@ def check_storage(url: "str | None") -> None:
                          "or another database URL Optuna accepts)")
     path = _file_of(url)
     if path is None:
+        _reach_server(url)
         return
     parent = path.parent if str(path.parent) else Path(".")
     if path.is_dir():
@@ -178,6 +180,41 @@ def check_storage(url: "str | None") -> None:
         with open(path, "rb") as fh:
             if fh.read(16) != b"SQLite format 3\x00":
                 raise ValueError(f"storage file {str(path)!r} is not a SQLite database")
+
+
+def _server_kwargs(url: str) -> dict[str, Any]:
+    """Engine settings for a database server: check connections before use, give up connecting after 10 s."""
+    kwargs: dict[str, Any] = {"pool_pre_ping": True}
+    if url.split(":", 1)[0].split("+", 1)[0].lower() in ("postgresql", "postgres"):
+        kwargs["connect_args"] = {"connect_timeout": 10}
+    return kwargs
+
+
+def _reach_server(url: str) -> None:
+    """Connect once to a database server (``ValueError`` naming the URL's host when it cannot be reached or
+    its driver is missing); creates nothing."""
+    try:
+        import sqlalchemy
+    except ImportError:  # pragma: no cover - optuna depends on it
+        return
+    try:
+        parsed = sqlalchemy.engine.make_url(url)
+    except Exception:  # noqa: BLE001 - a malformed URL
+        raise ValueError(f"storage {url!r} is not a valid database URL") from None
+    where = f"{parsed.host or 'localhost'}{':' + str(parsed.port) if parsed.port else ''}"
+    try:
+        engine = sqlalchemy.create_engine(url, **_server_kwargs(url))
+    except ModuleNotFoundError as exc:
+        extra = " (pip install 'mdm-energy[postgres]')" if parsed.get_backend_name() == "postgresql" else ""
+        raise ValueError(f"storage {url!r} needs the database driver {exc.name!r}{extra}") from None
+    try:
+        with engine.connect():
+            pass
+    except Exception as exc:  # noqa: BLE001 - unreachable host, refused connection, bad credentials, no database
+        reason = " ".join(str(getattr(exc, "orig", exc)).split())[:200]
+        raise ValueError(f"cannot reach the database server {where} of storage {url!r}: {reason}") from None
+    finally:
+        engine.dispose()
 
 
 @contextlib.contextmanager
@@ -198,6 +235,24 @@ def _creation_lock(url: "str | None"):
         os.close(fd)
 
 
+#: Heartbeat of workers on a database server: beat every this many seconds (``MDM_ENERGY_HEARTBEAT`` overrides);
+#: a running trial whose beat is older than four intervals belongs to a dead worker and is redone.
+HEARTBEAT_SECONDS = 30
+
+
+def heartbeat_seconds() -> int:
+    text = os.environ.get("MDM_ENERGY_HEARTBEAT", "")
+    if not text:
+        return HEARTBEAT_SECONDS
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ValueError(f"MDM_ENERGY_HEARTBEAT must be a positive number of seconds, got {text!r}")
+    return value
+
+
 def _storage(url: "str | None"):
     if url is None:
         return None
@@ -206,17 +261,21 @@ def _storage(url: "str | None"):
         from optuna.storages.journal import JournalFileBackend
 
         return op.storages.JournalStorage(JournalFileBackend(url[len("journal:"):]))
-    kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
-    return op.storages.RDBStorage(url, engine_kwargs=kwargs)
+    if url.startswith("sqlite"):  # one machine: a dead worker is found by its process id
+        return op.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
+    beat = heartbeat_seconds()
+    return op.storages.RDBStorage(url, engine_kwargs=_server_kwargs(url), heartbeat_interval=beat,
+                                  grace_period=4 * beat)
 
 
-def open_study(storage: "str | None", name: str, direction: str):
-    """Create or load an Optuna study (a storage URL, ``journal:PATH``, or ``None`` for memory)."""
+def open_study(storage: "str | None", name: str, direction: "str | Sequence[str]"):
+    """Create or load an Optuna study (a storage URL, ``journal:PATH``, or ``None`` for memory); several
+    ``direction`` values make a multi-objective study."""
     check_storage(storage)
+    how = {"direction": direction} if isinstance(direction, str) else {"directions": list(direction)}
     try:
         with _creation_lock(storage):
-            return optuna().create_study(storage=_storage(storage), study_name=name, direction=direction,
-                                         load_if_exists=True)
+            return optuna().create_study(storage=_storage(storage), study_name=name, load_if_exists=True, **how)
     except ValueError:
         raise
     except Exception as exc:  # noqa: BLE001 - any backend error means the storage is unusable
@@ -265,10 +324,13 @@ def _alive(pid: int) -> bool:
 
 
 def _fail_stale(study) -> int:
-    """Mark RUNNING trials of dead processes on this host as failed-stale; returns how many."""
+    """Mark RUNNING trials of dead workers as failed-stale: a process of this host that is gone, or (on a
+    database server) a worker anywhere whose heartbeat stopped; returns how many."""
     host, n = socket.gethostname(), 0
+    silent = stale_trial_ids(study)
     for t in study.get_trials(deepcopy=False, states=(optuna().trial.TrialState.RUNNING,)):
-        if t.user_attrs.get("host") == host and not _alive(int(t.user_attrs.get("pid", -1))):
+        dead_here = t.user_attrs.get("host") == host and not _alive(int(t.user_attrs.get("pid", -1)))
+        if dead_here or trial_id(t) in silent:
             set_trial_attr(study, trial_id(t), "stale", True)
             finish_trial(study, t.number, "FAIL")
             n += 1
@@ -285,7 +347,8 @@ def _holders(study, key: str) -> list:
 def _record(study, tid: int, number: int, objective: Objective, a: float, b: float, size: "int | None", seed: int) -> None:
     """Evaluate (a, b) and finish the trial: COMPLETE with its score, or FAIL with the error text."""
     try:
-        score: Score = objective.evaluate(Beta(a, b), size=size, seed=seed)
+        with heartbeat(study, tid):
+            score: Score = objective.evaluate(Beta(a, b), size=size, seed=seed)
         if not math.isfinite(score.value):
             raise ValueError(f"objective returned a non-finite score {score.value!r}")
     except Exception as exc:  # noqa: BLE001 - a failing trial is recorded, the study goes on
@@ -323,39 +386,78 @@ def _evaluate_point(study, objective: Objective, strategy: str, a: float, b: flo
     return True
 
 
+def _bind(objective: Objective, study) -> None:
+    """Item objectives keep their per-item scores with the study (shared by every worker)."""
+    if isinstance(objective, ItemObjective):
+        objective.store = StudyItemStore(study)
+
+
 def _points_worker(opener: Callable[[], Any], objective: Objective, strategy: str, points: Sequence[tuple],
                    run_id: str, n_workers: int, worker: int) -> None:
     study = opener()
+    _bind(objective, study)
     shift = worker * len(points) // n_workers  # start workers at different places: they rarely race
     for a, b, rung, size, seed in list(points[shift:]) + list(points[:shift]):
         _evaluate_point(study, objective, strategy, a, b, rung, size, seed, run_id)
 
 
-def _sampler_worker(opener: Callable[[], Any], objective: Objective, strategy: str, space: SearchSpace,
-                    budget: int, seed: int, run_id: str, worker: int) -> None:
+@dataclass(frozen=True)
+class AskJob:
+    """What an ask-and-tell worker needs (a strategy run by an Optuna sampler): the strategy's name and
+    budget, this run's id, the Optuna sampler to make for worker ``w``, how to suggest a trial's parameters
+    (``propose(trial) -> user attributes``) and how to evaluate and finish it (``record(study, trial)``)."""
+
+    strategy: str
+    budget: int
+    run_id: str
+    new_sampler: Callable[[int], Any]
+    propose: Callable[[Any], dict[str, Any]]
+    record: Callable[[Any, Any], None]
+
+
+def optuna_sampler(strategy: str, seed: int, worker: int):
+    """TPE (multivariate; multi-objective when the study is) or random search, seeded per worker."""
     op = optuna()
-    S = op.trial.TrialState
+    if strategy == "tpe":
+        return op.samplers.TPESampler(seed=seed + worker, multivariate=True, n_startup_trials=8)
+    return op.samplers.RandomSampler(seed=seed + worker)
+
+
+def ask_worker(opener: Callable[[], Any], objective: Any, job: AskJob, worker: int) -> None:
+    """Ask, propose, claim a place in the budget and record, until the strategy holds ``job.budget`` trials.
+
+    Trials that count against the budget are this strategy's finished, failed and running ones (not stale,
+    not abandoned duplicates); when two workers race for the last place, trial numbers decide."""
+    S = optuna().trial.TrialState
     study = opener()
-    study.sampler = (op.samplers.TPESampler(seed=seed + worker, multivariate=True, n_startup_trials=8)
-                     if strategy == "tpe" else op.samplers.RandomSampler(seed=seed + worker))
+    _bind(objective, study)
+    study.sampler = job.new_sampler(worker)
+
     def held(before: "int | None" = None) -> int:
-        """Trials of this strategy that count against the budget (numbered below ``before``, if given)."""
         return sum(1 for t in study.get_trials(deepcopy=False, states=(S.COMPLETE, S.FAIL, S.RUNNING))
-                   if t.user_attrs.get("strategy", strategy if t.state == S.RUNNING else None) == strategy
+                   if t.user_attrs.get("strategy", job.strategy if t.state == S.RUNNING else None) == job.strategy
                    and not t.user_attrs.get("stale") and not t.user_attrs.get("duplicate")
                    and (before is None or t.number < before))  # a trial just asked may not carry its attributes yet
 
-    while held() < budget:
+    while held() < job.budget:
         trial = study.ask()
-        a = trial.suggest_float("a", *space.a_bounds, log=space.log)
-        b = trial.suggest_float("b", *space.b_bounds, log=space.log)
-        for k, v in {"key": _key(a, b), "spec": Beta(a, b).spec, **_owner_attrs(strategy, run_id)}.items():
+        for k, v in {**job.propose(trial), **_owner_attrs(job.strategy, job.run_id)}.items():
             trial.set_user_attr(k, v)
-        if held(before=trial.number) >= budget:  # another worker took the last place first: trial numbers decide
+        if held(before=trial.number) >= job.budget:  # another worker took the last place first
             trial.set_user_attr("duplicate", True)
             finish_trial(study, trial.number, "PRUNED")
             return
-        _record(study, trial_id(trial), trial.number, objective, a, b, None, 0)
+        job.record(study, trial)
+
+
+def _propose_ab(space: SearchSpace, trial) -> dict[str, Any]:
+    a = trial.suggest_float("a", *space.a_bounds, log=space.log)
+    b = trial.suggest_float("b", *space.b_bounds, log=space.log)
+    return {"key": _key(a, b), "spec": Beta(a, b).spec}
+
+
+def _record_ab(objective: Objective, study, trial) -> None:
+    _record(study, trial_id(trial), trial.number, objective, trial.params["a"], trial.params["b"], None, 0)
 
 
 def _run_workers(target: Callable, args: tuple, workers: int, progress: "Callable[[], None] | None") -> None:
@@ -428,7 +530,7 @@ def tune(
     workers: int = 1,
     seed: int = 0,
     space: "SearchSpace | None" = None,
-    halving_min_size: int = 25,
+    halving_min_size: int = 50,
     halving_eta: int = 3,
     progress: "Callable[[int], None] | None" = None,
 ) -> TuneResult:
@@ -437,7 +539,11 @@ def tune(
     ``budget`` is the number of evaluations for ``tpe``/``random`` (default 25) and, if given, caps the
     grid for ``grid``/``halving`` (a seeded random subset of the points). ``storage=None`` keeps the
     study in this process's memory (one worker; nothing to resume). ``progress(completed)`` is called
-    as trials finish.
+    as trials finish. ``halving`` scores every point on ``halving_min_size`` items (50, as the paper), keeps
+    the best ``1/halving_eta`` and multiplies the subset by ``halving_eta`` until it holds every item; the
+    subsets of one ``seed`` are nested, and an :class:`~mdm_energy.tuning.ItemObjective` keeps each item's
+    score with the study, so no item is scored twice for one schedule. A study holds one objective: a name
+    reused for another objective is refused.
     """
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r} (known: {', '.join(STRATEGIES)})")
@@ -446,6 +552,9 @@ def tune(
         if budget > MAX_TRIALS:
             raise ValueError(f"budget must be at most {MAX_TRIALS:,}, got {budget:,}")
     check_workers(_positive_int("workers", workers))
+    _positive_int("halving_min_size", halving_min_size)
+    if _positive_int("halving_eta", halving_eta) < 2:
+        raise ValueError(f"halving_eta must be at least 2, got {halving_eta}")
     if storage is None and workers > 1:
         raise ValueError("an in-memory study (storage=None) cannot be shared by worker processes; give a storage URL")
     space = space or SearchSpace()
@@ -454,6 +563,7 @@ def tune(
     created_file = path is not None and not path.exists()
     study = open_study(storage, name, objective.direction)
     try:
+        _claim_objective(study, name, objective)
         return _run(study, objective, strategy=strategy, budget=budget, storage=storage, name=name, workers=workers,
                     seed=seed, space=space, halving_min_size=halving_min_size, halving_eta=halving_eta, progress=progress)
     except BaseException:
@@ -461,11 +571,22 @@ def tune(
         raise
 
 
+def _claim_objective(study, name: str, objective: Objective) -> None:
+    """A study holds one objective: a name reused for another is refused (its scores would be mixed)."""
+    held = study.user_attrs.get("objective")
+    if held is None:
+        study.set_user_attr("objective", objective.name)
+    elif held != objective.name:
+        raise ValueError(f"study {name!r} already holds the objective {held!r}, not {objective.name!r}; "
+                         "give another study name")
+
+
 def _run(study, objective: Objective, *, strategy: str, budget: "int | None", storage: "str | None", name: str,
          workers: int, seed: int, space: SearchSpace, halving_min_size: int, halving_eta: int,
          progress: "Callable[[int], None] | None") -> TuneResult:
     _fail_stale(study)
     run_id = uuid.uuid4().hex  # tags the trials this call evaluates: new_evaluations counts them
+    _bind(objective, study)
     opener = (lambda: study) if workers == 1 else partial(open_study, storage, name, objective.direction)
 
     def tick() -> None:
@@ -478,7 +599,9 @@ def _run(study, objective: Objective, *, strategy: str, budget: "int | None", st
             study.set_user_attr(f"baseline:{base}", {"value": s.value, "n": s.n, "stderr": s.stderr})
 
     if strategy in ("tpe", "random"):
-        _run_workers(_sampler_worker, (opener, objective, strategy, space, budget or 25, seed, run_id), workers, tick)
+        job = AskJob(strategy, budget or 25, run_id, partial(optuna_sampler, strategy, seed), partial(_propose_ab, space),
+                     partial(_record_ab, objective))
+        _run_workers(ask_worker, (opener, objective, job), workers, tick)
     else:
         points = space.grid()
         if budget is not None and budget < len(points):
@@ -486,7 +609,7 @@ def _run(study, objective: Objective, *, strategy: str, budget: "int | None", st
             points = [points[i] for i in sorted(keep)]
         sizes = _halving_plan(objective, halving_min_size, halving_eta) if strategy == "halving" else [None]
         for rung, size in enumerate(sizes):
-            jobs = [(a, b, rung, size, seed + rung) for a, b in points]
+            jobs = [(a, b, rung, size, seed) for a, b in points]  # one seed: each rung's subset contains the last
             _run_workers(_points_worker, (opener, objective, strategy, jobs, run_id, workers), workers, tick)
             if rung + 1 < len(sizes):  # keep the best 1/eta for the next, larger subset
                 done = {(t.params["a"], t.params["b"]): t.value for t in _completed(study, strategy)
