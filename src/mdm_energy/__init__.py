@@ -65,11 +65,19 @@ _EXPORTS: dict[str, str] = {
     "EulerSampler": "sampling",
     "ThresholdSampler": "sampling",
     "EntropyBoundedSampler": "sampling",
+    "FactorSampler": "sampling",
+    "DreamSampler": "sampling",
+    "ThresholdFloorSampler": "sampling",
+    "ThresholdCapSampler": "sampling",
     "make_sampler": "sampling",
     # tuning
     "ExactKLObjective": "tuning",
     "TaskObjective": "tuning",
+    "CallableObjective": "tuning",
+    "ItemObjective": "tuning",
     "SearchSpace": "tuning",
+    "ParetoSpace": "tuning",
+    "pareto_tune": "tuning",
     "tune": "tuning",
     "write_report": "tuning",
     "beta_grid": "tuning",
@@ -80,6 +88,13 @@ _EXPORTS: dict[str, str] = {
     "as_convex_scheduler": "integrations.flow_matching",
     "HFDenoiser": "integrations.huggingface",
     "generate": "integrations.huggingface",
+    "CachingHFDenoiser": "integrations.huggingface",
+    "LMEvalObjective": "integrations.lm_eval_objective",
+    # models trained here
+    "MDMConfig": "models",
+    "MDMTransformer": "models",
+    "load_model": "models",
+    "as_denoiser": "models",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

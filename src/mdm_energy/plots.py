@@ -14,7 +14,8 @@ import numpy as np
 from ._io import atomic_write
 from .schedules import Schedule, parse_schedule
 
-__all__ = ["SUPPORTED_FORMATS", "check_plot_path", "save_figure", "plot_schedule", "plot_schedules", "plot_kl_heatmap", "plot_score_scatter", "plot_toy"]
+__all__ = ["SUPPORTED_FORMATS", "check_plot_path", "save_figure", "plot_schedule", "plot_schedules", "plot_kl_heatmap",
+           "plot_score_scatter", "plot_toy", "plot_profile", "plot_pareto"]
 
 SUPPORTED_FORMATS = (".png", ".pdf", ".svg")
 
@@ -170,4 +171,57 @@ def plot_toy(panels: Sequence[dict], path: "str | os.PathLike[str]", title: str 
     if title:
         fig.suptitle(title)
     fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def plot_profile(profile, schedules: Sequence, path: "str | os.PathLike[str]") -> Path:
+    """An information profile h(j) (bits, ± 2 s.e.) and its information curve, beside the counts per step of
+    the schedules it implies (:class:`~mdm_energy.profile.ProfileSchedule`)."""
+    plt = _pyplot()
+    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(11, 4))
+    j = np.arange(profile.length)
+    h = np.asarray(profile.entropy) / np.log(2)
+    se = np.nan_to_num(np.asarray(profile.stderr) / np.log(2))
+    ax0.fill_between(j, h - 2 * se, h + 2 * se, alpha=0.25, label="± 2 s.e.")
+    ax0.plot(j, h, label="h(j), mean entropy at a masked position")
+    ax0.plot(j, profile.smoothed() / np.log(2), "--", label="non-increasing fit")
+    ax0.set_xlabel("positions revealed j")
+    ax0.set_ylabel("bits")
+    ax0.set_title(f"information profile ({profile.order} order, {profile.samples} samples)")
+    ax0.legend(fontsize=8)
+    for sched in schedules:
+        steps = np.arange(1, sched.steps + 1)
+        ax1.step(steps, sched.counts, where="mid", label=f"N={sched.steps}: {sched.table[:40]}")
+        ax1.plot(steps, sched.beta_counts, "o:", ms=3, label=f"nearest {sched.beta}")
+    ax1.set_xlabel("step")
+    ax1.set_ylabel("tokens unmasked")
+    ax1.set_title("counts per step from the profile")
+    if schedules:
+        ax1.legend(fontsize=7)
+    return save_figure(fig, path)
+
+
+def plot_pareto(families: dict, baselines: Sequence = (), path: "str | os.PathLike[str]" = "front.png",
+                title: str = "") -> Path:
+    """Quality against mean model calls: each family's points (a :class:`~mdm_energy.tuning.pareto.ParetoPoint`
+    list) with its front drawn as a staircase, and the baselines labelled."""
+    from .tuning.pareto import front_of
+
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for k, (name, points) in enumerate(families.items()):
+        color = f"C{k}"
+        ax.scatter([p.nfe for p in points], [p.quality for p in points], s=10, alpha=0.35, color=color)
+        front = front_of(points)
+        ax.step([p.nfe for p in front], [p.quality for p in front], where="post", color=color, label=f"{name} front")
+        ax.errorbar([p.nfe for p in front], [p.quality for p in front], yerr=[p.stderr for p in front], fmt="o",
+                    ms=3, color=color, capsize=2)
+    for p in baselines:
+        ax.plot(p.nfe, p.quality, "kx", ms=5)
+        ax.annotate(p.label, (p.nfe, p.quality), fontsize=6, xytext=(3, 2), textcoords="offset points")
+    ax.set_xlabel("mean model calls per answer")
+    ax.set_ylabel("quality")
+    if title:
+        ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=8)
     return save_figure(fig, path)

@@ -25,7 +25,9 @@ def build_parser() -> ArgumentParser:
         energy_cmd,
         eval_cmd,
         exact_cmd,
+        generate_cmd,
         lm_eval_cmd,
+        profile_cmd,
         sample_cmd,
         schedule_cmd,
         toy_cmd,
@@ -41,8 +43,8 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show the traceback of an internal error")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for module in (demo_cmd, schedule_cmd, energy_cmd, exact_cmd, toy_cmd, sample_cmd, tune_cmd, train_cmd, eval_cmd, bench_cmd,
-                   lm_eval_cmd):
+    for module in (demo_cmd, schedule_cmd, energy_cmd, exact_cmd, toy_cmd, sample_cmd, tune_cmd, train_cmd, eval_cmd,
+                   generate_cmd, profile_cmd, bench_cmd, lm_eval_cmd):
         module.register(sub)
     return parser
 

@@ -2,8 +2,10 @@
 exact Beta grids, reports."""
 
 from .exact_grid import ExactGridStudy, GridPoint, beta_grid, exact_grid_study, exact_references, run_grid
-from .objectives import ExactKLObjective, Objective, Score, TaskObjective
-from .reports import write_report
+from .items import ItemStore, StudyItemStore
+from .objectives import CallableObjective, ExactKLObjective, ItemObjective, Objective, Score, TaskObjective
+from .pareto import PARETO_STRATEGIES, ParetoObjective, ParetoPoint, ParetoResult, ParetoSpace, SamplerObjective, pareto_tune
+from .reports import write_pareto_report, write_report
 from .study import (
     BASELINES,
     DEFAULT_STORAGE,
@@ -22,7 +24,11 @@ __all__ = [
     "Score",
     "Objective",
     "ExactKLObjective",
+    "CallableObjective",
+    "ItemObjective",
     "TaskObjective",
+    "ItemStore",
+    "StudyItemStore",
     "STRATEGIES",
     "BASELINES",
     "PAPER_GRID",
@@ -35,6 +41,14 @@ __all__ = [
     "study_trials",
     "tune",
     "write_report",
+    "write_pareto_report",
+    "PARETO_STRATEGIES",
+    "ParetoObjective",
+    "SamplerObjective",
+    "ParetoSpace",
+    "ParetoPoint",
+    "ParetoResult",
+    "pareto_tune",
     "GridPoint",
     "ExactGridStudy",
     "run_grid",

@@ -24,7 +24,7 @@ from pathlib import Path
 from .._io import json_safe, write_text_atomic
 from .study import TuneResult
 
-__all__ = ["write_report"]
+__all__ = ["write_report", "write_pareto_report"]
 
 
 def _fmt(x, se=None) -> str:
@@ -36,23 +36,64 @@ def _fmt(x, se=None) -> str:
     return out
 
 
-def write_report(result: TuneResult, objective_name: str, steps: int, length: int, folder: "str | Path") -> dict[str, str]:
-    """Write the report files for a finished study into ``folder``; returns their paths by kind.
-
-    The files are written into a temporary folder beside ``folder`` and moved into place only when all
-    of them exist, so an interrupted or failed report leaves no partial folder behind.
-    """
+def _all_at_once(folder: "str | Path", write) -> dict[str, str]:
+    """Run ``write(tmp_folder) -> files`` in a temporary folder beside ``folder`` and move the files into place
+    only when all of them exist, so an interrupted or failed report leaves no partial folder behind."""
     final = Path(folder)
     parent = final.parent if str(final.parent) else Path(".")
     tmp = Path(tempfile.mkdtemp(prefix=".report-", dir=parent))
     try:
-        files = _write_report(result, objective_name, steps, length, tmp)
+        files = write(tmp)
         final.mkdir(exist_ok=True)
         for name in files.values():
             os.replace(name, final / Path(name).name)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return {kind: str(final / Path(name).name) for kind, name in files.items()}
+
+
+def write_report(result: TuneResult, objective_name: str, steps: int, length: int, folder: "str | Path") -> dict[str, str]:
+    """Write the report files for a finished study into ``folder``; returns their paths by kind."""
+    return _all_at_once(folder, lambda tmp: _write_report(result, objective_name, steps, length, tmp))
+
+
+def write_pareto_report(result, objective_name: str, folder: "str | Path") -> dict[str, str]:
+    """The report of a Pareto study (:class:`~mdm_energy.tuning.pareto.ParetoResult`) in ``folder``:
+    ``front.png`` (every trial, the front and the baselines on the axes mean model calls / quality),
+    ``report.md`` (the front as command-line arguments to paste, beside the baselines) and ``trials.csv`` /
+    ``trials.json``."""
+    return _all_at_once(folder, lambda tmp: _write_pareto(result, objective_name, tmp))
+
+
+def _write_pareto(result, objective_name: str, out: Path) -> dict[str, str]:
+    from ..plots import plot_pareto
+
+    files = {"front": str(plot_pareto({result.sampler: result.trials}, result.baselines, out / "front.png",
+                                      title=f"{objective_name}: {result.sampler} ({result.strategy})"))}
+    lines = [f"# Pareto report: {objective_name}, {result.sampler}", "",
+             f"Strategy `{result.strategy}`, {result.evaluations} evaluations ({result.new_evaluations} new in the last "
+             "run). Quality up, mean model calls per answer down; the front is every trial no other beats on both.", "",
+             "| quality ± s.e. | mean calls | configuration |", "|---|---|---|"]
+    for p in result.front:
+        lines.append(f"| {_fmt(p.quality, p.stderr)} | {p.nfe:.2f} | `{p.command()}` |")
+    lines += ["", "Baselines (scored once per study):", "", "| quality ± s.e. | mean calls | baseline |", "|---|---|---|"]
+    for p in sorted(result.baselines, key=lambda p: p.nfe):
+        lines.append(f"| {_fmt(p.quality, p.stderr)} | {p.nfe:.2f} | {p.label} (`{p.command()}`) |")
+    lines += ["", "![front](front.png)", ""]
+    write_text_atomic(out / "report.md", "\n".join(lines))
+    files["report"] = str(out / "report.md")
+    rows = [{**p.as_json(), "options": json.dumps(p.options, sort_keys=True), "on_front": p in result.front}
+            for p in result.trials]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=["number", "quality", "stderr", "nfe", "n", "on_front", "options", "command"],
+                            extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text_atomic(out / "trials.csv", buf.getvalue())
+    write_text_atomic(out / "trials.json", json.dumps(json_safe({**result.as_json(), "trials": rows}), indent=2,
+                                                      allow_nan=False) + "\n")
+    files["trials_csv"], files["trials_json"] = str(out / "trials.csv"), str(out / "trials.json")
+    return files
 
 
 def _write_report(result: TuneResult, objective_name: str, steps: int, length: int, out: Path) -> dict[str, str]:

@@ -1,0 +1,187 @@
+"""Quality against model calls: fixed schedules, adaptive decoding, and the schedule-aware adaptive samplers.
+
+On each task checkpoint, on the test items of benchmarks/real_tasks.py (the same items and per-item seeds,
+sharing its cache of per-item scores), three families of configurations:
+
+  (a) fixed schedules — linear, sin2, beta:0.9,0.3, beta:1,0.2 and the tuned Beta at every step count;
+  (b) adaptive decoding — Fast-dLLM's threshold and the EB-sampler's entropy bound, swept;
+  (c) schedule-aware adaptive — threshold-floor and threshold-cap with linear and the tuned Beta, at
+      several step counts and thresholds.
+
+Each family's Pareto front (quality up, mean model calls down), and for a ladder of budgets the best
+quality each family reaches within that many mean calls, with its standard error.
+
+    python benchmarks/pareto.py [--tasks countdown,sudoku,pycode] [--quick]
+
+Run benchmarks/real_tasks.py first (it tunes the Beta schedules). Writes benchmarks/results/pareto.md,
+pareto.json and pareto.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from real_tasks import CONFIG, RESULTS, ROOT, _cache, _cell  # noqa: E402
+
+FIXED = ["linear", "sin2", "beta:0.9,0.3", "beta:1,0.2"]
+ADAPTIVE = [("threshold", {"threshold": t}) for t in (0.3, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)] + \
+           [("entropy-bounded", {"epsilon": e}) for e in (0.03, 0.1, 0.3, 1.0, 3.0, 10.0)]
+HYBRID_THRESHOLDS = (0.7, 0.9)
+
+
+def _point(family: str, label: str, scores: np.ndarray, nfe: np.ndarray) -> dict:
+    return {"family": family, "label": label, "value": float(scores.mean()),
+            "stderr": float(scores.std(ddof=1) / math.sqrt(len(scores))), "nfe": float(nfe.mean())}
+
+
+def _front(points: list[dict]) -> list[dict]:
+    def dom(p, q):
+        return p["value"] >= q["value"] and p["nfe"] <= q["nfe"] and (p["value"] > q["value"] or p["nfe"] < q["nfe"])
+
+    return sorted((p for p in points if not any(dom(q, p) for q in points)), key=lambda p: p["nfe"])
+
+
+def run_task(name: str, args, cache: dict) -> dict:
+    from mdm_energy.models import load_model
+    from mdm_energy.sampling import make_sampler
+    from mdm_energy.tasks import get_task
+    from mdm_energy.tasks.evaluate import evaluate
+
+    cfg = dict(CONFIG[name])
+    if args.quick:
+        cfg["n"] = 40
+    ck = ROOT / "checkpoints" / name
+    task, model = get_task(name), load_model(ck)
+    test = task.examples("test", cfg["n"], seed=0)
+    seeds = [10_007 * k + 1 for k in range(len(test))]
+    tag = f"{name}|{cfg['n']}"
+    tuned_file = ck / "tuned_schedule.json"
+    tuned = json.loads(tuned_file.read_text())["schedule"] if tuned_file.exists() else "beta:0.9,0.3"
+    t0 = time.time()
+
+    def run_with(sampler: str, **options):
+        def run():
+            r = evaluate(task, model, test, make_sampler(sampler, **options), item_seeds=seeds)
+            return r.scores, r.item_nfe, None
+        return run
+
+    def run_fixed(spec: str, n: int):
+        def run():
+            from mdm_energy.sampling import FixedCountSampler
+
+            r = evaluate(task, model, test, FixedCountSampler(spec, n, remasking="low_confidence"), item_seeds=seeds)
+            return r.scores, [n] * len(test), r.outputs if name == "pycode" else None
+        return run
+
+    points = []
+    for spec in dict.fromkeys(FIXED + [tuned]):
+        for n in cfg["steps"]:
+            s, nfe = _cell(cache, f"{tag}|fixed|{spec}|{n}", run_fixed(spec, n))
+            points.append(_point("fixed schedules", f"fixed {spec} N={n}", s, nfe))
+    for sampler, opts in ADAPTIVE:
+        key, value = next(iter(opts.items()))
+        label = f"{sampler} {value}"
+        s, nfe = _cell(cache, f"{tag}|{label}", run_with(sampler, **opts))
+        points.append(_point("adaptive", label, s, nfe))
+    hybrid_steps = cfg["steps"][-4:]
+    for sampler in ("threshold-floor", "threshold-cap"):
+        for spec in dict.fromkeys(["linear", tuned]):
+            for n in hybrid_steps:
+                for th in HYBRID_THRESHOLDS:
+                    label = f"{sampler} {spec} N={n} threshold={th}"
+                    s, nfe = _cell(cache, f"{tag}|{label}",
+                                   run_with(sampler, schedule=spec, steps=n, threshold=th))
+                    points.append(_point("schedule-aware adaptive", label, s, nfe))
+    print(f"{name}: {len(points)} configurations in {time.time() - t0:.0f} s", file=sys.stderr, flush=True)
+    families = sorted({p["family"] for p in points})
+    fronts = {f: _front([p for p in points if p["family"] == f]) for f in families}
+    budgets = sorted({round(p["nfe"], 1) for p in fronts["fixed schedules"]})
+    ladder = []
+    for b in budgets:
+        row = {"budget": b}
+        for f in families:
+            ok = [p for p in points if p["family"] == f and p["nfe"] <= b + 1e-9]
+            best = max(ok, key=lambda p: p["value"]) if ok else None
+            row[f] = best
+        ladder.append(row)
+    return {"metric": task.metric, "L": task.gen_len, "n": len(test), "tuned": tuned, "points": points,
+            "fronts": fronts, "ladder": ladder, "seconds": time.time() - t0}
+
+
+def _plot(all_res: dict) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(all_res), figsize=(5.3 * len(all_res), 4.3), squeeze=False)
+    for ax, (name, res) in zip(axes[0], all_res.items()):
+        for k, (fam, front) in enumerate(res["fronts"].items()):
+            pts = [p for p in res["points"] if p["family"] == fam]
+            ax.scatter([p["nfe"] for p in pts], [p["value"] for p in pts], s=8, alpha=0.3, color=f"C{k}")
+            ax.step([p["nfe"] for p in front], [p["value"] for p in front], where="post", color=f"C{k}", label=fam)
+            ax.errorbar([p["nfe"] for p in front], [p["value"] for p in front], yerr=[p["stderr"] for p in front],
+                        fmt="o", ms=3, color=f"C{k}", capsize=2)
+        ax.set(xscale="log", xlabel="mean model calls per answer", ylabel=res["metric"],
+               title=f"{name} (L={res['L']}, n={res['n']})")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(RESULTS / "pareto.png", dpi=130)
+    plt.close(fig)
+
+
+def _markdown(all_res: dict, meta: dict) -> str:
+    lines = ["# Quality against model calls: schedules, adaptive decoding, and both together", "",
+             f"Regenerate: `{meta['command']}` ({meta['minutes']:.0f} min). Same test items and per-item seeds as "
+             "real_tasks.md; low_confidence candidates. For each budget (a fixed schedule's step count), the best "
+             "quality each family reaches within that many mean model calls per answer (± s.e.).", ""]
+    for name, res in all_res.items():
+        fams = list(res["fronts"])
+        lines += [f"## {name} ({res['metric']}, L = {res['L']}, {res['n']} items; tuned `{res['tuned']}`)", "",
+                  "| budget (mean calls) | " + " | ".join(fams) + " |", "|---|" + "---|" * len(fams)]
+        for row in res["ladder"]:
+            cells = []
+            best = max((row[f]["value"] for f in fams if row[f]), default=None)
+            for f in fams:
+                p = row[f]
+                if p is None:
+                    cells.append("—")
+                    continue
+                mark = "**" if best is not None and p["value"] == best else ""
+                cells.append(f"{mark}{p['value']:.3f} ± {p['stderr']:.3f}{mark} ({p['nfe']:.1f}: {p['label']})")
+            lines.append(f"| {row['budget']:g} | " + " | ".join(cells) + " |")
+        lines += [""]
+    lines += ["![fronts](pareto.png)", ""]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--tasks", default="countdown,sudoku,pycode")
+    ap.add_argument("--quick", action="store_true")
+    args = ap.parse_args()
+
+    cache = _cache()
+    t0 = time.time()
+    all_res = {}
+    for name in [t for t in args.tasks.split(",") if t]:
+        if (ROOT / "checkpoints" / name / "model.safetensors").exists():
+            all_res[name] = run_task(name, args, cache)
+    meta = {"command": "python benchmarks/pareto.py " + " ".join(sys.argv[1:]), "minutes": (time.time() - t0) / 60}
+    (RESULTS / "pareto.json").write_text(json.dumps({"meta": meta, "tasks": all_res}, indent=1) + "\n")
+    _plot(all_res)
+    (RESULTS / "pareto.md").write_text(_markdown(all_res, meta))
+    print((RESULTS / "pareto.md").read_text())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,85 @@
+"""``mdm-energy tune --pareto``: the quality / model-calls front of one sampler on a task checkpoint."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ._common import CLIError, emit, format_table, progress_bar
+from ._sampler_args import check_sampler_options, given_sampler_options
+
+#: Options a Pareto run holds fixed when given (the search sets the schedule, steps and the rule's parameter).
+FIXED_OPTIONS = ("temperature", "remasking")
+
+
+def _check(args: argparse.Namespace) -> None:
+    from ..tuning.pareto import PARETO_STRATEGIES
+
+    if args.strategy not in PARETO_STRATEGIES:
+        raise CLIError(f"--pareto needs a strategy that searches two objectives at once ({', '.join(PARETO_STRATEGIES)}), "
+                       f"not {args.strategy!r}")
+    if args.objective != "task":
+        raise CLIError("--pareto tunes a task checkpoint: give --objective task --task T --checkpoint DIR")
+    if not args.task or not args.checkpoint:
+        raise CLIError("--objective task needs --task and --checkpoint")
+    wrong = [f for f, v in (("--optimum", args.optimum or None), ("--a-values", args.a_values),
+                            ("--b-values", args.b_values), ("--model-args", args.model_args)) if v is not None]
+    if wrong:
+        raise CLIError(f"{wrong[0]} does not apply to --pareto")
+    if args.steps_values and any(v != int(v) for v in args.steps_values):
+        raise CLIError(f"--steps-values must be whole numbers, got {list(args.steps_values)}")
+    if args.report:
+        rp = Path(args.report)
+        if rp.exists() and not rp.is_dir():
+            raise CLIError(f"--report exists and is not a folder: {args.report!r}")
+        if not (rp.parent if str(rp.parent) else Path(".")).is_dir():
+            raise CLIError(f"folder for --report does not exist: {str(rp.parent)!r}")
+
+
+def run_pareto(args: argparse.Namespace) -> None:
+    from ..limits import check_workers
+    from ..models import load_model
+    from ..registry import sampler_spec
+    from ..tasks import TASKS, get_task
+    from ..tasks.evaluate import check_checkpoint, task_pareto_objective
+    from ..tuning import check_storage
+    from ..tuning.pareto import ParetoSpace, pareto_tune
+    from ..tuning.reports import write_pareto_report
+
+    _check(args)
+    if args.task not in TASKS:
+        raise CLIError(f"unknown task {args.task!r} (known: {', '.join(sorted(TASKS))})")
+    spec = sampler_spec(args.sampler)
+    steps = tuple(int(v) for v in args.steps_values) if args.steps_values else ((args.steps,) if args.steps else ())
+    if spec.scheduled and not steps:
+        raise CLIError(f"--pareto with the {args.sampler} sampler needs --steps or --steps-values")
+    given = given_sampler_options(args, FIXED_OPTIONS)
+    check_sampler_options(args.sampler, given)
+    space = ParetoSpace(a_bounds=args.a_bounds, b_bounds=args.b_bounds, steps=steps or (8,),
+                        threshold_bounds=args.threshold_bounds, epsilon_bounds=args.epsilon_bounds,
+                        factor_bounds=args.factor_bounds)
+    check_workers(args.workers)
+    check_storage(args.storage)
+    task = get_task(args.task)
+    model = load_model(args.checkpoint)
+    check_checkpoint(task, model, args.checkpoint)
+    objective = task_pareto_objective(task, model, n=args.limit or 200, seed=args.seed, **given)
+    budget = args.budget or 40
+    with progress_bar(budget, f"tune --pareto {args.strategy}") as progress:
+        result = pareto_tune(objective, sampler=args.sampler, strategy=args.strategy, budget=budget,
+                             storage=args.storage, study_name=args.study, workers=args.workers, seed=args.seed,
+                             space=space, progress=progress)
+    files = write_pareto_report(result, objective.name, args.report) if args.report else None
+    payload = result.as_json()
+
+    def human() -> str:
+        rows = [[f"{p.quality:.4f} ± {p.stderr:.4f}", f"{p.nfe:.2f}", p.command()] for p in result.front]
+        base = [[f"{p.quality:.4f} ± {p.stderr:.4f}", f"{p.nfe:.2f}", p.label] for p in result.baselines]
+        out = [f"{objective.name}, {args.sampler}, {result.strategy}: {result.evaluations} evaluations "
+               f"({result.new_evaluations} new); the front:", format_table(["quality", "mean calls", "configuration"], rows),
+               "baselines:", format_table(["quality", "mean calls", "baseline"], base)]
+        if files:
+            out.append(f"report: {files['report']}")
+        return "\n".join(out)
+
+    emit(args.json, payload, human)
