@@ -1,161 +1,337 @@
-"""Real-task evidence: schedules against steps on three tasks with MDMs trained here.
+"""Real-task evidence: schedules against model calls on the task models trained here, on large paired test sets.
 
-For each task with a checkpoint under ``checkpoints/<task>/``:
+For each task with a checkpoint under ``checkpoints/<task>/`` (countdown, its long-window variant, sudoku,
+pycode), in one process:
 
-* the tuner picks a Beta schedule on the held-out *validation* split (TPE, low step count);
-* on the *test* split, the metric (mean ± standard error) of linear, sin2, sine, maskgit and the tuned
-  Beta at 4-5 step counts from L/16 to L, with low_confidence and random remasking;
-* the adaptive baselines (confidence threshold, entropy-bounded) on the same NFE axis;
-* pycode also gets the generative perplexity under the reference LM and the unigram entropy.
+* a Beta schedule tuned on the *validation* split (TPE, at a low step count) and the zero-label
+  schedule of the model's information profile (profiled on validation prompts, no answers used);
+* on the *test* split — countdown 1,000 items, sudoku 500, pycode 300 — every schedule (linear, sin2,
+  sine, maskgit, beta:0.9,0.3, beta:1,0.2, the tuned Beta, the profile's) at every step count of a grid,
+  low_confidence remasking, each item with the same seed in every cell (paired);
+* each cell's difference to linear at the same step count with its paired standard error;
+* **steps to match**: for each schedule, the fewest steps at which it reaches linear's quality at the
+  reference step count, as the ratio reference / steps with a 95% paired-bootstrap interval (the
+  paper's "2x fewer steps");
+* the adaptive decoders (threshold, entropy-bounded) on the same quality / model-calls axes;
+* pycode: unigram entropy and generative perplexity under the reference LM, against the data's.
 
-    python benchmarks/real_tasks.py [--limit 200] [--tasks countdown,sudoku,pycode]
+Per-item scores are cached in benchmarks/results/real_tasks_items.npz, so an interrupted run resumes where
+it stopped (``--fresh`` starts over).
 
-Writes benchmarks/results/real_tasks.md, real_tasks.json and real_<task>.png.
+    python benchmarks/real_tasks.py [--tasks countdown,countdown-long,sudoku,pycode] [--quick]
+
+Writes benchmarks/results/real_tasks.md, real_tasks.json, real_tasks_items.npz and real_tasks.png.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
-STEPS = {"countdown": [2, 4, 8, 24], "sudoku": [6, 12, 27, 81], "pycode": [6, 12, 24, 48, 96]}
-TUNE_STEPS = {"countdown": 4, "sudoku": 12, "pycode": 12}
-LIMITS = {"countdown": 200, "sudoku": 100, "pycode": 100}  # test examples per cell (sudoku/pycode cost more per call)
-SCHEDULES = ["linear", "sin2", "sine", "maskgit"]
+ITEMS = RESULTS / "real_tasks_items.npz"
+#: test items, the step grid of every schedule, the step counts run for linear only (the references of
+#: "steps to match" and N = L), the reference step counts, and the tuner's step count
+CONFIG = {
+    "countdown": {"n": 1000, "steps": [2, 3, 4, 6, 8, 12, 16, 24], "extra": [], "refs": [12, 24], "tune": 6},
+    "countdown-long": {"n": 1000, "steps": [3, 4, 6, 9, 12, 18, 24, 36], "extra": [72], "refs": [36, 72], "tune": 18},
+    "sudoku": {"n": 500, "steps": [6, 9, 12, 18, 27], "extra": [40, 81], "refs": [27, 40], "tune": 12},
+    "pycode": {"n": 300, "steps": [6, 8, 12, 16, 24, 32], "extra": [48, 96], "refs": [32, 48], "tune": 16},
+}
+FIXED = ["linear", "sin2", "sine", "maskgit", "beta:0.9,0.3", "beta:1,0.2"]
+ADAPTIVE = [("threshold", {"threshold": t}) for t in (0.5, 0.7, 0.8, 0.9, 0.95)] + \
+           [("entropy-bounded", {"epsilon": e}) for e in (0.1, 0.3, 1.0, 3.0)]
+BOOT = 1000
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--limit", type=int, help="test examples per evaluation (default: 200 countdown, 100 otherwise)")
-    ap.add_argument("--tune-limit", type=int, default=100, help="validation examples for the tuner")
-    ap.add_argument("--tune-budget", type=int, default=12)
-    ap.add_argument("--tasks", default="countdown,sudoku,pycode")
-    ap.add_argument("--checkpoints", default=str(ROOT / "checkpoints"))
-    args = ap.parse_args()
+def _cache() -> dict:
+    if not ITEMS.exists():
+        return {}
+    with np.load(ITEMS, allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
 
-    from mdm_energy.models import load_model
-    from mdm_energy.sampling import EntropyBoundedSampler, FixedCountSampler, ThresholdSampler
+
+def _save(cache: dict) -> None:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    tmp = ITEMS.with_suffix(".tmp.npz")
+    np.savez_compressed(tmp, **cache)
+    os.replace(tmp, ITEMS)
+
+
+def _cell(cache, key, run):
+    """Per-item (scores, nfe) of one configuration, from the cache or computed and cached."""
+    if f"{key}|s" not in cache:
+        scores, nfe, outputs = run()
+        cache[f"{key}|s"], cache[f"{key}|n"] = np.asarray(scores, dtype=np.float32), np.asarray(nfe, dtype=np.float32)
+        if outputs is not None:
+            cache[f"{key}|o"] = np.asarray(outputs)
+        _save(cache)
+    return cache[f"{key}|s"].astype(np.float64), cache[f"{key}|n"].astype(np.float64)
+
+
+def _paired(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    d = a - b
+    return float(d.mean()), float(d.std(ddof=1) / math.sqrt(len(d)))
+
+
+def _steps_to_match(curves: dict, steps: list, ref_scores: np.ndarray, rng) -> dict:
+    """For each schedule, the fewest steps reaching linear's mean at the reference, as ref / steps with a 95%
+    paired-bootstrap interval (resampling items jointly across every cell)."""
+    n = len(ref_scores)
+    idx = rng.integers(0, n, size=(BOOT, n))
+    out = {}
+    for spec, by_n in curves.items():
+        ratios = []
+        for rows in [np.arange(n)[None, :], idx]:
+            target = ref_scores[rows].mean(-1)
+            means = np.stack([by_n[s][rows].mean(-1) for s in steps], axis=-1)  # (R, len(steps))
+            reach = means >= target[:, None] - 1e-12
+            first = np.where(reach.any(-1), reach.argmax(-1), -1)
+            ratios.append(np.where(first >= 0, np.asarray(steps, dtype=float)[first], np.inf))
+        point, boot = ratios[0][0], ratios[1]
+        out[spec] = {"steps": point, "lo": float(np.percentile(boot, 2.5)), "hi": float(np.percentile(boot, 97.5))}
+    return out
+
+
+def run_task(name: str, args, cache: dict) -> dict:
+    from mdm_energy.models import as_denoiser, load_model
+    from mdm_energy.profile import estimate_profile, profile_schedule
+    from mdm_energy.sampling import FixedCountSampler, make_sampler
     from mdm_energy.tasks import get_task
     from mdm_energy.tasks.evaluate import evaluate, task_objective
     from mdm_energy.tuning import SearchSpace, tune
 
-    previous = RESULTS / "real_tasks.json"
-    all_rows = json.loads(previous.read_text()) if previous.exists() else {}  # runs task by task merge here
-    for name in args.tasks.split(","):
-        ck = Path(args.checkpoints) / name
-        if not (ck / "model.safetensors").exists():
-            print(f"skip {name}: no checkpoint at {ck}", file=sys.stderr)
-            continue
-        t0 = time.time()
-        task, model = get_task(name), load_model(ck)
-        test = task.examples("test", args.limit or LIMITS[name], seed=0)
+    cfg = dict(CONFIG[name])
+    if args.quick:
+        cfg["n"] = 40
+    ck = ROOT / "checkpoints" / name
+    task, model = get_task(name), load_model(ck)
+    L = task.gen_len
+    test = task.examples("test", cfg["n"], seed=0)
+    seeds = [10_007 * k + 1 for k in range(len(test))]
+    t0 = time.time()
+    tag = f"{name}|{cfg['n']}"
+
+    # 1. the tuned Beta (validation, TPE) and the profile's schedule (validation prompts only)
+    tuned_path = ck / "tuned_schedule.json"
+    if tuned_path.exists() and not args.retune:
+        tuned_info = json.loads(tuned_path.read_text())
+    else:
+        obj = task_objective(task, model, cfg["tune"], remasking="low_confidence", n=args.tune_limit, seed=1)
         with tempfile.TemporaryDirectory() as tmp:
-            obj = task_objective(task, model, TUNE_STEPS[name], remasking="low_confidence", n=args.tune_limit, seed=1)
-            tuned = tune(obj, strategy="tpe", budget=args.tune_budget, storage=f"sqlite:///{tmp}/t.db",
-                         space=SearchSpace((0.1, 1.5), (0.1, 1.5)), seed=0)
-        tuned_spec = f"beta:{tuned.best.a:.3g},{tuned.best.b:.3g}"
-        (ck / "tuned_schedule.json").write_text(json.dumps(
-            {"schedule": tuned_spec, "validation_score": tuned.best.value, "steps": TUNE_STEPS[name],
-             "budget": args.tune_budget, "validation_examples": args.tune_limit}, indent=2) + "\n")
-        print(f"{name}: tuned {tuned_spec} on validation (N={TUNE_STEPS[name]}): {tuned.best.value:.3f}", file=sys.stderr)
-        rows = []
-        extra = {}
-        if name == "pycode" and (Path(args.checkpoints) / "pycode-reference" / "model.safetensors").exists():
-            from mdm_energy.tasks import unigram_entropy
-            from mdm_energy.training import perplexity
+            r = tune(obj, strategy="tpe", budget=args.tune_budget, storage=f"sqlite:///{tmp}/t.db",
+                     space=SearchSpace((0.1, 1.5), (0.1, 1.5)), seed=0)
+        tuned_info = {"schedule": f"beta:{r.best.a:.3g},{r.best.b:.3g}", "validation_score": r.best.value,
+                      "steps": cfg["tune"], "budget": args.tune_budget, "validation_examples": args.tune_limit,
+                      "row_calls": (args.tune_budget + 4) * args.tune_limit * cfg["tune"]}
+        if not args.quick:
+            tuned_path.write_text(json.dumps(tuned_info, indent=2) + "\n")
+    tuned = tuned_info["schedule"]
+    profile_seconds, profiles, prof = {}, {}, {}
+    for order in ("confidence", "random"):
+        tp = time.time()
+        prof[order] = estimate_profile(as_denoiser(model), task.prompts(task.examples("valid", 256, seed=3)), L,
+                                       samples=64 if args.quick else 256, order=order, seed=3)
+        profile_seconds[order] = time.time() - tp
+        profiles[order] = {n: profile_schedule(prof[order], n) for n in cfg["steps"]}
+    print(f"{name}: tuned {tuned}; profiled in {profile_seconds} s", file=sys.stderr, flush=True)
+    label_order = {"profile": "confidence", "profile-random": "random"}
 
-            extra["reference"] = load_model(Path(args.checkpoints) / "pycode-reference")
-            extra["ref_ppl_data"] = perplexity(extra["reference"], task, [e.prompt for e in test], [e.answer for e in test])
-            extra["entropy_data"] = unigram_entropy([e.answer for e in test])
-        for remasking in ("low_confidence", "random"):
-            for spec in SCHEDULES + [tuned_spec]:
-                for n in STEPS[name]:
-                    r = evaluate(task, model, test, FixedCountSampler(spec, n, remasking=remasking), seed=0)
-                    row = {"schedule": spec, "remasking": remasking, "steps": n, "nfe": r.nfe, "value": r.value,
-                           "stderr": r.stderr, "n": r.n}
-                    if "reference" in extra and remasking == "low_confidence":
-                        outs = list(r.outputs)
-                        row["gen_ppl"] = perplexity(extra["reference"], task, [e.prompt for e in test], outs)
-                        row["unigram_entropy"] = unigram_entropy(outs)
-                    rows.append(row)
-        for label, sampler in [(f"threshold {th}", ThresholdSampler(th)) for th in (0.5, 0.7, 0.9)] + \
-                               [(f"entropy-bounded {eps}", EntropyBoundedSampler(eps)) for eps in (0.1, 0.5, 2.0)]:
-            r = evaluate(task, model, test, sampler, seed=0)
-            rows.append({"schedule": label, "remasking": "adaptive", "steps": None, "nfe": r.nfe, "value": r.value,
-                         "stderr": r.stderr, "n": r.n})
-        all_rows[name] = {"metric": task.metric, "gen_len": task.gen_len, "tuned": tuned_spec,
-                          "tuned_validation_score": tuned.best.value, "rows": rows,
-                          "seconds": time.time() - t0,
-                          **{k: v for k, v in extra.items() if k != "reference"}}
-        _plot(name, all_rows[name])
-        print(f"{name}: done in {time.time() - t0:.0f} s", file=sys.stderr)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "real_tasks.json").write_text(json.dumps(all_rows, indent=2) + "\n")
-    (RESULTS / "real_tasks.md").write_text(_markdown(all_rows, args))
-    print((RESULTS / "real_tasks.md").read_text())
+    # 2. every schedule at every step count, paired items
+    def fixed(spec: str, n: int):
+        def run():
+            r = evaluate(task, model, test, FixedCountSampler(spec, n, remasking="low_confidence"), item_seeds=seeds)
+            return r.scores, [n] * len(test), r.outputs if name == "pycode" else None
+        return run
+
+    curves: dict[str, dict[int, np.ndarray]] = {}
+    specs = FIXED + [tuned, "profile", "profile-random"]
+    for spec in specs:
+        curves[spec] = {}
+        for n in cfg["steps"]:
+            real = profiles[label_order[spec]][n].table if spec in label_order else spec
+            curves[spec][n], _ = _cell(cache, f"{tag}|fixed|{real}|{n}", fixed(real, n))
+        print(f"  {name} {spec}: " + " ".join(f"{curves[spec][n].mean():.3f}" for n in cfg["steps"]), file=sys.stderr,
+              flush=True)
+    for n in cfg["extra"]:  # linear only: the references and N = L
+        curves["linear"][n], _ = _cell(cache, f"{tag}|fixed|linear|{n}", fixed("linear", n))
+    adaptive = []
+    for sampler, opts in ADAPTIVE:
+        label = f"{sampler} {next(iter(opts.values()))}"
+
+        def run(sampler=sampler, opts=opts):
+            r = evaluate(task, model, test, make_sampler(sampler, **opts), item_seeds=seeds)
+            return r.scores, r.item_nfe, None
+        s, nfe = _cell(cache, f"{tag}|{label}", run)
+        adaptive.append({"label": label, "value": float(s.mean()), "stderr": float(s.std(ddof=1) / math.sqrt(len(s))),
+                         "nfe": float(nfe.mean())})
+
+    # 3. tables: values, paired differences to linear, steps to match
+    rows = []
+    for spec in specs:
+        for n in sorted(curves[spec]):
+            s = curves[spec][n]
+            diff, se = _paired(s, curves["linear"][n])
+            rows.append({"schedule": spec, "spec": profiles[label_order[spec]][n].table if spec in label_order else spec,
+                         "steps": n,
+                         "value": float(s.mean()), "stderr": float(s.std(ddof=1) / math.sqrt(len(s))),
+                         "diff_linear": diff, "diff_se": se})
+    rng = np.random.default_rng(0)
+    match = {ref: _steps_to_match({s: curves[s] for s in specs}, cfg["steps"], curves["linear"][ref], rng)
+             for ref in cfg["refs"]}
+    out = {"metric": task.metric, "L": L, "n": len(test), "steps": cfg["steps"] + cfg["extra"], "tuned": tuned_info,
+           "profile": {order: {"samples": prof[order].samples, "seconds": profile_seconds[order],
+                               "row_calls": prof[order].samples * L,
+                               "specs": {n: p.table for n, p in profiles[order].items()},
+                               "nearest_beta": {n: p.beta for n, p in profiles[order].items()},
+                               "entropy_bits": [h / math.log(2) for h in prof[order].entropy]}
+                       for order in prof},
+           "rows": rows, "adaptive": adaptive,
+           "match": {str(ref): m for ref, m in match.items()}, "seconds": time.time() - t0}
+    if name == "pycode":
+        out["pycode"] = _pycode_quality(task, test, cache, tag, tuned, cfg["steps"], cfg["extra"])
+    return out
 
 
-def _plot(name: str, res: dict) -> None:
+def _pycode_quality(task, test, cache, tag, tuned, steps, extra) -> dict:
+    from mdm_energy.models import load_model
+    from mdm_energy.tasks import unigram_entropy
+    from mdm_energy.training import perplexity
+
+    ref = load_model(ROOT / "checkpoints" / "pycode-reference")
+    prompts = [e.prompt for e in test]
+    out = {"data": {"gen_ppl": perplexity(ref, task, prompts, [e.answer for e in test]),
+                    "unigram_entropy": unigram_entropy([e.answer for e in test])}}
+    for spec in ("linear", tuned):
+        for n in steps + (extra if spec == "linear" else []):
+            texts = [str(t) for t in cache[f"{tag}|fixed|{spec}|{n}|o"]]
+            out[f"{spec}|{n}"] = {"gen_ppl": perplexity(ref, task, prompts, texts), "unigram_entropy": unigram_entropy(texts)}
+    return out
+
+
+def _plot(all_res: dict) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7.5, 5))
-    for remasking, style in (("low_confidence", "-o"), ("random", ":x")):
-        for spec in SCHEDULES + [res["tuned"]]:
-            pts = [r for r in res["rows"] if r["schedule"] == spec and r["remasking"] == remasking]
-            ax.errorbar([r["nfe"] for r in pts], [r["value"] for r in pts], yerr=[r["stderr"] for r in pts], fmt=style,
-                        ms=4, capsize=2, label=f"{spec} ({remasking})" if remasking == "low_confidence" or spec == res["tuned"] else None)
-    ada = [r for r in res["rows"] if r["remasking"] == "adaptive"]
-    ax.scatter([r["nfe"] for r in ada], [r["value"] for r in ada], marker="*", s=90, color="k", label="adaptive (threshold / EB)", zorder=5)
-    ax.set(xscale="log", xlabel="NFE (model calls)", ylabel=res["metric"], title=f"{name}: metric against model calls")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.savefig(RESULTS / f"real_{name}.png", dpi=130, bbox_inches="tight")
+    names = list(all_res)
+    fig, axes = plt.subplots(1, len(names), figsize=(5.2 * len(names), 4.3), squeeze=False)
+    for ax, name in zip(axes[0], names):
+        res = all_res[name]
+        for k, spec in enumerate(FIXED + [res["tuned"]["schedule"], "profile", "profile-random"]):
+            pts = [r for r in res["rows"] if r["schedule"] == spec]
+            ax.errorbar([r["steps"] for r in pts], [r["value"] for r in pts], yerr=[r["stderr"] for r in pts],
+                        fmt="-o" if spec in ("linear", "profile", res["tuned"]["schedule"]) else ":.", ms=3, capsize=2,
+                        label=spec if spec != res["tuned"]["schedule"] else f"tuned {spec}", color=f"C{k}")
+        ada = res["adaptive"]
+        ax.scatter([a["nfe"] for a in ada], [a["value"] for a in ada], marker="*", s=70, color="k", zorder=5,
+                   label="threshold / entropy-bounded")
+        ax.set(xscale="log", xlabel="model calls per answer", ylabel=res["metric"], title=f"{name} (L={res['L']}, n={res['n']})")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(RESULTS / "real_tasks.png", dpi=130)
     plt.close(fig)
 
 
-def _markdown(all_rows: dict, args) -> str:
-    lines = ["# Real tasks: small MDMs trained here (checkpoints/<task>/)", "",
-             f"Test split, {args.limit or 'countdown 200, sudoku 100, pycode 100'} examples per cell; mean ± standard error. The tuned Beta was chosen by TPE "
-             f"({args.tune_budget} evaluations) on {args.tune_limit} validation examples. Regenerate: "
-             "`python benchmarks/real_tasks.py`.", ""]
-    for name, res in all_rows.items():
-        steps = [n for n in STEPS[name] if any(r["steps"] == n for r in res["rows"])]
-        lines += [f"## {name} ({res['metric']}, L = {res['gen_len']}); tuned schedule `{res['tuned']}`", ""]
-        for remasking in ("low_confidence", "random"):
-            lines += [f"**{remasking}**", "", "| schedule | " + " | ".join(f"N={n}" for n in steps) + " |",
-                      "|---|" + "---|" * len(steps)]
-            for spec in SCHEDULES + [res["tuned"]]:
-                cells = []
-                for n in steps:
-                    r = next(r for r in res["rows"] if r["schedule"] == spec and r["remasking"] == remasking and r["steps"] == n)
-                    cells.append(f"{r['value']:.3f} ± {r['stderr']:.3f}")
-                lines.append(f"| {spec} | " + " | ".join(cells) + " |")
-            lines.append("")
-        lines += ["**adaptive baselines**", "", "| sampler | NFE | value |", "|---|---|---|"]
-        for r in res["rows"]:
-            if r["remasking"] == "adaptive":
-                lines.append(f"| {r['schedule']} | {r['nfe']:.1f} | {r['value']:.3f} ± {r['stderr']:.3f} |")
-        if "ref_ppl_data" in res:
-            lines += ["", f"pycode generative perplexity under the reference LM (data itself: {res['ref_ppl_data']:.2f}; "
-                      f"unigram entropy of the data {res['entropy_data']:.2f} bits/char), low_confidence:", "",
+def _markdown(all_res: dict, meta: dict) -> str:
+    lines = ["# Real tasks: schedules against model calls on the models trained here", "",
+             f"Regenerate: `{meta['command']}` ({meta['minutes']:.0f} min on {meta['threads']} threads). Test split; "
+             "every cell scores the same items with the same per-item seeds (paired); low_confidence remasking. "
+             "`diff` is the paired difference to linear at the same step count ± its standard error.", ""]
+    for name, res in all_res.items():
+        steps = res["steps"]
+        t = res["tuned"]
+        lines += [f"## {name} ({res['metric']}, L = {res['L']}, {res['n']} test items)", "",
+                  f"Tuned on validation: `{t['schedule']}` (TPE, {t.get('budget')} evaluations of "
+                  f"{t.get('validation_examples')} items at N = {t.get('steps')}). `profile`: the information-profile "
+                  f"schedule from {res['profile']['confidence']['samples']} completions of validation prompts (no "
+                  f"answers) in the low_confidence sampler's own order, {res['profile']['confidence']['seconds']:.0f} s, "
+                  f"{res['profile']['confidence']['row_calls']:,} row-calls (`profile-random`: random order); the "
+                  f"tuner used about {t.get('row_calls', 0):,} row-calls.", "",
+                  "| schedule | " + " | ".join(f"N={n}" for n in steps) + " |", "|---|" + "---|" * len(steps)]
+        specs = list(dict.fromkeys(r["schedule"] for r in res["rows"]))
+        for spec in specs:
+            cells = []
+            for n in steps:
+                r = next((r for r in res["rows"] if r["schedule"] == spec and r["steps"] == n), None)
+                if r is None:
+                    cells.append("")
+                    continue
+                d = "" if spec == "linear" else f" ({r['diff_linear']:+.3f} ± {r['diff_se']:.3f})"
+                cells.append(f"{r['value']:.3f}{d}")
+            label = f"tuned `{spec}`" if spec == t["schedule"] else f"`{spec}`"
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+        lines += ["", "Steps to match linear (the fewest steps reaching linear's quality at the reference; "
+                  "ratio reference / steps, 95% paired-bootstrap interval):", "",
+                  "| schedule | " + " | ".join(f"linear at N={ref}" for ref in res["match"]) + " |",
+                  "|---|" + "---|" * len(res["match"])]
+        for spec in specs:
+            cells = []
+            for ref, m in res["match"].items():
+                s = m[spec]
+                if not math.isfinite(s["steps"]):
+                    cells.append("not reached")
+                else:
+                    lo = int(ref) / s["hi"] if math.isfinite(s["hi"]) else 0.0
+                    hi = int(ref) / s["lo"] if math.isfinite(s["lo"]) else 0.0
+                    cells.append(f"N={s['steps']:.0f}: {int(ref) / s['steps']:.2f}x [{lo:.2f}, {hi:.2f}]")
+            lines.append(f"| `{spec}` | " + " | ".join(cells) + " |")
+        lines += ["", "Adaptive decoders on the same items:", "", "| sampler | mean calls | value |", "|---|---|---|"]
+        for a in res["adaptive"]:
+            lines.append(f"| {a['label']} | {a['nfe']:.2f} | {a['value']:.3f} ± {a['stderr']:.3f} |")
+        if "pycode" in res:
+            pc = res["pycode"]
+            lines += ["", f"pycode text quality (data: generative perplexity {pc['data']['gen_ppl']:.2f}, unigram "
+                      f"entropy {pc['data']['unigram_entropy']:.2f} bits/char):", "",
                       "| schedule | " + " | ".join(f"N={n}" for n in steps) + " |", "|---|" + "---|" * len(steps)]
-            for spec in ["linear", res["tuned"]]:
-                cells = []
-                for n in steps:
-                    r = next(r for r in res["rows"] if r["schedule"] == spec and r["remasking"] == "low_confidence" and r["steps"] == n)
-                    cells.append(f"{r['gen_ppl']:.1f} ({r['unigram_entropy']:.2f} b)")
-                lines.append(f"| {spec} | " + " | ".join(cells) + " |")
-        lines += ["", f"![{name}](real_{name}.png)", ""]
-    return "\n".join(lines) + "\n"
+            for spec in ("linear", t["schedule"]):
+                lines.append(f"| `{spec}` | " + " | ".join(
+                    f"{pc[f'{spec}|{n}']['gen_ppl']:.2f} ({pc[f'{spec}|{n}']['unigram_entropy']:.2f} b)"
+                    if f"{spec}|{n}" in pc else "" for n in steps) + " |")
+        lines += [""]
+    lines += ["![quality against model calls](real_tasks.png)", ""]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--tasks", default="countdown,countdown-long,sudoku,pycode")
+    ap.add_argument("--tune-limit", type=int, default=200, help="validation items for the tuner")
+    ap.add_argument("--tune-budget", type=int, default=16)
+    ap.add_argument("--retune", action="store_true", help="tune again even if checkpoints/<task>/tuned_schedule.json exists")
+    ap.add_argument("--quick", action="store_true", help="40 test items per task: a smoke run (writes nothing to checkpoints)")
+    ap.add_argument("--fresh", action="store_true", help="ignore the cache of per-item scores")
+    args = ap.parse_args()
+
+    import torch
+
+    cache = {} if args.fresh else _cache()
+    t0 = time.time()
+    all_res = {}
+    for name in [t for t in args.tasks.split(",") if t]:
+        if not (ROOT / "checkpoints" / name / "model.safetensors").exists():
+            print(f"skip {name}: no checkpoint", file=sys.stderr)
+            continue
+        all_res[name] = run_task(name, args, cache)
+        print(f"{name}: {all_res[name]['seconds']:.0f} s", file=sys.stderr, flush=True)
+    meta = {"command": "python benchmarks/real_tasks.py " + " ".join(sys.argv[1:]), "minutes": (time.time() - t0) / 60,
+            "threads": torch.get_num_threads()}
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "real_tasks.json").write_text(json.dumps({"meta": meta, "tasks": all_res}, indent=1, default=str) + "\n")
+    _plot(all_res)
+    (RESULTS / "real_tasks.md").write_text(_markdown(all_res, meta))
+    print((RESULTS / "real_tasks.md").read_text())
 
 
 if __name__ == "__main__":

@@ -218,6 +218,65 @@ def cases(f: Path) -> list[tuple[list[str], str]]:
     # lm-eval
     out += [(["lm-eval", "run", "--model", "mdm_energy", "--model_args", f"pretrained={F}/missing", "--tasks", "x"], "refuse"),
             (["lm-eval", "--help"], "ok")]
+    # generate, caches, the schedule-aware samplers
+    ev = ["eval", "--task", "countdown", "--checkpoint", CK, "--limit", "2"]
+    out += [(["generate", "--model", f"{F}/missing", "--prompt", "1 2:3"], "refuse"),
+            (["generate", "--model", f"{F}/afile", "--prompt", "1 2:3"], "refuse"),
+            (["generate", "--model", CK, "--prompt", "x" * 500], "refuse"),
+            (["generate", "--model", CK, "--prompt", "1 2:3", "--sampler", "dream", "--alg", "nope"], "refuse"),
+            (["generate", "--model", CK, "--prompt", "1 2:3", "--sampler", "dream", "--top-p", "0"], "refuse"),
+            (["generate", "--model", CK, "--prompt", "1 2:3", "--sampler", "dream", "--top-k", "0"], "refuse"),
+            (["generate", "--model", CK, "--prompt", "1 2:3", "--sampler", "dream", "--alg-temp", "-1"], "refuse"),
+            (["generate", "--model", CK, "--prompt", "1 2:3", "--suppress-tokens", "99999"], "refuse"),
+            (["generate", "--model", CK, "--prompt", "1 2:3", "-N", "4", "--json"], "ok"),
+            (ev + ["-N", "8", "--cache", "dual"], "refuse"),
+            (ev + ["-N", "8", "--cache", "full", "--block-length", "8"], "refuse"),
+            (ev + ["-N", "8", "--cache", "dual", "--block-length", "8", "--cache-refresh", "0"], "refuse"),
+            (ev + ["-N", "8", "--cache-refresh", "2"], "refuse"),
+            (ev + ["-N", "8", "--cache", "prefix", "--block-length", "8", "--json"], "ok"),
+            (ev + ["--sampler", "threshold-floor", "-N", "8", "--threshold", "2"], "refuse"),
+            (ev + ["--sampler", "threshold-cap", "-N", "8", "--threshold", "nan"], "refuse"),
+            (ev + ["--sampler", "threshold-floor", "-N", "8", "--json"], "ok")]
+    # profile
+    (F / "empty.txt").write_text("")
+    (F / "latin1.txt").write_bytes(b"caf\xe9\n")
+    (F / "long.txt").write_text("1 " * 40 + ":5\n")
+    (F / "bad.jsonl").write_text("{not json\n")
+    pr = ["profile", "--checkpoint", CK]
+    out += [(pr + ["--prompts", f"{F}/empty.txt"], "refuse"),
+            (pr + ["--prompts", f"{F}/latin1.txt"], "refuse"),
+            (pr + ["--prompts", f"{F}/long.txt"], "refuse"),
+            (pr + ["--prompts", f"{F}/bad.jsonl"], "refuse"),
+            (pr + ["--prompts", f"{F}/missing.txt"], "refuse"),
+            (pr + ["--task", "countdown", "--length", "0"], "refuse"),
+            (pr + ["--task", "countdown", "--samples", "0"], "refuse"),
+            (pr + ["--task", "countdown", "--samples", "100000000"], "refuse"),
+            (pr + ["--task", "countdown", "--steps", "0"], "refuse"),
+            (pr + ["--task", "countdown", "--steps", "1000"], "refuse"),
+            (pr + ["--task", "countdown", "--plot", f"{F}/adir.png"], "refuse"),
+            (pr + ["--task", "countdown", "--save", f"{F}/missing/p.json"], "refuse"),
+            (["profile", "--load", f"{F}/text.npy", "--steps", "4"], "refuse"),
+            (["profile", "--load", f"{F}/missing.json"], "refuse"),
+            (pr + ["--task", "countdown", "--samples", "8", "--steps", "4", "--json"], "ok")]
+    # tune: lm-eval objective, PostgreSQL, --pareto
+    tl = ["tune", "--objective", "lm-eval", "-N", "4", "--strategy", "grid"]
+    tp = ["tune", "--pareto", "--objective", "task", "--task", "countdown", "--checkpoint", CK, "-N", "4", "--limit", "8"]
+    out += [(tl + ["--tasks", "x"], "refuse"),
+            (tl + ["--model-args", "0.3,pretrained=x", "--tasks", "x"], "refuse"),
+            (tl + ["--model-args", f"pretrained={F}/missing", "--tasks", "x", "--include-path", f"{F}/missing"], "refuse"),
+            (tl + ["--model-args", "pretrained=x,schedule=linear", "--tasks", "x"], "refuse"),
+            (tl + ["--model-args", "pretrained=x", "--tasks", "a,b"], "refuse"),
+            (tl + ["--model-args", "pretrained=x", "--tasks", "x", "--workers", "2", "--device", "cuda:0"], "refuse"),
+            (base + ["--strategy", "grid", "--storage", "postgresql://nobody@127.0.0.1:1/x", "--json"], "refuse"),
+            (base + ["--strategy", "grid", "--halving-eta", "1"], "refuse"),
+            (tp + ["--strategy", "grid"], "refuse"),
+            (tp + ["--strategy", "halving"], "refuse"),
+            (tp + ["--strategy", "random", "--threshold-bounds", "0.5,2"], "refuse"),
+            (tp + ["--strategy", "random", "--sampler", "threshold", "--remasking", "random"], "refuse"),
+            (tp + ["--strategy", "random", "--steps-values", "2.5"], "refuse"),
+            (tp + ["--strategy", "random", "--report", f"{F}/afile"], "refuse"),
+            (["tune", "--pareto", "--dist", "toy2", "-N", "3", "--strategy", "random"], "refuse"),
+            (tp + ["--strategy", "random", "--budget", "2", "--sampler", "threshold-floor", "--json"], "ok")]
     # misc
     out += [(["nosuch"], "refuse"), ([], "refuse"), (["schedule"], "refuse"), (["--version"], "ok")]
     return out

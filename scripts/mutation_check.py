@@ -78,6 +78,28 @@ MUTATIONS = [
      "    if n > 2:\n        ii = np.arange(d)\n        three = np.zeros((d, d, d))\n        three[ii, ii, ii] = 0.3\n"
      "        logw = logw + three.reshape((d, d, d) + (1,) * (n - 3))\n    return np.exp(logw - logw.max())",
      "tests/test_exact.py::test_potts_laws_are_pairwise_equality_models"),
+    ("cache: span calls never refresh", "sampling/base.py",
+     "and not (refresh is not None and run.block_calls % refresh == 0))", "and True)", "tests/test_kv_cache.py"),
+    ("cache: a span at the wrong positions", "models/transformer.py",
+     "h = self.tok(tokens) + self.pos(torch.arange(start, start + S, device=tokens.device))",
+     "h = self.tok(tokens) + self.pos(torch.arange(0, S, device=tokens.device))", "tests/test_kv_cache.py"),
+    ("profile: information curve from the raw entropy", "profile.py", "return np.maximum(h[0] - h, 0.0)",
+     "return np.maximum(h, 0.0)", "tests/test_profile.py"),
+    ("threshold-floor: no floor", "sampling/hybrid.py",
+     "self._commit(run, step, (floor | (conf >= self.threshold)) & masked, cand)",
+     "self._commit(run, step, ((conf >= self.threshold) | select_top_k(conf, torch.ones_like(masked.sum(-1)))) & masked, cand)",
+     "tests/test_hybrid_samplers.py"),
+    ("items: stored scores ignored", "tuning/objectives.py", "todo = [i for i in ids if i not in have]", "todo = list(ids)",
+     "tests/test_lm_eval_tuning.py"),
+    ("heartbeat: nobody is ever stale", "tuning/_optuna.py", "return set(storage._get_stale_trial_ids(study._study_id))",
+     "return set()", "tests/test_lm_eval_tuning.py::test_a_silent_worker_on_another_machine_is_redone"),
+    ("stop_at_eos: fills before the end token", "sampling/base.py",
+     "fill = done.unsqueeze(1) & masked & (idx > first.unsqueeze(1))", "fill = done.unsqueeze(1) & masked",
+     "tests/test_generation_parity.py"),
+    ("lm-eval: batches share one random stream", "integrations/lm_eval.py",
+     "gen_length=self.gen_length, family=self.family, seeds=[seeds[i] for i in batch],",
+     "gen_length=self.gen_length, family=self.family,",
+     "tests/test_lm_eval_tuning.py::test_batches_give_the_answers_of_batch_one_in_fewer_runs"),
 ]
 
 

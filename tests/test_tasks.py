@@ -162,3 +162,13 @@ def test_pycode_trains_on_every_fitting_window_and_scores_only_compiling_ones():
     assert any(not compiles(e.prompt, e.answer) or not all(ln.strip() for ln in e.answer.split("\\n")) for e in train)
     assert all(len(e.prompt) <= task.prompt_len and len(e.answer) <= task.gen_len for e in train)
     assert all(compiles(e.prompt, e.answer) for e in task.examples("test", 200))
+
+
+def test_countdown_long_has_the_problems_of_countdown_in_a_longer_window():
+    from mdm_energy.tasks import get_task
+
+    short, long = get_task("countdown"), get_task("countdown-long")
+    for split in ("train", "valid", "test"):
+        assert short.examples(split, 30, seed=2) == long.examples(split, 30, seed=2)
+    ids, _ = long.encode(long.examples("test", 4))
+    assert ids.shape[1] == long.prompt_len + 72 and long.gen_len == 3 * short.gen_len

@@ -1,20 +1,20 @@
 """Real tasks where the right output is not a function of the prompt alone."""
 
 from .base import EOS, MASK, PAD, CharVocab, Example, Task
-from .countdown import CountdownTask, check_expression
+from .countdown import CountdownLongTask, CountdownTask, check_expression
 from .pycode import PyCodeTask, compiles, unigram_entropy
 from .sudoku import SudokuTask, is_valid_solution
 
-TASKS = {"countdown": CountdownTask, "sudoku": SudokuTask, "pycode": PyCodeTask}
+TASKS = {"countdown": CountdownTask, "countdown-long": CountdownLongTask, "sudoku": SudokuTask, "pycode": PyCodeTask}
 
 
 def get_task(name: str) -> Task:
-    """A task by name (``countdown``, ``sudoku``, ``pycode``)."""
+    """A task by name (``countdown``, ``countdown-long``, ``sudoku``, ``pycode``)."""
     if name not in TASKS:
         raise ValueError(f"unknown task {name!r} (known: {', '.join(sorted(TASKS))})")
     return TASKS[name]()
 
 
-__all__ = ["PAD", "EOS", "MASK", "CharVocab", "Example", "Task", "CountdownTask", "SudokuTask", "TASKS", "get_task",
+__all__ = ["PAD", "EOS", "MASK", "CharVocab", "Example", "Task", "CountdownTask", "CountdownLongTask", "SudokuTask", "TASKS", "get_task",
            "check_expression", "is_valid_solution",
            "PyCodeTask", "compiles", "unigram_entropy"]

@@ -100,6 +100,7 @@ class CountdownTask(Task):
     metric = "valid expressions"
     prompt_len = 18
     gen_len = 24
+    max_answer = 24  # the longest answer drawn (the window of the original task)
 
     def __init__(self) -> None:
         self.vocab = CharVocab("0123456789+-*/() :")
@@ -112,7 +113,7 @@ class CountdownTask(Task):
         if not targets:
             return None
         target = rng.choice(sorted(targets))
-        answer = rng.choice(sorted(e for e in sols[target] if len(e) <= self.gen_len))
+        answer = rng.choice(sorted(e for e in sols[target] if len(e) <= self.max_answer))
         prompt = " ".join(map(str, numbers)) + f":{target}"
         return Example(prompt, answer, {"numbers": numbers, "target": target})
 
@@ -126,3 +127,12 @@ class CountdownTask(Task):
 
     def score(self, example: Example, output: str) -> float:
         return float(check_expression(output, example.info["numbers"], example.info["target"]))
+
+
+class CountdownLongTask(CountdownTask):
+    """Countdown in a window three times longer (72 positions): the same problems and answers, so an answer
+    fills at most a third of the window and end-of-sequence padding the rest — the shape of the paper's code
+    benchmarks, where most of a fixed generation window is EOS. A separate model is trained for it."""
+
+    name = "countdown-long"
+    gen_len = 72
