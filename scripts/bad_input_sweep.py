@@ -233,15 +233,15 @@ def cases(f: Path) -> list[tuple[list[str], str]]:
             (ev + ["-N", "8", "--cache", "full", "--block-length", "8"], "refuse"),
             (ev + ["-N", "8", "--cache", "dual", "--block-length", "8", "--cache-refresh", "0"], "refuse"),
             (ev + ["-N", "8", "--cache-refresh", "2"], "refuse"),
-            (ev + ["-N", "8", "--cache", "prefix", "--block-length", "8", "--json"], "ok"),
+            (ev + ["-N", "12", "--cache", "prefix", "--block-length", "8", "--json"], "ok"),
             (ev + ["--sampler", "threshold-floor", "-N", "8", "--threshold", "2"], "refuse"),
             (ev + ["--sampler", "threshold-cap", "-N", "8", "--threshold", "nan"], "refuse"),
             (ev + ["--sampler", "threshold-floor", "-N", "8", "--json"], "ok")]
     # profile
-    (F / "empty.txt").write_text("")
-    (F / "latin1.txt").write_bytes(b"caf\xe9\n")
-    (F / "long.txt").write_text("1 " * 40 + ":5\n")
-    (F / "bad.jsonl").write_text("{not json\n")
+    (f / "empty.txt").write_text("")
+    (f / "latin1.txt").write_bytes(b"caf\xe9\n")
+    (f / "long.txt").write_text("1 " * 40 + ":5\n")
+    (f / "bad.jsonl").write_text("{not json\n")
     pr = ["profile", "--checkpoint", CK]
     out += [(pr + ["--prompts", f"{F}/empty.txt"], "refuse"),
             (pr + ["--prompts", f"{F}/latin1.txt"], "refuse"),

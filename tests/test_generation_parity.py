@@ -88,8 +88,9 @@ def llada_reference(model, prompt, gen_length, steps, block_length, schedule="li
 @pytest.mark.parametrize("flags", [{}, {"logits_eos_inf": True}, {"confidence_eos_eot_inf": True},
                                    {"logits_eos_inf": True, "confidence_eos_eot_inf": True}])
 @pytest.mark.parametrize("schedule,block", [("linear", 4), ("beta:0.9,0.3", 8)])
-def test_llada_eos_flags_match_the_reference(flags, schedule, block):
-    model = Tiny(seed=6)
+@pytest.mark.parametrize("seed", [6, 9])  # 6 proposes EoT, 9 EOS: each flag changes the output of one of them
+def test_llada_eos_flags_match_the_reference(flags, schedule, block, seed):
+    model = Tiny(seed=seed)
     prompts = [[3, 9, 14], [5, 1, 12, 7, 2], [20]]
     out = make_sampler("fixed", schedule=schedule, steps=4, block_length=block, **flags)(denoiser(model), prompts, 8,
                                                                                          pad_id=0)
@@ -100,9 +101,13 @@ def test_llada_eos_flags_match_the_reference(flags, schedule, block):
 def test_the_flags_change_the_output_here():
     model = Tiny(seed=6)
     plain = llada_reference(model, [3, 9, 14], 8, 4, 4)
-    assert EOS in plain or EOT in plain
-    assert EOS not in llada_reference(model, [3, 9, 14], 8, 4, 4, logits_eos_inf=True)
+    assert EOT in plain
     assert llada_reference(model, [3, 9, 14], 8, 4, 4, confidence_eos_eot_inf=True) != plain
+    model = Tiny(seed=9)
+    plain = llada_reference(model, [3, 9, 14], 8, 4, 4)
+    assert EOS in plain
+    no_eos = llada_reference(model, [3, 9, 14], 8, 4, 4, logits_eos_inf=True)
+    assert EOS not in no_eos and no_eos != plain
 
 
 def test_suppressed_tokens_are_never_proposed():
