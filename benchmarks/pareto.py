@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from real_tasks import CONFIG, RESULTS, ROOT, _cache, _cell  # noqa: E402
+from real_tasks import CONFIG, RESULTS, ROOT, TestItems, _cache, _cell  # noqa: E402
 
 FIXED = ["linear", "sin2", "beta:0.9,0.3", "beta:1,0.2"]
 ADAPTIVE = [("threshold", {"threshold": t}) for t in (0.3, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)] + \
@@ -50,46 +50,22 @@ def _front(points: list[dict]) -> list[dict]:
 
 
 def run_task(name: str, args, cache: dict) -> dict:
-    from mdm_energy.models import load_model
-    from mdm_energy.sampling import make_sampler
-    from mdm_energy.tasks import get_task
-    from mdm_energy.tasks.evaluate import evaluate
-
     cfg = dict(CONFIG[name])
-    if args.quick:
-        cfg["n"] = 40
-    ck = ROOT / "checkpoints" / name
-    task, model = get_task(name), load_model(ck)
-    test = task.examples("test", cfg["n"], seed=0)
-    seeds = [10_007 * k + 1 for k in range(len(test))]
-    tag = f"{name}|{cfg['n']}"
-    tuned_file = ck / "tuned_schedule.json"
+    items = TestItems.load(name, args.quick)
+    task, tag = items.task, items.tag
+    tuned_file = items.checkpoint / "tuned_schedule.json"
     tuned = json.loads(tuned_file.read_text())["schedule"] if tuned_file.exists() else "beta:0.9,0.3"
     t0 = time.time()
-
-    def run_with(sampler: str, **options):
-        def run():
-            r = evaluate(task, model, test, make_sampler(sampler, **options), item_seeds=seeds)
-            return r.scores, r.item_nfe, None
-        return run
-
-    def run_fixed(spec: str, n: int):
-        def run():
-            from mdm_energy.sampling import FixedCountSampler
-
-            r = evaluate(task, model, test, FixedCountSampler(spec, n, remasking="low_confidence"), item_seeds=seeds)
-            return r.scores, [n] * len(test), r.outputs if name == "pycode" else None
-        return run
 
     points = []
     for spec in dict.fromkeys(FIXED + [tuned]):
         for n in cfg["steps"]:
-            s, nfe = _cell(cache, f"{tag}|fixed|{spec}|{n}", run_fixed(spec, n))
+            s, nfe = _cell(cache, f"{tag}|fixed|{spec}|{n}", items.fixed(spec, n))
             points.append(_point("fixed schedules", f"fixed {spec} N={n}", s, nfe))
     for sampler, opts in ADAPTIVE:
         key, value = next(iter(opts.items()))
         label = f"{sampler} {value}"
-        s, nfe = _cell(cache, f"{tag}|{label}", run_with(sampler, **opts))
+        s, nfe = _cell(cache, f"{tag}|{label}", items.sampler(sampler, **opts))
         points.append(_point("adaptive", label, s, nfe))
     hybrid_steps = cfg["steps"]  # every budget of the fixed schedules
     for sampler in ("threshold-floor", "threshold-cap"):
@@ -98,7 +74,7 @@ def run_task(name: str, args, cache: dict) -> dict:
                 for th in HYBRID_THRESHOLDS:
                     label = f"{sampler} {spec} N={n} threshold={th}"
                     s, nfe = _cell(cache, f"{tag}|{label}",
-                                   run_with(sampler, schedule=spec, steps=n, threshold=th))
+                                   items.sampler(sampler, schedule=spec, steps=n, threshold=th))
                     points.append(_point("schedule-aware adaptive", label, s, nfe))
     print(f"{name}: {len(points)} configurations in {time.time() - t0:.0f} s", file=sys.stderr, flush=True)
     families = sorted({p["family"] for p in points})
@@ -112,7 +88,7 @@ def run_task(name: str, args, cache: dict) -> dict:
             best = max(ok, key=lambda p: p["value"]) if ok else None
             row[f] = best
         ladder.append(row)
-    return {"metric": task.metric, "L": task.gen_len, "n": len(test), "tuned": tuned, "points": points,
+    return {"metric": task.metric, "L": task.gen_len, "n": len(items.test), "tuned": tuned, "points": points,
             "fronts": fronts, "ladder": ladder, "seconds": time.time() - t0}
 
 

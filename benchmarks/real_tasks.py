@@ -32,7 +32,9 @@ import os
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -84,6 +86,54 @@ def _cell(cache, key, run, used: "list | None" = None):
     return cache[f"{key}|s"].astype(np.float64), cache[f"{key}|n"].astype(np.float64)
 
 
+@dataclass
+class TestItems:
+    """One task's paired test set — its checkpoint, test items and one seed per item — and the cache tag under
+    which each configuration's per-item scores are stored. This script and pareto.py both build it here, so
+    their cells score the same items with the same seeds and share one cache."""
+
+    name: str
+    checkpoint: Path
+    task: Any
+    model: Any
+    test: list
+    seeds: list
+    tag: str
+
+    @classmethod
+    def load(cls, name: str, quick: bool = False) -> "TestItems":
+        from mdm_energy.models import load_model
+        from mdm_energy.tasks import get_task
+
+        n = 40 if quick else CONFIG[name]["n"]
+        ck = ROOT / "checkpoints" / name
+        task = get_task(name)
+        test = task.examples("test", n, seed=0)
+        return cls(name, ck, task, load_model(ck), test, [10_007 * k + 1 for k in range(len(test))], f"{name}|{n}")
+
+    def fixed(self, spec: str, n: int):
+        """A cell runner: the fixed-count sampler (low_confidence) with ``spec`` in ``n`` steps (pycode keeps
+        its outputs, for the text-quality table)."""
+        def run():
+            from mdm_energy.sampling import FixedCountSampler
+            from mdm_energy.tasks.evaluate import evaluate
+
+            r = evaluate(self.task, self.model, self.test, FixedCountSampler(spec, n, remasking="low_confidence"),
+                         item_seeds=self.seeds)
+            return r.scores, [n] * len(self.test), r.outputs if self.name == "pycode" else None
+        return run
+
+    def sampler(self, sampler: str, **options):
+        """A cell runner: any sampler of the registry, with each item's own model-call count."""
+        def run():
+            from mdm_energy.sampling import make_sampler
+            from mdm_energy.tasks.evaluate import evaluate
+
+            r = evaluate(self.task, self.model, self.test, make_sampler(sampler, **options), item_seeds=self.seeds)
+            return r.scores, r.item_nfe, None
+        return run
+
+
 def _paired(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     d = a - b
     return float(d.mean()), float(d.std(ddof=1) / math.sqrt(len(d)))
@@ -111,23 +161,16 @@ def _steps_to_match(curves: dict, steps: list, ref_scores: np.ndarray, rng) -> d
 
 
 def run_task(name: str, args, cache: dict) -> dict:
-    from mdm_energy.models import as_denoiser, load_model
+    from mdm_energy.models import as_denoiser
     from mdm_energy.profile import estimate_profile, profile_schedule
-    from mdm_energy.sampling import FixedCountSampler, make_sampler
-    from mdm_energy.tasks import get_task
-    from mdm_energy.tasks.evaluate import evaluate, task_objective
+    from mdm_energy.tasks.evaluate import task_objective
     from mdm_energy.tuning import SearchSpace, tune
 
     cfg = dict(CONFIG[name])
-    if args.quick:
-        cfg["n"] = 40
-    ck = ROOT / "checkpoints" / name
-    task, model = get_task(name), load_model(ck)
+    items = TestItems.load(name, args.quick)
+    ck, task, model, test, tag = items.checkpoint, items.task, items.model, items.test, items.tag
     L = task.gen_len
-    test = task.examples("test", cfg["n"], seed=0)
-    seeds = [10_007 * k + 1 for k in range(len(test))]
     t0 = time.time()
-    tag = f"{name}|{cfg['n']}"
     used: list[str] = []  # the cells this table shows
 
     # 1. the tuned Beta (validation, TPE) and the profile's schedule (validation prompts only)
@@ -156,31 +199,21 @@ def run_task(name: str, args, cache: dict) -> dict:
     label_order = {"profile": "confidence", "profile-random": "random"}
 
     # 2. every schedule at every step count, paired items
-    def fixed(spec: str, n: int):
-        def run():
-            r = evaluate(task, model, test, FixedCountSampler(spec, n, remasking="low_confidence"), item_seeds=seeds)
-            return r.scores, [n] * len(test), r.outputs if name == "pycode" else None
-        return run
-
     curves: dict[str, dict[int, np.ndarray]] = {}
     specs = FIXED + [tuned, "profile", "profile-random"]
     for spec in specs:
         curves[spec] = {}
         for n in cfg["steps"]:
             real = profiles[label_order[spec]][n].table if spec in label_order else spec
-            curves[spec][n], _ = _cell(cache, f"{tag}|fixed|{real}|{n}", fixed(real, n), used)
+            curves[spec][n], _ = _cell(cache, f"{tag}|fixed|{real}|{n}", items.fixed(real, n), used)
         print(f"  {name} {spec}: " + " ".join(f"{curves[spec][n].mean():.3f}" for n in cfg["steps"]), file=sys.stderr,
               flush=True)
     for n in cfg["extra"]:  # linear only: the references and N = L
-        curves["linear"][n], _ = _cell(cache, f"{tag}|fixed|linear|{n}", fixed("linear", n), used)
+        curves["linear"][n], _ = _cell(cache, f"{tag}|fixed|linear|{n}", items.fixed("linear", n), used)
     adaptive = []
     for sampler, opts in ADAPTIVE:
         label = f"{sampler} {next(iter(opts.values()))}"
-
-        def run(sampler=sampler, opts=opts):
-            r = evaluate(task, model, test, make_sampler(sampler, **opts), item_seeds=seeds)
-            return r.scores, r.item_nfe, None
-        s, nfe = _cell(cache, f"{tag}|{label}", run, used)
+        s, nfe = _cell(cache, f"{tag}|{label}", items.sampler(sampler, **opts), used)
         adaptive.append({"label": label, "value": float(s.mean()), "stderr": float(s.std(ddof=1) / math.sqrt(len(s))),
                          "nfe": float(nfe.mean())})
 
