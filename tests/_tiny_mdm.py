@@ -15,6 +15,36 @@ CHARS = list("abcdefghijklmnopqrstuvwxyz0123456789 +=?:.\n")
 SPECIALS = ["<pad>", "<unk>", "<eos>", "<mask>"]
 
 
+class PositionFromMask(torch.nn.Module):
+    """A tiny bidirectional transformer (a plain ``forward(tokens, attention_mask)``, vocabulary ``vocab``) whose
+    positions count from the first real token, so that a left-padded row (with its attention mask) gives the
+    same logits as the same row unpadded. ``end_bias`` is added to the head's bias at ``end_ids``, so that the
+    model often proposes those tokens (for the end-of-sequence controls)."""
+
+    def __init__(self, seed: int = 0, d: int = 32, vocab: int = 30, end_bias: float = 0.0, end_ids: tuple = ()) -> None:
+        super().__init__()
+        torch.manual_seed(seed)
+        self.tok = torch.nn.Embedding(vocab, d)
+        self.pos = torch.nn.Embedding(64, d)
+        layer = torch.nn.TransformerEncoderLayer(d, 2, 2 * d, dropout=0.0, batch_first=True)
+        self.enc = torch.nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
+        self.head = torch.nn.Linear(d, vocab)
+        with torch.no_grad():  # large weights: sharp, context-dependent predictions, so the order of commits matters
+            self.tok.weight.normal_(0, 2.0)
+            self.pos.weight.normal_(0, 2.0)
+            self.head.weight.mul_(6.0)
+            if end_ids:
+                self.head.bias[list(end_ids)] += end_bias
+        self.double().eval()
+
+    def forward(self, tokens: torch.Tensor, attention_mask: "torch.Tensor | None" = None) -> torch.Tensor:
+        if attention_mask is None:
+            attention_mask = torch.ones_like(tokens, dtype=torch.bool)
+        pos = (attention_mask.long().cumsum(1) - 1).clamp_min(0)
+        h = self.tok(tokens) + self.pos(pos)
+        return self.head(self.enc(h, src_key_padding_mask=~attention_mask.bool()))
+
+
 class TinyMDMConfig(PretrainedConfig):
     model_type = "tiny-llada"
 

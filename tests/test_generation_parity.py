@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from _tiny_mdm import PositionFromMask
 from mdm_energy.cli import main
 from mdm_energy.sampling import CallableDenoiser, ExactTorchDenoiser, make_sampler
 from mdm_energy.sampling.rng import RowRNG
@@ -21,30 +22,10 @@ V, MASK, EOS, EOT = 30, 29, 28, 27
 CHECKPOINT = Path(__file__).resolve().parents[1] / "checkpoints" / "countdown"
 
 
-class Tiny(torch.nn.Module):
+def Tiny(seed: int = 0, end_bias: float = 3.0) -> PositionFromMask:
     """A tiny bidirectional transformer with sharp, context-dependent predictions that often propose the end
     tokens (a head bias towards EOS and EoT), so the end-of-sequence controls change what is committed."""
-
-    def __init__(self, seed: int = 0, d: int = 32, end_bias: float = 3.0) -> None:
-        super().__init__()
-        torch.manual_seed(seed)
-        self.tok = torch.nn.Embedding(V, d)
-        self.pos = torch.nn.Embedding(64, d)
-        layer = torch.nn.TransformerEncoderLayer(d, 2, 2 * d, dropout=0.0, batch_first=True)
-        self.enc = torch.nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
-        self.head = torch.nn.Linear(d, V)
-        with torch.no_grad():
-            self.tok.weight.normal_(0, 2.0)
-            self.pos.weight.normal_(0, 2.0)
-            self.head.weight.mul_(6.0)
-            self.head.bias[[EOS, EOT]] += end_bias
-        self.double().eval()
-
-    def forward(self, tokens, attention_mask=None):
-        if attention_mask is None:
-            attention_mask = torch.ones_like(tokens, dtype=torch.bool)
-        pos = (attention_mask.long().cumsum(1) - 1).clamp_min(0)
-        return self.head(self.enc(self.tok(tokens) + self.pos(pos), src_key_padding_mask=~attention_mask.bool()))
+    return PositionFromMask(seed, vocab=V, end_bias=end_bias, end_ids=(EOS, EOT))
 
 
 def denoiser(model) -> CallableDenoiser:

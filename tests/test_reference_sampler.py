@@ -15,36 +15,11 @@ from __future__ import annotations
 import pytest
 import torch
 
+from _tiny_mdm import PositionFromMask
 from mdm_energy.sampling import CallableDenoiser, FixedCountSampler
 from mdm_energy.schedules import parse_schedule
 
 V, MASK, PAD = 30, 29, 0
-
-
-class PositionFromMask(torch.nn.Module):
-    """A tiny bidirectional transformer whose positions count from the first real token, so that a
-    left-padded row (with its attention mask) gives the same logits as the same row unpadded."""
-
-    def __init__(self, seed: int = 0, d: int = 32) -> None:
-        super().__init__()
-        torch.manual_seed(seed)
-        self.tok = torch.nn.Embedding(V, d)
-        self.pos = torch.nn.Embedding(64, d)
-        layer = torch.nn.TransformerEncoderLayer(d, 2, 2 * d, dropout=0.0, batch_first=True)
-        self.enc = torch.nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
-        self.head = torch.nn.Linear(d, V)
-        with torch.no_grad():  # large weights: sharp, context-dependent predictions, so the order of commits matters
-            self.tok.weight.normal_(0, 2.0)
-            self.pos.weight.normal_(0, 2.0)
-            self.head.weight.mul_(6.0)
-        self.double().eval()
-
-    def forward(self, tokens: torch.Tensor, attention_mask: "torch.Tensor | None" = None) -> torch.Tensor:
-        if attention_mask is None:
-            attention_mask = torch.ones_like(tokens, dtype=torch.bool)
-        pos = (attention_mask.long().cumsum(1) - 1).clamp_min(0)
-        h = self.tok(tokens) + self.pos(pos)
-        return self.head(self.enc(h, src_key_padding_mask=~attention_mask.bool()))
 
 
 @torch.no_grad()
