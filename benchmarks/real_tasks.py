@@ -26,6 +26,7 @@ Writes benchmarks/results/real_tasks.md, real_tasks.json, real_tasks_items.npz a
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import os
@@ -86,6 +87,12 @@ def _cell(cache, key, run, used: "list | None" = None):
     return cache[f"{key}|s"].astype(np.float64), cache[f"{key}|n"].astype(np.float64)
 
 
+def fingerprint(checkpoint: Path) -> str:
+    """The first 12 hex digits of the SHA-256 of a checkpoint's weights: part of every cache key and recorded
+    with the tuned schedule, so retrained weights never reuse scores or a schedule measured on the old ones."""
+    return hashlib.sha256((checkpoint / "model.safetensors").read_bytes()).hexdigest()[:12]
+
+
 @dataclass
 class TestItems:
     """One task's paired test set — its checkpoint, test items and one seed per item — and the cache tag under
@@ -109,7 +116,8 @@ class TestItems:
         ck = ROOT / "checkpoints" / name
         task = get_task(name)
         test = task.examples("test", n, seed=0)
-        return cls(name, ck, task, load_model(ck), test, [10_007 * k + 1 for k in range(len(test))], f"{name}|{n}")
+        return cls(name, ck, task, load_model(ck), test, [10_007 * k + 1 for k in range(len(test))],
+                   f"{name}|{n}|{fingerprint(ck)}")
 
     def fixed(self, spec: str, n: int):
         """A cell runner: the fixed-count sampler (low_confidence) with ``spec`` in ``n`` steps (pycode keeps
@@ -175,16 +183,15 @@ def run_task(name: str, args, cache: dict) -> dict:
 
     # 1. the tuned Beta (validation, TPE) and the profile's schedule (validation prompts only)
     tuned_path = ck / "tuned_schedule.json"
-    if tuned_path.exists() and not args.retune:
-        tuned_info = json.loads(tuned_path.read_text())
-    else:
+    tuned_info = json.loads(tuned_path.read_text()) if tuned_path.exists() else {}
+    if args.retune or tuned_info.get("checkpoint") != fingerprint(ck):  # tuned on other weights: tune again
         obj = task_objective(task, model, cfg["tune"], remasking="low_confidence", n=args.tune_limit, seed=1)
         with tempfile.TemporaryDirectory() as tmp:
             r = tune(obj, strategy="tpe", budget=args.tune_budget, storage=f"sqlite:///{tmp}/t.db",
                      space=SearchSpace((0.1, 1.5), (0.1, 1.5)), seed=0)
         tuned_info = {"schedule": f"beta:{r.best.a:.3g},{r.best.b:.3g}", "validation_score": r.best.value,
                       "steps": cfg["tune"], "budget": args.tune_budget, "validation_examples": args.tune_limit,
-                      "row_calls": (args.tune_budget + 4) * args.tune_limit * cfg["tune"]}
+                      "row_calls": (args.tune_budget + 4) * args.tune_limit * cfg["tune"], "checkpoint": fingerprint(ck)}
         if not args.quick:
             tuned_path.write_text(json.dumps(tuned_info, indent=2) + "\n")
     tuned = tuned_info["schedule"]
@@ -359,7 +366,7 @@ def main() -> None:
     ap.add_argument("--tasks", default="countdown,countdown-long,sudoku,pycode")
     ap.add_argument("--tune-limit", type=int, default=200, help="validation items for the tuner")
     ap.add_argument("--tune-budget", type=int, default=16)
-    ap.add_argument("--retune", action="store_true", help="tune again even if checkpoints/<task>/tuned_schedule.json exists")
+    ap.add_argument("--retune", action="store_true", help="tune again even if checkpoints/<task>/tuned_schedule.json was tuned on these weights")
     ap.add_argument("--quick", action="store_true", help="40 test items per task: a smoke run (writes nothing to checkpoints)")
     ap.add_argument("--fresh", action="store_true", help="ignore the cache of per-item scores")
     args = ap.parse_args()
