@@ -43,9 +43,12 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 ITEMS = RESULTS / "real_tasks_items.npz"
 #: test items, the step grid of every schedule, the step counts run for linear only (the references of
-#: "steps to match" and N = L), the reference step counts, and the tuner's step count
+#: "steps to match" and N = L), the reference step counts, the tuner's step count, and whether the ablation
+#: ``profile-random`` (the random-order profile used with the confidence sampler: a mismatched order) is run —
+#: on the cheapest task only, to keep the whole benchmark within an hour
 CONFIG = {
-    "countdown": {"n": 1000, "steps": [2, 3, 4, 6, 8, 12, 16, 24], "extra": [], "refs": [12, 24], "tune": 6},
+    "countdown": {"n": 1000, "steps": [2, 3, 4, 6, 8, 12, 16, 24], "extra": [], "refs": [12, 24], "tune": 6,
+                  "ablation": True},
     "countdown-long": {"n": 1000, "steps": [3, 6, 9, 12, 18, 24, 36], "extra": [72], "refs": [36, 72], "tune": 18},
     "sudoku": {"n": 500, "steps": [6, 9, 12, 18, 27], "extra": [40, 81], "refs": [27, 40], "tune": 12},
     "pycode": {"n": 300, "steps": [8, 12, 16, 24, 32], "extra": [48, 96], "refs": [32, 48], "tune": 16},
@@ -185,18 +188,20 @@ def run_task(name: str, args, cache: dict) -> dict:
     tuned_path = ck / "tuned_schedule.json"
     tuned_info = json.loads(tuned_path.read_text()) if tuned_path.exists() else {}
     if args.retune or tuned_info.get("checkpoint") != fingerprint(ck):  # tuned on other weights: tune again
+        t_tune = time.time()
         obj = task_objective(task, model, cfg["tune"], remasking="low_confidence", n=args.tune_limit, seed=1)
         with tempfile.TemporaryDirectory() as tmp:
             r = tune(obj, strategy="tpe", budget=args.tune_budget, storage=f"sqlite:///{tmp}/t.db",
                      space=SearchSpace((0.1, 1.5), (0.1, 1.5)), seed=0)
         tuned_info = {"schedule": f"beta:{r.best.a:.3g},{r.best.b:.3g}", "validation_score": r.best.value,
                       "steps": cfg["tune"], "budget": args.tune_budget, "validation_examples": args.tune_limit,
-                      "row_calls": (args.tune_budget + 4) * args.tune_limit * cfg["tune"], "checkpoint": fingerprint(ck)}
+                      "row_calls": (args.tune_budget + 4) * args.tune_limit * cfg["tune"], "checkpoint": fingerprint(ck),
+                      "seconds": round(time.time() - t_tune, 1)}
         if not args.quick:
             tuned_path.write_text(json.dumps(tuned_info, indent=2) + "\n")
     tuned = tuned_info["schedule"]
     profile_seconds, profiles, prof = {}, {}, {}
-    for order in ("confidence", "random"):
+    for order in ("confidence", "random") if cfg.get("ablation") else ("confidence",):
         tp = time.time()
         prof[order] = estimate_profile(as_denoiser(model), task.prompts(task.examples("valid", 256, seed=3)), L,
                                        samples=64 if args.quick else 256, order=order, seed=3)
@@ -207,7 +212,7 @@ def run_task(name: str, args, cache: dict) -> dict:
 
     # 2. every schedule at every step count, paired items
     curves: dict[str, dict[int, np.ndarray]] = {}
-    specs = FIXED + [tuned, "profile", "profile-random"]
+    specs = FIXED + [tuned] + [label for label, order in label_order.items() if order in prof]
     for spec in specs:
         curves[spec] = {}
         for n in cfg["steps"]:
@@ -281,6 +286,8 @@ def _plot(all_res: dict) -> None:
         res = all_res[name]
         for k, spec in enumerate(FIXED + [res["tuned"]["schedule"], "profile", "profile-random"]):
             pts = [r for r in res["rows"] if r["schedule"] == spec]
+            if not pts:
+                continue
             ax.errorbar([r["steps"] for r in pts], [r["value"] for r in pts], yerr=[r["stderr"] for r in pts],
                         fmt="-o" if spec in ("linear", "profile", res["tuned"]["schedule"]) else ":.", ms=3, capsize=2,
                         label=spec if spec != res["tuned"]["schedule"] else f"tuned {spec}", color=f"C{k}")
@@ -297,11 +304,20 @@ def _plot(all_res: dict) -> None:
     plt.close(fig)
 
 
+def _fresh_minutes(all_res: dict) -> float:
+    """The wall time of a run from an empty cache: every cell, the profiles and the tuning (as each was timed)."""
+    return sum(r["cell_seconds"] + sum(p["seconds"] for p in r["profile"].values()) + r["tuned"].get("seconds", 0.0)
+               for r in all_res.values()) / 60
+
+
 def _markdown(all_res: dict, meta: dict) -> str:
     lines = ["# Real tasks: schedules against model calls on the models trained here", "",
              f"Regenerate: `{meta['command']}` ({meta['minutes']:.0f} min on {meta['threads']} threads for this run; the "
              "evaluation of every cell, summed over the runs that computed them: "
-             + ", ".join(f"{n} {r['cell_seconds'] / 60:.1f} min" for n, r in all_res.items()) + "). Test split; "
+             + ", ".join(f"{n} {r['cell_seconds'] / 60:.1f} min" for n, r in all_res.items()) + "; a run from scratch, "
+             f"with tuning and profiling, {_fresh_minutes(all_res):.0f} min"
+             + "".join(f"; {n}'s tuning, done in an earlier run, not timed" for n, r in all_res.items()
+                       if "seconds" not in r["tuned"]) + "). Test split; "
              "every cell scores the same items with the same per-item seeds (paired); low_confidence remasking. "
              "`diff` is the paired difference to linear at the same step count ± its standard error.", "",
              "What these tables say about the paper's claims, written by hand from them: "
@@ -314,7 +330,8 @@ def _markdown(all_res: dict, meta: dict) -> str:
                   f"{t.get('validation_examples')} items at N = {t.get('steps')}). `profile`: the information-profile "
                   f"schedule from {res['profile']['confidence']['samples']} completions of validation prompts (no "
                   f"answers) in the low_confidence sampler's own order, {res['profile']['confidence']['seconds']:.0f} s, "
-                  f"{res['profile']['confidence']['row_calls']:,} row-calls (`profile-random`: random order); the "
+                  f"{res['profile']['confidence']['row_calls']:,} row-calls"
+                  + (" (`profile-random`: random order, an ablation)" if "random" in res["profile"] else "") + "; the "
                   f"tuner used about {t.get('row_calls', 0):,} row-calls.", "",
                   "| schedule | " + " | ".join(f"N={n}" for n in steps) + " |", "|---|" + "---|" * len(steps)]
         specs = list(dict.fromkeys(r["schedule"] for r in res["rows"]))
