@@ -98,17 +98,22 @@ def fingerprint(checkpoint: Path) -> str:
 
 @dataclass
 class TestItems:
-    """One task's paired test set — its checkpoint, test items and one seed per item — and the cache tag under
-    which each configuration's per-item scores are stored. This script and pareto.py both build it here, so
-    their cells score the same items with the same seeds and share one cache."""
+    """One task's paired test set — its checkpoint (and its weights' :func:`fingerprint`), test items and one
+    seed per item — and the cache tag under which each configuration's per-item scores are stored. This script
+    and pareto.py both build it here, so their cells score the same items with the same seeds and share one
+    cache."""
 
     name: str
     checkpoint: Path
+    digest: str
     task: Any
     model: Any
     test: list
     seeds: list
-    tag: str
+
+    @property
+    def tag(self) -> str:
+        return f"{self.name}|{len(self.test)}|{self.digest}"
 
     @classmethod
     def load(cls, name: str, quick: bool = False) -> "TestItems":
@@ -119,8 +124,7 @@ class TestItems:
         ck = ROOT / "checkpoints" / name
         task = get_task(name)
         test = task.examples("test", n, seed=0)
-        return cls(name, ck, task, load_model(ck), test, [10_007 * k + 1 for k in range(len(test))],
-                   f"{name}|{n}|{fingerprint(ck)}")
+        return cls(name, ck, fingerprint(ck), task, load_model(ck), test, [10_007 * k + 1 for k in range(len(test))])
 
     def fixed(self, spec: str, n: int):
         """A cell runner: the fixed-count sampler (low_confidence) with ``spec`` in ``n`` steps (pycode keeps
@@ -187,7 +191,7 @@ def run_task(name: str, args, cache: dict) -> dict:
     # 1. the tuned Beta (validation, TPE) and the profile's schedule (validation prompts only)
     tuned_path = ck / "tuned_schedule.json"
     tuned_info = json.loads(tuned_path.read_text()) if tuned_path.exists() else {}
-    if args.retune or tuned_info.get("checkpoint") != fingerprint(ck):  # tuned on other weights: tune again
+    if args.retune or tuned_info.get("checkpoint") != items.digest:  # tuned on other weights: tune again
         t_tune = time.time()
         obj = task_objective(task, model, cfg["tune"], remasking="low_confidence", n=args.tune_limit, seed=1)
         with tempfile.TemporaryDirectory() as tmp:
@@ -195,7 +199,7 @@ def run_task(name: str, args, cache: dict) -> dict:
                      space=SearchSpace((0.1, 1.5), (0.1, 1.5)), seed=0)
         tuned_info = {"schedule": f"beta:{r.best.a:.3g},{r.best.b:.3g}", "validation_score": r.best.value,
                       "steps": cfg["tune"], "budget": args.tune_budget, "validation_examples": args.tune_limit,
-                      "row_calls": (args.tune_budget + 4) * args.tune_limit * cfg["tune"], "checkpoint": fingerprint(ck),
+                      "row_calls": (args.tune_budget + 4) * args.tune_limit * cfg["tune"], "checkpoint": items.digest,
                       "seconds": round(time.time() - t_tune, 1)}
         if not args.quick:
             tuned_path.write_text(json.dumps(tuned_info, indent=2) + "\n")
