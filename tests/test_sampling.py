@@ -445,7 +445,7 @@ def test_sample_exact_cli(capsys):
         (["--dist", "toy1", "--sampler", "threshold", "--schedule", "sin2", "--samples", "5"],
          "--schedule does not apply to the threshold sampler"),
         (["--dist", "nope", "--sampler", "threshold", "--samples", "5"], "'nope'"),
-        (["--dist", "toy1", "--sampler", "threshold", "--samples", "5", "--threshold", "2"], "threshold must be in [0, 1], got '2'"),
+        (["--dist", "toy1", "--sampler", "threshold", "--samples", "5", "--threshold", "2"], "threshold must lie in [0, 1], got '2'"),
         (["--dist", "toy1", "--sampler", "fixed", "--steps", "2", "--samples", "5", "--schedule", "beta:0,1"], "got 0"),
     ],
 )

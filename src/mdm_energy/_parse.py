@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import re
 
-__all__ = ["strict_int", "strict_float"]
+__all__ = ["strict_int", "strict_float", "positive_int"]
 
 _INT = re.compile(r"[+-]?\d+")
 _FLOAT = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
@@ -31,3 +31,13 @@ def strict_float(text: str) -> float:
     if not math.isfinite(value):
         raise ValueError(f"not a finite number: {text!r}")
     return value
+
+
+def positive_int(value: object, name: str) -> int:
+    """``value`` as an ``int`` if it is an integer >= 1 (numpy integers included, ``bool`` not), else a
+    ``ValueError`` naming ``name``."""
+    import numbers
+
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)

@@ -42,22 +42,41 @@ follows the law :func:`mdm_energy.exact.exact_sampler` computes (the tests check
 
 from __future__ import annotations
 
+import importlib
 import math
-from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+import warnings
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
+from typing import Any, Callable, Iterator, Mapping
+
+from ._parse import positive_int, strict_float, strict_int
 
 __all__ = [
     "REMASKING",
     "DREAM_ALGS",
     "CACHE_MODES",
+    "EXACT_LAWS",
     "EXACT_TEMPERATURE",
+    "PLUGIN_GROUPS",
+    "PLUGINS_ENV",
+    "Option",
+    "SearchRange",
     "SamplerSpec",
     "SAMPLERS",
+    "OPTIONS",
+    "register_sampler",
+    "register_option",
     "sampler_names",
     "sampler_spec",
     "sampler_options",
     "exact_check_options",
+    "load_plugins",
+    "plugin_errors",
     "OPTION_HELP",
+    "EOS_OPTIONS",
+    "CACHE_OPTIONS",
+    "COMMON_OPTIONS",
+    "RANKED_OPTIONS",
 ]
 
 #: Remasking rules of the fixed-count sampler (which of the step's candidates are committed).
@@ -68,6 +87,12 @@ DREAM_ALGS = ("origin", "maskgit_plus", "topk_margin", "entropy")
 CACHE_MODES = ("none", "prefix", "dual")
 #: The temperature at which the exact engine's laws are defined (candidates from the model's own law).
 EXACT_TEMPERATURE = 1.0
+#: The output laws the exact engine computes (docs/design.md §5), and the one a sampler declares: the
+#: fixed-count law (any remasking rule), or independent reveals with the ancestral or Euler probabilities.
+EXACT_LAWS = ("fixed-count", "ancestral", "euler")
+#: Entry-point groups through which installed packages add samplers and schedule families: loading the entry
+#: point (a module, or an object in one) registers them.
+PLUGIN_GROUPS = ("mdm_energy.samplers", "mdm_energy.schedules")
 
 
 # --- option validators: each returns the normalised value or raises ValueError naming it -----------------
@@ -103,9 +128,7 @@ def _positive_int(name: str, optional: bool = False) -> Callable[[Any], "int | N
     def check(value: Any) -> "int | None":
         if value is None and optional:
             return None
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        return int(value)
+        return positive_int(value, name)
 
     return check
 
@@ -173,107 +196,307 @@ def _schedule(value: Any):
     return parse_schedule(value)
 
 
-#: Validator of every option any sampler takes.
-_CHECKS: dict[str, Callable[[Any], Any]] = {
-    "schedule": _schedule,
-    "steps": _positive_int("steps"),
-    "remasking": _choice("remasking rule", REMASKING),
-    "temperature": _non_negative("temperature"),
-    "block_length": _positive_int("block_length", optional=True),
-    "cfg_scale": _non_negative("cfg_scale"),
-    "skip_empty_steps": _flag("skip_empty_steps"),
-    "threshold": _unit("threshold"),
-    "epsilon": _non_negative("epsilon"),
-    "factor": _positive("factor"),
-    "alg": _choice("Dream algorithm", DREAM_ALGS),
-    "alg_temp": _non_negative("alg_temp"),
-    "top_p": _optional(_open_unit("top_p")),
-    "top_k": _optional(_positive_int("top_k")),
-    "logits_eos_inf": _flag("logits_eos_inf"),
-    "confidence_eos_eot_inf": _flag("confidence_eos_eot_inf"),
-    "suppress_tokens": _token_ids,
-    "stop_at_eos": _flag("stop_at_eos"),
-    "cache": _choice("cache mode", CACHE_MODES),
-    "cache_refresh": _optional(_positive_int("cache_refresh")),
-}
+# --- options ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SearchRange:
+    """Where a tuner (``tune --pareto``) searches an option by default: ``[low, high]``, on a log scale if ``log``."""
+
+    low: float
+    high: float
+    log: bool = False
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.low) and math.isfinite(self.high) and self.low < self.high) or (
+                self.log and self.low <= 0):
+            raise ValueError(f"a search range needs finite low < high (low > 0 on a log scale), got "
+                             f"({self.low!r}, {self.high!r})")
+
+
+def _text_parser(default: Any) -> Callable[[str], Any]:
+    """How a command-line value is read for an option whose default is ``default`` (strict numbers)."""
+    if isinstance(default, int) and not isinstance(default, bool):
+        return strict_int
+    if isinstance(default, float):
+        return strict_float
+    return str
+
+
+@dataclass(frozen=True)
+class Option:
+    """One sampler option, declared once: its name, default, validator and help line.
+
+    ``check(value)`` returns the normalised value or raises ``ValueError`` naming it; every entry point
+    (Python, ``generate()``, lm-eval ``model_args``, the command line) goes through it. ``parse`` reads the
+    command-line text before ``check`` (default: a strict int or float after the default's type, the text
+    itself otherwise); a ``bool`` default makes a switch (``--name`` sets it). ``choices`` are shown by the
+    command line; ``search`` is the default range of ``tune --pareto``. A sampler may override ``default``.
+    """
+
+    name: str
+    default: Any
+    check: Callable[[Any], Any]
+    help: str
+    parse: "Callable[[str], Any] | None" = None
+    choices: "tuple[str, ...] | None" = None
+    search: "SearchRange | None" = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name.isidentifier() or self.name.startswith("_"):
+            raise ValueError(f"an option name must be a Python identifier without a leading '_', got {self.name!r}")
+        if not callable(self.check):
+            raise ValueError(f"option {self.name!r} needs a validator: check must be callable, got {self.check!r}")
+        if not isinstance(self.help, str) or not self.help.strip():
+            raise ValueError(f"option {self.name!r} needs a help line")
+        if self.parse is None:
+            object.__setattr__(self, "parse", _text_parser(self.default))
+
+    @property
+    def switch(self) -> bool:
+        """A true/false option (a bare ``--flag`` on the command line)."""
+        return isinstance(self.default, bool)
+
+    def from_text(self, text: str) -> Any:
+        """The validated value of command-line ``text`` (``ValueError`` naming the option otherwise)."""
+        try:
+            value = self.parse(text)
+        except ValueError:
+            what = _TEXT_KINDS.get(self.parse, "a valid value")
+            raise ValueError(f"{self.name} must be {what}, got {text!r}") from None
+        return self.check(value)
+
+
+def _token_ids_text(text: str) -> tuple[int, ...]:
+    return tuple(strict_int(p) for p in text.split(",") if p.strip())
+
+
+#: What a command-line text must look like, by parser (for the one-line error).
+_TEXT_KINDS: dict[Any, str] = {strict_int: "an integer", strict_float: "a number",
+                               _token_ids_text: "comma-separated token ids"}
+_OPTIONS: dict[str, Option] = {}
+
+
+def register_option(option: Option) -> Option:
+    """Declare an option for any sampler to take by name; an option already declared is refused (one name, one
+    meaning) unless it is the very same declaration."""
+    if not isinstance(option, Option):
+        raise ValueError(f"register_option takes an Option, got {option!r}")
+    held = _OPTIONS.get(option.name)
+    if held is not None and held != option:
+        raise ValueError(f"option {option.name!r} is already declared (as: {held.help}); give a sampler its default "
+                         "by name instead of declaring it again")
+    _OPTIONS[option.name] = option
+    return option
+
+
+for _option in (
+    Option("schedule", "linear", _schedule, "mask schedule spec, e.g. linear or beta:0.9,0.3"),
+    Option("steps", 64, _positive_int("steps"), "model calls N (split evenly over blocks)"),
+    Option("remasking", "low_confidence", _choice("remasking rule", REMASKING),
+           "which candidates a fixed-count step commits: " + " | ".join(REMASKING), choices=REMASKING),
+    Option("temperature", 0.0, _non_negative("temperature"), "candidate temperature (0 = argmax)"),
+    Option("block_length", None, _positive_int("block_length", optional=True),
+           "semi-autoregressive block length (default: one block)", parse=strict_int),
+    Option("cfg_scale", 0.0, _non_negative("cfg_scale"), "classifier-free guidance scale (0 = off)"),
+    Option("skip_empty_steps", False, _flag("skip_empty_steps"), "make no model call on steps whose count is zero"),
+    Option("threshold", 0.9, _unit("threshold"), "confidence a candidate needs to be committed, in [0, 1]",
+           search=SearchRange(0.3, 0.99)),
+    Option("epsilon", 0.1, _non_negative("epsilon"), "entropy budget of the entropy-bounded rule, >= 0",
+           search=SearchRange(0.01, 4.0, log=True)),
+    Option("factor", 1.0, _positive("factor"),
+           "the factor f of Fast-dLLM's rule: commit the n best while (n+1)(1 - c_n) <= f",
+           search=SearchRange(0.25, 4.0, log=True)),
+    Option("alg", "origin", _choice("Dream algorithm", DREAM_ALGS), "Dream's algorithm: " + " | ".join(DREAM_ALGS),
+           choices=DREAM_ALGS),
+    Option("alg_temp", 0.0, _non_negative("alg_temp"), "Dream's randomness in choosing positions (0 = the most confident)"),
+    Option("top_p", None, _optional(_open_unit("top_p")),
+           "keep the smallest set of candidates whose probability reaches top_p, in (0, 1]", parse=strict_float),
+    Option("top_k", None, _optional(_positive_int("top_k")), "keep the top_k most likely candidates", parse=strict_int),
+    Option("logits_eos_inf", False, _flag("logits_eos_inf"),
+           "never propose the end-of-sequence token (LLaDA's logits_eos_inf)"),
+    Option("confidence_eos_eot_inf", False, _flag("confidence_eos_eot_inf"),
+           "commit end-of-sequence and end-of-turn candidates only when nothing else is left"),
+    Option("suppress_tokens", (), _token_ids, "token ids never proposed (comma-separated on the command line)",
+           parse=_token_ids_text),
+    Option("stop_at_eos", False, _flag("stop_at_eos"),
+           "a row stops once it has committed an end token with nothing masked before it"),
+    Option("cache", "none", _choice("cache mode", CACHE_MODES),
+           "key/value cache of block-wise decoding: " + " | ".join(CACHE_MODES) + " (needs block_length)",
+           choices=CACHE_MODES),
+    Option("cache_refresh", None, _optional(_positive_int("cache_refresh")),
+           "recompute the whole cache every k model calls of a block (default: at each block start; 1 = exact)",
+           parse=strict_int),
+):
+    register_option(_option)
+
+#: Every declared option by name (a read-only view: declare new ones with :func:`register_option`).
+OPTIONS: Mapping[str, Option] = MappingProxyType(_OPTIONS)
+
+
+class _HelpView(Mapping):
+    """``OPTION_HELP[name]``: the help line of every declared option (follows :data:`OPTIONS`)."""
+
+    def __getitem__(self, key: str) -> str:
+        return _OPTIONS[key].help
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_OPTIONS)
+
+    def __len__(self) -> int:
+        return len(_OPTIONS)
+
 
 #: One line of help per option, shared by the docstrings and the command lines.
-OPTION_HELP: dict[str, str] = {
-    "schedule": "mask schedule spec, e.g. linear or beta:0.9,0.3",
-    "steps": "model calls N (split evenly over blocks)",
-    "remasking": "which candidates a fixed-count step commits: " + " | ".join(REMASKING),
-    "temperature": "candidate temperature (0 = argmax)",
-    "block_length": "semi-autoregressive block length (default: one block)",
-    "cfg_scale": "classifier-free guidance scale (0 = off)",
-    "skip_empty_steps": "make no model call on steps whose count is zero",
-    "threshold": "confidence a candidate needs to be committed, in [0, 1]",
-    "epsilon": "entropy budget of the entropy-bounded rule, >= 0",
-    "factor": "the factor f of Fast-dLLM's rule: commit the n best while (n+1)(1 - c_n) <= f",
-    "alg": "Dream's algorithm: " + " | ".join(DREAM_ALGS),
-    "alg_temp": "Dream's randomness in choosing positions (0 = the most confident)",
-    "top_p": "keep the smallest set of candidates whose probability reaches top_p, in (0, 1]",
-    "top_k": "keep the top_k most likely candidates",
-    "logits_eos_inf": "never propose the end-of-sequence token (LLaDA's logits_eos_inf)",
-    "confidence_eos_eot_inf": "commit end-of-sequence and end-of-turn candidates only when nothing else is left",
-    "suppress_tokens": "token ids never proposed (comma-separated on the command line)",
-    "stop_at_eos": "a row stops once it has committed an end token with nothing masked before it",
-    "cache": "key/value cache of block-wise decoding: " + " | ".join(CACHE_MODES) + " (needs block_length)",
-    "cache_refresh": "recompute the whole cache every k model calls of a block (default: at each block start; 1 = exact)",
-}
+OPTION_HELP: Mapping[str, str] = _HelpView()
 
-_EOS = {"logits_eos_inf": False, "suppress_tokens": (), "stop_at_eos": False}
-_CACHE = {"cache": "none", "cache_refresh": None}
-_COMMON = {"temperature": 0.0, "block_length": None, "cfg_scale": 0.0, **_EOS, **_CACHE}
-_RANKED = {**_COMMON, "confidence_eos_eot_inf": False}
+#: Option groups most samplers take, as defaults by name.
+EOS_OPTIONS = {"logits_eos_inf": False, "suppress_tokens": (), "stop_at_eos": False}
+CACHE_OPTIONS = {"cache": "none", "cache_refresh": None}
+COMMON_OPTIONS = {"temperature": 0.0, "block_length": None, "cfg_scale": 0.0, **EOS_OPTIONS, **CACHE_OPTIONS}
+RANKED_OPTIONS = {**COMMON_OPTIONS, "confidence_eos_eot_inf": False}
+
+
+# --- samplers --------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class SamplerSpec:
-    """A sampler's name, what it does, its options with their defaults, and how the exact engine computes
-    its law (``"fixed-count"``, ``"independent"`` or ``None``)."""
+    """A sampler's declaration: its name, what it does, its options (each with this sampler's default), the
+    exact law the exact engine computes for it (one of :data:`EXACT_LAWS`, or ``None``) and its class, as a
+    lazy ``"module:Class"`` target or the class itself."""
 
     name: str
     summary: str
-    defaults: Mapping[str, Any] = field(default_factory=dict)
+    params: Mapping[str, Option] = field(default_factory=dict)
     exact_law: "str | None" = None
+    target: Any = None
 
     @property
     def options(self) -> tuple[str, ...]:
-        return tuple(self.defaults)
+        return tuple(self.params)
+
+    @property
+    def defaults(self) -> Mapping[str, Any]:
+        """Each option's default for this sampler."""
+        return MappingProxyType({k: o.default for k, o in self.params.items()})
 
     @property
     def scheduled(self) -> bool:
         """Whether a schedule and a number of steps drive it (else it is adaptive)."""
-        return "schedule" in self.defaults
+        return "schedule" in self.params
+
+    def load(self) -> type:
+        """The sampler class (imported on first use, so the registry itself never imports torch)."""
+        if isinstance(self.target, str):
+            module, _, attr = self.target.partition(":")
+            try:
+                cls = getattr(importlib.import_module(module), attr)
+            except (ImportError, AttributeError) as exc:
+                raise ValueError(f"the {self.name} sampler's class {self.target!r} cannot be imported: "
+                                 f"{type(exc).__name__}: {exc}") from None
+            object.__setattr__(self, "target", cls)
+        return self.target
 
 
-SAMPLERS: dict[str, SamplerSpec] = {
-    spec.name: spec
-    for spec in (
-        SamplerSpec("fixed", "fixed counts per step from the schedule, committed by a remasking rule (LLaDA)",
-                    {"schedule": "linear", "steps": 64, "remasking": "low_confidence", **_RANKED,
-                     "skip_empty_steps": False}, exact_law="fixed-count"),
-        SamplerSpec("ancestral", "independent reveals with pi_k = (alpha_k - alpha_k-1)/(1 - alpha_k-1) (MDLM/MD4)",
-                    {"schedule": "linear", "steps": 64, **_COMMON, "temperature": 1.0}, exact_law="independent"),
-        SamplerSpec("euler", "independent reveals with flow_matching's Euler jump probability",
-                    {"schedule": "linear", "steps": 64, **_COMMON, "temperature": 1.0}, exact_law="independent"),
-        SamplerSpec("threshold", "commit every candidate with probability >= threshold, at least one (Fast-dLLM)",
-                    {"threshold": 0.9, **_RANKED}),
-        SamplerSpec("entropy-bounded", "commit the largest low-entropy prefix with sum H - max H <= epsilon (EB-Sampler)",
-                    {"epsilon": 0.1, **_RANKED}),
-        SamplerSpec("factor", "commit the n most confident while (n+1)(1 - c_n) <= factor, at least one (Fast-dLLM)",
-                    {"factor": 1.0, **_RANKED}),
-        SamplerSpec("dream", "Dream's diffusion_generate: origin, maskgit_plus, topk_margin or entropy",
-                    {"schedule": "dream:0.001", "steps": 64, "alg": "origin", "alg_temp": 0.0, "top_p": None,
-                     "top_k": None, **_RANKED}),
-        SamplerSpec("threshold-floor", "the schedule as a floor: by step k at least its cumulative count, plus every "
-                    "candidate with probability >= threshold; at most `steps` calls, fewer when done early",
-                    {"schedule": "linear", "steps": 64, "threshold": 0.9, **_RANKED}),
-        SamplerSpec("threshold-cap", "the schedule as a ceiling: every candidate with probability >= threshold, at "
-                    "least one, but by step k at most the schedule's cumulative count",
-                    {"schedule": "linear", "steps": 64, "threshold": 0.9, **_RANKED}),
-    )
-}
+_SAMPLERS: dict[str, SamplerSpec] = {}
+#: Every registered sampler by name (a read-only view: add samplers with :func:`register_sampler`).
+SAMPLERS: Mapping[str, SamplerSpec] = MappingProxyType(_SAMPLERS)
+
+
+def _check_target(name: str, target: Any) -> Any:
+    if isinstance(target, type):
+        return target
+    if not isinstance(target, str) or target.count(":") != 1 or not all(
+            part and all(p.isidentifier() for p in part.split(".")) for part in target.split(":")):
+        raise ValueError(f"sampler {name!r}: target must be a class or a 'package.module:Class' string, got {target!r}")
+    return target
+
+
+def register_sampler(name: str, *, summary: str, options: Mapping[str, Any], target: Any = None,
+                     exact_law: "str | None" = None) -> Any:
+    """Declare a sampler: its ``name``, a one-line ``summary``, its ``options`` and its class ``target``.
+
+    ``options`` maps each option name to this sampler's default (for an option already declared, see
+    :data:`OPTIONS`) or to an :class:`Option` (a new one, declared here for every sampler). ``target`` is the
+    class or a lazy ``"module:Class"`` string; without it, ``register_sampler`` returns a decorator for the
+    class. Everything else — :func:`make_sampler`, the command-line flags, lm-eval's ``model_args``, the exact
+    engine (with ``exact_law``) — reads this one declaration. Refused with ``ValueError``: a name registered
+    twice, an option without a declaration or validator, an unknown exact law, a malformed target.
+    """
+    if not isinstance(name, str) or not name or name != name.strip() or any(c.isspace() or c in ",;=" for c in name):
+        raise ValueError(f"a sampler name must be a non-empty word without spaces, ',', ';' or '=', got {name!r}")
+    if name in _SAMPLERS:
+        raise ValueError(f"sampler {name!r} is already registered")
+    if exact_law is not None and exact_law not in EXACT_LAWS:
+        raise ValueError(f"sampler {name!r}: unknown exact law {exact_law!r} (known: {', '.join(EXACT_LAWS)})")
+    if not isinstance(summary, str) or not summary.strip():
+        raise ValueError(f"sampler {name!r} needs a one-line summary")
+    params: dict[str, Option] = {}
+    for key, value in dict(options).items():
+        if isinstance(value, Option):
+            if value.name != key:
+                raise ValueError(f"sampler {name!r}: option {key!r} is declared under the name {value.name!r}")
+            params[key] = value
+        elif key in _OPTIONS:
+            params[key] = replace(_OPTIONS[key], default=value)
+        else:
+            raise ValueError(f"sampler {name!r}: option {key!r} has no declaration (no validator); give an "
+                             f"Option({key!r}, default, check, help) for it")
+    for option in params.values():  # every default must pass its own check
+        try:
+            option.check(option.default)
+        except ValueError as exc:
+            raise ValueError(f"sampler {name!r}: the default of {option.name!r} is refused by its check: {exc}") from None
+
+    def add(cls: Any) -> Any:
+        spec = SamplerSpec(name, " ".join(summary.split()), MappingProxyType(params), exact_law, _check_target(name, cls))
+        for option in params.values():
+            if option.name not in _OPTIONS:
+                register_option(replace(option, default=option.default))
+        _SAMPLERS[name] = spec
+        if isinstance(cls, type) and hasattr(cls, "_bind_spec"):
+            cls._bind_spec(spec)
+        return cls
+
+    if target is None:
+        return add
+    add(target)
+    return _SAMPLERS[name]
+
+
+_S = "mdm_energy.sampling."
+register_sampler("fixed", summary="fixed counts per step from the schedule, committed by a remasking rule (LLaDA)",
+                 options={"schedule": "linear", "steps": 64, "remasking": "low_confidence", **RANKED_OPTIONS,
+                          "skip_empty_steps": False},
+                 target=_S + "fixed:FixedCountSampler", exact_law="fixed-count")
+register_sampler("ancestral", summary="independent reveals with pi_k = (alpha_k - alpha_k-1)/(1 - alpha_k-1) (MDLM/MD4)",
+                 options={"schedule": "linear", "steps": 64, **COMMON_OPTIONS, "temperature": 1.0},
+                 target=_S + "random_reveal:AncestralSampler", exact_law="ancestral")
+register_sampler("euler", summary="independent reveals with flow_matching's Euler jump probability",
+                 options={"schedule": "linear", "steps": 64, **COMMON_OPTIONS, "temperature": 1.0},
+                 target=_S + "random_reveal:EulerSampler", exact_law="euler")
+register_sampler("threshold", summary="commit every candidate with probability >= threshold, at least one (Fast-dLLM)",
+                 options={"threshold": 0.9, **RANKED_OPTIONS}, target=_S + "adaptive:ThresholdSampler")
+register_sampler("entropy-bounded",
+                 summary="commit the largest low-entropy prefix with sum H - max H <= epsilon (EB-Sampler)",
+                 options={"epsilon": 0.1, **RANKED_OPTIONS}, target=_S + "adaptive:EntropyBoundedSampler")
+register_sampler("factor", summary="commit the n most confident while (n+1)(1 - c_n) <= factor, at least one (Fast-dLLM)",
+                 options={"factor": 1.0, **RANKED_OPTIONS}, target=_S + "adaptive:FactorSampler")
+register_sampler("dream", summary="Dream's diffusion_generate: origin, maskgit_plus, topk_margin or entropy",
+                 options={"schedule": "dream:0.001", "steps": 64, "alg": "origin", "alg_temp": 0.0, "top_p": None,
+                          "top_k": None, **RANKED_OPTIONS},
+                 target=_S + "dream:DreamSampler")
+register_sampler("threshold-floor",
+                 summary="the schedule as a floor: by step k at least its cumulative count, plus every candidate with "
+                         "probability >= threshold; at most `steps` calls, fewer when done early",
+                 options={"schedule": "linear", "steps": 64, "threshold": 0.9, **RANKED_OPTIONS},
+                 target=_S + "hybrid:ThresholdFloorSampler")
+register_sampler("threshold-cap",
+                 summary="the schedule as a ceiling: every candidate with probability >= threshold, at least one, but "
+                         "by step k at most the schedule's cumulative count",
+                 options={"schedule": "linear", "steps": 64, "threshold": 0.9, **RANKED_OPTIONS},
+                 target=_S + "hybrid:ThresholdCapSampler")
 
 #: Names that meant something else in earlier versions, and what to write instead.
 _RENAMED = {
@@ -282,17 +505,100 @@ _RENAMED = {
 }
 
 
+# --- plug-ins --------------------------------------------------------------------------------------------
+
+_PLUGINS_LOADED = False
+_PLUGIN_ERRORS: dict[str, str] = {}
+
+
+#: Environment variable naming plug-ins to load besides the installed entry points: module names or ``.py``
+#: files, separated by commas (for a user's own file, without packaging it).
+PLUGINS_ENV = "MDM_ENERGY_PLUGINS"
+
+
+def _import_plugin(target: str) -> None:
+    """Import a plug-in module by name, or a ``.py`` file by path (registered as a module of its file name)."""
+    if target.endswith(".py"):
+        import importlib.util
+        import sys
+        from pathlib import Path
+
+        path = Path(target).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(f"no such file {str(path)!r}")
+        name = path.stem
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        try:
+            spec.loader.exec_module(module)
+        except BaseException:
+            sys.modules.pop(name, None)
+            raise
+        return
+    importlib.import_module(target)
+
+
+def load_plugins() -> dict[str, str]:
+    """Load every plug-in once per process: the installed entry points of the :data:`PLUGIN_GROUPS` groups,
+    then the modules or ``.py`` files named in ``$MDM_ENERGY_PLUGINS`` (comma-separated).
+
+    A plug-in is a module whose import registers samplers (:func:`register_sampler`) or schedule families
+    (:func:`mdm_energy.schedules.register_schedule`). One that fails to load — it raises on import, or
+    registers a name already taken — is skipped with a warning naming it, and the built-ins and the other
+    plug-ins keep working. Returns the failures, ``{plug-in: one-line reason}`` (also :func:`plugin_errors`).
+    """
+    global _PLUGINS_LOADED
+    if _PLUGINS_LOADED:
+        return dict(_PLUGIN_ERRORS)
+    _PLUGINS_LOADED = True
+    import os
+    from importlib.metadata import entry_points
+
+    found: list[tuple[str, Callable[[], Any]]] = []
+    for group in PLUGIN_GROUPS:
+        found += [(f"{ep.name} ({group}: {ep.value})", ep.load) for ep in entry_points(group=group)]
+    for target in (t.strip() for t in os.environ.get(PLUGINS_ENV, "").split(",")):
+        if target:
+            found.append((f"{target} (${PLUGINS_ENV})", lambda t=target: _import_plugin(t)))
+    for label, load in found:
+        try:
+            load()
+        except Exception as exc:  # noqa: BLE001 - a broken plug-in must not take the built-ins down
+            reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+            _PLUGIN_ERRORS[label] = reason
+            warnings.warn(f"plug-in {label} was not loaded: {reason}", RuntimeWarning, stacklevel=2)
+    return dict(_PLUGIN_ERRORS)
+
+
+def plugin_errors() -> dict[str, str]:
+    """The plug-ins that failed to load so far, with the reason (see :func:`load_plugins`)."""
+    return dict(_PLUGIN_ERRORS)
+
+
+def _plugin_hint() -> str:
+    if not _PLUGIN_ERRORS:
+        return ""
+    return "; not loaded: " + "; ".join(f"plug-in {k} ({v})" for k, v in _PLUGIN_ERRORS.items())
+
+
+# --- look-ups --------------------------------------------------------------------------------------------
+
+
 def sampler_names(exact: bool = False) -> tuple[str, ...]:
-    """Every sampler name, or only those whose law the exact engine computes."""
-    return tuple(n for n, s in SAMPLERS.items() if not exact or s.exact_law is not None)
+    """Every sampler name (installed plug-ins included), or only those whose law the exact engine computes."""
+    load_plugins()
+    return tuple(n for n, s in _SAMPLERS.items() if not exact or s.exact_law is not None)
 
 
 def sampler_spec(name: str) -> SamplerSpec:
     """The :class:`SamplerSpec` of ``name``; ``ValueError`` naming the known samplers otherwise."""
-    if name in SAMPLERS:
-        return SAMPLERS[name]
+    if name not in _SAMPLERS:
+        load_plugins()
+    if name in _SAMPLERS:
+        return _SAMPLERS[name]
     hint = f"; {_RENAMED[name]}" if name in _RENAMED else ""
-    raise ValueError(f"unknown sampler {name!r} (known: {', '.join(SAMPLERS)}){hint}")
+    raise ValueError(f"unknown sampler {name!r} (known: {', '.join(_SAMPLERS)}){hint}{_plugin_hint()}")
 
 
 def sampler_options(name: str, **given: Any) -> dict[str, Any]:
@@ -303,14 +609,14 @@ def sampler_options(name: str, **given: Any) -> dict[str, Any]:
     :class:`~mdm_energy.schedules.Schedule`, numbers become floats).
     """
     spec = sampler_spec(name)
-    unknown = [k for k in given if k not in spec.defaults]
+    unknown = [k for k in given if k not in spec.params]
     if unknown:
         raise ValueError(
             f"the {name} sampler does not take {', '.join(repr(k) for k in unknown)} "
             f"(it takes: {', '.join(spec.options)})"
         )
     merged = {**spec.defaults, **given}
-    out = {k: _CHECKS[k](v) for k, v in merged.items()}
+    out = {k: spec.params[k].check(v) for k, v in merged.items()}
     if out.get("cache", "none") != "none" and out.get("block_length") is None:
         raise ValueError(f"cache {out['cache']!r} caches block by block: it needs a block_length")
     if out.get("cache_refresh") is not None and out.get("cache", "none") == "none":
@@ -330,10 +636,10 @@ def exact_check_options(name: str, **given: Any) -> dict[str, Any]:
         exact = ", ".join(sampler_names(exact=True))
         raise ValueError(f"the exact engine has no law for the {name} sampler (it has: {exact}); use Monte Carlo")
     opts = sampler_options(name, **{"temperature": EXACT_TEMPERATURE, **given})
-    fixed = {"temperature": EXACT_TEMPERATURE, "block_length": None, "cfg_scale": 0.0, **_EOS, **_CACHE}
+    fixed = {"temperature": EXACT_TEMPERATURE, "block_length": None, "cfg_scale": 0.0, **EOS_OPTIONS, **CACHE_OPTIONS}
     if "confidence_eos_eot_inf" in opts:
         fixed["confidence_eos_eot_inf"] = False
     for key, want in fixed.items():
-        if opts.get(key) != want:
+        if key in opts and opts[key] != want:
             raise ValueError(f"exact laws are defined for {key}={want!r} only, got {key}={opts[key]!r}")
     return opts

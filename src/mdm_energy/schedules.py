@@ -33,13 +33,13 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Callable, ClassVar
+from typing import Callable, ClassVar, Sequence
 
 import numpy as np
 from scipy import special
 
 from ._arrays import ArrayLike, check_unit_interval, to_numpy
-from ._parse import strict_float
+from ._parse import positive_int as _positive_int, strict_float
 from .limits import MAX_LENGTH, MAX_STEPS
 
 __all__ = [
@@ -55,6 +55,10 @@ __all__ = [
     "ScheduleSpecError",
     "parse_schedule",
     "schedule_families",
+    "schedule_family",
+    "register_schedule",
+    "ScheduleParam",
+    "ScheduleFamily",
     "counts_from_alpha",
     "HAND_CRAFTED",
 ]
@@ -72,14 +76,6 @@ def _fmt(x: float) -> str:
     if x.is_integer() and abs(x) < 1e15:
         return str(int(x))
     return repr(x)
-
-
-def _positive_int(value: object, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    if value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
 
 
 def counts_from_alpha(alpha_grid: np.ndarray, length: int) -> np.ndarray:
@@ -475,13 +471,17 @@ class Dream(Schedule):
     r"""``dream:eps``: the per-step counts of Dream's ``diffusion_generate``.
 
     Dream's mask level runs down a uniform grid from 1 to ``eps`` over :math:`N` steps, :math:`s_k = 1 -
-    (1 - arepsilon)k/N`, and step :math:`k` unmasks :math:`\lfloor m_{k-1}(1 - s_k/s_{k-1})
-floor` of the
-    :math:`m_{k-1}` tokens still masked (the last step all of them): the rounding is a floor of the
-    *remaining* count, not of the cumulative fraction, so :meth:`counts` follows Dream's recursion rather
-    than docs/design.md §2. As a schedule, :math:`lpha(t) = (1 - arepsilon)t` for :math:`t < 1` and
-    :math:`lpha(1) = 1` (the last step reveals what is left), which is also what the ancestral sampler
-    needs for Dream's ``origin`` algorithm: :math:`\pi_k = 1 - s_k/s_{k-1}`.
+    (1 - \varepsilon)k/N`, and step :math:`k` unmasks :math:`\lfloor m_{k-1}(1 - s_k/s_{k-1}) \rfloor` of the
+    :math:`m_{k-1}` tokens still masked (the last step all of them).
+
+    Why :meth:`counts` departs from the rounding rule of every other family (docs/design.md §2, a rounding
+    of the cumulative fraction :math:`L\alpha(t_k)`): Dream floors the *remaining* count at each step, in
+    float32, and a schedule that is to reproduce Dream's tokens must reproduce that recursion exactly — the
+    two rules differ by a token here and there (e.g. at :math:`L = 256`, :math:`N = 7`).
+
+    As a schedule, :math:`\alpha(t) = (1 - \varepsilon)t` for :math:`t < 1` and :math:`\alpha(1) = 1` (the
+    last step reveals what is left), which is also what the ancestral sampler needs for Dream's ``origin``
+    algorithm: :math:`\pi_k = 1 - s_k/s_{k-1}`.
     """
 
     eps: float = 1e-3
@@ -512,24 +512,29 @@ floor` of the
         # alpha jumps from 1 - eps to 1 at t = 1: the smallest t reaching any a beyond 1 - eps is 1
         return np.where(a < 1.0 - self.eps, a / (1.0 - self.eps), 1.0)
 
-    def mask_levels(self, steps: int):
-        r"""Dream's grid :math:`s_0 = 1, ..., s_N = \varepsilon` exactly as Dream builds it (a float32 torch
-        ``linspace``), so that counts and reveal probabilities match Dream's token for token."""
-        import torch
+    def mask_levels(self, steps: int) -> np.ndarray:
+        r"""Dream's grid :math:`s_0 = 1, ..., s_N = \varepsilon` as float32, bit for bit what Dream's float32
+        ``linspace(1, eps, N + 1)`` gives, so that counts and reveal probabilities match Dream's token for token.
 
-        return torch.linspace(1.0, self.eps, _positive_int(steps, "steps") + 1)
+        That ``linspace`` takes the step :math:`h = (\varepsilon - 1)/N` in float32 and rounds each point once
+        from the exact value: :math:`1 + h k` for the first half, :math:`\varepsilon - h (N - k)` for the rest
+        (the tests check this against torch for every :math:`N` up to 2,000)."""
+        n = _positive_int(steps, "steps")
+        start, end = np.float32(1.0), np.float32(self.eps)
+        h = np.float64((end - start) / np.float32(n))
+        k = np.arange(n + 1, dtype=np.float64)
+        levels = np.where(k < (n + 1) // 2, np.float64(start) + h * k, np.float64(end) - h * (n - k))
+        return levels.astype(np.float32)
 
     def counts(self, length: int, steps: int) -> np.ndarray:
         r"""Dream's counts: :math:`\lfloor m (1 - s_k/s_{k-1}) \rfloor` of the :math:`m` still masked (in float32,
         as Dream computes it), the last step all of them."""
-        import torch
-
         length = _positive_int(length, "length")
         s = self.mask_levels(steps)
         out = np.zeros(steps, dtype=np.int64)
         left = length
         for k in range(steps):
-            c = left if k == steps - 1 else int(torch.tensor(float(left)) * (1 - s[k + 1] / s[k]))
+            c = left if k == steps - 1 else int(np.float32(left) * (np.float32(1.0) - s[k + 1] / s[k]))
             out[k], left = c, left - c
         return out
 
@@ -617,28 +622,112 @@ def _numbers(family: str, body: str, count: int | None) -> list[float]:
     return out
 
 
-_PARSERS: dict[str, Callable[[str | None], Schedule]] = {}
+@dataclass(frozen=True)
+class ScheduleParam:
+    """One number of a parametric schedule family, with the range a tuner searches by default.
+
+    ``low``/``high`` ``None``: the number is not tunable (e.g. Dream's ``eps``). ``grid``: the default
+    values of the grid and halving strategies (empty: the family has no default grid).
+    """
+
+    name: str
+    low: "float | None" = None
+    high: "float | None" = None
+    log: bool = False
+    grid: tuple[float, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name.isidentifier():
+            raise ValueError(f"a schedule parameter name must be an identifier, got {self.name!r}")
+        if (self.low is None) != (self.high is None):
+            raise ValueError(f"schedule parameter {self.name!r} needs both low and high, or neither")
+        if self.low is not None:
+            lo, hi = float(self.low), float(self.high)
+            if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi) or (self.log and lo <= 0):
+                raise ValueError(f"schedule parameter {self.name!r} has a bad range ({self.low!r}, {self.high!r})")
 
 
-def _register(name: str, takes_args: bool, build: Callable[[str | None], Schedule]) -> None:
-    def parser(body: str | None) -> Schedule:
-        if takes_args and body is None:
-            raise ScheduleSpecError(f"malformed schedule spec '{name}': {name} needs parameters ('{name}:…')")
-        if not takes_args and body is not None:
+@dataclass(frozen=True)
+class ScheduleFamily:
+    """A named family of schedules: how its spec string is parsed and which numbers a tuner may search.
+
+    ``params`` ``()``: the family takes no numbers (``linear``); ``None``: any count (``table``). ``build``
+    receives the numbers in order and returns the :class:`Schedule`.
+    """
+
+    name: str
+    params: "tuple[ScheduleParam, ...] | None"
+    build: Callable[..., Schedule]
+
+    @property
+    def tunable(self) -> bool:
+        """Whether a tuner can search it: it has numbers and every one has a range."""
+        return bool(self.params) and all(p.low is not None for p in self.params)
+
+    def parse(self, body: "str | None") -> Schedule:
+        """The schedule of the spec ``name:body`` (``body`` ``None`` when there is no colon)."""
+        name, params = self.name, self.params
+        if params == () and body is not None:
             raise ScheduleSpecError(f"malformed schedule spec '{name}:{body}': {name} takes no parameters")
-        return build(body)
+        if params != () and body is None:
+            raise ScheduleSpecError(f"malformed schedule spec '{name}': {name} needs parameters ('{name}:…')")
+        if params == ():
+            return self.build()
+        numbers = _numbers(name, body, None if params is None else len(params))
+        if params is None:
+            return self.build(tuple(numbers))
+        return self.build(*numbers)
 
-    _PARSERS[name] = parser
+
+_FAMILIES: dict[str, ScheduleFamily] = {}
 
 
-_register("linear", False, lambda _: Linear())
-_register("sin2", False, lambda _: Sin2())
-_register("sine", False, lambda _: Sine())
-_register("maskgit", False, lambda _: MaskGIT())
-_register("poly", True, lambda body: Poly(*_numbers("poly", body, 1)))
-_register("beta", True, lambda body: Beta(*_numbers("beta", body, 2)))
-_register("table", True, lambda body: Table(tuple(_numbers("table", body, None))))
-_register("dream", True, lambda body: Dream(*_numbers("dream", body, 1)))
+def register_schedule(name: str, build: Callable[..., Schedule], *,
+                      params: "Sequence[ScheduleParam] | None" = ()) -> ScheduleFamily:
+    """Make a schedule family usable by name: in spec strings (``name`` or ``name:x,y``), hence in every
+    sampler, command and lm-eval ``model_args``, and in the tuner (if each parameter has a range).
+
+    ``build`` (often the :class:`Schedule` subclass itself) receives the spec's numbers in order, or one
+    tuple of them with ``params=None`` (any count). A name registered twice is refused (``ValueError``).
+    """
+    if not isinstance(name, str) or not name or not all(c.isalnum() or c in "-_" for c in name) or name != name.lower():
+        raise ValueError(f"a schedule family name must be lower-case letters, digits, '-' or '_', got {name!r}")
+    if name in _FAMILIES:
+        raise ValueError(f"schedule family {name!r} is already registered")
+    if not callable(build):
+        raise ValueError(f"schedule family {name!r}: build must be callable, got {build!r}")
+    if params is not None:
+        params = tuple(params)
+        if any(not isinstance(p, ScheduleParam) for p in params):
+            raise ValueError(f"schedule family {name!r}: params must be ScheduleParam instances")
+        names = [p.name for p in params]
+        if len(set(names)) != len(names):
+            raise ValueError(f"schedule family {name!r} names a parameter twice: {names}")
+    family = ScheduleFamily(name, params, build)
+    _FAMILIES[name] = family
+    return family
+
+
+def schedule_family(name: str) -> ScheduleFamily:
+    """The registered family ``name`` (``ValueError`` naming the known families otherwise)."""
+    if name not in _FAMILIES:
+        from .registry import load_plugins
+
+        load_plugins()  # a third-party family may come from an installed plug-in
+    if name not in _FAMILIES:
+        raise ScheduleSpecError(f"unknown schedule family {name!r} (known: {', '.join(schedule_families())})")
+    return _FAMILIES[name]
+
+
+_PAPER = tuple(round(0.1 * k, 1) for k in range(1, 11))
+register_schedule("linear", Linear)
+register_schedule("sin2", Sin2)
+register_schedule("sine", Sine)
+register_schedule("maskgit", MaskGIT)
+register_schedule("poly", Poly, params=(ScheduleParam("k", 0.25, 4.0, log=True),))
+register_schedule("beta", Beta, params=(ScheduleParam("a", 0.1, 1.0, grid=_PAPER), ScheduleParam("b", 0.1, 1.0, grid=_PAPER)))
+register_schedule("table", Table, params=None)
+register_schedule("dream", Dream, params=(ScheduleParam("eps"),))
 
 
 #: The hand-crafted schedules every comparison and tuning study reports as baselines.
@@ -647,7 +736,7 @@ HAND_CRAFTED = ("linear", "sin2", "sine", "maskgit")
 
 def schedule_families() -> list[str]:
     """Names of the schedule families that :func:`parse_schedule` knows."""
-    return sorted(_PARSERS)
+    return sorted(_FAMILIES)
 
 
 def parse_schedule(spec: "str | Schedule") -> Schedule:
@@ -662,8 +751,10 @@ def parse_schedule(spec: "str | Schedule") -> Schedule:
     text = spec.strip()
     name, sep, body = text.partition(":")
     name = name.strip().lower()
-    if name not in _PARSERS:
+    try:
+        family = schedule_family(name)
+    except ScheduleSpecError:
         raise ScheduleSpecError(
             f"unknown schedule family {name!r} in spec {spec!r} (known: {', '.join(schedule_families())})"
-        )
-    return _PARSERS[name](body if sep else None)
+        ) from None
+    return family.parse(body if sep else None)

@@ -56,6 +56,20 @@ def _one_line(text: object) -> str:
     return " ".join(str(text).split())
 
 
+def _load_plugins() -> None:
+    """Load the installed plug-ins (samplers, schedule families); one that fails is named in one warning line
+    on stderr and the command goes on with the rest (naming its sampler or schedule is then bad input)."""
+    import warnings
+
+    from ..registry import load_plugins
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        errors = load_plugins()
+    for label, reason in errors.items():
+        print(f"mdm-energy: warning: plug-in {label} was not loaded: {reason}", file=sys.stderr)
+
+
 def main(argv: "Sequence[str] | None" = None) -> int:
     """Run the command line; returns the exit status.
 
@@ -74,6 +88,7 @@ def main(argv: "Sequence[str] | None" = None) -> int:
 
             lm_eval_cmd.run_lm_eval(args_in[1:])
             return 0
+        _load_plugins()
         args = build_parser().parse_args(args_in)
         args.run(args)
     except (CLIError, ValueError) as exc:

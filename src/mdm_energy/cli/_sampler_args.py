@@ -10,15 +10,9 @@ from __future__ import annotations
 import argparse
 from typing import Any, Iterable
 
-from .._parse import strict_float, strict_int
-from ..registry import CACHE_MODES, DREAM_ALGS, OPTION_HELP, REMASKING, sampler_names, sampler_spec
-from ._common import CLIError, _typed, non_negative_float, positive_float, positive_int, steps_int, unit_float
-
-_FLAGS = ("skip_empty_steps", "logits_eos_inf", "confidence_eos_eot_inf", "stop_at_eos")
-
-
-def _token_ids(text: str) -> tuple[int, ...]:
-    return tuple(strict_int(p) for p in text.split(",") if p.strip())
+from ..limits import MAX_STEPS
+from ..registry import OPTIONS, Option, sampler_names, sampler_spec
+from ._common import CLIError
 
 __all__ = ["add_sampler_arguments", "given_sampler_options", "check_sampler_options", "flag"]
 
@@ -28,32 +22,35 @@ def flag(option: str) -> str:
     return "--" + option.replace("_", "-")
 
 
-def _add(p: argparse.ArgumentParser, option: str, extra_help: str = "") -> None:
-    help_text = OPTION_HELP[option] + " (default: the sampler's own)" + extra_help
-    kinds: dict[str, dict[str, Any]] = {
-        "schedule": {},
-        "steps": {"type": steps_int()},
-        "remasking": {"choices": REMASKING},
-        "temperature": {"type": non_negative_float("temperature")},
-        "block_length": {"type": positive_int("block-length")},
-        "cfg_scale": {"type": non_negative_float("cfg-scale")},
-        "threshold": {"type": unit_float("threshold")},
-        "epsilon": {"type": non_negative_float("epsilon")},
-        "factor": {"type": positive_float("factor")},
-        "alg": {"choices": DREAM_ALGS},
-        "alg_temp": {"type": non_negative_float("alg-temp")},
-        "top_p": {"type": _typed("top-p", strict_float, lambda v: 0.0 < v <= 1.0, "in (0, 1]")},
-        "top_k": {"type": positive_int("top-k")},
-        "cache": {"choices": CACHE_MODES},
-        "cache_refresh": {"type": positive_int("cache-refresh")},
-        "suppress_tokens": {"type": _typed("suppress-tokens", _token_ids, lambda v: all(i >= 0 for i in v),
-                                           "comma-separated token ids >= 0"), "metavar": "IDS"},
-    }
-    names = [flag(option)] + (["-N"] if option == "steps" else [])
-    if option in _FLAGS:
-        p.add_argument(*names, action="store_const", const=True, default=None, help=OPTION_HELP[option])
+def _text_type(option: Option):
+    """argparse ``type``: the option's own text parser and validator (its declaration), errors as one line."""
+
+    cli = option.name.replace("_", "-")
+
+    def parse(text: str) -> Any:
+        try:
+            value = option.from_text(text)
+        except ValueError as exc:  # the declaration's message, in command-line spelling and with the text typed
+            message, cut = str(exc), str(exc).rfind(", got ")
+            if message.startswith(option.name + " ") and cut >= 0:  # "name must be ..., got value"
+                message = cli + message[len(option.name):cut] + f", got {text!r}"
+            raise argparse.ArgumentTypeError(message) from None
+        if option.name == "steps" and value > MAX_STEPS:
+            raise argparse.ArgumentTypeError(f"steps must be at most {MAX_STEPS:,}, got {text!r}")
+        return value
+
+    return parse
+
+
+def _add(p: argparse.ArgumentParser, option: Option, extra_help: str = "") -> None:
+    names = [flag(option.name)] + (["-N"] if option.name == "steps" else [])
+    if option.switch:
+        p.add_argument(*names, action="store_const", const=True, default=None, help=option.help)
         return
-    p.add_argument(*names, default=None, help=help_text, **kinds[option])
+    kinds: dict[str, Any] = {"choices": option.choices} if option.choices else {"type": _text_type(option)}
+    if option.name == "suppress_tokens":
+        kinds["metavar"] = "IDS"
+    p.add_argument(*names, default=None, help=option.help + " (default: the sampler's own)" + extra_help, **kinds)
 
 
 def _sampler_name(exact: bool):
@@ -78,22 +75,22 @@ def add_sampler_arguments(p: argparse.ArgumentParser, *, exact: bool = False, de
     names = sampler_names(exact=exact)
     p.add_argument("--sampler", type=_sampler_name(exact), default=default, required=default is None, metavar="NAME",
                    help="sampler: " + " | ".join(names) + (f" (default {default})" if default else ""))
-    wanted = list(options) if options is not None else list(dict.fromkeys(
-        o for n in names for o in sampler_spec(n).options))
+    declared = {k: o for n in names for k, o in sampler_spec(n).params.items()}
+    wanted = list(options) if options is not None else list(declared)
     for option in wanted:
-        _add(p, option, (help_extra or {}).get(option, ""))
+        _add(p, declared.get(option) or OPTIONS[option], (help_extra or {}).get(option, ""))
 
 
 def given_sampler_options(args: argparse.Namespace, options: "Iterable[str] | None" = None) -> dict[str, Any]:
     """The sampler options the user gave on the command line (those left out are absent)."""
-    keys = options if options is not None else [k for k in vars(args) if k in OPTION_HELP]
+    keys = options if options is not None else [k for k in vars(args) if k in OPTIONS]
     return {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
 
 
 def check_sampler_options(sampler: str, given: dict[str, Any]) -> None:
     """Refuse, in command-line spelling, options that ``sampler`` does not take."""
     spec = sampler_spec(sampler)
-    bad = [flag(k) for k in given if k not in spec.defaults]
+    bad = [flag(k) for k in given if k not in spec.params]
     if bad:
         takes = ", ".join(flag(k) for k in spec.options) or "no options"
         raise CLIError(f"{', '.join(bad)} does not apply to the {sampler} sampler (it takes {takes})")

@@ -31,12 +31,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> None:
     from ..exact import ExactDenoiser, exact_sampler, load_distribution
+    from ..registry import sampler_spec
     from ..plots import check_plot_path, plot_toy
     from ..tuning import ExactKLObjective, beta_grid
 
     given = given_sampler_options(args, ("remasking",))
     check_sampler_options(args.sampler, given)
-    remasking = given.get("remasking", "random" if args.sampler == "fixed" else None)
+    takes_rule = "remasking" in sampler_spec(args.sampler).params  # the paper's toy reveals at random positions
+    remasking = given.get("remasking", "random" if takes_rule else None)
     if args.plot:
         check_plot_path(args.plot)
     labels = ["".join("ab"[v] for v in x) for x in itertools.product(range(2), repeat=5)]

@@ -35,7 +35,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from ..limits import check_time
-from ..registry import REMASKING, exact_check_options
+from ..registry import REMASKING, exact_check_options, sampler_spec
 from ..reveal import reveal_probabilities
 from ..schedules import Schedule
 from .denoiser import ExactDenoiser, popcount, positions
@@ -253,11 +253,11 @@ def sampler_law(
 ) -> tuple[np.ndarray, "list[int] | None"]:
     """The exact output law of ``sampler`` with ``schedule`` over ``steps`` steps (and its counts, if fixed-count)."""
     opts = exact_options(sampler, schedule, steps, remasking)
-    s = opts["schedule"]
-    if sampler == "fixed":
+    s, law = opts["schedule"], sampler_spec(sampler).exact_law  # the law the sampler's declaration names
+    if law == "fixed-count":
         counts = s.counts(den.n, steps).tolist()
-        return law_fixed_count(den, counts, opts["remasking"]), counts
-    return law_independent(den, reveal_probabilities(s, steps, sampler)), None
+        return law_fixed_count(den, counts, opts.get("remasking", "low_confidence")), counts
+    return law_independent(den, reveal_probabilities(s, steps, law)), None
 
 
 @dataclass(frozen=True)

@@ -58,7 +58,8 @@ class KLObjective:
         opts = exact_options(sampler, "linear", steps, remasking)
         self.den, self.sampler, self.steps = den, sampler, int(steps)
         self.remasking: "str | None" = opts.get("remasking")
-        self.fixed = sampler_spec(sampler).exact_law == "fixed-count"
+        self.law = sampler_spec(sampler).exact_law  # fixed-count, or the reveal rule of independent reveals
+        self.fixed = self.law == "fixed-count"
         if self.remasking not in (None, "random"):
             check_confidence_size(den)
         self._cache: dict[tuple, float] = {}
@@ -82,7 +83,7 @@ class KLObjective:
         return parse_schedule(schedule).counts(self.den.n, self.steps).tolist()
 
     def reveal(self, schedule: "Schedule | str") -> list[float]:
-        return reveal_probabilities(schedule, self.steps, self.sampler).tolist()
+        return reveal_probabilities(schedule, self.steps, self.law).tolist()
 
     def __call__(self, schedule: "Schedule | str") -> float:
         s = parse_schedule(schedule)

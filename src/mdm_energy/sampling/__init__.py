@@ -1,13 +1,18 @@
-"""Samplers for masked diffusion models (docs/design.md §4) and the denoiser protocol they call."""
+"""Samplers for masked diffusion models (docs/design.md §4), the one decoding loop they share, and the
+denoiser protocol they call. Each sampler is declared in :mod:`mdm_energy.registry` and lives in a module
+of its own; :func:`make_sampler` builds any registered one by name."""
 
-from .base import LAST_RESORT, Canvas, SampleOutput, Sampler, Step, make_canvas
+from .adaptive import EntropyBoundedSampler, FactorSampler, ThresholdSampler, best_one
+from .base import (LAST_RESORT, Block, Canvas, Decision, Plan, RunState, SampleOutput, Sampler, ScheduledSampler,
+                   Step, make_canvas)
 from .denoiser import CallableDenoiser, Denoiser, ExactTorchDenoiser, check_denoiser, stop_ids_of
-from .ops import TIE_DECIMALS, confidence_scores, draw_candidates, select_top_k
-from .rng import RowRNG
-from .samplers import (SAMPLER_CLASSES, AncestralSampler, EntropyBoundedSampler, EulerSampler, FactorSampler,  # noqa: I001
-                       FixedCountSampler, ThresholdSampler, make_sampler)
-from .dream import DreamSampler, dream_candidates, filter_top_k, filter_top_p  # after .samplers, which it builds on
+from .dream import DreamSampler, dream_candidates, filter_top_k, filter_top_p
+from .factory import SAMPLER_CLASSES, make_sampler, sampler_class
+from .fixed import FixedCountSampler
 from .hybrid import ThresholdCapSampler, ThresholdFloorSampler
+from .ops import TIE_DECIMALS, confidence_scores, draw_candidates, select_top_k
+from .random_reveal import AncestralSampler, EulerSampler, RandomRevealSampler
+from .rng import RowRNG
 
 __all__ = [
     "Denoiser",
@@ -16,8 +21,14 @@ __all__ = [
     "check_denoiser",
     "stop_ids_of",
     "Sampler",
+    "ScheduledSampler",
+    "RandomRevealSampler",
     "SampleOutput",
     "Step",
+    "Decision",
+    "Block",
+    "Plan",
+    "RunState",
     "Canvas",
     "make_canvas",
     "LAST_RESORT",
@@ -33,10 +44,12 @@ __all__ = [
     "ThresholdCapSampler",
     "SAMPLER_CLASSES",
     "make_sampler",
+    "sampler_class",
     "TIE_DECIMALS",
     "draw_candidates",
     "confidence_scores",
     "select_top_k",
+    "best_one",
     "dream_candidates",
     "filter_top_p",
     "filter_top_k",

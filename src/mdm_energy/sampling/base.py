@@ -1,4 +1,4 @@
-"""The sampler interface: the generation canvas, blocks, the guarded model call, commits and early stop.
+"""The one decoding loop: the generation canvas, blocks, the guarded model call, commits, revisions, early stop.
 
 Every sampler fills a *canvas* ``[left padding | prompt | L masked positions]``: prompts of different
 lengths are left-padded so that all generation windows line up, and an attention mask marks the
@@ -10,22 +10,37 @@ A model call serves only the rows that are still *active*: with ``stop_at_eos`` 
 once it has committed an end token with nothing masked before it (its remaining positions become EOS),
 and the batch that reaches the model shrinks. Random draws come from one stream per row
 (:class:`~mdm_energy.sampling.rng.RowRNG`), so this never changes another row's output.
+
+**The loop and its hooks.** :meth:`Sampler.__call__` runs the blocks in order; in each block, step after step,
+it asks the sampler which rows need a model call (:meth:`Sampler.need`; ``None`` ends the block), makes
+that one guarded call (guidance, key/value caches, NFE counting), asks the sampler what to do with it
+(:meth:`Sampler.decide` returns a :class:`Decision`: positions to commit with their tokens and, for
+revising decoders, committed positions to mask again), and applies it (trajectory, early stop, callback).
+A sampler is a declaration in :mod:`mdm_energy.registry` plus a class that fills in :meth:`~Sampler.decide`
+and, where it needs them, :meth:`~Sampler.plan`, :meth:`~Sampler.need` and :meth:`~Sampler.block_steps`;
+it never writes its own loop. :meth:`~Sampler.candidates` draws candidates and scores them.
 """
 
 from __future__ import annotations
 
+import inspect
+import warnings
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from functools import cached_property
+from typing import Any, Callable, ClassVar, Sequence
 
 import torch
 from torch import Tensor
 
-from ..registry import sampler_options
+from ..registry import SAMPLERS, SamplerSpec, sampler_options, sampler_spec
+from ..schedules import Schedule
 from .denoiser import Denoiser, check_denoiser, stop_ids_of
+from .ops import confidence_scores, draw_candidates
 from .rng import RowRNG
 
-__all__ = ["SampleOutput", "Canvas", "Step", "make_canvas", "Sampler", "LAST_RESORT"]
+__all__ = ["SampleOutput", "Canvas", "Step", "Decision", "Block", "Plan", "RunState", "make_canvas", "Sampler",
+           "ScheduledSampler", "LAST_RESORT", "steps_per_block"]
 
 #: The score of a candidate that may be committed only when nothing else is left (``confidence_eos_eot_inf``):
 #: finite, so it can still be chosen, and below every real score (probabilities, margins, minus entropies).
@@ -160,6 +175,86 @@ def make_canvas(
     )
 
 
+@dataclass
+class Decision:
+    """What a sampler does with one model call, for the rows it served (all ``(R, T)``): write ``values`` at
+    ``commit``; first, mask ``remask`` again (revising decoders; prompt tokens are never re-masked)."""
+
+    commit: Tensor
+    values: Tensor
+    remask: "Tensor | None" = None
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a run needs to know about one block's steps, from the schedule: the tokens each step commits
+    (``counts``) or the probability that a masked position is revealed at each step (``reveal``)."""
+
+    counts: tuple[int, ...] = ()
+    reveal: tuple[float, ...] = ()
+
+    @property
+    def steps(self) -> int:
+        return max(len(self.counts), len(self.reveal))
+
+    @cached_property
+    def cumulative(self) -> tuple[int, ...]:
+        r""":math:`C_k = \sum_{m \le k} c_m`, the tokens committed by the end of step ``k``."""
+        total, out = 0, []
+        for c in self.counts:
+            total += c
+            out.append(total)
+        return tuple(out)
+
+
+@dataclass
+class Block:
+    """The block being filled: its index, absolute positions ``[lo, hi)`` (and as a ``(T,)`` mask), the step
+    of the block the loop is at (0-based), the model calls made in it, and scratch space the sampler owns
+    (e.g. what ``need`` decided for ``decide``)."""
+
+    index: int
+    lo: int
+    hi: int
+    positions: Tensor
+    step: int = 0
+    calls: int = 0
+    scratch: Any = None
+
+    @property
+    def length(self) -> int:
+        return self.hi - self.lo
+
+
+@dataclass
+class RunState:
+    """Everything one run of a sampler keeps between model calls."""
+
+    denoiser: Denoiser
+    canvas: Canvas
+    nfe: Tensor
+    trajectory: Tensor
+    rng: RowRNG
+    active: Tensor
+    stopped: Tensor
+    banned: Tensor
+    stops: Tensor
+    fill: int
+    plan: Plan
+    block: "Block | None" = None
+    calls: int = 0
+    callback: "StepCallback | None" = field(default=None)
+    kv: Any = None  # the key/value cache of the block's last full call (cache modes)
+    kv_rows: "Tensor | None" = None  # the batch rows that cache holds, ascending
+
+
+def steps_per_block(steps: int, num_blocks: int) -> int:
+    """``steps`` split evenly over ``num_blocks`` (``ValueError`` when it does not divide)."""
+    if steps % num_blocks:
+        raise ValueError(f"steps {steps} is not divisible by the number of blocks {num_blocks}")
+    return steps // num_blocks
+
+
 class Sampler(ABC):
     """Common interface: ``sampler(denoiser, prompts, gen_length, ...) -> SampleOutput``.
 
@@ -169,11 +264,15 @@ class Sampler(ABC):
     counts as one model call). The end-of-sequence controls (``logits_eos_inf``, ``suppress_tokens``,
     ``confidence_eos_eot_inf``, ``stop_at_eos``) are described in :mod:`mdm_energy.registry`.
 
-    A subclass's ``name`` is its entry in :mod:`mdm_energy.registry`, which validates the options and
-    holds their defaults; each option becomes an attribute of the same name.
+    A subclass's ``name`` is its declaration in :mod:`mdm_energy.registry` (:func:`~mdm_energy.registry.register_sampler`),
+    which validates the options and holds their defaults: the constructor takes exactly those options (by
+    keyword, or positionally in their declared order) and each becomes an attribute of the same name.
     """
 
-    name = "sampler"
+    name: ClassVar[str] = ""
+    temperature: float = 0.0
+    block_length: "int | None" = None
+    cfg_scale: float = 0.0
     logits_eos_inf = False
     suppress_tokens: tuple = ()
     stop_at_eos = False
@@ -181,7 +280,37 @@ class Sampler(ABC):
     cache = "none"
     cache_refresh: "int | None" = None
 
-    def __init__(self, **options: Any) -> None:
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        name = cls.__dict__.get("name")
+        if name and name in SAMPLERS:
+            cls._bind_spec(SAMPLERS[name])
+
+    @classmethod
+    def _bind_spec(cls, spec: SamplerSpec) -> None:
+        """Called by the registry: take the declared name, and show the declared options as the signature."""
+        if cls.__dict__.get("name") and cls.name != spec.name:
+            raise ValueError(f"class {cls.__name__} is named {cls.name!r} but registered as {spec.name!r}")
+        taken = [k for k in spec.params if k in ("name", "options") or callable(getattr(Sampler, k, None))]
+        if taken:  # options become attributes: one may not hide a method of the loop
+            raise ValueError(f"sampler {spec.name!r}: option name {taken[0]!r} is taken by the Sampler class")
+        cls.name = spec.name
+        cls.__signature__ = inspect.Signature(
+            [inspect.Parameter(k, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=o.default) for k, o in spec.params.items()])
+
+    @classmethod
+    def declaration(cls) -> SamplerSpec:
+        """This sampler's declaration in the registry."""
+        return sampler_spec(cls.name)
+
+    def __init__(self, *args: Any, **options: Any) -> None:
+        names = self.declaration().options
+        if len(args) > len(names):
+            raise TypeError(f"the {self.name} sampler takes at most {len(names)} positional options, got {len(args)}")
+        for key, value in zip(names, args):
+            if key in options:
+                raise TypeError(f"the {self.name} sampler got {key!r} twice (positionally and by name)")
+            options[key] = value
         self.options = sampler_options(self.name, **options)
         for key, value in self.options.items():
             setattr(self, key, value)
@@ -216,13 +345,13 @@ class Sampler(ABC):
         blocks = self._blocks(gen_length)
         B, T = canvas.x.shape
         dev = canvas.x.device
-        run = _RunState(
+        run = RunState(
             denoiser=denoiser,
             canvas=canvas,
             nfe=torch.zeros(B, dtype=torch.long, device=dev),
             trajectory=torch.zeros((B, T), dtype=torch.long, device=dev),
             rng=RowRNG(generator, B, dev, None if seeds is None else [_seed(s) for s in seeds]),
-            plan=self._plan(gen_length, len(blocks)),
+            plan=self.plan(gen_length, len(blocks)),
             active=torch.ones(B, dtype=torch.bool, device=dev),
             stopped=torch.zeros(B, dtype=torch.bool, device=dev),
             callback=callback,
@@ -235,10 +364,10 @@ class Sampler(ABC):
             for b, (lo, hi) in enumerate(blocks):
                 if not run.active.any():
                     break
-                in_block = torch.zeros(T, dtype=torch.bool, device=dev)
-                in_block[canvas.start + lo: canvas.start + hi] = True
-                run.block, run.block_calls, run.kv = (canvas.start + lo, canvas.start + hi), 0, None
-                self._fill_block(run, in_block, hi - lo, b)
+                positions = torch.zeros(T, dtype=torch.bool, device=dev)
+                positions[canvas.start + lo: canvas.start + hi] = True
+                run.block, run.kv = Block(b, canvas.start + lo, canvas.start + hi, positions), None
+                self._fill_block(run, run.block)
         return SampleOutput(
             tokens=run.canvas.x,
             nfe=run.nfe,
@@ -249,7 +378,156 @@ class Sampler(ABC):
             stopped=run.stopped,
         )
 
-    generate = __call__
+    def _fill_block(self, run: RunState, block: Block) -> None:
+        """Unmask every position of one block: step after step, the rows that need a call, the call, the
+        sampler's decision, applied — until ``need`` ends the block or its ``block_steps`` run out."""
+        for k in range(self.block_steps(run, block)):
+            block.step = k
+            masked = self._masked(run, block.positions)
+            need = self.need(run, block, masked)
+            if need is None:
+                return
+            step = self._call(run, need)
+            if step is None:
+                continue  # nobody needed a call at this step
+            self._apply(run, step, self.decide(run, block, step, masked[step.rows]))
+
+    # --- hooks ------------------------------------------------------------------------------------
+    def plan(self, gen_length: int, num_blocks: int) -> Plan:
+        """Per-run data that needs the generation length (e.g. counts per block step), checked here."""
+        return Plan()
+
+    def block_steps(self, run: RunState, block: Block) -> int:
+        """The most steps (loop turns) a block may take: the plan's steps, or — for samplers that commit at
+        least one token per row per call — the block's length."""
+        return run.plan.steps or block.length
+
+    def need(self, run: RunState, block: Block, masked: Tensor) -> "Tensor | None":
+        """``(B,)``: the rows that need a model call at this step (given ``masked``, ``(B, T)``: the masked
+        positions of the block in rows still active); ``None`` ends the block. By default, the rows with a
+        masked position, and the block ends when there are none."""
+        need = masked.any(-1)
+        return need if bool(need.any()) else None
+
+    @abstractmethod
+    def decide(self, run: RunState, block: Block, step: Step, masked: Tensor) -> Decision:
+        """What to commit (and re-mask) after the call ``step``; ``masked`` is ``(R, T)`` for the step's rows."""
+
+    # --- helpers for subclasses ------------------------------------------------------------------
+    def _masked(self, run: RunState, in_block: Tensor) -> Tensor:
+        """``(B, T)``: the masked positions of the current block, in rows still active."""
+        x = run.canvas.x
+        window = torch.zeros_like(in_block)
+        window[run.canvas.start:] = True
+        return (x == run.denoiser.mask_id) & (in_block & window).unsqueeze(0) & run.active.unsqueeze(1)
+
+    def _call(self, run: RunState, need: Tensor) -> "Step | None":
+        """One guarded model call for the active rows among ``need`` (a ``(B,)`` mask); ``None`` if there are
+        none. Counts the call in ``calls`` and in the NFE of those rows.
+
+        With a key/value cache (block-wise decoding), the block's first call — and every
+        ``cache_refresh``-th after it — runs on the whole sequence and keeps the cache; the others recompute
+        only the current block and everything after it (``prefix``: the prompt and finished blocks come
+        from the cache) or only the current block (``dual``: the masked suffix comes from the cache too)."""
+        rows = (need & run.active).nonzero(as_tuple=True)[0]
+        if rows.numel() == 0:
+            return None
+        den, canvas, block = run.denoiser, run.canvas, run.block
+        x = canvas.x[rows]
+        am = None if canvas.attention_mask is None else canvas.attention_mask[rows]
+        if self.cfg_scale > 0:
+            uncond = x.clone()
+            uncond[canvas.prompt_mask[rows]] = den.mask_id
+            x, am = torch.cat([x, uncond]), None if am is None else torch.cat([am, am])
+        refresh = self.cache_refresh
+        reuse = (self.cache != "none" and run.kv is not None and bool(torch.isin(rows, run.kv_rows).all())
+                 and not (refresh is not None and block.calls % refresh == 0))
+        run.calls += 1
+        block.calls += 1
+        offset = 0
+        if reuse:
+            idx = torch.searchsorted(run.kv_rows, rows)
+            if self.cfg_scale > 0:
+                idx = torch.cat([idx, idx + run.kv_rows.numel()])
+            offset, end = block.lo, (block.hi if self.cache == "dual" else x.shape[1])
+            logits = den.span(x, offset, end, run.kv.rows(idx), am)
+        elif self.cache != "none":
+            logits, run.kv = den.full(x, am)
+            run.kv_rows = rows
+        else:
+            logits = den(x, am)
+        if self.cfg_scale > 0:
+            cond_logits, uncond_logits = logits.chunk(2)
+            logits = uncond_logits + (self.cfg_scale + 1.0) * (cond_logits - uncond_logits)
+        V = int(den.vocab_size)
+        want = (rows.numel(), x.shape[1] - offset if not reuse or self.cache == "prefix" else block.hi - offset)
+        if logits.ndim != 3 or tuple(logits.shape[:2]) != want or logits.shape[2] < V:
+            raise ValueError(f"denoiser returned logits of shape {tuple(logits.shape)}; expected {want + (V,)}")
+        run.nfe[rows] += 1
+        return Step(rows, logits[..., :V], offset)
+
+    def logits_at(self, run: RunState, step: Step, where: Tensor) -> tuple[Tensor, Tensor]:
+        """The logits of the positions ``where`` ``(R, T)`` as ``(M, V)`` rows — the mask token, suppressed ids
+        and (with ``logits_eos_inf``) EOS set to -inf: never proposed — and their log-normalisers. Rows with
+        NaN, +inf or only -inf logits raise ``ValueError`` naming the model call; -inf entries are allowed."""
+        flat = step.at(where).clone()
+        flat[:, run.banned] = float("-inf")
+        if not flat.dtype.is_floating_point or flat.dtype in (torch.float16, torch.bfloat16):
+            flat = flat.float()
+        lse = torch.logsumexp(flat, dim=-1)  # NaN and +inf propagate here, so this is also the check
+        if not torch.isfinite(lse).all():
+            raise ValueError(f"denoiser returned non-finite logits (NaN, +inf or all -inf) at model call {run.calls}")
+        return flat, lse
+
+    def candidates(self, run: RunState, step: Step, where: Tensor, rule: "str | None") -> tuple[Tensor, "Tensor | None"]:
+        """Candidates (and scores by the remasking ``rule``, if given) at the positions ``where`` ``(R, T)`` of
+        the step's rows, as ``(R, T)`` tensors; scores are -inf elsewhere. Random draws come from each row's
+        own stream."""
+        flat, lse = self.logits_at(run, step, where)  # (M, V): only the positions this step may commit
+        counts = where.sum(1)
+
+        def uniform(width: int) -> Tensor:
+            return run.rng.segments(step.rows, counts, width)
+
+        cand = draw_candidates(flat, self.temperature, uniform)
+        cand_full = torch.zeros(where.shape, dtype=torch.long, device=where.device)
+        cand_full[where] = cand
+        if rule is None:
+            return cand_full, None
+        scores = self._last_resort(run, cand, confidence_scores(flat, cand, rule, uniform, lse))
+        score_full = torch.full(where.shape, float("-inf"), dtype=torch.float64, device=where.device)
+        score_full[where] = scores
+        return cand_full, score_full
+
+    def _last_resort(self, run: RunState, candidates: Tensor, scores: Tensor) -> Tensor:
+        """With ``confidence_eos_eot_inf``: end-token candidates drop below every other candidate."""
+        if not self.confidence_eos_eot_inf:
+            return scores
+        return torch.where(torch.isin(candidates, run.stops), torch.full_like(scores, LAST_RESORT), scores)
+
+    def _apply(self, run: RunState, step: Step, decision: Decision) -> None:
+        """Apply a :class:`Decision`: re-mask (never a prompt token, never outside the window), then commit."""
+        if decision.remask is not None and bool(decision.remask.any()):
+            x, rows, start = run.canvas.x, step.rows, run.canvas.start
+            window = torch.zeros(x.shape[1], dtype=torch.bool, device=x.device)
+            window[start:] = True
+            remask = decision.remask & window & ~run.canvas.prompt_mask[rows]
+            x[rows] = torch.where(remask, torch.full_like(x[rows], run.denoiser.mask_id), x[rows])
+            run.trajectory[rows] = torch.where(remask, torch.zeros_like(run.trajectory[rows]), run.trajectory[rows])
+        self._commit(run, step, decision.commit, decision.values)
+
+    def _commit(self, run: RunState, step: Step, chosen: Tensor, values: Tensor) -> None:
+        """Write ``values`` where ``chosen`` (both ``(R, T)``, rows as in ``step``), record the call in the
+        trajectory, stop rows that have finished (``stop_at_eos``) and report to the callback."""
+        x, rows = run.canvas.x, step.rows
+        x[rows] = torch.where(chosen, values, x[rows])
+        run.trajectory[rows] = torch.where(chosen, torch.full_like(values, run.calls), run.trajectory[rows])
+        committed = torch.zeros_like(x, dtype=torch.bool)
+        committed[rows] = chosen
+        if self.stop_at_eos:
+            committed |= self._stop_finished(run, rows)
+        if run.callback is not None:
+            run.callback(run.calls, x, committed)
 
     def _token_controls(self, denoiser: Denoiser, device: torch.device) -> dict[str, Any]:
         """The ids never proposed, the end tokens, and the id that fills a row after it stops."""
@@ -272,100 +550,7 @@ class Sampler(ABC):
             raise ValueError(f"block_length {B} does not divide gen_length {gen_length}")
         return [(k * B, (k + 1) * B) for k in range(gen_length // B)]
 
-    def _plan(self, gen_length: int, num_blocks: int) -> object:
-        """Per-run data that needs the generation length (e.g. counts per block step), checked here."""
-        return None
-
-    @abstractmethod
-    def _fill_block(self, run: "_RunState", in_block: Tensor, block_len: int, block_index: int) -> None:
-        """Unmask every position of one block (of the rows still active)."""
-
-    # --- helpers for subclasses ------------------------------------------------------------------
-    def _masked(self, run: "_RunState", in_block: Tensor) -> Tensor:
-        """``(B, T)``: the masked positions of the current block, in rows still active."""
-        x = run.canvas.x
-        window = torch.zeros_like(in_block)
-        window[run.canvas.start:] = True
-        return (x == run.denoiser.mask_id) & (in_block & window).unsqueeze(0) & run.active.unsqueeze(1)
-
-    def _call(self, run: "_RunState", need: Tensor) -> "Step | None":
-        """One guarded model call for the active rows among ``need`` (a ``(B,)`` mask); ``None`` if there are
-        none. Counts the call in ``calls`` and in the NFE of those rows.
-
-        With a key/value cache (block-wise decoding), the block's first call — and every
-        ``cache_refresh``-th after it — runs on the whole sequence and keeps the cache; the others recompute
-        only the current block and everything after it (``prefix``: the prompt and finished blocks come
-        from the cache) or only the current block (``dual``: the masked suffix comes from the cache too)."""
-        rows = (need & run.active).nonzero(as_tuple=True)[0]
-        if rows.numel() == 0:
-            return None
-        den, canvas = run.denoiser, run.canvas
-        x = canvas.x[rows]
-        am = None if canvas.attention_mask is None else canvas.attention_mask[rows]
-        if self.cfg_scale > 0:
-            uncond = x.clone()
-            uncond[canvas.prompt_mask[rows]] = den.mask_id
-            x, am = torch.cat([x, uncond]), None if am is None else torch.cat([am, am])
-        refresh = self.cache_refresh
-        reuse = (self.cache != "none" and run.kv is not None and bool(torch.isin(rows, run.kv_rows).all())
-                 and not (refresh is not None and run.block_calls % refresh == 0))
-        run.calls += 1
-        run.block_calls += 1
-        offset = 0
-        if reuse:
-            idx = torch.searchsorted(run.kv_rows, rows)
-            if self.cfg_scale > 0:
-                idx = torch.cat([idx, idx + run.kv_rows.numel()])
-            offset, end = run.block[0], (run.block[1] if self.cache == "dual" else x.shape[1])
-            logits = den.span(x, offset, end, run.kv.rows(idx), am)
-        elif self.cache != "none":
-            logits, run.kv = den.full(x, am)
-            run.kv_rows = rows
-        else:
-            logits = den(x, am)
-        if self.cfg_scale > 0:
-            cond_logits, uncond_logits = logits.chunk(2)
-            logits = uncond_logits + (self.cfg_scale + 1.0) * (cond_logits - uncond_logits)
-        V = int(den.vocab_size)
-        want = (rows.numel(), x.shape[1] - offset if not reuse or self.cache == "prefix" else run.block[1] - offset)
-        if logits.ndim != 3 or tuple(logits.shape[:2]) != want or logits.shape[2] < V:
-            raise ValueError(f"denoiser returned logits of shape {tuple(logits.shape)}; expected {want + (V,)}")
-        run.nfe[rows] += 1
-        return Step(rows, logits[..., :V], offset)
-
-    def _rows(self, run: "_RunState", step: Step, where: Tensor) -> tuple[Tensor, Tensor]:
-        """The logits of the positions ``where`` ``(R, T)`` as ``(M, V)`` rows — the mask token, suppressed ids
-        and (with ``logits_eos_inf``) EOS set to -inf: never proposed — and their log-normalisers. Rows with
-        NaN, +inf or only -inf logits raise ``ValueError`` naming the model call; -inf entries are allowed."""
-        flat = step.at(where).clone()
-        flat[:, run.banned] = float("-inf")
-        if not flat.dtype.is_floating_point or flat.dtype in (torch.float16, torch.bfloat16):
-            flat = flat.float()
-        lse = torch.logsumexp(flat, dim=-1)  # NaN and +inf propagate here, so this is also the check
-        if not torch.isfinite(lse).all():
-            raise ValueError(f"denoiser returned non-finite logits (NaN, +inf or all -inf) at model call {run.calls}")
-        return flat, lse
-
-    def _last_resort(self, run: "_RunState", candidates: Tensor, scores: Tensor) -> Tensor:
-        """With ``confidence_eos_eot_inf``: end-token candidates drop below every other candidate."""
-        if not self.confidence_eos_eot_inf:
-            return scores
-        return torch.where(torch.isin(candidates, run.stops), torch.full_like(scores, LAST_RESORT), scores)
-
-    def _commit(self, run: "_RunState", step: Step, chosen: Tensor, values: Tensor) -> None:
-        """Write ``values`` where ``chosen`` (both ``(R, T)``, rows as in ``step``), record the call in the
-        trajectory, stop rows that have finished (``stop_at_eos``) and report to the callback."""
-        x, rows = run.canvas.x, step.rows
-        x[rows] = torch.where(chosen, values, x[rows])
-        run.trajectory[rows] = torch.where(chosen, torch.full_like(values, run.calls), run.trajectory[rows])
-        committed = torch.zeros_like(x, dtype=torch.bool)
-        committed[rows] = chosen
-        if self.stop_at_eos:
-            committed |= self._stop_finished(run, rows)
-        if run.callback is not None:
-            run.callback(run.calls, x, committed)
-
-    def _stop_finished(self, run: "_RunState", rows: Tensor) -> Tensor:
+    def _stop_finished(self, run: RunState, rows: Tensor) -> Tensor:
         """Rows (among ``rows``) whose window holds an end token with nothing masked before it stop: their
         masked positions after it become EOS and they leave the batch. Returns the positions so filled."""
         x, start, mask = run.canvas.x, run.canvas.start, run.denoiser.mask_id
@@ -391,28 +576,21 @@ class Sampler(ABC):
         return filled
 
 
-@dataclass
-class _RunState:
-    denoiser: Denoiser
-    canvas: Canvas
-    nfe: Tensor
-    trajectory: Tensor
-    rng: RowRNG
-    active: Tensor
-    stopped: Tensor
-    banned: Tensor
-    stops: Tensor
-    fill: int
-    plan: object = None
-    calls: int = 0
-    callback: "StepCallback | None" = field(default=None)
-    block: tuple = (0, 0)  # absolute positions of the current block
-    block_calls: int = 0  # model calls made in the current block
-    kv: object = None  # the key/value cache of the last full call (cache modes)
-    kv_rows: "Tensor | None" = None  # the batch rows that cache holds, ascending
+class ScheduledSampler(Sampler):
+    """A sampler driven by a mask schedule and a number of steps (per run, split evenly over blocks)."""
 
+    schedule: Schedule
+    steps: int
 
-def steps_per_block(steps: int, num_blocks: int) -> int:
-    if steps % num_blocks:
-        raise ValueError(f"steps {steps} is not divisible by the number of blocks {num_blocks}")
-    return steps // num_blocks
+    def _steps_per_block(self, num_blocks: int) -> int:
+        return steps_per_block(self.steps, num_blocks)
+
+    def block_counts(self, gen_length: int, num_blocks: int, warn: bool = False) -> tuple[int, ...]:
+        """The schedule's counts for one block's steps (every block uses the same); with ``warn``, a warning
+        when there are more steps than positions (some steps then unmask nothing)."""
+        per_block = self._steps_per_block(num_blocks)
+        block_len = gen_length // num_blocks
+        if warn and per_block > block_len:
+            warnings.warn(f"{per_block} steps per block for {block_len} positions: some steps unmask nothing",
+                          stacklevel=5)
+        return tuple(self.schedule.counts(block_len, per_block).tolist())

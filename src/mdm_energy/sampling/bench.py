@@ -18,7 +18,7 @@ import time
 import torch
 
 from .denoiser import CallableDenoiser
-from .samplers import FixedCountSampler
+from .fixed import FixedCountSampler
 
 __all__ = ["naive_llada_step", "tiny_transformer", "check_bench_size", "bench_sampler"]
 

@@ -23,10 +23,9 @@ import torch
 from torch import Tensor
 
 from ..reveal import reveal_probabilities
-from ..schedules import Dream, Schedule
-from .base import Step, _RunState
+from ..schedules import Dream
+from .base import Block, Decision, Plan, RunState, ScheduledSampler, Step
 from .ops import draw_candidates, select_top_k
-from .samplers import _Scheduled
 
 __all__ = ["DreamSampler", "filter_top_p", "filter_top_k", "dream_candidates"]
 
@@ -77,47 +76,31 @@ def dream_candidates(logits: Tensor, temperature: float, top_p: "float | None", 
     return cand, confidence
 
 
-class DreamSampler(_Scheduled):
+class DreamSampler(ScheduledSampler):
     """Dream's ``diffusion_generate`` (see the module docstring); ``schedule`` ``dream:eps`` is Dream's own."""
 
     name = "dream"
+    alg: str
+    alg_temp: float
+    top_p: "float | None"
+    top_k: "int | None"
 
-    def __init__(
-        self,
-        schedule: "Schedule | str" = "dream:0.001",
-        steps: int = 64,
-        alg: str = "origin",
-        alg_temp: float = 0.0,
-        top_p: "float | None" = None,
-        top_k: "int | None" = None,
-        temperature: float = 0.0,
-        block_length: "int | None" = None,
-        cfg_scale: float = 0.0,
-        logits_eos_inf: bool = False,
-        suppress_tokens: tuple = (),
-        stop_at_eos: bool = False,
-        cache: str = "none",
-        cache_refresh: "int | None" = None,
-        confidence_eos_eot_inf: bool = False,
-    ) -> None:
-        super().__init__(schedule=schedule, steps=steps, alg=alg, alg_temp=alg_temp, top_p=top_p, top_k=top_k,
-                         temperature=temperature, block_length=block_length, cfg_scale=cfg_scale,
-                         logits_eos_inf=logits_eos_inf, suppress_tokens=suppress_tokens, stop_at_eos=stop_at_eos,
-                         cache=cache, cache_refresh=cache_refresh, confidence_eos_eot_inf=confidence_eos_eot_inf)
-
-    def _plan(self, gen_length: int, num_blocks: int) -> list:
-        """Per block step: the reveal probability (``origin``) or the count (the other algorithms)."""
+    def plan(self, gen_length: int, num_blocks: int) -> Plan:
+        """Per block step: the reveal probability (``origin``, as float32 values, compared with float32 draws as
+        Dream does) or the count (the other algorithms)."""
         per_block = self._steps_per_block(num_blocks)
         if self.alg != "origin":
-            return self.schedule.counts(gen_length // num_blocks, per_block).tolist()
+            return Plan(counts=self.block_counts(gen_length, num_blocks))
         if isinstance(self.schedule, Dream):  # Dream's float32 grid and ratio, so that draws compare as Dream's do
-            s = self.schedule.mask_levels(per_block)
-            return [1 - s[k + 1] / s[k] if k < per_block - 1 else torch.tensor(1.0) for k in range(per_block)]
-        return [torch.tensor(p) for p in reveal_probabilities(self.schedule, per_block, "ancestral").tolist()]
+            s = torch.from_numpy(self.schedule.mask_levels(per_block))
+            pi = [float(1 - s[k + 1] / s[k]) if k < per_block - 1 else 1.0 for k in range(per_block)]
+        else:
+            pi = [float(torch.tensor(p)) for p in reveal_probabilities(self.schedule, per_block, "ancestral").tolist()]
+        return Plan(reveal=tuple(pi))
 
-    def _candidates(self, run: _RunState, step: Step, where: Tensor) -> tuple[Tensor, Tensor]:
+    def _dream_scores(self, run: RunState, step: Step, where: Tensor) -> tuple[Tensor, Tensor]:
         """Dream's candidates and confidences at ``where`` ``(R, T)``; confidence -inf elsewhere."""
-        flat, _ = self._rows(run, step, where)
+        flat, _ = self.logits_at(run, step, where)
         counts = where.sum(1)
         cand, conf = dream_candidates(flat, self.temperature, self.top_p, self.top_k, self.alg,
                                       lambda width: run.rng.segments(step.rows, counts, width))
@@ -127,24 +110,20 @@ class DreamSampler(_Scheduled):
         conf_full[where] = self._last_resort(run, cand, conf.double())
         return cand_full, conf_full
 
-    def _fill_block(self, run: _RunState, in_block: Tensor, block_len: int, block_index: int) -> None:
-        for item in run.plan:
-            masked_all = self._masked(run, in_block)
-            step = self._call(run, masked_all.any(-1))  # Dream calls the model at every step
-            if step is None:
-                return
-            masked = masked_all[step.rows]
-            if self.alg == "origin":
-                u = run.rng.segments(step.rows, masked.sum(1), 1, dtype=torch.float32)[:, 0]
-                chosen = torch.zeros_like(masked)
-                chosen[masked] = u < item.to(u.device)
-                cand, _ = self._candidates(run, step, chosen)
-            else:
-                cand, conf = self._candidates(run, step, masked)
-                chosen = self._positions(run, step, masked, conf, int(item))
-            self._commit(run, step, chosen, cand)
+    def decide(self, run: RunState, block: Block, step: Step, masked: Tensor) -> Decision:
+        """Dream calls the model at every step; ``origin`` reveals each masked position with the step's
+        probability, the other algorithms commit the step's count of positions."""
+        if self.alg == "origin":
+            u = run.rng.segments(step.rows, masked.sum(1), 1, dtype=torch.float32)[:, 0]
+            chosen = torch.zeros_like(masked)
+            chosen[masked] = u < torch.tensor(run.plan.reveal[block.step], dtype=torch.float32, device=u.device)
+            cand, _ = self._dream_scores(run, step, chosen)
+        else:
+            cand, conf = self._dream_scores(run, step, masked)
+            chosen = self._positions(run, step, masked, conf, run.plan.counts[block.step])
+        return Decision(chosen, cand)
 
-    def _positions(self, run: _RunState, step: Step, masked: Tensor, conf: Tensor, count: int) -> Tensor:
+    def _positions(self, run: RunState, step: Step, masked: Tensor, conf: Tensor, count: int) -> Tensor:
         """The ``count`` positions to commit: the most confident, or drawn by ``softmax(confidence / alg_temp)``
         without replacement (last-resort candidates only once the others are taken)."""
         k = masked.sum(-1).clamp(max=count)

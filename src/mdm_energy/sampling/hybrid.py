@@ -18,70 +18,52 @@ Candidates and confidences are LLaDA's (the probability of the drawn candidate, 
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch import Tensor
 
-from ..schedules import Schedule
-from .base import _RunState
+from .base import Block, Decision, Plan, RunState, ScheduledSampler, Step
 from .ops import select_top_k
-from .samplers import _Scheduled, candidates_at
 
 __all__ = ["ThresholdFloorSampler", "ThresholdCapSampler"]
 
 
-class _ScheduledThreshold(_Scheduled):
-    def __init__(self, schedule: "Schedule | str" = "linear", steps: int = 64, threshold: float = 0.9,
-                 temperature: float = 0.0, block_length: "int | None" = None, cfg_scale: float = 0.0,
-                 logits_eos_inf: bool = False, suppress_tokens: tuple = (), stop_at_eos: bool = False,
-                 cache: str = "none", cache_refresh: "int | None" = None, confidence_eos_eot_inf: bool = False) -> None:
-        super().__init__(schedule=schedule, steps=steps, threshold=threshold, temperature=temperature,
-                         block_length=block_length, cfg_scale=cfg_scale, logits_eos_inf=logits_eos_inf,
-                         suppress_tokens=suppress_tokens, stop_at_eos=stop_at_eos, cache=cache,
-                         cache_refresh=cache_refresh, confidence_eos_eot_inf=confidence_eos_eot_inf)
+class ScheduledThresholdSampler(ScheduledSampler):
+    """A threshold rule with the schedule's cumulative counts :math:`C_k` of one block's steps."""
 
-    def _plan(self, gen_length: int, num_blocks: int) -> list[int]:
-        """The cumulative counts :math:`C_k` of one block's steps."""
-        per_block = self._steps_per_block(num_blocks)
-        return np.cumsum(self.schedule.counts(gen_length // num_blocks, per_block)).tolist()
+    threshold: float
 
-    def _limit(self, run: _RunState, masked: Tensor, block_len: int, target: int) -> Tensor:
+    def plan(self, gen_length: int, num_blocks: int) -> Plan:
+        return Plan(counts=self.block_counts(gen_length, num_blocks))
+
+    def _limit(self, masked: Tensor, block: Block, target: int) -> Tensor:
         """``max(1, C_k - r)`` per row: the schedule's cumulative count less what the row has revealed."""
-        revealed = block_len - masked.sum(-1)
+        revealed = block.length - masked.sum(-1)
         return (target - revealed).clamp(min=1)
 
 
-class ThresholdFloorSampler(_ScheduledThreshold):
+class ThresholdFloorSampler(ScheduledThresholdSampler):
     """The schedule as a floor under the threshold rule (see the module docstring)."""
 
     name = "threshold-floor"
 
-    def _fill_block(self, run: _RunState, in_block: Tensor, block_len: int, block_index: int) -> None:
-        for target in run.plan:
-            masked_all = self._masked(run, in_block)
-            step = self._call(run, masked_all.any(-1))
-            if step is None:
-                return  # every row is done: the calls left are saved
-            masked = masked_all[step.rows]
-            cand, conf = candidates_at(self, run, step, masked, "low_confidence")
-            floor = select_top_k(conf, self._limit(run, masked, block_len, target))
-            self._commit(run, step, (floor | (conf >= self.threshold)) & masked, cand)
+    def decide(self, run: RunState, block: Block, step: Step, masked: Tensor) -> Decision:
+        cand, conf = self.candidates(run, step, masked, "low_confidence")
+        floor = select_top_k(conf, self._limit(masked, block, run.plan.cumulative[block.step]))
+        return Decision((floor | (conf >= self.threshold)) & masked, cand)
 
 
-class ThresholdCapSampler(_ScheduledThreshold):
+class ThresholdCapSampler(ScheduledThresholdSampler):
     """The threshold rule under the schedule as a ceiling (see the module docstring)."""
 
     name = "threshold-cap"
 
-    def _fill_block(self, run: _RunState, in_block: Tensor, block_len: int, block_index: int) -> None:
-        for k in range(block_len):  # at least one token per row per call: block_len calls suffice
-            masked_all = self._masked(run, in_block)
-            step = self._call(run, masked_all.any(-1))
-            if step is None:
-                return
-            masked = masked_all[step.rows]
-            cand, conf = candidates_at(self, run, step, masked, "low_confidence")
-            passing = (masked & (conf >= self.threshold)).sum(-1).clamp(min=1)
-            if k < len(run.plan):
-                passing = torch.minimum(passing, self._limit(run, masked, block_len, run.plan[k]))
-            self._commit(run, step, select_top_k(conf, passing) & masked, cand)
+    def block_steps(self, run: RunState, block: Block) -> int:
+        return block.length  # at least one token per row per call: block_len calls suffice
+
+    def decide(self, run: RunState, block: Block, step: Step, masked: Tensor) -> Decision:
+        cand, conf = self.candidates(run, step, masked, "low_confidence")
+        passing = (masked & (conf >= self.threshold)).sum(-1).clamp(min=1)
+        cumulative = run.plan.cumulative
+        if block.step < len(cumulative):
+            passing = torch.minimum(passing, self._limit(masked, block, cumulative[block.step]))
+        return Decision(select_top_k(conf, passing) & masked, cand)
