@@ -455,8 +455,8 @@ def register_sampler(name: str, *, summary: str, options: Mapping[str, Any], tar
             if option.name not in _OPTIONS:
                 register_option(replace(option, default=option.default))
         _SAMPLERS[name] = spec
-        if isinstance(cls, type) and hasattr(cls, "_bind_spec"):
-            cls._bind_spec(spec)
+        if isinstance(cls, type) and hasattr(cls, "_bind_spec") and cls.__dict__.get("name") in (None, "", name):
+            cls._bind_spec(spec)  # a class named for another sampler gets a subclass of this name on first use
         return cls
 
     if target is None:
@@ -519,16 +519,16 @@ PLUGINS_ENV = "MDM_ENERGY_PLUGINS"
 def _import_plugin(target: str) -> None:
     """Import a plug-in module by name, or a ``.py`` file by path (registered as a module of its file name)."""
     if target.endswith(".py"):
-        import importlib.util
         import sys
+        from importlib import util
         from pathlib import Path
 
         path = Path(target).expanduser()
         if not path.is_file():
             raise FileNotFoundError(f"no such file {str(path)!r}")
         name = path.stem
-        spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(spec)
+        spec = util.spec_from_file_location(name, path)
+        module = util.module_from_spec(spec)
         sys.modules[name] = module
         try:
             spec.loader.exec_module(module)

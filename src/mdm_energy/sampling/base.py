@@ -289,8 +289,6 @@ class Sampler(ABC):
     @classmethod
     def _bind_spec(cls, spec: SamplerSpec) -> None:
         """Called by the registry: take the declared name, and show the declared options as the signature."""
-        if cls.__dict__.get("name") and cls.name != spec.name:
-            raise ValueError(f"class {cls.__name__} is named {cls.name!r} but registered as {spec.name!r}")
         taken = [k for k in spec.params if k in ("name", "options") or callable(getattr(Sampler, k, None))]
         if taken:  # options become attributes: one may not hide a method of the loop
             raise ValueError(f"sampler {spec.name!r}: option name {taken[0]!r} is taken by the Sampler class")

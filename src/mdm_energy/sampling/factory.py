@@ -17,8 +17,9 @@ def sampler_class(name: str) -> type[Sampler]:
     cls = spec.load()
     if not (isinstance(cls, type) and issubclass(cls, Sampler)):
         raise ValueError(f"the {name} sampler's target {cls!r} is not a subclass of mdm_energy.sampling.Sampler")
-    if cls.name != name:
-        cls._bind_spec(spec)
+    if cls.__dict__.get("name") != name:  # one class declared under several names: a subclass per name
+        cls = type(cls.__name__, (cls,), {"name": name, "__module__": cls.__module__, "__qualname__": cls.__qualname__})
+        object.__setattr__(spec, "target", cls)
     return cls
 
 
