@@ -298,3 +298,15 @@ def test_parameters_beyond_double_precision_are_refused_not_turned_into_garbage(
         s.alpha(0.5)
     with pytest.raises(ValueError, match="steps must be at most 1,000,000"):
         parse_schedule("linear").counts(16, 10**9)
+
+
+def test_dream_mask_levels_are_torchs_float32_linspace_bit_for_bit():
+    """Dream's grid is built without torch; Dream's own code uses a float32 ``torch.linspace`` — the same bits."""
+    import torch
+
+    from mdm_energy.schedules import Dream
+
+    for eps in (1e-3, 0.0, 0.05, 0.37):
+        for n in range(1, 2001):
+            want = torch.linspace(1.0, eps, n + 1).numpy()
+            np.testing.assert_array_equal(Dream(eps).mask_levels(n), want, err_msg=f"eps={eps}, N={n}")

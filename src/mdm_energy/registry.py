@@ -1,4 +1,6 @@
-r"""The sampler vocabulary: every sampler name, its options and their defaults, in one torch-free place.
+r"""The sampler vocabulary: every sampler name, its options and their defaults, in one torch-free place — open
+to samplers declared in a user's own code (:func:`register_sampler`) and in installed plug-ins
+(:func:`load_plugins`; docs/extending.md).
 
 One name means one thing everywhere: the torch samplers (:mod:`mdm_energy.sampling`), the exact engine
 (:mod:`mdm_energy.exact`), the tuner and every command line read their names, options and defaults from
@@ -32,6 +34,10 @@ to -inf before candidates are drawn), ``suppress_tokens`` (the same for any list
 ``stop_at_eos`` (a row stops calling the model once it has committed an end token with nothing masked
 before it; its remaining positions become EOS). Samplers that rank candidates also take
 ``confidence_eos_eot_inf``: EOS and end-of-turn candidates are committed only when nothing else is left.
+
+Each sampler is declared once, by :func:`register_sampler` (the built-ins at the end of this module): its
+options (:class:`Option`: default, validator, help, search range), its exact law and a lazy
+``"module:Class"`` target, so this module never imports torch.
 
 **Which exact law checks which torch sampler.** The exact engine computes the output law of a sampler
 whose candidates are drawn from the model's own posterior, i.e. at temperature
