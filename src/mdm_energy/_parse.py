@@ -8,9 +8,10 @@ plain decimal numbers only and raise ``ValueError`` otherwise.
 from __future__ import annotations
 
 import math
+import numbers
 import re
 
-__all__ = ["strict_int", "strict_float"]
+__all__ = ["strict_int", "strict_float", "positive_int"]
 
 _INT = re.compile(r"[+-]?\d+")
 _FLOAT = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
@@ -31,3 +32,11 @@ def strict_float(text: str) -> float:
     if not math.isfinite(value):
         raise ValueError(f"not a finite number: {text!r}")
     return value
+
+
+def positive_int(value: object, name: str) -> int:
+    """``value`` as an ``int`` when it is an integer >= 1 (a Python or numpy integer, not a bool), else
+    ``ValueError`` naming ``name`` and the value: the one check of counts such as steps, workers or budgets."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
