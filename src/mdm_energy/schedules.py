@@ -667,3 +667,84 @@ def parse_schedule(spec: "str | Schedule") -> Schedule:
             f"unknown schedule family {name!r} in spec {spec!r} (known: {', '.join(schedule_families())})"
         )
     return _PARSERS[name](body if sep else None)
+
+
+# ===================================================================================================
+# BEGIN TEMPORARY SHIM (tuning-split worktree only; DROP AT MERGE in favour of main's implementation)
+#
+# The parametric-family API that main's schedules.py is gaining (ScheduleParam, ScheduleFamily,
+# schedule_family, register_schedule), written here only so the family-generic tuner can be tested in
+# this worktree before it lands. Names and signatures follow the agreed API exactly; the tuner codes
+# against that API and nothing below is used by anything else in this module.
+# ===================================================================================================
+
+
+@dataclass(frozen=True)
+class ScheduleParam:
+    """One number of a parametric family: its name, its default search range (``None``: not tunable by
+    default), whether to search it on a log scale, and its default grid values (empty: none)."""
+
+    name: str
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    grid: tuple[float, ...] = ()
+
+
+@dataclass(frozen=True)
+class ScheduleFamily:
+    """A schedule family: its name, its parameters (``None``: any count of numbers) and
+    ``build(*numbers) -> Schedule``."""
+
+    name: str
+    params: tuple[ScheduleParam, ...] | None
+    build: Callable[..., Schedule]
+
+    @property
+    def tunable(self) -> bool:
+        """Whether the declaration alone gives a search space: parameters, each with a range."""
+        return bool(self.params) and all(p.low is not None and p.high is not None for p in self.params)
+
+
+_SHIM_GRID = tuple(round(0.1 * k, 1) for k in range(1, 11))
+_FAMILIES: dict[str, ScheduleFamily] = {
+    "beta": ScheduleFamily("beta", (ScheduleParam("a", 0.1, 1.0, grid=_SHIM_GRID),
+                                    ScheduleParam("b", 0.1, 1.0, grid=_SHIM_GRID)), Beta),
+    "poly": ScheduleFamily("poly", (ScheduleParam("k", 0.25, 4.0, log=True),), Poly),
+    "dream": ScheduleFamily("dream", (ScheduleParam("eps"),), Dream),
+    "linear": ScheduleFamily("linear", (), Linear),
+    "sin2": ScheduleFamily("sin2", (), Sin2),
+    "sine": ScheduleFamily("sine", (), Sine),
+    "maskgit": ScheduleFamily("maskgit", (), MaskGIT),
+    "table": ScheduleFamily("table", None, lambda *f: Table(tuple(f))),
+}
+
+
+def schedule_family(name: str) -> ScheduleFamily:
+    """The :class:`ScheduleFamily` called ``name``; ``ValueError`` naming the known families otherwise."""
+    if name not in _FAMILIES:
+        raise ValueError(f"unknown schedule family {name!r} (known: {', '.join(sorted(_FAMILIES))})")
+    return _FAMILIES[name]
+
+
+def register_schedule(name: str, build: Callable[..., Schedule], *, params=()) -> ScheduleFamily:
+    """Add a family that :func:`parse_schedule` and the tuner know: ``name:x1,...`` builds ``build(x1, ...)``."""
+    if not isinstance(name, str) or not name.isidentifier() or name != name.lower() or name in _PARSERS:
+        raise ValueError(f"schedule family name must be a new lower-case identifier, got {name!r}")
+    params = None if params is None else tuple(p if isinstance(p, ScheduleParam) else ScheduleParam(p) for p in params)
+    family = ScheduleFamily(name, params, build)
+    count = None if params is None else len(params)
+    _register(name, count != 0, lambda body: build(*_numbers(name, body, count)) if count != 0 else build())
+    _FAMILIES[name] = family
+    return family
+
+
+def _unregister_schedule(name: str) -> None:
+    """Remove a family added by :func:`register_schedule` (tests only)."""
+    _FAMILIES.pop(name, None)
+    _PARSERS.pop(name, None)
+
+
+# ===================================================================================================
+# END TEMPORARY SHIM
+# ===================================================================================================
