@@ -196,7 +196,7 @@ def run_task(name: str, args, cache: dict) -> dict:
         obj = task_objective(task, model, cfg["tune"], remasking="low_confidence", n=args.tune_limit, seed=1)
         with tempfile.TemporaryDirectory() as tmp:
             r = tune(obj, strategy="tpe", budget=args.tune_budget, storage=f"sqlite:///{tmp}/t.db",
-                     space=SearchSpace((0.1, 1.5), (0.1, 1.5)), seed=0)
+                     space=SearchSpace(bounds={"a": (0.1, 1.5), "b": (0.1, 1.5)}), seed=0)
         tuned_info = {"schedule": f"beta:{r.best.a:.3g},{r.best.b:.3g}", "validation_score": r.best.value,
                       "steps": cfg["tune"], "budget": args.tune_budget, "validation_examples": args.tune_limit,
                       "row_calls": (args.tune_budget + 4) * args.tune_limit * cfg["tune"], "checkpoint": items.digest,

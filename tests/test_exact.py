@@ -311,7 +311,7 @@ def test_optimal_counts_exhaustive_and_local():
 @pytest.mark.parametrize("sampler,rule", [("fixed", "random"), ("ancestral", None), ("euler", None), ("fixed", "low_confidence")])
 def test_grid_study_optimum_beats_everything_it_reports(sampler, rule):
     den = ExactDenoiser("potts:5,2,0")
-    r = exact_grid_study(den, sampler, 3, remasking=rule, space=SearchSpace(a_values=(0.2, 0.5, 1.0), b_values=(0.3, 0.9)))
+    r = exact_grid_study(den, sampler, 3, remasking=rule, space=SearchSpace(values={"a": (0.2, 0.5, 1.0), "b": (0.3, 0.9)}))
     assert len(r.grid) == 6
     best = min(r.grid, key=lambda g: g.kl)
     assert r.best == best
@@ -436,7 +436,7 @@ def test_confidence_refuses_large_laws():
 
 def test_parallel_grid_equals_sequential():
     den = ExactDenoiser("markov:5,3,2")
-    space = SearchSpace(a_values=(0.3, 0.8), b_values=(0.4, 1.0))
+    space = SearchSpace(values={"a": (0.3, 0.8), "b": (0.4, 1.0)})
     seq = beta_grid(ExactKLObjective(den, "ancestral", 3), space)
     par = beta_grid(ExactKLObjective(den, "ancestral", 3), space, workers=2)
     assert [(g.a, g.b) for g in par] == [(g.a, g.b) for g in seq]

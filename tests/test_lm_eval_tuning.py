@@ -105,7 +105,7 @@ def test_successive_halving_generates_each_item_once(bench, tmp_path):
     obj = _objective(bench)
     storage = f"sqlite:///{tmp_path}/h.db"
     r = tune(obj, strategy="halving", storage=storage, study_name="h", halving_min_size=3, halving_eta=2,
-             space=SearchSpace(a_values=(0.5, 1.0), b_values=(0.5, 1.0)))
+             space=SearchSpace(values={"a": (0.5, 1.0), "b": (0.5, 1.0)}))
     sizes = sorted({(t.rung, t.size) for t in r.trials if t.state == "COMPLETE"})
     assert sizes == [(0, 3), (1, 6), (2, 12), (3, 24)]
     stored = {k: v for k, v in optuna.load_study(study_name="h", storage=storage).user_attrs.items()
@@ -218,7 +218,9 @@ def test_a_silent_worker_on_another_machine_is_redone(postgres_url, monkeypatch)
     worker still beats is left alone."""
     from mdm_energy.tuning import TaskObjective
     from mdm_energy.tuning._optuna import create_running_trial, heartbeat
-    from mdm_energy.tuning.study import _STORED, _key, _storage
+    from mdm_energy.tuning.claims import STORED_RANGE as _STORED
+    from mdm_energy.tuning.claims import point_key
+    from mdm_energy.tuning.storage import optuna_storage as _storage
 
     monkeypatch.setenv("MDM_ENERGY_HEARTBEAT", "1")
     obj = TaskObjective(lambda s, items: [getattr(s, "a", 0.5) + 0.01 * i for i in items], list(range(4)), name="hb")
@@ -228,12 +230,12 @@ def test_a_silent_worker_on_another_machine_is_redone(postgres_url, monkeypatch)
     ids = {}
     for a in (0.5, 1.0):
         ids[a] = create_running_trial(study, {"a": a, "b": 0.5}, {"a": dist, "b": dist},
-                                      {"key": _key(a, 0.5), "strategy": "grid", "host": "elsewhere", "pid": 1})
+                                      {"key": point_key((a, 0.5)), "strategy": "grid", "host": "elsewhere", "pid": 1})
     study._storage.record_heartbeat(ids[0.5][0])  # beats once, then its machine goes silent
     with heartbeat(study, ids[1.0][0]):  # this one's worker is alive
         time.sleep(5)  # longer than the grace period (4 beats)
         r = tune(obj, strategy="grid", storage=postgres_url, study_name=name,
-                 space=SearchSpace(a_values=(0.5, 1.0), b_values=(0.5,)))
+                 space=SearchSpace(values={"a": (0.5, 1.0), "b": (0.5,)}))
     by_number = {t.number: t for t in r.trials}
     assert by_number[ids[0.5][1]].state == "FAIL" and by_number[ids[0.5][1]].stale
     assert by_number[ids[1.0][1]].state == "RUNNING"

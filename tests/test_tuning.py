@@ -70,7 +70,7 @@ def test_concurrent_commands_on_one_study_never_evaluate_a_point_twice(tmp_path)
     cmd = [sys.executable, "-m", "mdm_energy", "tune", "--dist", "markov:6,3,1", "--sampler", "ancestral", "-N", "3",
            "--strategy", "grid", "--storage", f"sqlite:///{db}", "--study", "race", "--json"]
     tune(ExactKLObjective("markov:6,3,1", "ancestral", 3), strategy="grid", storage=f"sqlite:///{db}", study_name="race",
-         space=SearchSpace(a_values=(0.5,), b_values=(0.5,)))  # create the study (and its baselines) first
+         space=SearchSpace(values={"a": (0.5,), "b": (0.5,)}))  # create the study (and its baselines) first
     procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True) for _ in range(2)]
     outs = [json.loads(p.communicate(timeout=300)[0]) for p in procs]
     done = completed(f"sqlite:///{db}", "race")
@@ -214,7 +214,7 @@ def test_unwritable_storage_folder(capsys, tmp_path):
 
 def test_random_strategy_is_seeded_within_bounds_and_keeps_its_best(tmp_path):
     obj = ExactKLObjective("markov:5,3,0", "ancestral", 3)
-    space = SearchSpace(a_bounds=(0.2, 0.9), b_bounds=(0.3, 1.2))
+    space = SearchSpace(bounds={"a": (0.2, 0.9), "b": (0.3, 1.2)})
     r = tune(obj, strategy="random", budget=15, storage=f"sqlite:///{tmp_path}/a.db", seed=4, space=space)
     again = tune(obj, strategy="random", budget=15, storage=f"sqlite:///{tmp_path}/b.db", seed=4, space=space)
     done = [t for t in r.trials if t.state == "COMPLETE"]
@@ -247,7 +247,7 @@ def test_grid_budget_evaluates_a_seeded_subset_once(tmp_path):
 def test_journal_storage_resumes(tmp_path):
     storage = f"journal:{tmp_path}/study.log"
     obj = ExactKLObjective("toy2", "ancestral", 2)
-    space = SearchSpace(a_values=(0.3, 0.7), b_values=(0.5, 1.0))
+    space = SearchSpace(values={"a": (0.3, 0.7), "b": (0.5, 1.0)})
     first = tune(obj, strategy="grid", storage=storage, space=space)
     again = tune(obj, strategy="grid", storage=storage, space=space)
     assert first.new_evaluations == 4 and again.new_evaluations == 0 and again.best == first.best
@@ -260,7 +260,7 @@ def test_a_non_finite_score_is_recorded_as_a_failure(tmp_path):
         return [float("nan") if bad else 0.5 + 0.1 * i for i in items]
 
     r = tune(TaskObjective(score_fn, [0, 1, 2]), strategy="grid", storage=f"sqlite:///{tmp_path}/s.db",
-             space=SearchSpace(a_values=(0.3, 0.8), b_values=(0.5,)))
+             space=SearchSpace(values={"a": (0.3, 0.8), "b": (0.5,)}))
     failed = [t for t in r.trials if t.state == "FAIL"]
     assert len(failed) == 1 and failed[0].a == 0.8 and "non-finite score" in failed[0].error
     assert r.evaluations == 1 and r.best.a == 0.3
@@ -270,7 +270,7 @@ def test_a_non_finite_score_is_recorded_as_a_failure(tmp_path):
 def test_margin_and_entropy_exact_objectives(tmp_path, rule):
     obj = ExactKLObjective("markov:4,3,2", "fixed", 2, rule)
     assert obj.name.endswith(f"fixed/{rule}:N2")
-    space = SearchSpace(a_values=(0.2, 0.6, 1.0), b_values=(0.3, 0.9))
+    space = SearchSpace(values={"a": (0.2, 0.6, 1.0), "b": (0.3, 0.9)})
     r = tune(obj, strategy="grid", storage=f"sqlite:///{tmp_path}/s.db", space=space)
     loop = {(a, b): exact_sampler("markov:4,3,2", "fixed", f"beta:{a},{b}", 2, rule).kl for a, b in space.grid()}
     assert {(t.a, t.b): t.value for t in r.trials if t.state == "COMPLETE"} == pytest.approx(loop, abs=1e-12)

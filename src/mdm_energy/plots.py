@@ -93,11 +93,13 @@ def _best(a: Sequence[float], b: Sequence[float], values: Sequence[float], minim
 def plot_kl_heatmap(
     a: Sequence[float], b: Sequence[float], values: Sequence[float], baselines: "dict[str, float]",
     path: "str | os.PathLike[str]", title: str = "", extra: "dict[str, float] | None" = None,
-    minimize: bool = True, label: str = "KL(q ‖ sampler) [nats]",
+    minimize: bool = True, label: str = "KL(q ‖ sampler) [nats]", family: str = "beta",
+    names: tuple[str, str] = ("a", "b"),
 ) -> Path:
-    """Heatmap of a score (KL by default) at grid points ``(a[i], b[i])``; ``linear`` (½, ½) and ``sin2``
-    (1, 1) are marked where they fall on the grid's range, the best cell is starred, and every
-    baseline's score is listed beside it."""
+    """Heatmap of a score (KL by default) at grid points ``(a[i], b[i])`` of a two-parameter schedule family
+    (Beta by default; the axes are labelled by ``names``); for Beta, ``linear`` (½, ½) and ``sin2`` (1, 1)
+    are marked where they fall on the grid's range; the best cell is starred, and every baseline's score is
+    listed beside it."""
     plt = _pyplot()
     a_vals, b_vals = sorted(set(a)), sorted(set(b))
     Z = np.full((len(b_vals), len(a_vals)), np.nan)
@@ -107,16 +109,18 @@ def plot_kl_heatmap(
     im = ax.pcolormesh(_edges(a_vals), _edges(b_vals), Z, cmap="viridis_r" if minimize else "viridis", shading="flat")
     fig.colorbar(im, ax=ax, label=label)
     ba, bb, bv = _best(a, b, values, minimize)
-    ax.plot(ba, bb, "*", ms=16, color="red", mec="white", label=f"best beta:{ba:g},{bb:g} ({bv:.4f})")
-    for name, (pa, pb), marker in (("linear", (0.5, 0.5), "o"), ("sin2", (1.0, 1.0), "s")):
+    ax.plot(ba, bb, "*", ms=16, color="red", mec="white", label=f"best {family}:{ba:g},{bb:g} ({bv:.4f})")
+    marked = _BETA_POINTS if family == "beta" else ()
+    shown = "Beta" if family == "beta" else family
+    for name, (pa, pb), marker in marked:
         if name in baselines and a_vals[0] <= pa <= a_vals[-1] and b_vals[0] <= pb <= b_vals[-1]:
             ax.plot(pa, pb, marker, ms=10, mfc="none", mec="white", mew=2, label=f"{name} = beta:{pa:g},{pb:g} ({baselines[name]:.4f})")
     for name, kl in baselines.items():
-        if name not in ("linear", "sin2"):
-            ax.plot([], [], " ", label=f"{name} ({kl:.4f}; no Beta counterpart)")
+        if name not in [m[0] for m in marked]:
+            ax.plot([], [], " ", label=f"{name} ({kl:.4f}; no {shown} counterpart)")
     for name, kl in (extra or {}).items():
         ax.plot([], [], " ", label=f"{name} ({kl:.4f})")
-    ax.set(xlabel="a", ylabel="b", title=title or "KL over the Beta grid")
+    ax.set(xlabel=names[0], ylabel=names[1], title=title or f"KL over the {shown} grid")
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.25, 1.0))
     return save_figure(fig, path)
 
@@ -124,23 +128,50 @@ def plot_kl_heatmap(
 def plot_score_scatter(
     a: Sequence[float], b: Sequence[float], values: Sequence[float], baselines: "dict[str, float]",
     path: "str | os.PathLike[str]", title: str = "", minimize: bool = True, label: str = "score",
+    family: str = "beta", names: tuple[str, str] = ("a", "b"),
 ) -> Path:
-    """The evaluated points ``(a[i], b[i])`` of a sampled search, coloured by score, the best starred."""
+    """The evaluated points ``(a[i], b[i])`` of a sampled search over a two-parameter schedule family (Beta by
+    default; axes labelled by ``names``), coloured by score, the best starred."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 6))
     sc = ax.scatter(a, b, c=values, cmap="viridis_r" if minimize else "viridis", s=40, edgecolors="k", linewidths=0.3)
     fig.colorbar(sc, ax=ax, label=label)
     ba, bb, bv = _best(a, b, values, minimize)
-    ax.plot(ba, bb, "*", ms=16, color="red", mec="white", label=f"best beta:{ba:.3g},{bb:.3g} ({bv:.4g})")
-    for name, (pa, pb), marker in (("linear", (0.5, 0.5), "o"), ("sin2", (1.0, 1.0), "s")):
+    ax.plot(ba, bb, "*", ms=16, color="red", mec="white", label=f"best {family}:{ba:.3g},{bb:.3g} ({bv:.4g})")
+    marked = _BETA_POINTS if family == "beta" else ()
+    for name, (pa, pb), marker in marked:
         if name in baselines:
             ax.plot(pa, pb, marker, ms=10, mfc="none", mec="black", mew=2, label=f"{name} ({baselines[name]:.4g})")
     for name, val in baselines.items():
-        if name not in ("linear", "sin2"):
+        if name not in [m[0] for m in marked]:
             ax.plot([], [], " ", label=f"{name} ({val:.4g})")
-    ax.set(xlabel="a", ylabel="b", title=title or "evaluated points")
+    ax.set(xlabel=names[0], ylabel=names[1], title=title or "evaluated points")
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.25, 1.0))
     return save_figure(fig, path)
+
+
+def plot_score_line(
+    x: Sequence[float], values: Sequence[float], baselines: "dict[str, float]", path: "str | os.PathLike[str]",
+    title: str = "", minimize: bool = True, label: str = "score", family: str = "poly", name: str = "k",
+) -> Path:
+    """The score against the one parameter ``name`` of a one-parameter schedule family (points sorted by it),
+    the best starred and every baseline as a horizontal line."""
+    plt = _pyplot()
+    order = sorted(range(len(x)), key=lambda i: x[i])
+    xs, ys = [x[i] for i in order], [values[i] for i in order]
+    fig, ax = plt.subplots(figsize=(7.5, 5))
+    ax.plot(xs, ys, "o-", ms=4, color="C0", label=f"{family}:{name}")
+    k = min(range(len(ys)), key=lambda i: ys[i] if minimize else -ys[i])
+    ax.plot(xs[k], ys[k], "*", ms=16, color="red", mec="white", label=f"best {family}:{xs[k]:.4g} ({ys[k]:.4g})")
+    for i, (base, val) in enumerate(baselines.items()):
+        ax.axhline(val, ls="--", lw=1, color=f"C{i + 1}", label=f"{base} ({val:.4g})")
+    ax.set(xlabel=name, ylabel=label, title=title or f"score over {family}:{name}")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    return save_figure(fig, path)
+
+
+#: Where two hand-crafted schedules sit on the Beta plane: linear = beta:0.5,0.5, sin2 = beta:1,1.
+_BETA_POINTS = (("linear", (0.5, 0.5), "o"), ("sin2", (1.0, 1.0), "s"))
 
 
 def _edges(values: Sequence[float]) -> np.ndarray:

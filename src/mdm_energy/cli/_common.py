@@ -121,6 +121,30 @@ def bounds(name: str) -> Callable[[str], tuple[float, float]]:
     return _typed(name, convert, lambda v: v[0] < v[1], "LOW,HIGH with 0 < LOW < HIGH")
 
 
+def named_numbers(name: str, count: "int | None" = None) -> Callable[[str], dict[str, tuple[float, ...]]]:
+    """argparse ``type`` for ``NAME=X,Y;NAME=X,...``: finite numbers per parameter name (exactly ``count`` of
+    them each, ascending, when ``count`` is 2 — a LOW,HIGH range), each name once."""
+
+    def convert(text: str) -> dict[str, tuple[float, ...]]:
+        out: dict[str, tuple[float, ...]] = {}
+        for part in text.split(";"):
+            key, sep, body = part.partition("=")
+            key = key.strip()
+            if not sep or not key.isidentifier() or key in out:
+                raise ValueError(text)
+            out[key] = tuple(strict_float(p) for p in body.split(","))
+        return out
+
+    def ok(value: dict[str, tuple[float, ...]]) -> bool:
+        if count is None:
+            return all(value.values())
+        return all(len(v) == count and (count != 2 or v[0] < v[1]) for v in value.values())
+
+    requirement = ("NAME=LOW,HIGH[;NAME=LOW,HIGH...] with LOW < HIGH" if count == 2
+                   else "NAME=X,Y,...[;NAME=X,...] with finite numbers")
+    return _typed(name, convert, ok, requirement)
+
+
 def emit(as_json: bool, payload: dict, human: Callable[[], str]) -> None:
     """Print exactly one JSON object (``--json``) or the human-readable text, on stdout."""
     if as_json:

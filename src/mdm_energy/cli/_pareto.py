@@ -23,7 +23,8 @@ def _check(args: argparse.Namespace) -> None:
     if not args.task or not args.checkpoint:
         raise CLIError("--objective task needs --task and --checkpoint")
     wrong = [f for f, v in (("--optimum", args.optimum or None), ("--a-values", args.a_values),
-                            ("--b-values", args.b_values), ("--model-args", args.model_args)) if v is not None]
+                            ("--b-values", args.b_values), ("--values", args.values),
+                            ("--model-args", args.model_args)) if v is not None]
     if wrong:
         raise CLIError(f"{wrong[0]} does not apply to --pareto")
     if args.steps_values and any(v != int(v) for v in args.steps_values):
@@ -45,6 +46,7 @@ def run_pareto(args: argparse.Namespace) -> None:
     from ..tuning import check_storage
     from ..tuning.pareto import ParetoSpace, pareto_tune
     from ..tuning.reports import write_pareto_report
+    from .tune_cmd import merged_numbers
 
     _check(args)
     if args.task not in TASKS:
@@ -55,9 +57,9 @@ def run_pareto(args: argparse.Namespace) -> None:
         raise CLIError(f"--pareto with the {args.sampler} sampler needs --steps or --steps-values")
     given = given_sampler_options(args, FIXED_OPTIONS)
     check_sampler_options(args.sampler, given)
-    space = ParetoSpace(a_bounds=args.a_bounds, b_bounds=args.b_bounds, steps=steps or (8,),
-                        threshold_bounds=args.threshold_bounds, epsilon_bounds=args.epsilon_bounds,
-                        factor_bounds=args.factor_bounds)
+    bounds, _ = merged_numbers(args)
+    space = ParetoSpace(steps=steps or (8,), threshold_bounds=args.threshold_bounds, epsilon_bounds=args.epsilon_bounds,
+                        factor_bounds=args.factor_bounds, family=args.family, bounds=bounds)
     check_workers(args.workers)
     check_storage(args.storage)
     task = get_task(args.task)

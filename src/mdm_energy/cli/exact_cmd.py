@@ -100,13 +100,13 @@ def run_exact(args: argparse.Namespace) -> None:
 def run_grid(args: argparse.Namespace) -> None:
     from ..limits import check_workers
     from ..plots import check_plot_path, plot_kl_heatmap
-    from ..tuning import PAPER_GRID, SearchSpace, exact_grid_study
+    from ..tuning import SearchSpace, exact_grid_study
 
     if args.plot:
         check_plot_path(args.plot)
     check_workers(args.workers)
     den, opts = load_exact(args)
-    space = SearchSpace(a_values=args.a_values or PAPER_GRID, b_values=args.b_values or PAPER_GRID)
+    space = SearchSpace(values={name: v for name, v in (("a", args.a_values), ("b", args.b_values)) if v})
     space.grid()  # refuses a grid larger than a study runs
     label = f"{args.sampler}" + (f"/{opts['remasking']}" if "remasking" in opts else "")
     with progress_bar(len(space.grid()), f"exact-grid {label} N={args.steps}") as progress:

@@ -1,4 +1,5 @@
-"""``mdm-energy tune``: a resumable, parallel search for the best Beta (a, b) schedule (docs/design.md §6).
+"""``mdm-energy tune``: a resumable, parallel search for the best schedule of a parametric family — Beta (a, b) by
+default, any registered family with ``--family`` (docs/design.md §6).
 
 This is the canonical search command; ``mdm-energy exact-grid`` is its shorthand for
 ``--objective exact --strategy grid --optimum`` on a throwaway study.
@@ -9,7 +10,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ._common import CLIError, bounds, emit, format_table, positive_floats, positive_int, progress_bar, seed_int
+from ._common import (CLIError, bounds, emit, format_table, named_numbers, positive_floats, positive_int, progress_bar,
+                      seed_int)
 from ._sampler_args import add_sampler_arguments, check_sampler_options, given_sampler_options
 from .exact_cmd import DIST_HELP, load_exact
 
@@ -19,8 +21,9 @@ TASK_OPTIONS = ("remasking", "temperature")
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "tune",
-        help="find the best Beta (a, b) schedule: grid, successive halving, TPE or random search on Optuna storage",
-        description="Tune beta:a,b for an objective (exact KL of a sampler on an explicit law, or a trained "
+        help="find the best Beta (a, b) schedule, or one of another family: grid, successive halving, TPE or random "
+        "search on Optuna storage",
+        description="Tune beta:a,b (or the numbers of another schedule family, --family) for an objective (exact KL of a sampler on an explicit law, or a trained "
         "checkpoint's task metric). Trials live in Optuna storage (SQLite by default): rerunning the same command "
         "resumes without redoing finished trials, and --workers K processes share one study without evaluating a "
         "grid point twice.",
@@ -63,11 +66,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--factor-bounds", type=bounds("factor-bounds"), default=(0.25, 4.0),
                    help="--pareto: LOW,HIGH of the factor (default 0.25,4)")
     p.add_argument("--budget", type=positive_int("budget"), help="evaluations for tpe/random (default 25); caps grid/halving points")
-    p.add_argument("--a-bounds", type=bounds("a-bounds"), default=(0.1, 1.0), help="LOW,HIGH for a (tpe/random; default 0.1,1)")
-    p.add_argument("--b-bounds", type=bounds("b-bounds"), default=(0.1, 1.0), help="LOW,HIGH for b (tpe/random; default 0.1,1)")
-    p.add_argument("--scale", choices=("linear", "log"), default="linear", help="search scale for tpe/random")
-    p.add_argument("--a-values", type=positive_floats("a-values"), help="grid values of a (default 0.1,...,1.0)")
-    p.add_argument("--b-values", type=positive_floats("b-values"), help="grid values of b (default 0.1,...,1.0)")
+    p.add_argument("--family", default="beta", metavar="NAME",
+                   help="the schedule family to tune (default beta; e.g. poly); its declared ranges and grid are the "
+                   "defaults, --bounds and --values override them")
+    p.add_argument("--a-bounds", type=bounds("a-bounds"), help="--family beta: LOW,HIGH for a (tpe/random; default 0.1,1)")
+    p.add_argument("--b-bounds", type=bounds("b-bounds"), help="--family beta: LOW,HIGH for b (tpe/random; default 0.1,1)")
+    p.add_argument("--bounds", type=named_numbers("bounds", 2), metavar="NAME=LO,HI;...",
+                   help="search ranges by parameter name (tpe/random), e.g. 'k=0.5,3' for poly")
+    p.add_argument("--scale", choices=("linear", "log"), default="linear", help="search scale for tpe/random "
+                   "(a parameter its family declares log-scaled is always searched on a log scale)")
+    p.add_argument("--a-values", type=positive_floats("a-values"), help="--family beta: grid values of a (default 0.1,...,1.0)")
+    p.add_argument("--b-values", type=positive_floats("b-values"), help="--family beta: grid values of b (default 0.1,...,1.0)")
+    p.add_argument("--values", type=named_numbers("values"), metavar="NAME=X,Y,...;...",
+                   help="grid values by parameter name (grid/halving), e.g. 'k=0.5,1,2,4' for poly")
     p.add_argument("--storage", default="sqlite:///mdm-energy-studies.db", help="Optuna storage URL or journal:PATH "
                    "(default sqlite:///mdm-energy-studies.db)")
     p.add_argument("--study", help="study name (default derived from the objective and strategy)")
@@ -78,6 +89,38 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--report", metavar="DIR", help="write heatmap, best schedules, markdown table and all trials here")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(run=run)
+
+
+def _beta_only(args: argparse.Namespace) -> list[tuple[str, str, object]]:
+    """The Beta shorthands given: (flag, parameter, value) of --a-bounds, --b-bounds, --a-values, --b-values."""
+    return [(flag, name, value) for flag, name, value in (
+        ("--a-bounds", "a", args.a_bounds), ("--b-bounds", "b", args.b_bounds),
+        ("--a-values", "a", args.a_values), ("--b-values", "b", args.b_values)) if value is not None]
+
+
+def merged_numbers(args: argparse.Namespace) -> tuple[dict, dict]:
+    """``(bounds, values)`` by parameter name from --bounds/--values and, for --family beta, the --a-*/--b-*
+    shorthands; a shorthand with another family, or one parameter given twice, is refused by name."""
+    bounds = dict(args.bounds or {})
+    values = dict(getattr(args, "values", None) or {})
+    for flag, name, value in _beta_only(args):
+        if args.family != "beta":
+            kind = "--bounds NAME=LO,HI" if flag.endswith("bounds") else "--values NAME=X,Y"
+            raise CLIError(f"{flag} applies to --family beta only; give {kind} for the {args.family} family")
+        target = bounds if flag.endswith("bounds") else values
+        if name in target:
+            raise CLIError(f"{flag} and --{'bounds' if target is bounds else 'values'} {name}=... both give {name}")
+        target[name] = value
+    return bounds, values
+
+
+def search_space(args: argparse.Namespace):
+    """The :class:`~mdm_energy.tuning.SearchSpace` the arguments describe (the family's declared defaults where
+    nothing is given)."""
+    from ..tuning import SearchSpace
+
+    bounds, values = merged_numbers(args)
+    return SearchSpace(args.family, bounds=bounds, values=values, log=args.scale == "log")
 
 
 def _eta(text: str) -> int:
@@ -171,8 +214,7 @@ def _objective(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> None:
     from ..limits import check_workers
-    from ..tuning import PAPER_GRID, STRATEGIES, SearchSpace, check_storage, exact_references, tune, write_report
-    from ..tuning.study import MAX_TRIALS
+    from ..tuning import MAX_TRIALS, STRATEGIES, check_storage, exact_references, tune, write_report
 
     if args.pareto:
         from ._pareto import run_pareto
@@ -191,9 +233,11 @@ def run(args: argparse.Namespace) -> None:
         parent = rp.parent if str(rp.parent) else Path(".")
         if not parent.is_dir():
             raise CLIError(f"folder for --report does not exist: {str(parent)!r}")
-    space = SearchSpace(args.a_bounds, args.b_bounds, args.scale == "log",
-                        args.a_values or PAPER_GRID, args.b_values or PAPER_GRID)
-    space.grid()  # refuses a grid larger than a study runs
+    space = search_space(args)
+    if args.strategy in ("grid", "halving"):
+        space.grid()  # refuses a missing grid, or one larger than a study runs
+    else:
+        space.ranges()
     if args.budget is not None and args.budget > MAX_TRIALS:
         raise CLIError(f"--budget must be at most {MAX_TRIALS:,}, got {args.budget:,}")
     check_workers(args.workers)
@@ -213,7 +257,8 @@ def run(args: argparse.Namespace) -> None:
 
     def human() -> str:
         b = result.best
-        rows = [[f"best beta:{b.a:.4g},{b.b:.4g}", f"{b.value:.6g}"]]
+        numbers = ",".join(f"{v:.4g}" for v in b.point(space.names))
+        rows = [[f"best {space.family}:{numbers}", f"{b.value:.6g}"]]
         rows += [[name, f"{v.value:.6g}"] for name, v in result.baselines.items()]
         if references:
             opt, ic = references

@@ -17,6 +17,7 @@ from typing import Any, Callable
 from ..exact import ExactDenoiser, InfoCurveSchedule, Optimum, counts_schedule, infocurve_counts, true_optimum
 from ..schedules import Beta
 from .objectives import ExactKLObjective
+from .claims import BETA
 from .study import BASELINES, SearchSpace, TuneResult, tune
 
 __all__ = ["GridPoint", "ExactGridStudy", "run_grid", "beta_grid", "exact_references", "exact_grid_study"]
@@ -59,7 +60,7 @@ class ExactGridStudy:
 def run_grid(objective: ExactKLObjective, space: "SearchSpace | None" = None, *, workers: int = 1,
              progress: "Callable[[int], None] | None" = None) -> TuneResult:
     """The ``grid`` strategy of the tuner on a throwaway study (memory, or a temporary SQLite file for
-    ``workers`` > 1)."""
+    ``workers`` > 1), over the grid of any schedule family."""
     space = space or SearchSpace()
     if workers <= 1:
         return tune(objective, strategy="grid", storage=None, space=space, progress=progress)
@@ -71,12 +72,21 @@ def run_grid(objective: ExactKLObjective, space: "SearchSpace | None" = None, *,
 def beta_grid(objective: ExactKLObjective, space: "SearchSpace | None" = None, *, workers: int = 1,
               progress: "Callable[[int], None] | None" = None) -> list[GridPoint]:
     """KL of every ``beta:a,b`` of the grid, row-major in a, then b."""
-    space = space or SearchSpace()
+    space = _beta_space(space)
     return _points(run_grid(objective, space, workers=workers, progress=progress), space)
 
 
+def _beta_space(space: "SearchSpace | None") -> SearchSpace:
+    """``space`` (the paper's grid by default), refused unless it is a Beta space: grid points here are (a, b)."""
+    space = space or SearchSpace()
+    if space.family != BETA:
+        raise ValueError(f"exact Beta grids search the beta family, not {space.family!r} "
+                         "(use tune(..., strategy='grid') or run_grid for another family)")
+    return space
+
+
 def _points(result: TuneResult, space: SearchSpace) -> list[GridPoint]:
-    kl = {(t.a, t.b): t.value for t in result.trials if t.state == "COMPLETE"}
+    kl = {t.point(space.names): t.value for t in result.trials if t.state == "COMPLETE"}
     return [GridPoint(a, b, kl[(a, b)]) for a, b in space.grid()]
 
 
@@ -102,8 +112,8 @@ def exact_grid_study(
 ) -> ExactGridStudy:
     """The Beta grid (the paper's 10×10 by default), the baselines, the true optimum and the
     information-curve schedule of one sampler on one law."""
+    space = _beta_space(space)
     objective = ExactKLObjective(den, sampler, steps, remasking)
-    space = space or SearchSpace()
     result = run_grid(objective, space, workers=workers, progress=progress)
     grid = _points(result, space)
     best = min(grid, key=lambda g: (g.kl, g.a, g.b))

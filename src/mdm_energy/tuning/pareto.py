@@ -1,13 +1,15 @@
 r"""Two objectives at once — quality up, mean model calls down — over a sampler's parameters (docs/design.md §6).
 
-:func:`pareto_tune` searches the parameters of one sampler: :math:`(a, b)` of its Beta schedule and its
-number of steps (scheduled samplers), and its threshold, entropy bound or factor (adaptive ones), with
-Optuna's multi-objective TPE or random search. Each trial's values are (task quality, mean model calls
-per answer); the **front** is the set of trials no other trial beats on both. The study has the same
-guarantees as :func:`~mdm_energy.tuning.tune`: Optuna storage, resume without redoing finished trials, a
-dead worker's trial redone, a budget spent once across workers. The hand-crafted schedules (fixed-count
-sampler at every step count of the space) and the adaptive baselines (threshold, entropy-bounded) are
-scored once per study, so a report places the front among them on the same axes.
+:func:`pareto_tune` searches the parameters of one sampler: the numbers of its schedule family (Beta
+:math:`(a, b)` by default) and its number of steps (scheduled samplers), and every option the sampler
+registry gives a search range — the threshold, entropy bound or factor of the adaptive samplers, whose
+bounds :class:`ParetoSpace` sets — with Optuna's multi-objective TPE or random search. Each trial's
+values are (task quality, mean model calls per answer); the **front** is the set of trials no other
+trial beats on both. The study has the same guarantees as :func:`~mdm_energy.tuning.tune` (the claim
+protocol of :mod:`.claims` on the storage of :mod:`.storage`): resume without redoing finished trials,
+a dead worker's trial redone, a budget spent once across workers. The hand-crafted schedules
+(fixed-count sampler at every step count of the space) and the adaptive baselines (threshold,
+entropy-bounded) are scored once per study, so a report places the front among them on the same axes.
 """
 
 from __future__ import annotations
@@ -18,17 +20,20 @@ import uuid
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
 from functools import partial
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
+from .._parse import positive_int
+from ..limits import check_workers
 from ..registry import sampler_spec
-from ..schedules import HAND_CRAFTED, Beta
+from ..schedules import HAND_CRAFTED
 from ._optuna import finish_trial, heartbeat, optuna, set_trial_attr, trial_id
+from .claims import BETA, AskJob, ask_worker, claim_family, claim_objective, fail_stale, optuna_sampler, run_workers
 from .objectives import Score
-from .study import (AskJob, _claim_objective, _discard_if_empty, _fail_stale, _file_of, _run_workers, ask_worker,
-                    open_study, optuna_sampler)
+from .storage import creates_file, discard_if_empty, open_study
+from .study import SearchSpace
 
 __all__ = ["PARETO_STRATEGIES", "ParetoObjective", "SamplerObjective", "ParetoSpace", "ParetoPoint", "ParetoResult",
-           "pareto_tune", "ADAPTIVE_BASELINES"]
+           "pareto_tune", "ADAPTIVE_BASELINES", "ParetoRunConfig"]
 
 #: Strategies that search two objectives at once (grid and halving rank by one score).
 PARETO_STRATEGIES = ("tpe", "random")
@@ -70,40 +75,112 @@ def _check_bounds(name: str, lo: float, hi: float, low: float, high: float) -> N
         raise ValueError(f"{name} bounds must satisfy {low} <= low < high <= {high}, got ({lo!r}, {hi!r})")
 
 
+def _search_range(spec, option: str):
+    """The registry's search range of a sampler option (``low``, ``high``, ``log``), or ``None``: read with
+    ``getattr`` so that this works with a registry whose options carry no ranges (names only) as well."""
+    options = getattr(spec, "options", None)
+    opt = options.get(option) if isinstance(options, Mapping) else None
+    return getattr(opt, "search", None)
+
+
+#: Options the search never takes from the registry's ranges: the schedule (the family's numbers instead)
+#: and the steps (chosen from :attr:`ParetoSpace.steps`).
+_SCHEDULED = ("schedule", "steps")
+_BETA_DEFAULT = (0.1, 1.0)
+
+
 @dataclass(frozen=True)
 class ParetoSpace:
-    """Where the Pareto search looks: Beta (a, b) bounds and step counts (scheduled samplers), and the bounds
-    of the threshold, entropy bound and factor (the samplers that take them)."""
+    """Where the Pareto search looks: the schedule family (``family``, Beta by default) with the bounds of its
+    numbers and the step counts (scheduled samplers), and the bounds of the threshold, entropy bound and
+    factor (the samplers that take them; the registry's ranges for any other option it gives one).
 
-    a_bounds: tuple[float, float] = (0.1, 1.0)
-    b_bounds: tuple[float, float] = (0.1, 1.0)
+    For Beta, ``a_bounds``/``b_bounds`` set the bounds of a and b (``bounds`` may too, and wins); for another
+    family, ``bounds`` overrides its declared ranges by parameter name and ``a_bounds``/``b_bounds`` must be
+    left alone. The family's numbers are searched on a log scale unless ``log`` is False, as they always were
+    for Beta; each is rounded to 4 digits, so the schedule run is the one printed."""
+
+    a_bounds: tuple[float, float] = _BETA_DEFAULT
+    b_bounds: tuple[float, float] = _BETA_DEFAULT
     steps: tuple[int, ...] = (8,)
     threshold_bounds: tuple[float, float] = (0.3, 0.99)
     epsilon_bounds: tuple[float, float] = (0.01, 4.0)
     factor_bounds: tuple[float, float] = (0.25, 4.0)
+    family: str = BETA
+    bounds: "Mapping[str, tuple[float, float]] | None" = None
+    log: bool = True
 
     def __post_init__(self) -> None:
-        _check_bounds("a", *self.a_bounds, 1e-3, 1e3)
-        _check_bounds("b", *self.b_bounds, 1e-3, 1e3)
         _check_bounds("threshold", *self.threshold_bounds, 0.0, 1.0)
         _check_bounds("epsilon", *self.epsilon_bounds, 1e-6, 1e6)
         _check_bounds("factor", *self.factor_bounds, 1e-6, 1e6)
         if not self.steps or any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in self.steps):
             raise ValueError(f"steps must be positive integers, got {list(self.steps)!r}")
+        bounds = dict(self.bounds or {})
+        if self.family == BETA:
+            _check_bounds("a", *self.a_bounds, 1e-3, 1e3)
+            _check_bounds("b", *self.b_bounds, 1e-3, 1e3)
+            bounds = {"a": tuple(self.a_bounds), "b": tuple(self.b_bounds), **bounds}
+            for name in ("a", "b"):
+                if name in bounds:
+                    _check_bounds(name, *bounds[name], 1e-3, 1e3)
+        elif tuple(self.a_bounds) != _BETA_DEFAULT or tuple(self.b_bounds) != _BETA_DEFAULT:
+            raise ValueError(f"a_bounds and b_bounds apply to the beta family only; give bounds for the "
+                             f"{self.family!r} family's parameters")
+        object.__setattr__(self, "_schedule", SearchSpace(self.family, bounds=bounds, log=self.log))
+
+    @property
+    def schedule_space(self) -> SearchSpace:
+        """The search space of the schedule's numbers (scheduled samplers)."""
+        return self._schedule  # type: ignore[attr-defined]
+
+    def _options(self, sampler: str) -> list[tuple[str, float, float, bool]]:
+        """``(option, low, high, log)`` of every option of ``sampler`` the search tunes, in the sampler's order:
+        threshold (linear), epsilon and factor (log) with this space's bounds, any other with the registry's
+        range."""
+        spec = sampler_spec(sampler)
+        own = {"threshold": (*self.threshold_bounds, False), "epsilon": (*self.epsilon_bounds, True),
+               "factor": (*self.factor_bounds, True)}
+        out = []
+        for name in spec.defaults:
+            if name in _SCHEDULED:
+                continue
+            if name in own:
+                out.append((name, *own[name]))
+            elif (rng := _search_range(spec, name)) is not None:
+                out.append((name, float(rng.low), float(rng.high), bool(rng.log)))
+        return out
+
+    def searched(self, sampler: str) -> list[str]:
+        """The Optuna parameter names a trial of ``sampler`` suggests; ``ValueError`` when there are none, when
+        the family's ranges are missing, or when a family parameter is named like a sampler option."""
+        names: list[str] = []
+        scheduled = "schedule" in sampler_spec(sampler).defaults
+        if scheduled:
+            self.schedule_space.ranges()
+            names += list(self.schedule_space.names) + (["steps"] if len(self.steps) > 1 else [])
+        names += [name for name, *_ in self._options(sampler)]
+        if not names:
+            raise ValueError(f"the {sampler} sampler has no parameter this search can tune")
+        clash = sorted({n for n in names if names.count(n) > 1}
+                       | (set(self.schedule_space.names) & {"steps"} if scheduled else set()))
+        if clash:
+            raise ValueError(f"the {self.family} family's parameter {clash[0]!r} has the name of a {sampler} option")
+        return names
 
     def suggest(self, trial, sampler: str) -> dict[str, Any]:
         """The sampler options of one trial (Optuna suggests each searched parameter)."""
         takes = sampler_spec(sampler).defaults
         out: dict[str, Any] = {}
         if "schedule" in takes:
-            a = trial.suggest_float("a", *self.a_bounds, log=True)
-            b = trial.suggest_float("b", *self.b_bounds, log=True)
-            out["schedule"] = Beta(round(a, 4), round(b, 4)).spec  # the schedule run is the one printed
+            values = self.schedule_space.suggest(trial)
+            out["schedule"] = self.schedule_space.build([round(v, 4) for v in values]).spec  # the schedule run is the one printed
             out["steps"] = trial.suggest_categorical("steps", list(self.steps)) if len(self.steps) > 1 else self.steps[0]
-        for key, bounds, log in (("threshold", self.threshold_bounds, False), ("epsilon", self.epsilon_bounds, True),
-                                 ("factor", self.factor_bounds, True)):
-            if key in takes:
-                out[key] = round(trial.suggest_float(key, *bounds, log=log), 4)
+        for name, lo, hi, log in self._options(sampler):
+            if isinstance(takes.get(name), int) and not isinstance(takes.get(name), bool):
+                out[name] = trial.suggest_int(name, math.ceil(lo), math.floor(hi), log=log)
+            else:
+                out[name] = round(trial.suggest_float(name, lo, hi, log=log), 4)
         if not out:
             raise ValueError(f"the {sampler} sampler has no parameter this search can tune")
         return out
@@ -203,29 +280,32 @@ def pareto_tune(
     progress: "Callable[[int], None] | None" = None,
 ) -> ParetoResult:
     """Run (or resume) a two-objective search of ``sampler``'s parameters and return its front, the baselines
-    and every trial (see the module docstring). ``budget`` trials in all, over every worker and run."""
-    from ..limits import check_workers
-
-    sampler_spec(sampler)  # an unknown name: the registry's message
+    and every trial (see the module docstring). ``budget`` trials in all, over every worker and run. The
+    default study name is ``pareto:OBJECTIVE:SAMPLER:STRATEGY``, with the family before the strategy when a
+    scheduled sampler searches a family other than Beta."""
+    spec = sampler_spec(sampler)  # an unknown name: the registry's message
     if strategy not in PARETO_STRATEGIES:
         raise ValueError(f"strategy {strategy!r} cannot search two objectives at once (use: {', '.join(PARETO_STRATEGIES)})")
-    if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
-        raise ValueError(f"budget must be a positive integer, got {budget!r}")
-    check_workers(workers)
+    positive_int(budget, "budget")
+    check_workers(positive_int(workers, "workers"))
     if storage is None and workers > 1:
         raise ValueError("an in-memory study (storage=None) cannot be shared by worker processes; give a storage URL")
     space = space or ParetoSpace()
-    space.suggest(optuna().trial.FixedTrial({"a": 0.5, "b": 0.5, "steps": space.steps[0], "threshold": 0.5,
-                                             "epsilon": 0.5, "factor": 1.0}), sampler)  # a sampler with nothing to tune
-    name = study_name or f"pareto:{objective.name}:{sampler}:{strategy}"
-    path = _file_of(storage) if storage else None
-    created_file = path is not None and not path.exists()
-    study = open_study(storage, name, ("maximize", "minimize"))
+    space.searched(sampler)  # a sampler with nothing to tune, or a family without ranges
+    family = space.family if spec.scheduled else None
+    infix = f"{family}:" if family not in (None, BETA) else ""
+    config = ParetoRunConfig(sampler=sampler, strategy=strategy, budget=budget, storage=storage,
+                             name=study_name or f"pareto:{objective.name}:{sampler}:{infix}{strategy}", workers=workers,
+                             seed=seed, space=space)
+    created_file = creates_file(storage)
+    study = open_study(storage, config.name, ("maximize", "minimize"))
     try:
-        _claim_objective(study, name, _Named(f"pareto:{objective.name}:{sampler}"))
-        return _run(study, objective, sampler, strategy, budget, storage, name, workers, seed, space, progress)
+        claim_objective(study, config.name, _Named(f"pareto:{objective.name}:{sampler}"))
+        if family is not None:
+            claim_family(study, config.name, family)
+        return _run(study, objective, config, progress)
     except BaseException:
-        _discard_if_empty(storage, name, created_file)
+        discard_if_empty(storage, config.name, created_file)
         raise
 
 
@@ -234,26 +314,43 @@ class _Named:
     name: str
 
 
-def _run(study, objective, sampler, strategy, budget, storage, name, workers, seed, space, progress) -> ParetoResult:
-    _fail_stale(study)
+@dataclass(frozen=True)
+class ParetoRunConfig:
+    """One Pareto run, as :func:`pareto_tune` checked it: the sampler, the strategy and its budget, where the
+    study lives and its name, how many workers share it, the seed and the search space."""
+
+    sampler: str
+    strategy: str
+    budget: int
+    storage: "str | None"
+    name: str
+    workers: int
+    seed: int
+    space: ParetoSpace
+
+
+def _run(study, objective: ParetoObjective, config: ParetoRunConfig,
+         progress: "Callable[[int], None] | None") -> ParetoResult:
+    fail_stale(study)
     run_id = uuid.uuid4().hex
-    for label, base, options in _baselines(space):  # once per study
+    for label, base, options in _baselines(config.space):  # once per study
         key = f"baseline:{label}"
         if key not in study.user_attrs:
             score, nfe = objective.evaluate(base, options)
             study.set_user_attr(key, {"sampler": base, "options": options, "quality": score.value,
                                       "stderr": score.stderr, "n": score.n, "nfe": float(nfe)})
-    opener = (lambda: study) if workers == 1 else partial(open_study, storage, name, ("maximize", "minimize"))
-    job = AskJob("pareto", budget, run_id, partial(optuna_sampler, strategy, seed), partial(_propose, space, sampler),
-                 partial(_record, objective, sampler))
+    opener = ((lambda: study) if config.workers == 1
+              else partial(open_study, config.storage, config.name, ("maximize", "minimize")))
+    job = AskJob("pareto", config.budget, run_id, partial(optuna_sampler, config.strategy, config.seed),
+                 partial(_propose, config.space, config.sampler), partial(_record, objective, config.sampler))
 
     def tick() -> None:
         if progress:
             progress(len(_complete(study)))
 
-    _run_workers(ask_worker, (opener, objective, job), workers, tick)
+    run_workers(ask_worker, (opener, objective, job), config.workers, tick)
     tick()
-    return _result(study, sampler, strategy, run_id)
+    return _result(study, config.sampler, config.strategy, run_id)
 
 
 def _complete(study) -> list:

@@ -1,9 +1,11 @@
-"""Tuning reports: heatmap of the score over (a, b), the best schedules, a markdown table, all trials.
+"""Tuning reports: the score over the family's parameters, the best schedules, a markdown table, all trials.
 
 ``write_report(result, objective, steps, length, folder)`` writes
 
-* ``heatmap.png`` — the score over (a, b) (a grid as cells, sampled points as a scatter), baselines marked;
-* ``schedules.png`` — α(t), γ(t) and per-step counts of the best three Beta schedules and linear;
+* ``heatmap.png`` — for a two-parameter family (Beta's (a, b)), the score over its two parameters (a grid
+  as cells, sampled points as a scatter), baselines marked; for a one-parameter family, ``scores.png``
+  instead: the score against that parameter, baselines as lines (no plot for more parameters);
+* ``schedules.png`` — α(t), γ(t) and per-step counts of the best three schedules and linear;
 * ``report.md`` — the best schedules against the baselines, with standard errors;
 * ``trials.csv`` and ``trials.json`` — every trial.
 
@@ -96,8 +98,19 @@ def _write_pareto(result, objective_name: str, out: Path) -> dict[str, str]:
     return files
 
 
+def _param_names(result: TuneResult) -> list[str]:
+    """The parameter names of the result's family, in its declared order (the best trial's, for a family this
+    process does not know)."""
+    from ..schedules import schedule_family
+
+    try:
+        return [p.name for p in schedule_family(result.family).params or ()]
+    except ValueError:
+        return list(result.best.params)
+
+
 def _write_report(result: TuneResult, objective_name: str, steps: int, length: int, out: Path) -> dict[str, str]:
-    from ..plots import plot_kl_heatmap, plot_schedules, plot_score_scatter
+    from ..plots import plot_kl_heatmap, plot_schedules, plot_score_line, plot_score_scatter
 
     done = [t for t in result.trials if t.state == "COMPLETE" and t.strategy == result.strategy]
     top_rung = max(t.rung for t in done)
@@ -108,10 +121,23 @@ def _write_report(result: TuneResult, objective_name: str, steps: int, length: i
     baselines = {k: v.value for k, v in result.baselines.items()}
     grid_like = result.strategy in ("grid", "halving")
     shown = [t for t in done if t.rung == 0] if grid_like else done
-    plot = plot_kl_heatmap if grid_like else plot_score_scatter
-    files["heatmap"] = str(plot([t.a for t in shown], [t.b for t in shown], [t.value for t in shown], baselines,
-                                out / "heatmap.png", title=f"{objective_name} ({result.strategy})",
-                                minimize=result.direction == "minimize", label=label))
+    names = _param_names(result)
+    title = f"{objective_name} ({result.strategy})"
+    minimize = result.direction == "minimize"
+    values = [t.value for t in shown]
+    picture = ""
+    if len(names) == 2:
+        plot = plot_kl_heatmap if grid_like else plot_score_scatter
+        points = [t.point(names) for t in shown]
+        files["heatmap"] = str(plot([p[0] for p in points], [p[1] for p in points], values, baselines,
+                                    out / "heatmap.png", title=title, minimize=minimize, label=label,
+                                    family=result.family, names=tuple(names)))
+        picture = f"![score over ({', '.join(names)})](heatmap.png)"
+    elif len(names) == 1:
+        files["scores"] = str(plot_score_line([t.params[names[0]] for t in shown], values, baselines,
+                                              out / "scores.png", title=title, minimize=minimize, label=label,
+                                              family=result.family, name=names[0]))
+        picture = f"![score over {names[0]}](scores.png)"
     best_specs = [t.spec for t in finalists[:3]]
     files["schedules"] = str(plot_schedules(best_specs + ["linear"], steps, length, out / "schedules.png",
                                             title=f"best schedules of {result.strategy} on {objective_name}"))
@@ -134,14 +160,16 @@ def _write_report(result: TuneResult, objective_name: str, steps: int, length: i
     failed = [t for t in result.trials if t.state == "FAIL" and not t.stale]
     if failed:
         lines += ["", f"{len(failed)} trial(s) failed; first error: `{failed[0].error}`"]
-    lines += ["", "![score over (a, b)](heatmap.png)", "", "![best schedules](schedules.png)", ""]
+    lines += ["", picture, "", "![best schedules](schedules.png)", ""] if picture else \
+        ["", "![best schedules](schedules.png)", ""]
     write_text_atomic(out / "report.md", "\n".join(lines))
     files["report"] = str(out / "report.md")
     buf = io.StringIO()
-    fields = ["number", "state", "strategy", "rung", "size", "a", "b", "spec", "value", "n", "stderr", "error", "duplicate", "stale"]
+    fields = ["number", "state", "strategy", "rung", "size", "family", "a", "b", "params", "spec", "value", "n", "stderr",
+              "error", "duplicate", "stale"]
     writer = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore")
     writer.writeheader()
-    writer.writerows(t.as_json() for t in result.trials)
+    writer.writerows({**t.as_json(), "params": json.dumps(t.params, sort_keys=True)} for t in result.trials)
     write_text_atomic(out / "trials.csv", buf.getvalue())
     write_text_atomic(out / "trials.json", json.dumps(json_safe({**result.as_json(), "trials": [t.as_json() for t in result.trials]}), indent=2, allow_nan=False) + "\n")
     files["trials_csv"], files["trials_json"] = str(out / "trials.csv"), str(out / "trials.json")

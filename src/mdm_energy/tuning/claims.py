@@ -1,0 +1,263 @@
+r"""The trial-claim protocol: how workers sharing one study split its work safely (docs/design.md §6).
+
+Every evaluation is one Optuna trial. Its parameters are the schedule family's numbers (``a`` and ``b``
+for Beta), and its user attributes ``key`` (the point and rung, :func:`point_key`), ``rung``, ``size``,
+``spec``, ``strategy``, ``host``, ``pid`` and ``run`` (``family`` too, for a family other than Beta),
+then ``n`` and ``stderr`` once scored — so a study can be inspected with Optuna's own tools.
+
+Safety, by construction:
+
+* **resume** — finished trials are read back and never redone; a trial left ``RUNNING`` by a process
+  that died (same host, pid gone: a SIGKILL, a crash; or, on a database server, a heartbeat that
+  stopped) is marked failed-stale (:func:`fail_stale`) and its point is redone;
+* **no duplicate grid points**, even across workers — a worker creates its trial in ``RUNNING`` state
+  with fixed parameters *before* evaluating, then checks the storage (:func:`evaluate_point`): if
+  another trial holds the same point (finished, or running with a lower trial number), it abandons its
+  own (``PRUNED``, attribute ``duplicate``) without evaluating. Trial numbers are assigned atomically by
+  the storage, so exactly one of any two racing workers proceeds (the storage calls this needs are in
+  :mod:`._optuna`);
+* **a budget spent once** — an ask-and-tell worker (:func:`ask_worker`) takes a place in the budget
+  only while fewer than the budget are held, trial numbers deciding a race for the last place;
+* **failures** — an evaluation that raises, or returns a non-finite score, is recorded as ``FAIL`` with
+  its error text, and the study goes on;
+* **one objective and one schedule family per study** (:func:`claim_objective`, :func:`claim_family`),
+  so scores of different things are never ranked together.
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+import os
+import socket
+import time
+import traceback
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+from ..schedules import Schedule, ScheduleFamily, ScheduleParam
+from ._optuna import create_running_trial, finish_trial, heartbeat, optuna, set_trial_attr, stale_trial_ids, trial_id
+from .items import StudyItemStore
+from .objectives import ItemObjective, Objective, Score
+
+__all__ = ["STORED_RANGE", "BETA", "point_key", "stored_distribution", "fail_stale", "holders", "record",
+           "owner_attrs", "family_attrs", "evaluate_point", "bind_objective", "points_worker", "AskJob", "optuna_sampler", "ask_worker",
+           "run_workers", "claim_objective", "claim_family", "family_of_trial"]
+
+#: The distribution every positive grid parameter (Beta's ``a`` and ``b``) is stored under (grid, halving).
+STORED_RANGE = (1e-6, 1e6)
+#: The family a trial or study without a ``family`` attribute belongs to (every study before families).
+BETA = "beta"
+
+
+def point_key(values: Sequence[float], rung: int = 0) -> str:
+    """The key of a point on a rung: its numbers to 12 significant digits and the rung, comma-joined —
+    ``f"{a:.12g},{b:.12g},{rung}"`` for Beta, as every stored study has it."""
+    return ",".join(f"{v:.12g}" for v in values) + f",{rung}"
+
+
+def stored_distribution(param: ScheduleParam):
+    """The Optuna distribution a fixed grid value of ``param`` is stored under: log-uniform over
+    :data:`STORED_RANGE` for a parameter declared positive (a log scale, or a positive range), else uniform
+    over ±1e6."""
+    if param.log or (param.low is not None and param.low > 0):
+        return optuna().distributions.FloatDistribution(*STORED_RANGE, log=True)
+    return optuna().distributions.FloatDistribution(-1e6, 1e6)
+
+
+def family_of_trial(user_attrs: dict[str, Any]) -> str:
+    """The schedule family of a stored trial (Beta when the attribute is absent, as in every older study)."""
+    return user_attrs.get("family", BETA)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def fail_stale(study) -> int:
+    """Mark RUNNING trials of dead workers as failed-stale: a process of this host that is gone, or (on a
+    database server) a worker anywhere whose heartbeat stopped; returns how many."""
+    host, n = socket.gethostname(), 0
+    silent = stale_trial_ids(study)
+    for t in study.get_trials(deepcopy=False, states=(optuna().trial.TrialState.RUNNING,)):
+        dead_here = t.user_attrs.get("host") == host and not _alive(int(t.user_attrs.get("pid", -1)))
+        if dead_here or trial_id(t) in silent:
+            set_trial_attr(study, trial_id(t), "stale", True)
+            finish_trial(study, t.number, "FAIL")
+            n += 1
+    return n
+
+
+def holders(study, key: str) -> list:
+    """Trials that hold a point: finished (complete, or failed by the objective) or running."""
+    S = optuna().trial.TrialState
+    return [t for t in study.get_trials(deepcopy=False, states=(S.COMPLETE, S.FAIL, S.RUNNING))
+            if t.user_attrs.get("key") == key and not t.user_attrs.get("stale")]
+
+
+def record(study, tid: int, number: int, objective: Objective, schedule: Callable[[], Schedule],
+           size: "int | None", seed: int) -> None:
+    """Build the trial's schedule (``schedule()``), evaluate it and finish the trial: COMPLETE with its score,
+    or FAIL with the error text (a schedule that cannot be built fails its trial the same way)."""
+    try:
+        with heartbeat(study, tid):
+            score: Score = objective.evaluate(schedule(), size=size, seed=seed)
+        if not math.isfinite(score.value):
+            raise ValueError(f"objective returned a non-finite score {score.value!r}")
+    except Exception as exc:  # noqa: BLE001 - a failing trial is recorded, the study goes on
+        set_trial_attr(study, tid, "error", f"{type(exc).__name__}: {exc}")
+        set_trial_attr(study, tid, "traceback", traceback.format_exc(limit=5))
+        finish_trial(study, number, "FAIL")
+        return
+    set_trial_attr(study, tid, "n", score.n)
+    set_trial_attr(study, tid, "stderr", score.stderr)
+    finish_trial(study, number, "COMPLETE", score.value)
+
+
+def owner_attrs(strategy: str, run_id: str) -> dict[str, Any]:
+    """Who runs a trial: the strategy, this host and process (for stale detection) and this run's id."""
+    return {"strategy": strategy, "host": socket.gethostname(), "pid": os.getpid(), "run": run_id}
+
+
+def family_attrs(family: ScheduleFamily) -> dict[str, Any]:
+    """The ``family`` user attribute of a trial: absent for Beta, so Beta trials are stored as they always were."""
+    return {} if family.name == BETA else {"family": family.name}
+
+
+def evaluate_point(study, objective: Objective, strategy: str, family: ScheduleFamily, values: Sequence[float],
+                   rung: int = 0, size: "int | None" = None, seed: int = 0, run_id: str = "") -> bool:
+    """Claim and evaluate one fixed point ``values`` of ``family`` (in the order of its parameters); returns
+    False when another trial already holds it."""
+    key = point_key(values, rung)
+    if holders(study, key):
+        return False
+    params = family.params or ()
+    schedule = family.build(*values)
+    tid, number = create_running_trial(
+        study, {p.name: v for p, v in zip(params, values)}, {p.name: stored_distribution(p) for p in params},
+        {"key": key, "rung": rung, "size": size, "spec": schedule.spec, **family_attrs(family),
+         **owner_attrs(strategy, run_id)},
+    )
+    S = optuna().trial.TrialState
+    rivals = [t for t in holders(study, key) if trial_id(t) != tid and (t.state != S.RUNNING or t.number < number)]
+    if rivals:  # someone else holds this point: abandon without evaluating
+        set_trial_attr(study, tid, "duplicate", True)
+        finish_trial(study, number, "PRUNED")
+        return False
+    record(study, tid, number, objective, lambda: schedule, size, seed)
+    return True
+
+
+def bind_objective(objective: Any, study) -> None:
+    """Item objectives keep their per-item scores with the study (shared by every worker)."""
+    if isinstance(objective, ItemObjective):
+        objective.store = StudyItemStore(study)
+
+
+def points_worker(opener: Callable[[], Any], objective: Objective, strategy: str, family: ScheduleFamily,
+                  points: Sequence[tuple], run_id: str, n_workers: int, worker: int) -> None:
+    """Claim and evaluate every ``(values, rung, size, seed)`` of ``points`` that no trial holds yet."""
+    study = opener()
+    bind_objective(objective, study)
+    shift = worker * len(points) // n_workers  # start workers at different places: they rarely race
+    for values, rung, size, seed in list(points[shift:]) + list(points[:shift]):
+        evaluate_point(study, objective, strategy, family, values, rung, size, seed, run_id)
+
+
+@dataclass(frozen=True)
+class AskJob:
+    """What an ask-and-tell worker needs (a strategy run by an Optuna sampler): the strategy's name and
+    budget, this run's id, the Optuna sampler to make for worker ``w``, how to suggest a trial's parameters
+    (``propose(trial) -> user attributes``) and how to evaluate and finish it (``record(study, trial)``)."""
+
+    strategy: str
+    budget: int
+    run_id: str
+    new_sampler: Callable[[int], Any]
+    propose: Callable[[Any], dict[str, Any]]
+    record: Callable[[Any, Any], None]
+
+
+def optuna_sampler(strategy: str, seed: int, worker: int):
+    """TPE (multivariate; multi-objective when the study is) or random search, seeded per worker."""
+    op = optuna()
+    if strategy == "tpe":
+        return op.samplers.TPESampler(seed=seed + worker, multivariate=True, n_startup_trials=8)
+    return op.samplers.RandomSampler(seed=seed + worker)
+
+
+def ask_worker(opener: Callable[[], Any], objective: Any, job: AskJob, worker: int) -> None:
+    """Ask, propose, claim a place in the budget and record, until the strategy holds ``job.budget`` trials.
+
+    Trials that count against the budget are this strategy's finished, failed and running ones (not stale,
+    not abandoned duplicates); when two workers race for the last place, trial numbers decide."""
+    S = optuna().trial.TrialState
+    study = opener()
+    bind_objective(objective, study)
+    study.sampler = job.new_sampler(worker)
+
+    def held(before: "int | None" = None) -> int:
+        return sum(1 for t in study.get_trials(deepcopy=False, states=(S.COMPLETE, S.FAIL, S.RUNNING))
+                   if t.user_attrs.get("strategy", job.strategy if t.state == S.RUNNING else None) == job.strategy
+                   and not t.user_attrs.get("stale") and not t.user_attrs.get("duplicate")
+                   and (before is None or t.number < before))  # a trial just asked may not carry its attributes yet
+
+    while held() < job.budget:
+        trial = study.ask()
+        for k, v in {**job.propose(trial), **owner_attrs(job.strategy, job.run_id)}.items():
+            trial.set_user_attr(k, v)
+        if held(before=trial.number) >= job.budget:  # another worker took the last place first
+            trial.set_user_attr("duplicate", True)
+            finish_trial(study, trial.number, "PRUNED")
+            return
+        job.record(study, trial)
+
+
+def run_workers(target: Callable, args: tuple, workers: int, progress: "Callable[[], None] | None") -> None:
+    """Run ``target(*args, worker)`` in this process (one worker) or in ``workers`` forked processes."""
+    if workers <= 1:
+        target(*args, 0)
+        return
+    ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
+    procs = [ctx.Process(target=target, args=args + (w,)) for w in range(workers)]
+    for p in procs:
+        p.start()
+    try:
+        while any(p.is_alive() for p in procs):
+            if progress:
+                progress()
+            time.sleep(0.2)
+    finally:
+        for p in procs:
+            p.join()
+    bad = [p.exitcode for p in procs if p.exitcode not in (0, None)]
+    if bad:
+        raise RuntimeError(f"{len(bad)} tuning worker(s) exited abnormally (exit codes {bad})")
+
+
+def claim_objective(study, name: str, objective: Any) -> None:
+    """A study holds one objective: a name reused for another is refused (its scores would be mixed)."""
+    held = study.user_attrs.get("objective")
+    if held is None:
+        study.set_user_attr("objective", objective.name)
+    elif held != objective.name:
+        raise ValueError(f"study {name!r} already holds the objective {held!r}, not {objective.name!r}; "
+                         "give another study name")
+
+
+def claim_family(study, name: str, family: str) -> None:
+    """A study searches one schedule family: a name reused for another is refused. A study that holds trials
+    but no ``family`` attribute is from before families, so it is a Beta study."""
+    held = study.user_attrs.get("family")
+    if held is None and study.get_trials(deepcopy=False):
+        held = BETA
+    if held is not None and held != family:
+        raise ValueError(f"study {name!r} searches the schedule family {held!r}, not {family!r}; give another study name")
+    if study.user_attrs.get("family") is None:
+        study.set_user_attr("family", family)
