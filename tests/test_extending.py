@@ -83,7 +83,7 @@ def test_docs_commands_run_as_written(example):
     table = (example / "out1.txt").read_text()
     assert "kumaraswamy:1.5,1.5" in table
     margin = json.loads((example / "out2.txt").read_text())
-    assert margin["sampler"] == "margin-threshold" and margin["n"] == 40 and 1 <= margin["nfe"] <= 24
+    assert margin["sampler"].startswith("MarginThreshold(margin=0.6,") and margin["n"] == 40 and 1 <= margin["nfe"] <= 24
     fixed = json.loads((example / "out3.txt").read_text())
     assert fixed["nfe"] == 6.0
     front = json.loads((example / "out4.txt").read_text())

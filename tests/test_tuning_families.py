@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
-from types import SimpleNamespace
 from typing import ClassVar
 
 import numpy as np
@@ -22,7 +21,6 @@ from mdm_energy.cli import main  # noqa: E402
 from mdm_energy.exact import exact_sampler  # noqa: E402
 from mdm_energy.schedules import Schedule, ScheduleParam, parse_schedule, register_schedule  # noqa: E402
 from mdm_energy.tuning import ExactKLObjective, ParetoSpace, SearchSpace, tune, write_report  # noqa: E402
-from mdm_energy.tuning import pareto as pareto_module  # noqa: E402
 from mdm_energy.tuning.claims import point_key  # noqa: E402
 from mdm_energy.tuning.pareto import SamplerObjective, pareto_tune  # noqa: E402
 from mdm_energy.tuning.objectives import Score  # noqa: E402
@@ -272,24 +270,34 @@ def test_pareto_over_another_family(tmp_path):
         ParetoSpace(family="poly", a_bounds=(0.2, 0.9))
 
 
-def test_pareto_tunes_every_option_the_registry_gives_a_range(monkeypatch):
-    """An option with a registry search range is tuned; the threshold keeps this space's bounds, whatever the
+def test_pareto_tunes_every_option_the_registry_gives_a_range():
+    """An option with a declared search range is tuned; the threshold keeps this space's bounds, whatever the
     registry says; an option without a range is left alone."""
-    rng = SimpleNamespace
-    spec = SimpleNamespace(
-        defaults={"threshold": 0.9, "temperature": 0.0, "top_k": 5, "alg": "origin"},
-        options={"threshold": rng(search=rng(low=0.0, high=1.0, log=False)),
-                 "temperature": rng(search=rng(low=0.1, high=2.0, log=True)),
-                 "top_k": rng(search=rng(low=1, high=9, log=False)), "alg": rng(search=None)},
-        scheduled=False)
-    monkeypatch.setattr(pareto_module, "sampler_spec", lambda name: spec)
+    from mdm_energy import registry
+    from mdm_energy.registry import Option, SearchRange, register_sampler
+
+    saved = (dict(registry._SAMPLERS), dict(registry._OPTIONS))
+    try:
+        register_sampler("x", summary="a sampler with ranged options", target="mdm_energy.sampling.adaptive:ThresholdSampler",
+                         options={"threshold": 0.9,
+                                  "knob": Option("knob", 0.5, float, "a float knob", search=SearchRange(0.1, 2.0, log=True)),
+                                  "count": Option("count", 5, int, "an integer knob", search=SearchRange(1, 9)),
+                                  "alg": "origin"})
+        _check_ranged_search()
+    finally:
+        for table, before in zip((registry._SAMPLERS, registry._OPTIONS), saved):
+            table.clear()
+            table.update(before)
+
+
+def _check_ranged_search():
     space = ParetoSpace(threshold_bounds=(0.5, 0.6))
-    assert space.searched("x") == ["threshold", "temperature", "top_k"]
+    assert space.searched("x") == ["threshold", "knob", "count"]
     study = optuna.create_study(directions=["maximize", "minimize"], sampler=optuna.samplers.RandomSampler(seed=0))
     for _ in range(5):
         trial = study.ask()
         out = space.suggest(trial, "x")
-        assert list(out) == ["threshold", "temperature", "top_k"] and 0.5 <= out["threshold"] <= 0.6
-        assert 0.1 <= out["temperature"] <= 2.0 and out["temperature"] == round(out["temperature"], 4)
-        assert isinstance(out["top_k"], int) and 1 <= out["top_k"] <= 9
+        assert list(out) == ["threshold", "knob", "count"] and 0.5 <= out["threshold"] <= 0.6
+        assert 0.1 <= out["knob"] <= 2.0 and out["knob"] == round(out["knob"], 4)
+        assert isinstance(out["count"], int) and 1 <= out["count"] <= 9
         study.tell(trial, [0.0, 0.0])

@@ -76,11 +76,8 @@ def _check_bounds(name: str, lo: float, hi: float, low: float, high: float) -> N
 
 
 def _search_range(spec, option: str):
-    """The registry's search range of a sampler option (``low``, ``high``, ``log``), or ``None``: read with
-    ``getattr`` so that this works with a registry whose options carry no ranges (names only) as well."""
-    options = getattr(spec, "options", None)
-    opt = options.get(option) if isinstance(options, Mapping) else None
-    return getattr(opt, "search", None)
+    """The declared search range of a sampler option (:class:`~mdm_energy.registry.SearchRange`), or ``None``."""
+    return spec.params[option].search
 
 
 #: Options the search never takes from the registry's ranges: the schedule (the family's numbers instead)
