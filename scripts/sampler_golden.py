@@ -9,6 +9,10 @@ model calls (so a difference says where it is).
     python scripts/sampler_golden.py --out before.json           # on one version of the code
     python scripts/sampler_golden.py --compare before.json       # on another: every run must match
 
+``benchmarks/results/sampler_golden.json`` is the record of the samplers before they moved into one decoding
+loop (commit c839ef9); ``--compare`` it after any change that must keep every output token for token.
+About 6 minutes on 2 cores.
+
 Exit status 0 when every run matches (or when only writing), 1 when any differs.
 """
 
