@@ -91,7 +91,7 @@ MUTATIONS = [
      "return Decision(((conf >= self.threshold) | select_top_k(conf, torch.ones_like(masked.sum(-1)))) & masked, cand)",
      "tests/test_hybrid_samplers.py"),
     ("revision: prompt tokens re-masked", "sampling/base.py",
-     "remask = decision.remask & window & ~run.canvas.prompt_mask[rows]", "remask = decision.remask",
+     "remask = decision.remask & window & run.block.positions & ~run.canvas.prompt_mask[rows]", "remask = decision.remask",
      "tests/test_extending.py"),
     ("registry: a plug-in's failure stops the others", "registry.py",
      "        except Exception as exc:  # noqa: BLE001 - a broken plug-in must not take the built-ins down",

@@ -130,8 +130,44 @@ def test_an_option_may_not_hide_a_loop_method(tables):
         def decide(self, run, block, step, masked):
             raise AssertionError
 
-    with pytest.raises(ValueError, match="option name 'plan' is taken by the Sampler class"):
+    with pytest.raises(ValueError, match="option name 'plan' is taken by the Bad class"):
         register_sampler("bad", summary="x", options={"plan": Option("plan", 1, int, "h")}, target=Bad)
+    assert "bad" not in registry.SAMPLERS and "plan" not in registry.OPTIONS  # a refusal registers nothing
+
+
+def test_an_option_is_declared_once(tables):
+    with pytest.raises(ValueError, match="option 'remasking' is already declared"):
+        register_sampler("mine", summary="x", target=Sampler,
+                         options={"remasking": Option("remasking", "foo", str, "another meaning", choices=("foo",))})
+    knob = Option("knob", 1.0, float, "a knob")
+    register_sampler("one", summary="x", options={"knob": knob}, target="mdm_energy.sampling.adaptive:ThresholdSampler")
+    register_sampler("two", summary="x", options={"knob": Option("knob", 2.0, float, "a knob")},
+                     target="mdm_energy.sampling.adaptive:ThresholdSampler")  # the same declaration, its own default
+    assert sampler_spec("two").defaults["knob"] == 2.0 and registry.OPTIONS["knob"].default == 1.0
+
+
+def test_an_exact_law_needs_a_schedule_steps_and_temperature(tables):
+    with pytest.raises(ValueError, match="declares the exact law 'fixed-count' but takes no 'schedule' option"):
+        register_sampler("mine", summary="x", options={"threshold": 0.5}, target=Sampler, exact_law="fixed-count")
+
+
+class _Lazy(Sampler):
+    """Commits one position per call but stops after two calls: a block of four is left half masked."""
+
+    def block_steps(self, run, block):
+        return 2
+
+    def decide(self, run, block, step, masked):
+        cand, conf = self.candidates(run, step, masked, "low_confidence")
+        best = torch.zeros_like(masked)
+        best[torch.arange(len(masked)), conf.argmax(-1)] = True
+        return Decision(best, cand)
+
+
+def test_a_block_left_masked_is_an_error_not_silent(tables):
+    register_sampler("lazy", summary="x", options={"temperature": 0.0, "block_length": None}, target=_Lazy)
+    with pytest.raises(RuntimeError, match="the lazy sampler left 2 position\\(s\\) of block 0 masked after its last step"):
+        make_sampler("lazy")(_tiny(), [[1]], 4)
 
 
 # --- a user sampler: the built-in rule it reduces to, and the exact engine -------------------------------------
@@ -325,7 +361,8 @@ register_sampler("plugged-fixed", summary="the fixed-count rule from a plug-in",
 def test_entry_point_plugins_are_found_and_broken_ones_contained(tmp_path):
     _install(tmp_path, "goodplug", "goodplug", GOOD, {"good": "mdm_energy.samplers"})
     _install(tmp_path, "badplug", "badplug", "raise RuntimeError('boom at import')\n", {"bad": "mdm_energy.schedules"})
-    _install(tmp_path, "dupplug", "dupplug", GOOD.replace("plugged-fixed", "fixed"), {"dup": "mdm_energy.samplers"})
+    _install(tmp_path, "dupplug", "dupplug", GOOD.replace("plugged-fixed", "half-a") + GOOD.replace("plugged-fixed", "fixed"),
+             {"dup": "mdm_energy.samplers"})
     env = _env(PYTHONPATH=str(tmp_path))
     ck = str(ROOT / "checkpoints" / "countdown")
 
@@ -343,6 +380,8 @@ def test_entry_point_plugins_are_found_and_broken_ones_contained(tmp_path):
     assert len(warnings) == 2 and r.stderr.count("\n") == 2
     assert any("bad (mdm_energy.schedules: badplug)" in ln and "RuntimeError: boom at import" in ln for ln in warnings)
     assert any("dup (mdm_energy.samplers: dupplug)" in ln and "'fixed' is already registered" in ln for ln in warnings)
+    half = cli("eval", "--task", "countdown", "--checkpoint", ck, "--sampler", "half-a", "-N", "4", "--limit", "2")
+    assert half.returncode == 2 and "unknown sampler 'half-a'" in half.stderr  # a failed plug-in leaves nothing behind
     # naming a schedule family when a schedule plug-in failed: exit 2, one error line that says which plug-in
     r = cli("schedule", "nosuch:1", "--steps", "4", "--length", "8")
     assert r.returncode == 2 and r.stdout == ""
@@ -366,3 +405,41 @@ def test_plugins_env_loads_a_file_and_names_a_missing_one(tmp_path):
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and r.stdout.strip() == "True"
     assert "nope_mod ($MDM_ENERGY_PLUGINS) was not loaded: ModuleNotFoundError" in r.stderr
+
+
+# --- the docs table and the listing read the declarations --------------------------------------------------------
+
+
+def test_design_docs_sampler_table_is_the_registrys():
+    from mdm_energy.registry import BUILTIN_SAMPLERS, sampler_table
+
+    text = (ROOT / "docs" / "design.md").read_text()
+    start = text.index("| name | each model call | options (defaults) | exact law (§5) |")
+    assert text[start:start + len(sampler_table(BUILTIN_SAMPLERS))] == sampler_table(BUILTIN_SAMPLERS)
+
+
+def test_samplers_command_lists_plugins_from_their_declaration(tmp_path):
+    (tmp_path / "mine.py").write_text(GOOD.replace("plugged-fixed", "listed-one"))
+    r = subprocess.run([sys.executable, "-m", "mdm_energy", "samplers", "--json"], capture_output=True, text=True,
+                       env=_env(MDM_ENERGY_PLUGINS=str(tmp_path / "mine.py")), timeout=120)
+    assert r.returncode == 0, r.stderr
+    listed = {s["name"]: s for s in json.loads(r.stdout)["samplers"]}
+    assert set(registry.BUILTIN_SAMPLERS) | {"listed-one"} == set(listed)
+    assert listed["listed-one"]["options"]["steps"]["default"] == 64
+    assert listed["listed-one"]["target"] == "mdm_energy.sampling.fixed:FixedCountSampler"
+
+
+def test_a_plugin_option_spelled_like_a_command_flag_leaves_the_command_intact(tmp_path):
+    (tmp_path / "clash.py").write_text(
+        "from mdm_energy.registry import Option, register_sampler\n"
+        "register_sampler('clashy', summary='a threshold rule with an option named like eval\\'s --limit',\n"
+        "                 options={'limit': Option('limit', 3, int, 'clashes with --limit'), 'threshold': 0.5},\n"
+        "                 target='mdm_energy.sampling.adaptive:ThresholdSampler')\n")
+    env = _env(MDM_ENERGY_PLUGINS=str(tmp_path / "clash.py"))
+    r = subprocess.run([sys.executable, "-m", "mdm_energy", "eval", "--task", "countdown", "--checkpoint",
+                        str(ROOT / "checkpoints" / "countdown"), "--sampler", "clashy", "--limit", "4", "--json"],
+                       env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["n"] == 4 and "limit=3" in out["sampler"]  # --limit is eval's; the sampler keeps its default
+    assert "option 'limit' of the clashy sampler has no flag in 'mdm-energy eval'" in r.stderr

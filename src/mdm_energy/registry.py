@@ -53,7 +53,7 @@ import math
 import warnings
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from ._parse import positive_int, strict_float, strict_int
 
@@ -77,6 +77,8 @@ __all__ = [
     "sampler_options",
     "exact_check_options",
     "load_plugins",
+    "sampler_table",
+    "BUILTIN_SAMPLERS",
     "plugin_errors",
     "OPTION_HELP",
     "EOS_OPTIONS",
@@ -98,7 +100,7 @@ EXACT_TEMPERATURE = 1.0
 EXACT_LAWS = ("fixed-count", "ancestral", "euler")
 #: Entry-point groups through which installed packages add samplers and schedule families: loading the entry
 #: point (a module, or an object in one) registers them.
-PLUGIN_GROUPS = ("mdm_energy.samplers", "mdm_energy.schedules")
+PLUGIN_GROUPS = ("mdm_energy.schedules", "mdm_energy.samplers")  # schedules first: a sampler's default may need one
 
 
 # --- option validators: each returns the normalised value or raises ValueError naming it -----------------
@@ -443,12 +445,20 @@ def register_sampler(name: str, *, summary: str, options: Mapping[str, Any], tar
         if isinstance(value, Option):
             if value.name != key:
                 raise ValueError(f"sampler {name!r}: option {key!r} is declared under the name {value.name!r}")
+            held = _OPTIONS.get(key)
+            if held is not None and replace(held, default=value.default) != value:  # one name, one meaning
+                raise ValueError(f"sampler {name!r}: option {key!r} is already declared (as: {held.help}); give "
+                                 "its default by name instead of declaring it again")
             params[key] = value
         elif key in _OPTIONS:
             params[key] = replace(_OPTIONS[key], default=value)
         else:
             raise ValueError(f"sampler {name!r}: option {key!r} has no declaration (no validator); give an "
                              f"Option({key!r}, default, check, help) for it")
+    if exact_law is not None:
+        missing = [k for k in ("schedule", "steps", "temperature") if k not in params]
+        if missing:  # the exact engine runs a schedule over steps at temperature 1
+            raise ValueError(f"sampler {name!r} declares the exact law {exact_law!r} but takes no {missing[0]!r} option")
     for option in params.values():  # every default must pass its own check
         try:
             option.check(option.default)
@@ -457,11 +467,14 @@ def register_sampler(name: str, *, summary: str, options: Mapping[str, Any], tar
 
     def add(cls: Any) -> Any:
         spec = SamplerSpec(name, " ".join(summary.split()), MappingProxyType(params), exact_law, _check_target(name, cls))
+        binds = isinstance(cls, type) and hasattr(cls, "_bind_spec") and cls.__dict__.get("name") in (None, "", name)
+        if isinstance(cls, type) and hasattr(cls, "_check_options"):
+            cls._check_options(spec)  # everything is checked before any table changes
         for option in params.values():
             if option.name not in _OPTIONS:
                 register_option(replace(option, default=option.default))
         _SAMPLERS[name] = spec
-        if isinstance(cls, type) and hasattr(cls, "_bind_spec") and cls.__dict__.get("name") in (None, "", name):
+        if binds:
             cls._bind_spec(spec)  # a class named for another sampler gets a subclass of this name on first use
         return cls
 
@@ -472,35 +485,41 @@ def register_sampler(name: str, *, summary: str, options: Mapping[str, Any], tar
 
 
 _S = "mdm_energy.sampling."
-register_sampler("fixed", summary="fixed counts per step from the schedule, committed by a remasking rule (LLaDA)",
+register_sampler("fixed", summary="commits exactly the schedule's count of the step's candidates, chosen by `remasking` (LLaDA)",
                  options={"schedule": "linear", "steps": 64, "remasking": "low_confidence", **RANKED_OPTIONS,
                           "skip_empty_steps": False},
                  target=_S + "fixed:FixedCountSampler", exact_law="fixed-count")
-register_sampler("ancestral", summary="independent reveals with pi_k = (alpha_k - alpha_k-1)/(1 - alpha_k-1) (MDLM/MD4)",
+register_sampler("ancestral", summary="reveals each masked position with `π_k = (α_k − α_{k−1})/(1 − α_{k−1})` (MDLM/MD4)",
                  options={"schedule": "linear", "steps": 64, **COMMON_OPTIONS, "temperature": 1.0},
                  target=_S + "random_reveal:AncestralSampler", exact_law="ancestral")
-register_sampler("euler", summary="independent reveals with flow_matching's Euler jump probability",
+register_sampler("euler", summary="reveals with `π_k = 1 − exp(−h·α̇/(1−α))` at `t_{k−1}`, `h = 1/N`; the last step reveals all "
+                         "(flow_matching's mixture Euler rule)",
                  options={"schedule": "linear", "steps": 64, **COMMON_OPTIONS, "temperature": 1.0},
                  target=_S + "random_reveal:EulerSampler", exact_law="euler")
-register_sampler("threshold", summary="commit every candidate with probability >= threshold, at least one (Fast-dLLM)",
+register_sampler("threshold", summary="commits every candidate whose probability is ≥ `threshold`, at least the most confident (Fast-dLLM)",
                  options={"threshold": 0.9, **RANKED_OPTIONS}, target=_S + "adaptive:ThresholdSampler")
 register_sampler("entropy-bounded",
-                 summary="commit the largest low-entropy prefix with sum H - max H <= epsilon (EB-Sampler)",
+                 summary="sorts masked positions by entropy and commits the largest prefix with `Σ H − max H ≤ ε`, at "
+                         "least one (EB-Sampler)",
                  options={"epsilon": 0.1, **RANKED_OPTIONS}, target=_S + "adaptive:EntropyBoundedSampler")
-register_sampler("factor", summary="commit the n most confident while (n+1)(1 - c_n) <= factor, at least one (Fast-dLLM)",
+register_sampler("factor", summary="commits the longest prefix of the sorted confidences with `(n+1)(1 − c_n) ≤ f`, at least one "
+                         "(Fast-dLLM)",
                  options={"factor": 1.0, **RANKED_OPTIONS}, target=_S + "adaptive:FactorSampler")
-register_sampler("dream", summary="Dream's diffusion_generate: origin, maskgit_plus, topk_margin or entropy",
+register_sampler("dream", summary="Dream's `diffusion_generate`: `origin` (independent reveals) or the count of the most confident "
+                         "by `maskgit_plus`, `topk_margin`, `entropy`; candidates and confidences from the tempered, "
+                         "top-p/top-k filtered distribution",
                  options={"schedule": "dream:0.001", "steps": 64, "alg": "origin", "alg_temp": 0.0, "top_p": None,
                           "top_k": None, **RANKED_OPTIONS},
                  target=_S + "dream:DreamSampler")
 register_sampler("threshold-floor",
-                 summary="the schedule as a floor: by step k at least its cumulative count, plus every candidate with "
-                         "probability >= threshold; at most `steps` calls, fewer when done early",
+                 summary="the schedule as a floor: by step `k` at least the cumulative count `C_k` (the `max(1, C_k − r)` "
+                         "most confident), plus every candidate with probability ≥ `threshold`; ≤ `steps` calls, fewer "
+                         "when confident tokens run ahead",
                  options={"schedule": "linear", "steps": 64, "threshold": 0.9, **RANKED_OPTIONS},
                  target=_S + "hybrid:ThresholdFloorSampler")
 register_sampler("threshold-cap",
-                 summary="the schedule as a ceiling: every candidate with probability >= threshold, at least one, but "
-                         "by step k at most the schedule's cumulative count",
+                 summary="the schedule as a ceiling: every candidate with probability ≥ `threshold`, at least one, but "
+                         "by step `k` at most `C_k` (no ceiling after `steps` calls)",
                  options={"schedule": "linear", "steps": 64, "threshold": 0.9, **RANKED_OPTIONS},
                  target=_S + "hybrid:ThresholdCapSampler")
 
@@ -509,6 +528,33 @@ _RENAMED = {
     "confidence": "'confidence' is now --sampler fixed --remasking low_confidence",
     "entropy": "the entropy-bounded sampler is 'entropy-bounded'; 'entropy' is a remasking rule of 'fixed'",
 }
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def sampler_table(names: "Sequence[str] | None" = None) -> str:
+    """The samplers as a markdown table, from their declarations: name, what each model call does, options
+    with their defaults (the end-token and cache controls most samplers share are left out) and the exact law.
+    docs/design.md §4 holds this table for the built-ins (a test keeps it equal); ``mdm-energy samplers``
+    prints it for every registered sampler, plug-ins included."""
+    shared = {*EOS_OPTIONS, *CACHE_OPTIONS, "confidence_eos_eot_inf"}
+    rows = ["| name | each model call | options (defaults) | exact law (§5) |", "|---|---|---|---|"]
+    for name in names if names is not None else sampler_names():
+        spec = sampler_spec(name)
+        opts = ", ".join(k if o.default is None else f"{k} ({_shown(o.default)})"
+                         for k, o in spec.params.items() if k not in shared)
+        rows.append(f"| `{name}` | {spec.summary} | {opts or '—'} | {spec.exact_law or 'none (Monte Carlo)'} |")
+    return "\n".join(rows) + "\n"
+
+
+#: The samplers declared in this module (the rest come from user code and plug-ins).
+BUILTIN_SAMPLERS = tuple(_SAMPLERS)
 
 
 # --- plug-ins --------------------------------------------------------------------------------------------
@@ -533,6 +579,12 @@ def _import_plugin(target: str) -> None:
         if not path.is_file():
             raise FileNotFoundError(f"no such file {str(path)!r}")
         name = path.stem
+        held = sys.modules.get(name)
+        if held is not None and Path(getattr(held, "__file__", "") or "").resolve() != path.resolve():
+            raise ValueError(f"a module named {name!r} is already imported ({getattr(held, '__file__', 'built in')}); "
+                             f"rename the plug-in file {str(path)!r}")
+        if held is not None:
+            return  # this very file, already imported
         spec = util.spec_from_file_location(name, path)
         module = util.module_from_spec(spec)
         sys.modules[name] = module
@@ -567,10 +619,17 @@ def load_plugins() -> dict[str, str]:
     for target in (t.strip() for t in os.environ.get(PLUGINS_ENV, "").split(",")):
         if target:
             found.append((f"{target} (${PLUGINS_ENV})", lambda t=target: _import_plugin(t)))
+    from . import schedules
+
+    tables = (_SAMPLERS, _OPTIONS, schedules._FAMILIES)
     for label, load in found:
+        before = [dict(t) for t in tables]
         try:
             load()
         except Exception as exc:  # noqa: BLE001 - a broken plug-in must not take the built-ins down
+            for table, saved in zip(tables, before):  # nothing of a plug-in that failed half-way stays registered
+                table.clear()
+                table.update(saved)
             reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
             _PLUGIN_ERRORS[label] = reason
             warnings.warn(f"plug-in {label} was not loaded: {reason}", RuntimeWarning, stacklevel=2)

@@ -29,6 +29,7 @@ def build_parser() -> ArgumentParser:
         lm_eval_cmd,
         profile_cmd,
         sample_cmd,
+        samplers_cmd,
         schedule_cmd,
         toy_cmd,
         train_cmd,
@@ -44,7 +45,7 @@ def build_parser() -> ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for module in (demo_cmd, schedule_cmd, energy_cmd, exact_cmd, toy_cmd, sample_cmd, tune_cmd, train_cmd, eval_cmd,
-                   generate_cmd, profile_cmd, bench_cmd, lm_eval_cmd):
+                   generate_cmd, profile_cmd, samplers_cmd, bench_cmd, lm_eval_cmd):
         module.register(sub)
     return parser
 

@@ -8,6 +8,7 @@ sampler does not take is refused with one line (never silently ignored).
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any, Iterable
 
 from ..limits import MAX_STEPS
@@ -71,19 +72,28 @@ def _sampler_name(exact: bool):
 
 def add_sampler_arguments(p: argparse.ArgumentParser, *, exact: bool = False, default: "str | None" = None,
                           options: "Iterable[str] | None" = None, help_extra: "dict[str, str] | None" = None) -> None:
-    """``--sampler`` (the exact-law samplers only with ``exact``) and one flag per sampler option."""
+    """``--sampler`` (the exact-law samplers only with ``exact``) and one flag per sampler option. Call it after
+    the command's own flags: an option (of a plug-in) spelled like one of them gets no flag, with a warning."""
     names = sampler_names(exact=exact)
     p.add_argument("--sampler", type=_sampler_name(exact), default=default, required=default is None, metavar="NAME",
                    help="sampler: " + " | ".join(names) + (f" (default {default})" if default else ""))
     declared = {k: o for n in names for k, o in sampler_spec(n).params.items()}
     wanted = list(options) if options is not None else list(declared)
+    added = []
     for option in wanted:
-        _add(p, declared.get(option) or OPTIONS[option], (help_extra or {}).get(option, ""))
+        try:
+            _add(p, declared.get(option) or OPTIONS[option], (help_extra or {}).get(option, ""))
+            added.append(option)
+        except argparse.ArgumentError:  # a plug-in's option spelled like one of the command's own flags
+            owners = ", ".join(n for n in names if option in sampler_spec(n).params)
+            print(f"mdm-energy: warning: option {option!r} of the {owners} sampler has no flag in "
+                  f"'{p.prog}': {flag(option)} is the command's own", file=sys.stderr)
+    p.set_defaults(sampler_flags=tuple(added))  # which attributes of the parsed arguments are sampler options
 
 
 def given_sampler_options(args: argparse.Namespace, options: "Iterable[str] | None" = None) -> dict[str, Any]:
     """The sampler options the user gave on the command line (those left out are absent)."""
-    keys = options if options is not None else [k for k in vars(args) if k in OPTIONS]
+    keys = options if options is not None else getattr(args, "sampler_flags", [k for k in vars(args) if k in OPTIONS])
     return {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
 
 

@@ -12,10 +12,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="score a trained checkpoint on its task's held-out test set")
     p.add_argument("--task", required=True, help="countdown | sudoku | pycode")
     p.add_argument("--checkpoint", required=True, help="folder with model.safetensors and config.json")
-    add_sampler_arguments(p, default="fixed")
     p.add_argument("--limit", type=positive_int("limit"), default=200, help="test examples (default 200)")
     p.add_argument("--seed", type=seed_int(), default=0)
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    add_sampler_arguments(p, default="fixed")
     p.set_defaults(run=run)
 
 

@@ -22,7 +22,6 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description=__doc__)
     p.add_argument("--model", required=True, metavar="DIR", help="a checkpoint folder or a Hugging Face dLLM folder")
     p.add_argument("--prompt", required=True, help="the prompt (for a task checkpoint, in the task's format)")
-    add_sampler_arguments(p, default="fixed")
     p.add_argument("--gen-length", type=positive_int("gen-length"),
                    help="tokens to generate (default: the task's window, or 128)")
     p.add_argument("--chat", choices=("auto", "yes", "no"), default="auto",
@@ -30,6 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=seed_int(), default=0)
     p.add_argument("--show", action="store_true", help="redraw the canvas on stderr after every model call")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    add_sampler_arguments(p, default="fixed")
     p.set_defaults(run=run)
 
 

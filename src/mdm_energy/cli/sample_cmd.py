@@ -22,10 +22,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "temperature 1 unless told otherwise, so their samples follow the law `mdm-energy exact --law` computes.",
     )
     p.add_argument("--dist", required=True, help=DIST_HELP)
-    add_sampler_arguments(p, help_extra={"temperature": "; 1 for samplers with an exact law"})
     p.add_argument("--samples", "-K", type=positive_int("samples"), required=True, help="number of samples")
     p.add_argument("--seed", type=seed_int(), default=0, help="seed of the torch generator (default 0)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    add_sampler_arguments(p, help_extra={"temperature": "; 1 for samplers with an exact law"})
     p.set_defaults(run=run)
 
 

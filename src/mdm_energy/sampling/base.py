@@ -244,6 +244,7 @@ class RunState:
     block: "Block | None" = None
     calls: int = 0
     callback: "StepCallback | None" = field(default=None)
+    scratch: dict = field(default_factory=dict)  # the sampler's own state across blocks (this run only)
     kv: Any = None  # the key/value cache of the block's last full call (cache modes)
     kv_rows: "Tensor | None" = None  # the batch rows that cache holds, ascending
 
@@ -287,11 +288,16 @@ class Sampler(ABC):
             cls._bind_spec(SAMPLERS[name])
 
     @classmethod
+    def _check_options(cls, spec: SamplerSpec) -> None:
+        """Options become attributes: one may not hide a method (of the loop or of this class)."""
+        taken = [k for k in spec.params if k in ("name", "options") or callable(getattr(cls, k, None))]
+        if taken:
+            raise ValueError(f"sampler {spec.name!r}: option name {taken[0]!r} is taken by the {cls.__name__} class")
+
+    @classmethod
     def _bind_spec(cls, spec: SamplerSpec) -> None:
         """Called by the registry: take the declared name, and show the declared options as the signature."""
-        taken = [k for k in spec.params if k in ("name", "options") or callable(getattr(Sampler, k, None))]
-        if taken:  # options become attributes: one may not hide a method of the loop
-            raise ValueError(f"sampler {spec.name!r}: option name {taken[0]!r} is taken by the Sampler class")
+        cls._check_options(spec)
         cls.name = spec.name
         cls.__signature__ = inspect.Signature(
             [inspect.Parameter(k, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=o.default) for k, o in spec.params.items()])
@@ -359,6 +365,7 @@ class Sampler(ABC):
             raise ValueError(f"cache {self.cache!r} needs a denoiser with key/value caching (full and span calls); "
                              f"{type(getattr(denoiser, 'model', denoiser)).__name__} has none")
         with torch.no_grad():
+            self.begin(run)
             for b, (lo, hi) in enumerate(blocks):
                 if not run.active.any():
                     break
@@ -366,6 +373,10 @@ class Sampler(ABC):
                 positions[canvas.start + lo: canvas.start + hi] = True
                 run.block, run.kv = Block(b, canvas.start + lo, canvas.start + hi, positions), None
                 self._fill_block(run, run.block)
+                left = int(self._masked(run, positions).sum())
+                if left:  # a sampler whose steps ran out before its block was full: its bug, never silent
+                    raise RuntimeError(f"the {self.name} sampler left {left} position(s) of block {b} masked after "
+                                       f"its last step ({self.block_steps(run, run.block)} steps)")
         return SampleOutput(
             tokens=run.canvas.x,
             nfe=run.nfe,
@@ -385,12 +396,16 @@ class Sampler(ABC):
             need = self.need(run, block, masked)
             if need is None:
                 return
-            step = self._call(run, need)
+            step = self.call_model(run, need)
             if step is None:
                 continue  # nobody needed a call at this step
             self._apply(run, step, self.decide(run, block, step, masked[step.rows]))
 
     # --- hooks ------------------------------------------------------------------------------------
+    def begin(self, run: RunState) -> None:
+        """Called once per run, before the first block: set up state that spans blocks in ``run.scratch``
+        (never on ``self``, which is shared by runs)."""
+
     def plan(self, gen_length: int, num_blocks: int) -> Plan:
         """Per-run data that needs the generation length (e.g. counts per block step), checked here."""
         return Plan()
@@ -419,9 +434,10 @@ class Sampler(ABC):
         window[run.canvas.start:] = True
         return (x == run.denoiser.mask_id) & (in_block & window).unsqueeze(0) & run.active.unsqueeze(1)
 
-    def _call(self, run: RunState, need: Tensor) -> "Step | None":
+    def call_model(self, run: RunState, need: Tensor) -> "Step | None":
         """One guarded model call for the active rows among ``need`` (a ``(B,)`` mask); ``None`` if there are
-        none. Counts the call in ``calls`` and in the NFE of those rows.
+        none. Counts the call in ``calls`` and in the NFE of those rows. The loop makes one per step; a
+        sampler's ``decide`` may make more (e.g. a verification pass), each counted the same way.
 
         With a key/value cache (block-wise decoding), the block's first call — and every
         ``cache_refresh``-th after it — runs on the whole sequence and keeps the cache; the others recompute
@@ -509,7 +525,7 @@ class Sampler(ABC):
             x, rows, start = run.canvas.x, step.rows, run.canvas.start
             window = torch.zeros(x.shape[1], dtype=torch.bool, device=x.device)
             window[start:] = True
-            remask = decision.remask & window & ~run.canvas.prompt_mask[rows]
+            remask = decision.remask & window & run.block.positions & ~run.canvas.prompt_mask[rows]  # this block only
             x[rows] = torch.where(remask, torch.full_like(x[rows], run.denoiser.mask_id), x[rows])
             run.trajectory[rows] = torch.where(remask, torch.zeros_like(run.trajectory[rows]), run.trajectory[rows])
         self._commit(run, step, decision.commit, decision.values)
