@@ -276,7 +276,7 @@ class Option:
 
 
 def _token_ids_text(text: str) -> tuple[int, ...]:
-    return tuple(strict_int(p) for p in text.split(",") if p.strip())
+    return tuple(strict_int(p) for p in text.replace(";", ",").split(",") if p.strip())
 
 
 #: What a command-line text must look like, by parser (for the one-line error).

@@ -161,6 +161,9 @@ class MDMEnergyLM(LM):
                              f"(its options: {', '.join(spec.options)})")
         if "schedule" in options:
             options["schedule"] = str(options["schedule"]).replace(";", ",")
+        for key, value in options.items():  # text left as text: read by the option's own declared parser
+            if isinstance(value, str) and key != "schedule":
+                options[key] = spec.params[key].from_text(value)
         self.sampler, self.sampler_options = sampler, sampler_options(sampler, **options)
         if device is None or (str(device).startswith("cuda") and not torch.cuda.is_available()):
             if device is not None:  # lm-eval's default is cuda; fall back instead of failing
