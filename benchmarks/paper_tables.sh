@@ -45,7 +45,7 @@ else
 fi
 for row in "${TASKS[@]}"; do
   read -r task length steps <<<"$row"
-  args="pretrained=${MODEL},gen_length=${length},block_length=${length},batch_size=${BATCH}"
+  args="pretrained=${MODEL},trust_remote_code=True,gen_length=${length},block_length=${length},batch_size=${BATCH}"
   # 1. tune: K workers on one study; a last pass (nothing left to evaluate) prints the study's best
   tune=(mdm-energy tune --objective lm-eval --tasks "$task" --steps "$TUNE_STEPS" --strategy halving
         --model-args "$args" --storage "$STORAGE" --study "${task}-N${TUNE_STEPS}" --confirm-run-unsafe-code

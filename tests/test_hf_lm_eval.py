@@ -118,7 +118,7 @@ def test_model_args_keep_commas_in_the_schedule():
 def run_lm_eval(cmd_prefix, tiny_dirs, tmp_path, task, which="llada", schedule="'beta:0.9,0.3'"):
     out_dir = tmp_path / f"out-{task}-{which}"
     args = ["run", "--model", "mdm_energy",
-            "--model_args", f"pretrained={tiny_dirs / which},schedule={schedule},steps=4,gen_length=8,block_length=8,mc_num=4",
+            "--model_args", f"pretrained={tiny_dirs / which},trust_remote_code=true,schedule={schedule},steps=4,gen_length=8,block_length=8,mc_num=4",
             "--tasks", task, "--include_path", str(DATA), "--output_path", str(out_dir), "--limit", "4"]
     env = {**os.environ, **OFFLINE}
     proc = subprocess.run(cmd_prefix + args, cwd=DATA, capture_output=True, text=True, env=env, timeout=600)
@@ -160,7 +160,7 @@ def test_in_process_api_uses_the_schedule(tiny_dirs, monkeypatch):
 
     from mdm_energy.integrations.lm_eval import MDMEnergyLM
 
-    lm = MDMEnergyLM.create_from_arg_string(f"pretrained={tiny_dirs / 'llada'},schedule=beta:1,0.2,steps=4,gen_length=16,mc_num=8")
+    lm = MDMEnergyLM.create_from_arg_string(f"pretrained={tiny_dirs / 'llada'},trust_remote_code=true,schedule=beta:1,0.2,steps=4,gen_length=16,mc_num=8")
     reqs = [Instance("generate_until", {}, ("1+2=", {"until": ["\n"]}), 0), Instance("generate_until", {}, ("30+4=", {"until": ["\n"]}), 1)]
     texts = lm.generate_until(reqs)
     assert len(texts) == 2 and all("\n" not in t for t in texts)
@@ -172,7 +172,7 @@ def test_in_process_api_uses_the_schedule(tiny_dirs, monkeypatch):
     with pytest.raises(NotImplementedError):
         lm.loglikelihood_rolling([])
     with pytest.raises(ValueError, match="unknown model_args for the fixed sampler: colour"):
-        MDMEnergyLM.create_from_arg_string(f"pretrained={tiny_dirs / 'llada'},colour=red")
+        MDMEnergyLM.create_from_arg_string(f"pretrained={tiny_dirs / 'llada'},trust_remote_code=true,colour=red")
 
 
 def test_paper_tables_collector(tmp_path, capsys):
@@ -209,7 +209,7 @@ def test_simple_evaluate_python_api_with_a_comma_schedule(tiny_dirs, monkeypatch
 
     out = lm_eval.simple_evaluate(
         model="mdm_energy",
-        model_args=f"pretrained={tiny_dirs / 'llada'},schedule=table:0.1,0.5,0.9,steps=4,gen_length=8,mc_num=4",
+        model_args=f"pretrained={tiny_dirs / 'llada'},trust_remote_code=true,schedule=table:0.1,0.5,0.9,steps=4,gen_length=8,mc_num=4",
         tasks=["mdm_tiny_gen", "mdm_tiny_mc"],
         task_manager=TaskManager(include_path=str(DATA)),
         limit=3,
@@ -307,7 +307,7 @@ def test_lm_eval_scores_equal_a_direct_computation(tiny_dirs, tmp_path):
     for task, key, want in (("mdm_check_gen", "exact_match,none", 0.5), ("mdm_check_mc", "acc,none", float(np.mean(expected_acc)))):
         out_dir = tmp_path / f"out-{task}"
         proc = subprocess.run([sys.executable, "-m", "mdm_energy", "lm-eval", "run", "--model", "mdm_energy", "--model_args",
-                               f"pretrained={tiny_dirs / 'llada'},schedule='beta:0.9,0.3',steps=4,gen_length=8,block_length=8,"
+                               f"pretrained={tiny_dirs / 'llada'},trust_remote_code=true,schedule='beta:0.9,0.3',steps=4,gen_length=8,block_length=8,"
                                "mc_num=2,chat=false", "--tasks", task, "--include_path", str(folder), "--output_path", str(out_dir)],
                               cwd=folder, capture_output=True, text=True, env=env, timeout=600)
         assert proc.returncode == 0, proc.stderr[-3000:]

@@ -25,7 +25,7 @@ from mdm_energy.integrations.lm_eval import MDMEnergyLM  # noqa: E402
 def lm(tmp_path_factory):
     path = tmp_path_factory.mktemp("elbo") / "llada"
     save_tiny(path, seed=3)
-    lm = MDMEnergyLM.create_from_arg_string(f"pretrained={path},mc_num=1,device=cpu")
+    lm = MDMEnergyLM.create_from_arg_string(f"pretrained={path},trust_remote_code=true,mc_num=1,device=cpu")
     with torch.no_grad():  # sharper, context-dependent predictions than a fresh initialisation gives
         for name, p in lm.model.named_parameters():
             if "norm" not in name:

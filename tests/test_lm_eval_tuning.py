@@ -34,7 +34,7 @@ from mdm_energy.schedules import Beta  # noqa: E402
 from mdm_energy.tuning import SearchSpace, tune  # noqa: E402
 
 OFFLINE = {"HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-GEN = "gen_length=8,block_length=8,chat=false,batch_size=8"
+GEN = "gen_length=8,block_length=8,chat=false,batch_size=8,trust_remote_code=true"  # tiny models ship their code
 STEPS = 4
 
 
@@ -294,7 +294,7 @@ def test_batches_give_the_answers_of_batch_one_in_fewer_runs(tmp_path):
             for i, q in enumerate(["1+2=", "30+4=", "7=", "123+456=", "9+9=", "a", "55+5=", "1"])]
     outs = {}
     for bs in (1, 4):
-        lm = MDMEnergyLM(pretrained=str(tmp_path / "dream"), steps=4, gen_length=8, batch_size=bs, temperature=1.0,
+        lm = MDMEnergyLM(pretrained=str(tmp_path / "dream"), trust_remote_code=True, steps=4, gen_length=8, batch_size=bs, temperature=1.0,
                          seed=7)
         outs[bs] = (lm.generate_until(reqs), lm.batched_calls)
     assert outs[4][0] == outs[1][0]
@@ -303,7 +303,7 @@ def test_batches_give_the_answers_of_batch_one_in_fewer_runs(tmp_path):
 
 def test_lm_eval_chat_template_is_applied_once(tmp_path):
     save_tiny(tmp_path / "m")
-    lm = MDMEnergyLM(pretrained=str(tmp_path / "m"), steps=4, gen_length=8)
+    lm = MDMEnergyLM(pretrained=str(tmp_path / "m"), trust_remote_code=True, steps=4, gen_length=8)
     lm.tokenizer.chat_template = "{% for m in messages %}<{{ m['content'] }}>{% endfor %}{% if add_generation_prompt %}={% endif %}"
     text = lm.apply_chat_template([{"role": "user", "content": "1+2"}])
     assert text == "<1+2>="
@@ -317,8 +317,8 @@ def test_the_greedy_check_is_off_unless_asked(tmp_path):
     from _tiny_mdm import CHARS
 
     save_tiny(tmp_path / "m", seed=1)
-    off = MDMEnergyLM(pretrained=str(tmp_path / "m"), mc_num=1)
-    on = MDMEnergyLM(pretrained=str(tmp_path / "m"), mc_num=1, is_check_greedy=True)
+    off = MDMEnergyLM(pretrained=str(tmp_path / "m"), trust_remote_code=True, mc_num=1)
+    on = MDMEnergyLM(pretrained=str(tmp_path / "m"), trust_remote_code=True, mc_num=1, is_check_greedy=True)
     prefix = on._ids("1+2=")
     greedy = [c for c in CHARS if c.strip() and on._greedy(prefix, on._ids(c))]
     assert greedy, "no one-character continuation is greedy for this model"

@@ -223,3 +223,29 @@ def test_lm_eval_with_a_missing_pretrained_folder(capsys, tmp_path):
     last = err.strip().splitlines()[-1]  # lm-eval logs its progress to stderr before our line
     assert code == 2 and "Traceback" not in err
     assert last == f"mdm-energy: error: pretrained folder '{tmp_path}/missing' does not exist"
+
+
+def test_a_model_folder_s_own_code_runs_only_with_consent(capsys, tmp_path, monkeypatch):
+    """A folder that ships Python (auto_map, as LLaDA's and Dream's) is refused in one line unless the user passes
+    --trust-remote-code (model_args trust_remote_code=True); with it, the same folder generates."""
+    pytest.importorskip("transformers")
+    sys.path.insert(0, str(Path(__file__).parent))
+    from _tiny_mdm import save_tiny
+
+    from mdm_energy.integrations.lm_eval import MDMEnergyLM
+
+    save_tiny(tmp_path / "m")
+    (tmp_path / "prompts.txt").write_text("ab\n")
+    monkeypatch.chdir(tmp_path)
+    capsys.readouterr()
+    argv = ["generate", "--model", "m", "--prompt", "ab", "--steps", "2", "--gen-length", "4"]
+    assert main(argv) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1 and "ships its own Python code" in err and "--trust-remote-code" in err
+    assert main(["profile", "--model", "m", "--prompts", "prompts.txt", "--length", "4", "--samples", "2"]) == 2
+    assert "ships its own Python code" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="ships its own Python code"):
+        MDMEnergyLM(pretrained=str(tmp_path / "m"))
+    assert main([*argv, "--trust-remote-code", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["nfe"] == 2
+    assert MDMEnergyLM(pretrained=str(tmp_path / "m"), trust_remote_code=True).model is not None

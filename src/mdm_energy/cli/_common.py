@@ -28,6 +28,7 @@ __all__ = [
     "write_text_atomic",
     "format_table",
     "progress_bar",
+    "add_trust_remote_code",
 ]
 
 
@@ -168,3 +169,10 @@ def progress_bar(total: int, desc: str) -> Iterator[Callable[[int], None]]:
         yield progress
     finally:
         bar.close()
+
+
+def add_trust_remote_code(p: argparse.ArgumentParser) -> None:
+    """``--trust-remote-code``: run the Python a Hugging Face model folder ships (LLaDA's, Dream's); off by default."""
+    p.add_argument("--trust-remote-code", action="store_true",
+                   help="run the model folder's own Python code (needed by LLaDA and Dream folders; only for folders "
+                        "you trust)")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ._common import CLIError, emit, positive_int, seed_int
+from ._common import CLIError, add_trust_remote_code, emit, positive_int, seed_int
 from ._sampler_args import add_sampler_arguments, check_sampler_options, given_sampler_options
 
 MASK_GLYPH = "·"
@@ -27,6 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--chat", choices=("auto", "yes", "no"), default="auto",
                    help="wrap the prompt in the tokenizer's chat template (default: when it has one)")
     p.add_argument("--seed", type=seed_int(), default=0)
+    add_trust_remote_code(p)
     p.add_argument("--show", action="store_true", help="redraw the canvas on stderr after every model call")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     add_sampler_arguments(p, default="fixed")
@@ -67,7 +68,8 @@ def run(args: argparse.Namespace) -> None:
     if sampler_spec(args.sampler).scheduled and args.steps is None:
         raise CLIError(f"--steps is required for the {args.sampler} sampler")
     sampler = make_sampler(args.sampler, **given)
-    model = load_local_model(args.model, chat={"auto": None, "yes": True, "no": False}[args.chat])
+    model = load_local_model(args.model, chat={"auto": None, "yes": True, "no": False}[args.chat],
+                             trust_remote_code=args.trust_remote_code)
     if model.kind == "checkpoint" and args.gen_length not in (None, model.gen_length):
         raise CLIError(f"--gen-length of a task checkpoint is its task's window, {model.gen_length}")
     gen_length = args.gen_length or model.gen_length

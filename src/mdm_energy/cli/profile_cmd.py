@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 
 from .._parse import strict_int
-from ._common import CLIError, _typed, emit, format_table, non_negative_float, positive_int, progress_bar, seed_int
+from ._common import CLIError, _typed, add_trust_remote_code, emit, format_table, non_negative_float, positive_int, progress_bar, seed_int
 
 #: Longest prompts file read (bytes): a profile needs hundreds of prompts, not millions.
 MAX_PROMPTS_BYTES = 64 * 1024 * 1024
@@ -48,6 +48,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", "-N", type=_steps_list, help="also print the schedule for these step counts, e.g. 8,16")
     p.add_argument("--batch-size", type=positive_int("batch-size"), default=128)
     p.add_argument("--seed", type=seed_int(), default=0)
+    add_trust_remote_code(p)
     p.add_argument("--save", metavar="FILE", help="write the profile (JSON) for later --load")
     p.add_argument("--plot", metavar="FILE", help="the profile and its schedules as a figure (.png, .pdf, .svg)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -117,7 +118,7 @@ def _estimate(args: argparse.Namespace):
     if answers is not None and args.order != "random":
         raise CLIError("given completions are revealed in random order: use --order random")
     folder = args.model or args.checkpoint
-    model = load_local_model(folder)
+    model = load_local_model(folder, trust_remote_code=args.trust_remote_code)
     if args.task is not None:
         if model.task is None:
             raise CLIError(f"--task needs one of our task checkpoints; {folder!r} is a Hugging Face model: use --prompts")

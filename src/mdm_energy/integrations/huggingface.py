@@ -16,7 +16,7 @@ from torch import Tensor
 
 from ..sampling.denoiser import check_denoiser
 
-__all__ = ["LLADA_MASK_ID", "LLADA_EOS_ID", "LLADA_EOT_ID", "HFDenoiser", "CachingHFDenoiser", "caching_support",
+__all__ = ["load_pretrained", "LLADA_MASK_ID", "LLADA_EOS_ID", "LLADA_EOT_ID", "HFDenoiser", "CachingHFDenoiser", "caching_support",
            "model_family", "denoiser_for", "encode_prompts", "generate"]
 
 #: LLaDA's ``[MASK]`` token id.
@@ -130,6 +130,27 @@ class CachingHFDenoiser(HFDenoiser):
     def _no_padding(attention_mask: "Tensor | None") -> None:
         if attention_mask is not None and not bool(attention_mask.all()):
             raise ValueError("key/value caching of a Hugging Face model needs prompts of one length (no padding)")
+
+
+def load_pretrained(source: str, *, trust_remote_code: bool = False, tokenizer=None, **model_kwargs):
+    """``AutoModel`` and ``AutoTokenizer`` of a folder or hub id; ``ValueError`` naming ``source`` when it cannot be
+    loaded.
+
+    ``trust_remote_code`` is off unless the user turns it on (transformers' and lm-eval's convention): a folder
+    that ships its own Python (``auto_map`` in its config, as LLaDA's and Dream's do) would run that code on
+    loading, so without consent it is refused with one line saying how to give it.
+    """
+    from transformers import AutoModel, AutoTokenizer
+
+    try:
+        model = AutoModel.from_pretrained(source, trust_remote_code=trust_remote_code, **model_kwargs)
+        tokenizer = tokenizer or AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as exc:
+        if not trust_remote_code and "trust_remote_code" in str(exc):
+            raise ValueError(f"the model in {source!r} ships its own Python code, which loading it runs: pass "
+                             "--trust-remote-code (model_args: trust_remote_code=True) if you trust that folder") from None
+        raise ValueError(f"cannot load a model from {source!r}: {' '.join(str(exc).split())[:300]}") from None
+    return model, tokenizer
 
 
 def _head(t: Tensor, n: int) -> Tensor:

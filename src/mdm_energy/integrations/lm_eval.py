@@ -13,7 +13,7 @@ default ``fixed``) and its options — ``schedule`` (any spec), ``steps``, ``blo
 ``device``, ``family`` (``llada``/``dream``/``masked``, default from the config), ``mc_num`` (Monte Carlo
 samples of the ELBO for ``loglikelihood``), ``is_check_greedy`` (also check whether greedy decoding gives
 the continuation; off by default: it costs one model call per continuation token), ``dtype``,
-``trust_remote_code``, ``chat`` (wrap each context in the tokenizer's chat template; off by default —
+``trust_remote_code`` (off by default: a folder that ships its own code needs ``trust_remote_code=True``), ``chat`` (wrap each context in the tokenizer's chat template; off by default —
 lm-eval's own ``--apply_chat_template`` is the usual switch and is honoured), ``seed``.
 
 **Several processes.** ``accelerate launch -m lm_eval --model mdm_energy …`` (or ``torchrun``) runs one
@@ -46,7 +46,7 @@ from lm_eval.api.registry import register_model
 
 from ..registry import sampler_options, sampler_spec
 from ._distributed import join_world
-from .huggingface import denoiser_for, encode_prompts, generate, model_family
+from .huggingface import denoiser_for, encode_prompts, generate, load_pretrained, model_family
 
 __all__ = ["MDMEnergyLM", "parse_model_args"]
 
@@ -107,19 +107,12 @@ def _load_pretrained(pretrained: "str | None", tokenizer, dtype: str, trust_remo
     local = Path(text).expanduser()
     if (local.is_absolute() or text.startswith((".", "~")) or local.exists()) and not local.is_dir():
         raise ValueError(f"pretrained folder {text!r} does not exist")
-    from transformers import AutoModel, AutoTokenizer
-
-    kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
+    kwargs: dict[str, Any] = {}
     if dtype != "auto":
         if not isinstance(getattr(torch, str(dtype), None), torch.dtype):
             raise ValueError(f"unknown dtype {dtype!r} (e.g. float32, bfloat16, float16, auto)")
         kwargs["torch_dtype"] = getattr(torch, dtype)
-    try:
-        model = AutoModel.from_pretrained(text, **kwargs)
-        tokenizer = tokenizer or AutoTokenizer.from_pretrained(text, trust_remote_code=trust_remote_code)
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"cannot load pretrained {text!r}: {' '.join(str(exc).split())[:300]}") from None
-    return model, tokenizer
+    return load_pretrained(text, trust_remote_code=trust_remote_code, tokenizer=tokenizer, **kwargs)
 
 
 @register_model("mdm_energy")
@@ -147,7 +140,7 @@ class MDMEnergyLM(LM):
         family: "str | None" = None,
         mc_num: int = 32,
         dtype: str = "auto",
-        trust_remote_code: bool = True,
+        trust_remote_code: bool = False,
         chat: bool = False,
         is_check_greedy: bool = False,
         seed: int = 0,

@@ -2,7 +2,8 @@
 
 :func:`load_local_model` looks at the folder's ``config.json``: our checkpoints (``model.safetensors`` with
 ``d_model`` and ``mask_id`` in the config) use their task's character vocabulary and prompt layout;
-anything else is loaded with ``transformers`` (``AutoModel`` with remote code, and its tokenizer) — LLaDA,
+anything else is loaded with ``transformers`` (``AutoModel`` and its tokenizer; the folder's own code only with
+``trust_remote_code``) — LLaDA,
 Dream or any masked LM. Nothing is downloaded: the folder must hold the model.
 """
 
@@ -56,8 +57,10 @@ def _task_of(folder: Path, vocab_size: int, max_len: int) -> str:
     return fits[0]
 
 
-def load_local_model(folder: "str | Path", *, chat: "bool | None" = None, device: str = "cpu") -> LocalModel:
-    """The model in ``folder`` (``ValueError`` naming the folder when there is none)."""
+def load_local_model(folder: "str | Path", *, chat: "bool | None" = None, device: str = "cpu",
+                     trust_remote_code: bool = False) -> LocalModel:
+    """The model in ``folder`` (``ValueError`` naming the folder when there is none). A Hugging Face folder that
+    ships its own code is loaded only with ``trust_remote_code`` (the user's ``--trust-remote-code``)."""
     path = Path(folder)
     if not path.is_dir():
         raise ValueError(f"model folder {str(path)!r} does not exist")
@@ -70,7 +73,7 @@ def load_local_model(folder: "str | Path", *, chat: "bool | None" = None, device
         raise ValueError(f"{str(config)!r} is not valid JSON ({exc})") from None
     if isinstance(data, dict) and "d_model" in data and "mask_id" in data:
         return _our_checkpoint(path, device)
-    return _huggingface(path, chat, device)
+    return _huggingface(path, chat, device, trust_remote_code)
 
 
 def _our_checkpoint(path: Path, device: str) -> LocalModel:
@@ -97,18 +100,15 @@ def _our_checkpoint(path: Path, device: str) -> LocalModel:
                       task=task.name, encode_answer=encode_answer)
 
 
-def _huggingface(path: Path, chat: "bool | None", device: str) -> LocalModel:
+def _huggingface(path: Path, chat: "bool | None", device: str, trust_remote_code: bool) -> LocalModel:
     try:
-        from transformers import AutoModel, AutoTokenizer
+        import transformers  # noqa: F401
     except ImportError:
         raise ValueError("loading a Hugging Face model needs transformers: pip install 'mdm-energy[hf]'") from None
-    from .huggingface import denoiser_for, encode_prompts, model_family, stop_ids, trim_at_stop
+    from .huggingface import denoiser_for, encode_prompts, load_pretrained, model_family, stop_ids, trim_at_stop
 
-    try:
-        model = AutoModel.from_pretrained(str(path), trust_remote_code=True).to(device).eval()
-        tokenizer = AutoTokenizer.from_pretrained(str(path), trust_remote_code=True)
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"cannot load a model from {str(path)!r}: {' '.join(str(exc).split())[:300]}") from None
+    model, tokenizer = load_pretrained(str(path), trust_remote_code=trust_remote_code)
+    model = model.to(device).eval()
     family = model_family(model)
     den = denoiser_for(model, tokenizer, family)
     stops = stop_ids(model, tokenizer, family)
