@@ -56,6 +56,7 @@ from types import MappingProxyType
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from ._parse import positive_int, strict_float, strict_int
+from .limits import MAX_STEPS
 
 __all__ = [
     "REMASKING",
@@ -188,7 +189,7 @@ def _token_ids(value: Any) -> tuple[int, ...]:
     if isinstance(value, str):
         parts = [p for p in value.replace(";", ",").split(",") if p.strip()]
         try:
-            value = [int(p) for p in parts]
+            value = [strict_int(p) for p in parts]
         except ValueError:
             raise ValueError(f"suppress_tokens must be token ids, got {value!r}") from None
     if isinstance(value, int) and not isinstance(value, bool):
@@ -196,6 +197,13 @@ def _token_ids(value: Any) -> tuple[int, ...]:
     if not isinstance(value, (list, tuple)) or any(isinstance(v, bool) or not isinstance(v, int) or v < 0 for v in value):
         raise ValueError(f"suppress_tokens must be a list of token ids >= 0, got {value!r}")
     return tuple(sorted(set(int(v) for v in value)))
+
+
+def _steps(value: Any) -> int:
+    steps = positive_int(value, "steps")
+    if steps > MAX_STEPS:
+        raise ValueError(f"steps must be at most {MAX_STEPS:,}, got {steps:,}")
+    return steps
 
 
 def _schedule(value: Any):
@@ -275,13 +283,8 @@ class Option:
         return self.check(value)
 
 
-def _token_ids_text(text: str) -> tuple[int, ...]:
-    return tuple(strict_int(p) for p in text.replace(";", ",").split(",") if p.strip())
-
-
 #: What a command-line text must look like, by parser (for the one-line error).
-_TEXT_KINDS: dict[Any, str] = {strict_int: "an integer", strict_float: "a number",
-                               _token_ids_text: "comma-separated token ids"}
+_TEXT_KINDS: dict[Any, str] = {strict_int: "an integer", strict_float: "a number"}
 _OPTIONS: dict[str, Option] = {}
 
 
@@ -300,7 +303,7 @@ def register_option(option: Option) -> Option:
 
 for _option in (
     Option("schedule", "linear", _schedule, "mask schedule spec, e.g. linear or beta:0.9,0.3"),
-    Option("steps", 64, _positive_int("steps"), "model calls N (split evenly over blocks)"),
+    Option("steps", 64, _steps, "model calls N (split evenly over blocks)"),
     Option("remasking", "low_confidence", _choice("remasking rule", REMASKING),
            "which candidates a fixed-count step commits: " + " | ".join(REMASKING), choices=REMASKING),
     Option("temperature", 0.0, _non_negative("temperature"), "candidate temperature (0 = argmax)"),
@@ -325,8 +328,7 @@ for _option in (
            "never propose the end-of-sequence token (LLaDA's logits_eos_inf)"),
     Option("confidence_eos_eot_inf", False, _flag("confidence_eos_eot_inf"),
            "commit end-of-sequence and end-of-turn candidates only when nothing else is left"),
-    Option("suppress_tokens", (), _token_ids, "token ids never proposed (comma-separated on the command line)",
-           parse=_token_ids_text),
+    Option("suppress_tokens", (), _token_ids, "token ids never proposed (comma-separated on the command line)"),
     Option("stop_at_eos", False, _flag("stop_at_eos"),
            "a row stops once it has committed an end token with nothing masked before it"),
     Option("cache", "none", _choice("cache mode", CACHE_MODES),

@@ -11,7 +11,6 @@ import argparse
 import sys
 from typing import Any, Iterable
 
-from ..limits import MAX_STEPS
 from ..registry import OPTIONS, Option, sampler_names, sampler_spec
 from ._common import CLIError
 
@@ -36,8 +35,6 @@ def _text_type(option: Option):
             if message.startswith(option.name + " ") and cut >= 0:  # "name must be ..., got value"
                 message = cli + message[len(option.name):cut] + f", got {text!r}"
             raise argparse.ArgumentTypeError(message) from None
-        if option.name == "steps" and value > MAX_STEPS:
-            raise argparse.ArgumentTypeError(f"steps must be at most {MAX_STEPS:,}, got {text!r}")
         return value
 
     return parse

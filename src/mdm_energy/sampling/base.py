@@ -24,6 +24,7 @@ it never writes its own loop. :meth:`~Sampler.candidates` draws candidates and s
 from __future__ import annotations
 
 import inspect
+import itertools
 import warnings
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -40,7 +41,7 @@ from .ops import confidence_scores, draw_candidates
 from .rng import RowRNG
 
 __all__ = ["SampleOutput", "Canvas", "Step", "Decision", "Block", "Plan", "RunState", "make_canvas", "Sampler",
-           "ScheduledSampler", "LAST_RESORT", "steps_per_block"]
+           "ScheduledSampler", "LAST_RESORT", "steps_per_block", "spread"]
 
 #: The score of a candidate that may be committed only when nothing else is left (``confidence_eos_eot_inf``):
 #: finite, so it can still be chosen, and below every real score (probabilities, margins, minus entropies).
@@ -200,11 +201,7 @@ class Plan:
     @cached_property
     def cumulative(self) -> tuple[int, ...]:
         r""":math:`C_k = \sum_{m \le k} c_m`, the tokens committed by the end of step ``k``."""
-        total, out = 0, []
-        for c in self.counts:
-            total += c
-            out.append(total)
-        return tuple(out)
+        return tuple(itertools.accumulate(self.counts))
 
 
 @dataclass
@@ -247,6 +244,18 @@ class RunState:
     scratch: dict = field(default_factory=dict)  # the sampler's own state across blocks (this run only)
     kv: Any = None  # the key/value cache of the block's last full call (cache modes)
     kv_rows: "Tensor | None" = None  # the batch rows that cache holds, ascending
+
+
+def spread(where: Tensor, cand: Tensor, scores: "Tensor | None" = None) -> tuple[Tensor, "Tensor | None"]:
+    """Per-position ``(M,)`` candidates (and float64 scores) back onto the ``(R, T)`` grid of ``where``: 0 and -inf
+    (never chosen) elsewhere."""
+    cand_full = torch.zeros(where.shape, dtype=torch.long, device=where.device)
+    cand_full[where] = cand
+    if scores is None:
+        return cand_full, None
+    score_full = torch.full(where.shape, float("-inf"), dtype=torch.float64, device=where.device)
+    score_full[where] = scores
+    return cand_full, score_full
 
 
 def steps_per_block(steps: int, num_blocks: int) -> int:
@@ -504,14 +513,8 @@ class Sampler(ABC):
             return run.rng.segments(step.rows, counts, width)
 
         cand = draw_candidates(flat, self.temperature, uniform)
-        cand_full = torch.zeros(where.shape, dtype=torch.long, device=where.device)
-        cand_full[where] = cand
-        if rule is None:
-            return cand_full, None
-        scores = self._last_resort(run, cand, confidence_scores(flat, cand, rule, uniform, lse))
-        score_full = torch.full(where.shape, float("-inf"), dtype=torch.float64, device=where.device)
-        score_full[where] = scores
-        return cand_full, score_full
+        scores = None if rule is None else self._last_resort(run, cand, confidence_scores(flat, cand, rule, uniform, lse))
+        return spread(where, cand, scores)
 
     def _last_resort(self, run: RunState, candidates: Tensor, scores: Tensor) -> Tensor:
         """With ``confidence_eos_eot_inf``: end-token candidates drop below every other candidate."""

@@ -24,7 +24,7 @@ from torch import Tensor
 
 from ..reveal import reveal_probabilities
 from ..schedules import Dream
-from .base import Block, Decision, Plan, RunState, ScheduledSampler, Step
+from .base import Block, Decision, Plan, RunState, ScheduledSampler, Step, spread
 from .ops import draw_candidates, select_top_k
 
 __all__ = ["DreamSampler", "filter_top_p", "filter_top_k", "dream_candidates"]
@@ -104,11 +104,7 @@ class DreamSampler(ScheduledSampler):
         counts = where.sum(1)
         cand, conf = dream_candidates(flat, self.temperature, self.top_p, self.top_k, self.alg,
                                       lambda width: run.rng.segments(step.rows, counts, width))
-        cand_full = torch.zeros(where.shape, dtype=torch.long, device=where.device)
-        cand_full[where] = cand
-        conf_full = torch.full(where.shape, float("-inf"), dtype=torch.float64, device=where.device)
-        conf_full[where] = self._last_resort(run, cand, conf.double())
-        return cand_full, conf_full
+        return spread(where, cand, self._last_resort(run, cand, conf.double()))
 
     def decide(self, run: RunState, block: Block, step: Step, masked: Tensor) -> Decision:
         """Dream calls the model at every step; ``origin`` reveals each masked position with the step's

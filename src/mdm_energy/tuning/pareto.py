@@ -75,11 +75,6 @@ def _check_bounds(name: str, lo: float, hi: float, low: float, high: float) -> N
         raise ValueError(f"{name} bounds must satisfy {low} <= low < high <= {high}, got ({lo!r}, {hi!r})")
 
 
-def _search_range(spec, option: str):
-    """The declared search range of a sampler option (:class:`~mdm_energy.registry.SearchRange`), or ``None``."""
-    return spec.params[option].search
-
-
 #: Options the search never takes from the registry's ranges: the schedule (the family's numbers instead)
 #: and the steps (chosen from :attr:`ParetoSpace.steps`).
 _SCHEDULED = ("schedule", "steps")
@@ -144,7 +139,7 @@ class ParetoSpace:
                 continue
             if name in own:
                 out.append((name, *own[name]))
-            elif (rng := _search_range(spec, name)) is not None:
+            elif (rng := spec.params[name].search) is not None:
                 out.append((name, float(rng.low), float(rng.high), bool(rng.log)))
         return out
 
