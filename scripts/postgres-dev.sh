@@ -3,7 +3,10 @@
 # and so can a developer trying `mdm-energy tune --storage postgresql://...` by hand. Installs Debian's
 # postgresql package when no server is found. Prints the server's URL.
 #
-#   scripts/postgres-dev.sh [start|stop|url]      (default: start)
+#   scripts/postgres-dev.sh [start|stop|restart|url]      (default: start)
+#
+# restart: a fast restart (pg_ctl restart -m fast) of a running server, as for maintenance: open connections
+# are cut and the server is back a moment later; the tests use it to check that tuning workers ride it out.
 #
 # Data in $MDM_PG_DIR (default /tmp/mdm-energy-pg), port $MDM_PG_PORT (default 54329), database
 # mdm_energy, user mdm, no password (trust, loopback only: never expose this server).
@@ -22,8 +25,12 @@ case "${1:-start}" in
     BIN=$(bin_dir || true)
     [ -n "$BIN" ] && [ -d "$DIR" ] && as_owner "$BIN/pg_ctl" -D "$DIR" stop -m fast >/dev/null 2>&1 || true
     exit 0 ;;
+  restart)
+    BIN=$(bin_dir)
+    as_owner "$BIN/pg_ctl" -D "$DIR" -l "$DIR/server.log" -w -t 60 restart -m fast >/dev/null
+    exit 0 ;;
   start) ;;
-  *) echo "usage: $0 [start|stop|url]" >&2; exit 2 ;;
+  *) echo "usage: $0 [start|stop|restart|url]" >&2; exit 2 ;;
 esac
 
 BIN=$(bin_dir || true)

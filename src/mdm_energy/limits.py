@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["MAX_STEPS", "MAX_LENGTH", "MAX_WORKERS_PER_CPU", "MAX_SECONDS", "available_memory", "format_bytes",
+__all__ = ["MAX_STEPS", "MAX_LENGTH", "MAX_WORKERS_PER_CPU", "MAX_SECONDS", "STORAGE_PATIENCE",
+           "MAX_STORAGE_PATIENCE", "available_memory", "format_bytes",
            "check_memory", "check_time", "check_workers"]
 
 #: No sampler, schedule table or exact law takes more steps than this: a million model calls per sequence
@@ -22,6 +23,10 @@ MAX_LENGTH = 10**15
 MAX_WORKERS_PER_CPU = 4
 #: The longest a single computation that reports no progress may be estimated to take.
 MAX_SECONDS = 600.0
+#: Seconds a tuning worker rides out a lost database server before it gives up (``--storage-patience``).
+STORAGE_PATIENCE = 60.0
+#: The longest storage patience accepted: a day (a worker that should wait longer is better restarted).
+MAX_STORAGE_PATIENCE = 86_400.0
 #: Share of the available memory one command may plan to use.
 MEMORY_SHARE = 0.8
 

@@ -74,7 +74,8 @@ def _load_plugins() -> None:
 def main(argv: "Sequence[str] | None" = None) -> int:
     """Run the command line; returns the exit status.
 
-    0: done; 2: bad input (one line naming the bad value, nothing written); 130: interrupted; 1: an
+    0: done; 2: bad input (one line naming the bad value, nothing written); 130: interrupted; 75: the study
+    storage of ``tune`` stayed unreachable for ``--storage-patience`` seconds (rerun to resume); 1: an
     internal error — one line that says so, and ``--debug`` (anywhere before the subcommand's own
     arguments, or ``MDM_ENERGY_DEBUG=1``) shows the traceback.
     """
@@ -106,15 +107,28 @@ def main(argv: "Sequence[str] | None" = None) -> int:
     except KeyboardInterrupt:
         print("mdm-energy: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # noqa: BLE001 - an error that names its own exit status (a storage outage: 75)
+        status = getattr(type(exc), "exit_status", None)
+        if not isinstance(status, int):
+            return _internal_error(exc, debug)
+        if debug:
+            traceback.print_exc()
+        print(f"mdm-energy: error: {_one_line(exc)}", file=sys.stderr)
+        return status
     except SystemExit:
         raise
     except BaseException as exc:  # noqa: BLE001 - the one place that turns a bug into one line
-        if debug:
-            traceback.print_exc()
-        print(f"mdm-energy: internal error: {type(exc).__name__}: {_one_line(exc)[:300]} "
-              "(rerun with --debug to see the traceback)", file=sys.stderr)
-        return 1
+        return _internal_error(exc, debug)
     return 0
+
+
+def _internal_error(exc: BaseException, debug: bool) -> int:
+    """Report a bug in one line (the traceback with ``debug``); exit status 1."""
+    if debug:
+        traceback.print_exc()
+    print(f"mdm-energy: internal error: {type(exc).__name__}: {_one_line(exc)[:300]} "
+          "(rerun with --debug to see the traceback)", file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

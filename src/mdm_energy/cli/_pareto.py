@@ -70,7 +70,7 @@ def run_pareto(args: argparse.Namespace) -> None:
     with progress_bar(budget, f"tune --pareto {args.strategy}") as progress:
         result = pareto_tune(objective, sampler=args.sampler, strategy=args.strategy, budget=budget,
                              storage=args.storage, study_name=args.study, workers=args.workers, seed=args.seed,
-                             space=space, progress=progress)
+                             space=space, progress=progress, storage_patience=args.storage_patience)
     files = write_pareto_report(result, objective.name, args.report) if args.report else None
     payload = result.as_json()
 

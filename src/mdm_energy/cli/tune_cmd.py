@@ -10,8 +10,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ._common import (CLIError, bounds, emit, format_table, named_numbers, positive_floats, positive_int, progress_bar,
-                      seed_int)
+from ..limits import STORAGE_PATIENCE
+from ._common import (CLIError, bounds, emit, format_table, named_numbers, non_negative_float, positive_floats,
+                      positive_int, progress_bar, seed_int)
 from ._sampler_args import add_sampler_arguments, check_sampler_options, given_sampler_options
 from .exact_cmd import DIST_HELP, load_exact
 
@@ -81,6 +82,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="grid values by parameter name (grid/halving), e.g. 'k=0.5,1,2,4' for poly")
     p.add_argument("--storage", default="sqlite:///mdm-energy-studies.db", help="Optuna storage URL or journal:PATH "
                    "(default sqlite:///mdm-energy-studies.db)")
+    p.add_argument("--storage-patience", type=non_negative_float("storage-patience"), default=STORAGE_PATIENCE,
+                   metavar="SECONDS", help="on a database server, how long a worker rides out a lost connection or a "
+                   f"restarting server, retrying with backoff (default {STORAGE_PATIENCE:g}); then it stops with one "
+                   "line and its own exit status, and rerunning the command resumes the study")
     p.add_argument("--study", help="study name (default derived from the objective and strategy)")
     p.add_argument("--workers", type=positive_int("workers"), default=1, help="processes sharing the study (default 1)")
     p.add_argument("--seed", type=seed_int(), default=0)
@@ -248,7 +253,8 @@ def run(args: argparse.Namespace) -> None:
     with progress_bar(total, f"tune {args.strategy}") as progress:
         result = tune(objective, strategy=args.strategy, budget=args.budget, storage=args.storage, study_name=args.study,
                       workers=args.workers, seed=args.seed, space=space, progress=progress,
-                      halving_min_size=args.halving_min_size, halving_eta=args.halving_eta)
+                      halving_min_size=args.halving_min_size, halving_eta=args.halving_eta,
+                      storage_patience=args.storage_patience)
     files = write_report(result, objective.name, args.steps, length, args.report) if args.report else None
     payload = result.as_json()
     references = exact_references(objective) if args.optimum else None

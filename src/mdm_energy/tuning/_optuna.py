@@ -49,16 +49,31 @@ def trial_id(trial) -> int:
     return trial._trial_id
 
 
-def set_trial_attr(study, tid: int, key: str, value: Any) -> None:
-    """Set a user attribute on the running trial with storage id ``tid``, whichever process created it."""
-    study._storage.set_trial_user_attr(tid, key, value)
+def set_trial_attr(study, tid: int, key: str, value: Any) -> bool:
+    """Set a user attribute on the running trial with storage id ``tid``, whichever process created it;
+    False (nothing set) when the trial has finished meanwhile — see :func:`finish_trial`."""
+    try:
+        study._storage.set_trial_user_attr(tid, key, value)
+    except optuna().exceptions.UpdateFinishedTrialError:
+        return False
+    return True
 
 
-def finish_trial(study, number: int, state: str, value: "float | list[float] | None" = None) -> None:
-    """Finish the running trial ``number`` as ``COMPLETE`` (with ``value``), ``FAIL`` or ``PRUNED``."""
-    st = getattr(optuna().trial.TrialState, state)
+def finish_trial(study, number: int, state: str, value: "float | list[float] | None" = None) -> bool:
+    """Finish the running trial ``number`` as ``COMPLETE`` (with ``value``), ``FAIL`` or ``PRUNED``.
+
+    False, leaving it as it is, when the trial has finished already: the first attempt of a retried call
+    committed but its reply was lost (:mod:`.outage`), or another worker failed it as stale while this one
+    could not reach the storage — then that worker's verdict stands and the point is redone once."""
+    op = optuna()
     values = None if value is None else (list(value) if isinstance(value, (list, tuple)) else [value])
-    study.tell(number, values=values, state=st)
+    try:
+        study.tell(number, values=values, state=getattr(op.trial.TrialState, state))
+    except (op.exceptions.UpdateFinishedTrialError, ValueError):  # ValueError: Optuna's "Cannot tell a FAIL trial"
+        if not any(t.number == number and t.state.is_finished() for t in study.get_trials(deepcopy=False)):
+            raise
+        return False
+    return True
 
 
 def _heartbeat_storage(study):
@@ -83,14 +98,13 @@ def heartbeat(study, tid: int) -> Iterator[None]:
         while True:
             try:
                 storage.record_heartbeat(tid)
-            except Exception:  # noqa: BLE001 - a missed beat is retried; the evaluation goes on
+            except Exception:  # noqa: BLE001 - a missed beat (the server is away) is retried at the next interval
                 pass
             if stop.wait(interval):
                 return
 
     thread = threading.Thread(target=beat, name=f"heartbeat-{tid}", daemon=True)
-    storage.record_heartbeat(tid)
-    thread.start()
+    thread.start()  # its first beat is at once
     try:
         yield
     finally:

@@ -20,6 +20,9 @@ Safety, by construction:
   only while fewer than the budget are held, trial numbers deciding a race for the last place;
 * **failures** — an evaluation that raises, or returns a non-finite score, is recorded as ``FAIL`` with
   its error text, and the study goes on;
+* **outages** — on a database server every storage call rides out an outage (:mod:`.outage`); a worker
+  that gives up raises :class:`~.outage.StorageOutage` (a forked worker exits with
+  :data:`~.outage.EXIT_STORAGE_OUTAGE`) and its running trial is redone once by the next run;
 * **one objective and one schedule family per study** (:func:`claim_objective`, :func:`claim_family`),
   so scores of different things are never ranked together.
 """
@@ -39,9 +42,10 @@ from ..schedules import Schedule, ScheduleFamily, ScheduleParam
 from ._optuna import create_running_trial, finish_trial, heartbeat, optuna, set_trial_attr, stale_trial_ids, trial_id
 from .items import StudyItemStore
 from .objectives import ItemObjective, Objective, Score
+from .outage import EXIT_STORAGE_OUTAGE, StorageOutage
 
 __all__ = ["STORED_RANGE", "BETA", "point_key", "stored_distribution", "fail_stale", "holders", "record",
-           "owner_attrs", "family_attrs", "evaluate_point", "bind_objective", "points_worker", "AskJob", "optuna_sampler", "ask_worker",
+           "scored", "owner_attrs", "family_attrs", "evaluate_point", "bind_objective", "points_worker", "AskJob", "optuna_sampler", "ask_worker",
            "run_workers", "claim_objective", "claim_family", "family_of_trial"]
 
 #: The distribution every positive grid parameter (Beta's ``a`` and ``b``) is stored under (grid, halving).
@@ -94,6 +98,12 @@ def fail_stale(study) -> int:
     return n
 
 
+def _mine(t, run_id: str) -> bool:
+    """Whether trial ``t`` was created by this very process in this run."""
+    u = t.user_attrs
+    return u.get("host") == socket.gethostname() and u.get("pid") == os.getpid() and u.get("run") == run_id
+
+
 def holders(study, key: str) -> list:
     """Trials that hold a point: finished (complete, or failed by the objective) or running."""
     S = optuna().trial.TrialState
@@ -101,23 +111,38 @@ def holders(study, key: str) -> list:
             if t.user_attrs.get("key") == key and not t.user_attrs.get("stale")]
 
 
-def record(study, tid: int, number: int, objective: Objective, schedule: Callable[[], Schedule],
-           size: "int | None", seed: int) -> None:
-    """Build the trial's schedule (``schedule()``), evaluate it and finish the trial: COMPLETE with its score,
-    or FAIL with the error text (a schedule that cannot be built fails its trial the same way)."""
+def record(study, tid: int, number: int, evaluate: "Callable[[], tuple[Score, list[float]]]") -> None:
+    """Evaluate a trial (``evaluate()`` gives its score and the values to store: the score's, and for two
+    objectives the mean calls too) and finish it: COMPLETE with the values, or FAIL with the error text (a
+    schedule that cannot be built fails its trial the same way, as does a non-finite value). A storage
+    outage is not the trial's failure: it propagates and the trial stays RUNNING, to be redone. A trial that
+    another worker finished meanwhile (failed as stale) is left to that verdict."""
     try:
         with heartbeat(study, tid):
-            score: Score = objective.evaluate(schedule(), size=size, seed=seed)
-        if not math.isfinite(score.value):
-            raise ValueError(f"objective returned a non-finite score {score.value!r}")
+            score, values = evaluate()
+        if not all(math.isfinite(v) for v in values):
+            raise ValueError(f"objective returned a non-finite score {values[0]!r}" if len(values) == 1 else
+                             f"objective returned non-finite values {values!r} (score, mean calls)")
+    except StorageOutage:
+        raise
     except Exception as exc:  # noqa: BLE001 - a failing trial is recorded, the study goes on
-        set_trial_attr(study, tid, "error", f"{type(exc).__name__}: {exc}")
-        set_trial_attr(study, tid, "traceback", traceback.format_exc(limit=5))
-        finish_trial(study, number, "FAIL")
+        if set_trial_attr(study, tid, "error", f"{type(exc).__name__}: {exc}"):
+            set_trial_attr(study, tid, "traceback", traceback.format_exc(limit=5))
+            finish_trial(study, number, "FAIL")
         return
-    set_trial_attr(study, tid, "n", score.n)
-    set_trial_attr(study, tid, "stderr", score.stderr)
-    finish_trial(study, number, "COMPLETE", score.value)
+    if set_trial_attr(study, tid, "n", score.n) and set_trial_attr(study, tid, "stderr", score.stderr):
+        finish_trial(study, number, "COMPLETE", values)
+
+
+def scored(objective: Objective, schedule: Callable[[], Schedule], size: "int | None" = None,
+           seed: int = 0) -> "Callable[[], tuple[Score, list[float]]]":
+    """The evaluation :func:`record` runs for one schedule: build it (``schedule()``), score it."""
+
+    def evaluate() -> tuple[Score, list[float]]:
+        score = objective.evaluate(schedule(), size=size, seed=seed)
+        return score, [score.value]
+
+    return evaluate
 
 
 def owner_attrs(strategy: str, run_id: str) -> dict[str, Any]:
@@ -133,7 +158,9 @@ def family_attrs(family: ScheduleFamily) -> dict[str, Any]:
 def evaluate_point(study, objective: Objective, strategy: str, family: ScheduleFamily, values: Sequence[float],
                    rung: int = 0, size: "int | None" = None, seed: int = 0, run_id: str = "") -> bool:
     """Claim and evaluate one fixed point ``values`` of ``family`` (in the order of its parameters); returns
-    False when another trial already holds it."""
+    False when another trial already holds it. A running trial of this point created by this very process
+    and run is an orphan of a retried create whose first attempt committed (:mod:`.outage`): it is failed
+    as stale, not taken for a rival."""
     key = point_key(values, rung)
     if holders(study, key):
         return False
@@ -145,12 +172,17 @@ def evaluate_point(study, objective: Objective, strategy: str, family: ScheduleF
          **owner_attrs(strategy, run_id)},
     )
     S = optuna().trial.TrialState
-    rivals = [t for t in holders(study, key) if trial_id(t) != tid and (t.state != S.RUNNING or t.number < number)]
+    others = [t for t in holders(study, key) if trial_id(t) != tid]
+    for orphan in [t for t in others if t.state == S.RUNNING and _mine(t, run_id)]:
+        if set_trial_attr(study, trial_id(orphan), "stale", True):
+            finish_trial(study, orphan.number, "FAIL")
+        others.remove(orphan)
+    rivals = [t for t in others if t.state != S.RUNNING or t.number < number]
     if rivals:  # someone else holds this point: abandon without evaluating
         set_trial_attr(study, tid, "duplicate", True)
         finish_trial(study, number, "PRUNED")
         return False
-    record(study, tid, number, objective, lambda: schedule, size, seed)
+    record(study, tid, number, scored(objective, lambda: schedule, size, seed))
     return True
 
 
@@ -219,13 +251,24 @@ def ask_worker(opener: Callable[[], Any], objective: Any, job: AskJob, worker: i
         job.record(study, trial)
 
 
-def run_workers(target: Callable, args: tuple, workers: int, progress: "Callable[[], None] | None") -> None:
-    """Run ``target(*args, worker)`` in this process (one worker) or in ``workers`` forked processes."""
+def _worker_process(target: Callable, args: tuple) -> None:
+    """A forked worker: ``target(*args)``; a storage outage it gave up on ends it with
+    :data:`~.outage.EXIT_STORAGE_OUTAGE` (no traceback; the parent names the storage)."""
+    try:
+        target(*args)
+    except StorageOutage:
+        raise SystemExit(EXIT_STORAGE_OUTAGE) from None
+
+
+def run_workers(target: Callable, args: tuple, workers: int, progress: "Callable[[], None] | None",
+                storage: "str | None" = None) -> None:
+    """Run ``target(*args, worker)`` in this process (one worker) or in ``workers`` forked processes; when
+    every worker that failed gave up on an outage of ``storage``, :class:`~.outage.StorageOutage`."""
     if workers <= 1:
         target(*args, 0)
         return
     ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
-    procs = [ctx.Process(target=target, args=args + (w,)) for w in range(workers)]
+    procs = [ctx.Process(target=_worker_process, args=(target, args + (w,))) for w in range(workers)]
     for p in procs:
         p.start()
     try:
@@ -237,6 +280,8 @@ def run_workers(target: Callable, args: tuple, workers: int, progress: "Callable
         for p in procs:
             p.join()
     bad = [p.exitcode for p in procs if p.exitcode not in (0, None)]
+    if bad and all(code == EXIT_STORAGE_OUTAGE for code in bad):
+        raise StorageOutage(storage, None, f"{len(bad)} of {workers} workers gave up waiting for it")
     if bad:
         raise RuntimeError(f"{len(bad)} tuning worker(s) exited abnormally (exit codes {bad})")
 

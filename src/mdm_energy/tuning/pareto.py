@@ -26,9 +26,12 @@ from .._parse import positive_int
 from ..limits import check_workers
 from ..registry import sampler_spec
 from ..schedules import HAND_CRAFTED
-from ._optuna import finish_trial, heartbeat, optuna, set_trial_attr, trial_id
-from .claims import BETA, AskJob, ask_worker, claim_family, claim_objective, fail_stale, optuna_sampler, run_workers
+from ._optuna import optuna, trial_id
+from .claims import (BETA, AskJob, ask_worker, claim_family, claim_objective, fail_stale, optuna_sampler, record,
+                     run_workers)
 from .objectives import Score
+from ..limits import STORAGE_PATIENCE
+from .outage import check_patience
 from .storage import creates_file, discard_if_empty, open_study
 from .study import SearchSpace
 
@@ -242,20 +245,13 @@ def _propose(space: ParetoSpace, sampler: str, trial) -> dict[str, Any]:
 
 
 def _record(objective: ParetoObjective, sampler: str, study, trial) -> None:
-    tid, number = trial_id(trial), trial.number
     options = json.loads(trial.user_attrs["options"]) if "options" in trial.user_attrs else {}
-    try:
-        with heartbeat(study, tid):
-            score, nfe = objective.evaluate(sampler, options)
-        if not (math.isfinite(score.value) and math.isfinite(nfe)):
-            raise ValueError(f"objective returned a non-finite score {score.value!r} or mean calls {nfe!r}")
-    except Exception as exc:  # noqa: BLE001 - a failing trial is recorded, the study goes on
-        set_trial_attr(study, tid, "error", f"{type(exc).__name__}: {exc}")
-        finish_trial(study, number, "FAIL")
-        return
-    set_trial_attr(study, tid, "n", score.n)
-    set_trial_attr(study, tid, "stderr", score.stderr)
-    finish_trial(study, number, "COMPLETE", [score.value, float(nfe)])
+
+    def evaluate() -> tuple[Score, list[float]]:
+        score, nfe = objective.evaluate(sampler, options)
+        return score, [score.value, float(nfe)]
+
+    record(study, trial_id(trial), trial.number, evaluate)
 
 
 def pareto_tune(
@@ -270,11 +266,13 @@ def pareto_tune(
     seed: int = 0,
     space: "ParetoSpace | None" = None,
     progress: "Callable[[int], None] | None" = None,
+    storage_patience: float = STORAGE_PATIENCE,
 ) -> ParetoResult:
     """Run (or resume) a two-objective search of ``sampler``'s parameters and return its front, the baselines
     and every trial (see the module docstring). ``budget`` trials in all, over every worker and run. The
     default study name is ``pareto:OBJECTIVE:SAMPLER:STRATEGY``, with the family before the strategy when a
-    scheduled sampler searches a family other than Beta."""
+    scheduled sampler searches a family other than Beta. On a database server every worker rides out an outage
+    of up to ``storage_patience`` seconds, then stops with :class:`~.outage.StorageOutage` (rerun to resume)."""
     spec = sampler_spec(sampler)  # an unknown name: the registry's message
     if strategy not in PARETO_STRATEGIES:
         raise ValueError(f"strategy {strategy!r} cannot search two objectives at once (use: {', '.join(PARETO_STRATEGIES)})")
@@ -288,9 +286,9 @@ def pareto_tune(
     infix = f"{family}:" if family not in (None, BETA) else ""
     config = ParetoRunConfig(sampler=sampler, strategy=strategy, budget=budget, storage=storage,
                              name=study_name or f"pareto:{objective.name}:{sampler}:{infix}{strategy}", workers=workers,
-                             seed=seed, space=space)
+                             seed=seed, space=space, storage_patience=check_patience(storage_patience))
     created_file = creates_file(storage)
-    study = open_study(storage, config.name, ("maximize", "minimize"))
+    study = open_study(storage, config.name, ("maximize", "minimize"), config.storage_patience)
     try:
         claim_objective(study, config.name, _Named(f"pareto:{objective.name}:{sampler}"))
         if family is not None:
@@ -309,7 +307,8 @@ class _Named:
 @dataclass(frozen=True)
 class ParetoRunConfig:
     """One Pareto run, as :func:`pareto_tune` checked it: the sampler, the strategy and its budget, where the
-    study lives and its name, how many workers share it, the seed and the search space."""
+    study lives and its name, how many workers share it, the seed, the search space and how long its workers
+    wait for a lost database server."""
 
     sampler: str
     strategy: str
@@ -319,6 +318,7 @@ class ParetoRunConfig:
     workers: int
     seed: int
     space: ParetoSpace
+    storage_patience: float = STORAGE_PATIENCE
 
 
 def _run(study, objective: ParetoObjective, config: ParetoRunConfig,
@@ -332,7 +332,7 @@ def _run(study, objective: ParetoObjective, config: ParetoRunConfig,
             study.set_user_attr(key, {"sampler": base, "options": options, "quality": score.value,
                                       "stderr": score.stderr, "n": score.n, "nfe": float(nfe)})
     opener = ((lambda: study) if config.workers == 1
-              else partial(open_study, config.storage, config.name, ("maximize", "minimize")))
+              else partial(open_study, config.storage, config.name, ("maximize", "minimize"), config.storage_patience))
     job = AskJob("pareto", config.budget, run_id, partial(optuna_sampler, config.strategy, config.seed),
                  partial(_propose, config.space, config.sampler), partial(_record, objective, config.sampler))
 
@@ -340,7 +340,7 @@ def _run(study, objective: ParetoObjective, config: ParetoRunConfig,
         if progress:
             progress(len(_complete(study)))
 
-    run_workers(ask_worker, (opener, objective, job), config.workers, tick)
+    run_workers(ask_worker, (opener, objective, job), config.workers, tick, config.storage)
     tick()
     return _result(study, config.sampler, config.strategy, run_id)
 

@@ -5,7 +5,7 @@ for several machines), ``journal:PATH`` for a journal file, or ``None`` for a th
 in this process. This module is the storage half of the tuner: which URLs are accepted and why a bad
 one is refused before anything is created (:func:`check_storage`), how each kind is opened (SQLite
 with a long lock timeout; a database server with Optuna's heartbeat, so a dead worker on another
-machine is noticed), the lock that lets several commands create one new SQLite file together, and the
+machine is noticed, and with every call riding out an outage of the server, :mod:`.outage`), the lock that lets several commands create one new SQLite file together, and the
 clean-up that leaves nothing behind after a first run that completed nothing.
 """
 
@@ -14,10 +14,13 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import warnings
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from ._optuna import optuna
+from ..limits import STORAGE_PATIENCE
+from .outage import StorageOutage, patient_rdb_storage
 
 __all__ = ["DEFAULT_STORAGE", "HEARTBEAT_SECONDS", "check_storage", "file_of", "heartbeat_seconds", "optuna_storage",
            "open_study", "creates_file", "discard_if_empty"]
@@ -148,8 +151,10 @@ def heartbeat_seconds() -> int:
     return value
 
 
-def optuna_storage(url: "str | None"):
-    """The Optuna storage object of ``url`` (``None``: Optuna's in-memory storage of this process)."""
+def optuna_storage(url: "str | None", patience: float = STORAGE_PATIENCE):
+    """The Optuna storage object of ``url`` (``None``: Optuna's in-memory storage of this process). On a
+    database server every call rides out an outage of up to ``patience`` seconds (:mod:`.outage`); a SQLite
+    file waits for its lock up to 60 s instead."""
     if url is None:
         return None
     op = optuna()
@@ -160,19 +165,24 @@ def optuna_storage(url: "str | None"):
     if url.startswith("sqlite"):  # one machine: a dead worker is found by its process id
         return op.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
     beat = heartbeat_seconds()
-    return op.storages.RDBStorage(url, engine_kwargs=_server_kwargs(url), heartbeat_interval=beat,
-                                  grace_period=4 * beat)
+    with warnings.catch_warnings():  # Optuna calls its heartbeat experimental; we use it on purpose (see above)
+        warnings.simplefilter("ignore", op.exceptions.ExperimentalWarning)
+        return patient_rdb_storage(url, patience, engine_kwargs=_server_kwargs(url), heartbeat_interval=beat,
+                                   grace_period=4 * beat)
 
 
-def open_study(storage: "str | None", name: str, direction: "str | Sequence[str]"):
+def open_study(storage: "str | None", name: str, direction: "str | Sequence[str]",
+               patience: float = STORAGE_PATIENCE):
     """Create or load an Optuna study (a storage URL, ``journal:PATH``, or ``None`` for memory); several
-    ``direction`` values make a multi-objective study."""
+    ``direction`` values make a multi-objective study. On a database server the study's calls ride out an
+    outage of up to ``patience`` seconds, then raise :class:`~.outage.StorageOutage`."""
     check_storage(storage)
     how = {"direction": direction} if isinstance(direction, str) else {"directions": list(direction)}
     try:
         with _creation_lock(storage):
-            return optuna().create_study(storage=optuna_storage(storage), study_name=name, load_if_exists=True, **how)
-    except ValueError:
+            return optuna().create_study(storage=optuna_storage(storage, patience), study_name=name,
+                                         load_if_exists=True, **how)
+    except (ValueError, StorageOutage):
         raise
     except Exception as exc:  # noqa: BLE001 - any backend error means the storage is unusable
         raise ValueError(f"cannot open storage {storage!r}: {' '.join(str(exc).split())[:300]}") from None
@@ -186,7 +196,7 @@ def discard_if_empty(storage: "str | None", name: str, created_file: bool) -> No
     op = optuna()
     try:
         with _creation_lock(storage):
-            st = optuna_storage(storage)
+            st = optuna_storage(storage, patience=0.0)  # one try: the error that brought us here comes first
             study = op.load_study(study_name=name, storage=st)
             if study.get_trials(deepcopy=False):
                 return

@@ -33,9 +33,11 @@ from ..limits import check_workers
 from ..schedules import HAND_CRAFTED, Schedule, ScheduleFamily, ScheduleParam, schedule_family
 from ._optuna import optuna, trial_id
 from .claims import (BETA, AskJob, ask_worker, bind_objective, claim_family, claim_objective, fail_stale,
-                     family_attrs, family_of_trial, optuna_sampler, point_key, points_worker, record, run_workers,
+                     family_attrs, family_of_trial, optuna_sampler, point_key, points_worker, record, run_workers, scored,
                      stored_distribution)
 from .objectives import Objective, Score
+from ..limits import STORAGE_PATIENCE
+from .outage import check_patience
 from .storage import DEFAULT_STORAGE, check_storage, creates_file, discard_if_empty, open_study
 
 __all__ = ["STRATEGIES", "BASELINES", "PAPER_GRID", "DEFAULT_STORAGE", "MAX_TRIALS", "SearchSpace", "Trial",
@@ -261,7 +263,8 @@ class TuneResult:
 @dataclass(frozen=True)
 class RunConfig:
     """One tuning run, as :func:`tune` checked it: the strategy and its budget, where the study lives and its
-    name, how many workers share it, the seed, the search space and the successive-halving plan."""
+    name, how many workers share it, the seed, the search space, the successive-halving plan and how long
+    its workers wait for a lost database server."""
 
     strategy: str
     budget: "int | None"
@@ -272,6 +275,7 @@ class RunConfig:
     space: SearchSpace
     halving_min_size: int = 50
     halving_eta: int = 3
+    storage_patience: float = STORAGE_PATIENCE
 
 
 def study_trials(study) -> list[Trial]:
@@ -323,6 +327,7 @@ def tune(
     halving_min_size: int = 50,
     halving_eta: int = 3,
     progress: "Callable[[int], None] | None" = None,
+    storage_patience: float = STORAGE_PATIENCE,
 ) -> TuneResult:
     """Run (or resume) a tuning study and return the best point of the space's family, the baselines and the
     trial counts.
@@ -335,7 +340,9 @@ def tune(
     subsets of one ``seed`` are nested, and an :class:`~mdm_energy.tuning.ItemObjective` keeps each item's
     score with the study, so no item is scored twice for one schedule. A study holds one objective and one
     schedule family: a name reused for another is refused. The default study name is
-    ``OBJECTIVE:STRATEGY`` for Beta and ``OBJECTIVE:FAMILY:STRATEGY`` for another family.
+    ``OBJECTIVE:STRATEGY`` for Beta and ``OBJECTIVE:FAMILY:STRATEGY`` for another family. On a database
+    server every worker rides out an outage of up to ``storage_patience`` seconds (retrying with backoff),
+    then stops with :class:`~.outage.StorageOutage`; the study resumes on rerun.
     """
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r} (known: {', '.join(STRATEGIES)})")
@@ -357,9 +364,10 @@ def tune(
     family = "" if space.family == BETA else f"{space.family}:"
     config = RunConfig(strategy=strategy, budget=budget, storage=storage,
                        name=study_name or f"{objective.name}:{family}{strategy}", workers=workers, seed=seed,
-                       space=space, halving_min_size=halving_min_size, halving_eta=halving_eta)
+                       space=space, halving_min_size=halving_min_size, halving_eta=halving_eta,
+                       storage_patience=check_patience(storage_patience))
     created_file = creates_file(storage)
-    study = open_study(storage, config.name, objective.direction)
+    study = open_study(storage, config.name, objective.direction, config.storage_patience)
     try:
         claim_objective(study, config.name, objective)
         claim_family(study, config.name, space.family)
@@ -381,7 +389,7 @@ def _propose(space: SearchSpace, trial) -> dict[str, Any]:
 
 def _record_proposed(objective: Objective, space: SearchSpace, study, trial) -> None:
     values = [trial.params[name] for name in space.names]
-    record(study, trial_id(trial), trial.number, objective, lambda: space.build(values), None, 0)
+    record(study, trial_id(trial), trial.number, scored(objective, lambda: space.build(values)))
 
 
 def _run(study, objective: Objective, config: RunConfig, progress: "Callable[[int], None] | None") -> TuneResult:
@@ -390,7 +398,7 @@ def _run(study, objective: Objective, config: RunConfig, progress: "Callable[[in
     bind_objective(objective, study)
     strategy, space = config.strategy, config.space
     opener = ((lambda: study) if config.workers == 1
-              else partial(open_study, config.storage, config.name, objective.direction))
+              else partial(open_study, config.storage, config.name, objective.direction, config.storage_patience))
 
     def tick() -> None:
         if progress:
@@ -404,7 +412,7 @@ def _run(study, objective: Objective, config: RunConfig, progress: "Callable[[in
     if strategy in ("tpe", "random"):
         job = AskJob(strategy, config.budget or 25, run_id, partial(optuna_sampler, strategy, config.seed),
                      partial(_propose, space), partial(_record_proposed, objective, space))
-        run_workers(ask_worker, (opener, objective, job), config.workers, tick)
+        run_workers(ask_worker, (opener, objective, job), config.workers, tick, config.storage)
     else:
         points = space.grid()
         if config.budget is not None and config.budget < len(points):
@@ -415,7 +423,7 @@ def _run(study, objective: Objective, config: RunConfig, progress: "Callable[[in
         for rung, size in enumerate(sizes):
             jobs = [(p, rung, size, config.seed) for p in points]  # one seed: each rung's subset contains the last
             run_workers(points_worker, (opener, objective, strategy, space.schedule_family, jobs, run_id,
-                                        config.workers), config.workers, tick)
+                                        config.workers), config.workers, tick, config.storage)
             if rung + 1 < len(sizes):  # keep the best 1/eta for the next, larger subset
                 done = {tuple(t.params[n] for n in space.names): t.value for t in _completed(study, strategy)
                         if t.user_attrs.get("rung") == rung}
