@@ -127,6 +127,24 @@ def test_tune_command_with_the_lm_eval_objective_resumes(bench, tmp_path, capsys
     assert again["new_evaluations"] == 0 and again["best"] == first["best"]
 
 
+def test_tune_runs_a_folder_s_code_only_with_consent(bench, tmp_path, capsys):
+    """The tiny model ships its own Python: without --trust-remote-code (or trust_remote_code=true in the
+    model_args) the command stops with one line and no study; with the flag it runs."""
+    plain = GEN.replace(",trust_remote_code=true", "")
+    argv = ["tune", "--objective", "lm-eval", "--model-args", f"pretrained={bench['model']},{plain}", "--tasks",
+            "mdm_tune_gen", "--include-path", str(bench["tasks"]), "--steps", str(STEPS), "--strategy", "grid",
+            "--a-values", "0.5", "--b-values", "0.5", "--storage", f"sqlite:///{tmp_path}/c.db", "--json"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--trust-remote-code" in err, err
+    assert not (tmp_path / "c.db").exists()
+    assert main([*argv, "--trust-remote-code"]) == 0
+    assert json.loads(capsys.readouterr().out)["baselines"]["linear"] == pytest.approx(0.5)
+    assert main(["tune", "--dist", "toy2", "-N", "3", "--strategy", "grid", "--trust-remote-code",
+                 "--storage", f"sqlite:///{tmp_path}/d.db"]) == 2
+    assert "--trust-remote-code applies to --objective lm-eval only" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("extra,needle", [
     (["--tasks", "no_such_task"], "does not know the task 'no_such_task'"),
     (["--tasks", "a,b"], "one lm-eval task"),

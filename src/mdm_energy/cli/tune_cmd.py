@@ -11,8 +11,8 @@ import argparse
 from pathlib import Path
 
 from ..limits import STORAGE_PATIENCE
-from ._common import (CLIError, bounds, emit, format_table, named_numbers, non_negative_float, positive_floats,
-                      positive_int, progress_bar, seed_int)
+from ._common import (CLIError, add_trust_remote_code, bounds, emit, format_table, named_numbers, non_negative_float,
+                      positive_floats, positive_int, progress_bar, seed_int)
 from ._sampler_args import add_sampler_arguments, check_sampler_options, given_sampler_options
 from .exact_cmd import DIST_HELP, load_exact
 
@@ -46,6 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--include-path", metavar="DIR", help="lm-eval objective: a folder of local task YAML files")
     p.add_argument("--metric", metavar="NAME[,FILTER]", help="lm-eval objective: the metric (default the task's first)")
     p.add_argument("--device", help="lm-eval objective: the model's device, e.g. cuda:1 (one command per GPU)")
+    add_trust_remote_code(p)  # lm-eval objective; the same as trust_remote_code=True in --model-args
     p.add_argument("--apply-chat-template", action="store_true", help="lm-eval objective: lm-eval's switch")
     p.add_argument("--fewshot-as-multiturn", action="store_true", help="lm-eval objective: lm-eval's switch")
     p.add_argument("--confirm-run-unsafe-code", action="store_true",
@@ -155,6 +156,8 @@ def _lm_eval_objective(args: argparse.Namespace):
     model_args = parse_model_args(args.model_args)
     if args.device:
         model_args["device"] = args.device
+    if args.trust_remote_code:
+        model_args["trust_remote_code"] = True
     device = str(model_args.get("device") or "")
     if device.startswith("cuda") and args.workers > 1:
         raise CLIError("--workers > 1 forks processes, which CUDA does not survive: start one command per GPU "
@@ -181,7 +184,8 @@ def _objective(args: argparse.Namespace):
                args.include_path), ("--metric", args.metric), ("--device", args.device),
                ("--apply-chat-template", args.apply_chat_template or None),
                ("--fewshot-as-multiturn", args.fewshot_as_multiturn or None),
-               ("--confirm-run-unsafe-code", args.confirm_run_unsafe_code or None)) if v is not None]
+               ("--confirm-run-unsafe-code", args.confirm_run_unsafe_code or None),
+               ("--trust-remote-code", args.trust_remote_code or None)) if v is not None]
     if lm_only:
         raise CLIError(f"{lm_only[0]} applies to --objective lm-eval only")
     if args.objective == "exact":
