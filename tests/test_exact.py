@@ -289,6 +289,26 @@ def test_infocurve_dp_finds_the_minimal_bound():
         assert infocurve_bound(Z, counts) == pytest.approx(value, abs=1e-12)
 
 
+def test_the_dp_never_spends_a_call_on_nothing_and_loses_nothing_by_it():
+    """Brute force over every composition: on non-decreasing curves (exact, seeded random, flat, stepped)
+    the DP's bound is the minimum over *all* compositions, empty steps included, yet none of its steps is
+    empty; on a flat curve (every bound 0) it gives the evenest counts."""
+    rng = np.random.default_rng(7)
+    curves = [ExactDenoiser("templates:5,3,4").information_curve(), np.zeros(6), np.r_[0, 0, 0, 0, 1.0, 1.0],
+              *[np.r_[0.0, np.cumsum(rng.exponential(size=6) * (rng.random(6) < 0.5))] for _ in range(6)]]
+    for Z in curves:
+        n = len(Z)
+        for N in range(1, n + 1):
+            ic = infocurve_counts(Z, N)
+            assert sum(ic.counts) == n and len(ic.counts) == N and min(ic.counts) >= 1, (Z, N, ic)
+            brute = min(infocurve_bound(Z, c) for c in compositions(n, N))
+            assert ic.bound == pytest.approx(brute, abs=1e-12) == infocurve_bound(Z, ic.counts)
+    for n, N in ((6, 4), (24, 12), (24, 5)):  # the countdown case: a flat start must not give table:0,0,0,...
+        counts = infocurve_counts(np.zeros(n), N).counts
+        assert max(counts) - min(counts) <= 1, counts
+    assert infocurve_counts(np.zeros(3), 5).counts == [0, 0, 1, 1, 1]  # more steps than tokens: empties unavoidable
+
+
 # --- search ----------------------------------------------------------------------------------------
 
 

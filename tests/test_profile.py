@@ -49,6 +49,17 @@ def test_the_profile_schedule_is_the_exact_engines_information_curve_schedule():
         assert parse_schedule(got.table).counts(exact.n, steps).tolist() == got.counts
 
 
+def test_a_profile_flat_at_first_gives_no_empty_step():
+    """A profile whose entropy does not fall for the first positions (easy padding committed first: the
+    curve is flat there) still spends every model call on at least one token."""
+    h = [2.0] * 8 + list(np.linspace(2.0, 0.5, 16))
+    prof = InformationProfile(length=24, entropy=tuple(h), stderr=(0.01,) * 24, samples=100, order="confidence", calls=24)
+    for steps in range(1, 25):
+        got = profile_schedule(prof, steps)
+        assert min(got.counts) >= 1 and sum(got.counts) == 24, (steps, got.counts)
+        assert parse_schedule(got.table).counts(24, steps).tolist() == got.counts
+
+
 def test_given_completions_revealed_in_random_order_give_the_same_profile():
     exact = ExactDenoiser(load_distribution("templates:5,3,1"))
     rng = np.random.default_rng(0)

@@ -209,8 +209,24 @@ def infocurve_bound(Z: np.ndarray, counts: Sequence[int]) -> float:
     return total
 
 
+#: Bounds this close (relative) count as equal, so round-off cannot decide between counts that tie exactly.
+BOUND_TIE_RTOL = 1e-12
+
+
 def infocurve_counts(Z: np.ndarray, steps: int) -> InfoCurveSchedule:
-    """Counts minimising :func:`infocurve_bound` over ``steps`` steps (dynamic programme over cumulative counts)."""
+    r"""Counts minimising :func:`infocurve_bound` over ``steps`` steps (dynamic programme over cumulative counts).
+
+    **No empty step when** ``steps <= n``: every step commits at least one token. Nothing is lost by it:
+    splitting a step that takes the cumulative count from :math:`a` to :math:`b` at :math:`m` changes the
+    bound by :math:`(b-m)(Z_{a+1} - Z_{m+1}) \le 0` on a non-decreasing curve (every information curve is:
+    more context, more information; an estimated profile is made monotone before it gets here), so some
+    best composition has no empty step — and an empty step is a model call that unmasks nothing. With
+    ``steps > n`` some steps must be empty and are allowed.
+
+    **Ties** (a flat curve makes every composition's bound equal, to :data:`BOUND_TIE_RTOL`) go to the most
+    even counts (least :math:`\sum_k c_k^2`), then to the smaller earlier cumulative counts — a curve with no
+    information to use gives the linear schedule, not one that front-loads every token.
+    """
     n = len(Z)
     Z = np.asarray(Z, dtype=np.float64)
     csum = np.concatenate([[0.0], np.cumsum(Z)])
@@ -218,14 +234,20 @@ def infocurve_counts(Z: np.ndarray, steps: int) -> InfoCurveSchedule:
     Za = np.append(Z, 0.0)[:, None]  # Z[a]; the row a = n only ever pairs with b = n (cost 0)
     # cost[a, b]: the bound of one step that takes the cumulative count from a to b (a <= b)
     cost = np.where(b_idx >= a_idx, csum[None, :] - csum[:, None] - (b_idx - a_idx) * Za, np.inf)
-    cost[np.arange(n + 1), np.arange(n + 1)] = 0.0
+    cost[np.arange(n + 1), np.arange(n + 1)] = 0.0 if steps > n else np.inf  # empty steps only when unavoidable
+    spread = np.where(b_idx >= a_idx, (b_idx - a_idx) ** 2, 0).astype(np.float64)  # the tie-break, sum of c^2
     V = np.full((steps + 1, n + 1), math.inf)
+    W = np.full((steps + 1, n + 1), math.inf)
     arg = np.zeros((steps + 1, n + 1), dtype=np.int64)
-    V[0, 0] = 0.0
+    V[0, 0], W[0, 0] = 0.0, 0.0
+    cols = np.arange(n + 1)
     for m in range(1, steps + 1):
         total = V[m - 1][:, None] + cost  # (a, b)
-        arg[m] = np.argmin(total, axis=0)  # first minimum: the smallest a, as the loop it replaces
-        V[m] = total[arg[m], np.arange(n + 1)]
+        best = total.min(axis=0)
+        tied = total <= best + BOUND_TIE_RTOL * np.maximum(1.0, np.abs(best))
+        second = np.where(tied, W[m - 1][:, None] + spread, math.inf)
+        arg[m] = np.argmin(second, axis=0)  # first minimum: the smallest a among the evenest
+        V[m], W[m] = total[arg[m], cols], second[arg[m], cols]
     cum = [n]
     for m in range(steps, 0, -1):
         cum.append(int(arg[m, cum[-1]]))
