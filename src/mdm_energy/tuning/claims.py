@@ -20,28 +20,34 @@ Safety, by construction:
   only while fewer than the budget are held, trial numbers deciding a race for the last place;
 * **failures** — an evaluation that raises, or returns a non-finite score, is recorded as ``FAIL`` with
   its error text, and the study goes on;
+* **interrupts** — SIGINT or SIGTERM during a trial marks it failed-stale at once
+  (:func:`released_on_interrupt`), as :func:`fail_stale` would after a crash: no trial is left ``RUNNING``
+  and a rerun redoes its point; forked workers are stopped with their parent (:func:`run_workers`);
 * **one objective and one schedule family per study** (:func:`claim_objective`, :func:`claim_family`),
   so scores of different things are never ranked together.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import multiprocessing
 import os
 import socket
+import sys
 import time
 import traceback
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
+from .._signals import describe, exit_status, held
 from ..schedules import Schedule, ScheduleFamily, ScheduleParam
 from ._optuna import create_running_trial, finish_trial, heartbeat, optuna, set_trial_attr, stale_trial_ids, trial_id
 from .items import StudyItemStore
 from .objectives import ItemObjective, Objective, Score
 
-__all__ = ["STORED_RANGE", "BETA", "point_key", "stored_distribution", "fail_stale", "holders", "record",
-           "owner_attrs", "family_attrs", "evaluate_point", "bind_objective", "points_worker", "AskJob", "optuna_sampler", "ask_worker",
+__all__ = ["STORED_RANGE", "BETA", "point_key", "stored_distribution", "fail_stale", "released_on_interrupt", "holders",
+           "record", "owner_attrs", "family_attrs", "evaluate_point", "bind_objective", "points_worker", "AskJob", "optuna_sampler", "ask_worker",
            "run_workers", "claim_objective", "claim_family", "family_of_trial"]
 
 #: The distribution every positive grid parameter (Beta's ``a`` and ``b``) is stored under (grid, halving).
@@ -92,6 +98,21 @@ def fail_stale(study) -> int:
             finish_trial(study, t.number, "FAIL")
             n += 1
     return n
+
+
+@contextlib.contextmanager
+def released_on_interrupt(study, tid: int, number: int) -> Iterator[None]:
+    """Mark trial ``tid`` failed-stale if SIGINT/SIGTERM (a ``KeyboardInterrupt``) stops the block, then let
+    the interrupt go on: the study keeps no trial ``RUNNING`` for a worker that is gone, and a rerun redoes
+    the point (an item objective keeps the items it finished). Signals are held back while it is marked."""
+    try:
+        yield
+    except KeyboardInterrupt as exc:
+        with held(), contextlib.suppress(Exception):  # the interrupt, not a failed clean-up, is what is reported
+            set_trial_attr(study, tid, "stale", True)
+            set_trial_attr(study, tid, "error", f"interrupted ({describe(exc)})")
+            finish_trial(study, number, "FAIL")
+        raise
 
 
 def holders(study, key: str) -> list:
@@ -145,12 +166,13 @@ def evaluate_point(study, objective: Objective, strategy: str, family: ScheduleF
          **owner_attrs(strategy, run_id)},
     )
     S = optuna().trial.TrialState
-    rivals = [t for t in holders(study, key) if trial_id(t) != tid and (t.state != S.RUNNING or t.number < number)]
-    if rivals:  # someone else holds this point: abandon without evaluating
-        set_trial_attr(study, tid, "duplicate", True)
-        finish_trial(study, number, "PRUNED")
-        return False
-    record(study, tid, number, objective, lambda: schedule, size, seed)
+    with released_on_interrupt(study, tid, number):
+        rivals = [t for t in holders(study, key) if trial_id(t) != tid and (t.state != S.RUNNING or t.number < number)]
+        if rivals:  # someone else holds this point: abandon without evaluating
+            set_trial_attr(study, tid, "duplicate", True)
+            finish_trial(study, number, "PRUNED")
+            return False
+        record(study, tid, number, objective, lambda: schedule, size, seed)
     return True
 
 
@@ -210,22 +232,33 @@ def ask_worker(opener: Callable[[], Any], objective: Any, job: AskJob, worker: i
 
     while held() < job.budget:
         trial = study.ask()
-        for k, v in {**job.propose(trial), **owner_attrs(job.strategy, job.run_id)}.items():
-            trial.set_user_attr(k, v)
-        if held(before=trial.number) >= job.budget:  # another worker took the last place first
-            trial.set_user_attr("duplicate", True)
-            finish_trial(study, trial.number, "PRUNED")
-            return
-        job.record(study, trial)
+        with released_on_interrupt(study, trial_id(trial), trial.number):
+            for k, v in {**job.propose(trial), **owner_attrs(job.strategy, job.run_id)}.items():
+                trial.set_user_attr(k, v)
+            if held(before=trial.number) >= job.budget:  # another worker took the last place first
+                trial.set_user_attr("duplicate", True)
+                finish_trial(study, trial.number, "PRUNED")
+                return
+            job.record(study, trial)
+
+
+def _worker_main(target: Callable, args: tuple) -> None:
+    """A worker process: an interrupt ends it quietly with its exit status (143 for SIGTERM), its trial
+    already released, rather than with multiprocessing's traceback."""
+    try:
+        target(*args)
+    except KeyboardInterrupt as exc:
+        sys.exit(exit_status(exc))
 
 
 def run_workers(target: Callable, args: tuple, workers: int, progress: "Callable[[], None] | None") -> None:
-    """Run ``target(*args, worker)`` in this process (one worker) or in ``workers`` forked processes."""
+    """Run ``target(*args, worker)`` in this process (one worker) or in ``workers`` forked processes; an
+    interrupt of this process stops the workers too (SIGTERM: each releases its trial) before it goes on."""
     if workers <= 1:
         target(*args, 0)
         return
     ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
-    procs = [ctx.Process(target=target, args=args + (w,)) for w in range(workers)]
+    procs = [ctx.Process(target=_worker_main, args=(target, args + (w,))) for w in range(workers)]
     for p in procs:
         p.start()
     try:
@@ -233,6 +266,11 @@ def run_workers(target: Callable, args: tuple, workers: int, progress: "Callable
             if progress:
                 progress()
             time.sleep(0.2)
+    except BaseException:
+        for p in procs:
+            if p.is_alive():
+                p.terminate()
+        raise
     finally:
         for p in procs:
             p.join()
