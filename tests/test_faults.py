@@ -299,16 +299,17 @@ def tiny_checkpoint(tmp_path_factory):
 
 
 def test_a_full_disk_while_writing_a_profile(capsys, tiny_checkpoint, full_disk):
-    _disk_full(capsys, ["profile", "--checkpoint", str(tiny_checkpoint), "--task", "countdown", "--samples", "4", "--save",
-                        str(full_disk / "p.json")], full_disk / "p.json", full_disk)
+    saved = full_disk / "p.json"
+    _disk_full(capsys, ["profile", "--checkpoint", str(tiny_checkpoint), "--task", "countdown", "--samples", "4",
+                        "--save", str(saved)], saved, full_disk)
 
 
 def test_a_full_disk_while_plotting_a_profile(capsys, tmp_path, full_disk):
     from mdm_energy.profile import InformationProfile
 
-    InformationProfile(4, (2.0, 1.5, 1.0, 0.5), (0.1,) * 4, samples=8, order="random", calls=4).save(tmp_path / "p.json")
-    _disk_full(capsys, ["profile", "--load", str(tmp_path / "p.json"), "--steps", "2", "--plot", str(full_disk / "p.png")],
-               full_disk / "p.png", full_disk)
+    profile, plot = tmp_path / "p.json", full_disk / "p.png"
+    InformationProfile(4, (2.0, 1.5, 1.0, 0.5), (0.1,) * 4, samples=8, order="random", calls=4).save(profile)
+    _disk_full(capsys, ["profile", "--load", str(profile), "--steps", "2", "--plot", str(plot)], plot, full_disk)
 
 
 # --- a damaged study file --------------------------------------------------------------------------------------
