@@ -1,18 +1,33 @@
 """Atomic file output (write to a temporary file beside the target, then rename it into place), JSON-safe
 values and plain text tables.
 
-An interrupted or failed run therefore never leaves a half-written file where a user expects one.
+An interrupted or failed run therefore never leaves a half-written file where a user expects one, nor a
+temporary file beside it; files that belong together (a checkpoint's) are renamed into place together,
+with SIGINT/SIGTERM held back, so a reader sees all old files or all new ones. A full disk is reported as
+an ``OSError`` (ENOSPC) naming the file the user asked for, not the temporary one.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import math
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator, Sequence
 
-__all__ = ["atomic_write", "write_text_atomic", "json_safe", "format_table"]
+from ._signals import held
+
+__all__ = ["atomic_write", "atomic_write_all", "write_text_atomic", "tensors_writer", "naming_full_disk", "DISK_FULL",
+           "json_safe", "format_table"]
+
+#: The errors of a write that found no room: no space left on the device, or the user's disk quota spent.
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+#: One file to write: its path, ``write(tmp_path)`` that fills a temporary file, and the temporary file's suffix
+#: (some writers pick the format from it).
+FileWrite = tuple["str | os.PathLike[str]", Callable[[str], None], str]
 
 
 def _umask() -> int:
@@ -21,22 +36,63 @@ def _umask() -> int:
     return mask
 
 
-def atomic_write(path: "str | os.PathLike[str]", write: Callable[[str], None], suffix: str = "") -> Path:
-    """Call ``write(tmp_path)`` on a temporary file in ``path``'s folder, then rename it to ``path``.
-
-    The file gets the usual permissions (0666 less the umask) rather than mkstemp's private 0600.
-    """
-    p = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=p.parent)
-    os.close(fd)
+@contextlib.contextmanager
+def naming_full_disk(path: "str | os.PathLike[str]") -> Iterator[None]:
+    """Re-raise a full disk (:data:`DISK_FULL`) inside the block as an ``OSError`` whose ``filename`` is
+    ``path``: a failed ``write()`` names no file, or a temporary one, and the user needs to know which output
+    did not fit."""
     try:
-        write(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, p)
+        yield
+    except OSError as exc:
+        if exc.errno not in DISK_FULL:
+            raise
+        raise OSError(exc.errno, os.strerror(exc.errno), str(path)) from exc
+
+
+def atomic_write_all(files: Sequence[FileWrite]) -> list[Path]:
+    """Write several files as one: each ``write(tmp_path)`` fills a temporary file beside its target, and only
+    when every one is written are they renamed into place, with SIGINT/SIGTERM held back over the renames.
+    A failure, a full disk or an interrupt therefore leaves every target as it was and no temporary file.
+
+    The files get the usual permissions (0666 less the umask) rather than mkstemp's private 0600.
+    """
+    targets = [Path(path) for path, _, _ in files]
+    tmps: list[str] = []
+    try:
+        for target, (_, write, suffix) in zip(targets, files):
+            with naming_full_disk(target):
+                with held():  # the temporary file is created and remembered together, so it is always removed
+                    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=target.parent)
+                    tmps.append(tmp)
+                    os.close(fd)
+                write(tmp)
+                os.chmod(tmp, 0o666 & ~_umask())
+        with held():
+            for target, tmp in zip(targets, tmps):
+                os.replace(tmp, target)
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return p
+        for tmp in tmps:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    return targets
+
+
+def atomic_write(path: "str | os.PathLike[str]", write: Callable[[str], None], suffix: str = "") -> Path:
+    """Call ``write(tmp_path)`` on a temporary file in ``path``'s folder, then rename it to ``path``."""
+    return atomic_write_all([(path, write, suffix)])[0]
+
+
+def tensors_writer(tensors: "dict[str, Any]") -> Callable[[str], None]:
+    """A ``write(tmp_path)`` that stores torch tensors as a safetensors file. The file is serialised in
+    memory and written with Python's own I/O, so that a full disk is an ``OSError`` (ENOSPC) like any other
+    write — safetensors' writer reports it as its own error, without an errno."""
+
+    def write(tmp: str) -> None:
+        from safetensors.torch import save
+
+        Path(tmp).write_bytes(save(tensors))
+
+    return write
 
 
 def write_text_atomic(path: "str | os.PathLike[str]", text: str) -> Path:

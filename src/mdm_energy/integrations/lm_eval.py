@@ -268,19 +268,19 @@ class MDMEnergyLM(LM):
         order = sorted(range(len(reqs)), key=lambda i: -len(ids[i]))  # similar lengths share a batch
         out: list = [None] * len(reqs)
         nfe: list = [0] * len(reqs)
-        bar = tqdm(total=len(reqs), desc="mdm_energy generate", disable=disable_tqdm or self.rank != 0)
-        for start in range(0, len(order), self.batch_size):
-            batch = order[start:start + self.batch_size]
-            texts, self.last_output = generate(
-                self.model, self.tokenizer, [ids[i] for i in batch], sampler=self.sampler,
-                gen_length=self.gen_length, family=self.family, seeds=[seeds[i] for i in batch],
-                return_output=True, **self.sampler_options,
-            )
-            self.batched_calls += 1
-            for i, text, calls in zip(batch, texts, self.last_output.nfe.tolist()):
-                out[i], nfe[i] = _cut(text, reqs[i].args[1]), int(calls)
-            bar.update(len(batch))
-        bar.close()
+        # a context: an interrupt closes the bar before the command prints its last line, not after it
+        with tqdm(total=len(reqs), desc="mdm_energy generate", disable=disable_tqdm or self.rank != 0) as bar:
+            for start in range(0, len(order), self.batch_size):
+                batch = order[start:start + self.batch_size]
+                texts, self.last_output = generate(
+                    self.model, self.tokenizer, [ids[i] for i in batch], sampler=self.sampler,
+                    gen_length=self.gen_length, family=self.family, seeds=[seeds[i] for i in batch],
+                    return_output=True, **self.sampler_options,
+                )
+                self.batched_calls += 1
+                for i, text, calls in zip(batch, texts, self.last_output.nfe.tolist()):
+                    out[i], nfe[i] = _cut(text, reqs[i].args[1]), int(calls)
+                bar.update(len(batch))
         for r, text, calls in zip(reqs, out, nfe):
             self.cache_hook.add_partial("generate_until", r.args, text)
             if isinstance(r.args[1], dict):  # shows in lm-eval's logged samples (arguments)

@@ -15,11 +15,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .._io import atomic_write
+from .._io import atomic_write_all, tensors_writer
 from ..limits import check_memory
 
-__all__ = ["MDMConfig", "MDMTransformer", "KVCache", "ModelDenoiser", "save_model", "load_config", "load_model",
-           "as_denoiser"]
+__all__ = ["MDMConfig", "MDMTransformer", "KVCache", "ModelDenoiser", "save_model", "model_files", "load_config",
+           "load_model", "as_denoiser"]
 
 
 @dataclass
@@ -168,22 +168,23 @@ class MDMTransformer(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
 
+def model_files(model: MDMTransformer, folder: "str | os.PathLike[str]", dtype: "torch.dtype | None" = None) -> list:
+    """The writes of ``model.safetensors`` and ``config.json`` in ``folder``, for
+    :func:`~mdm_energy._io.atomic_write_all` (a training checkpoint adds its own files, so that all of them
+    are replaced together)."""
+    state = {k: v.detach().cpu().to(dtype or v.dtype).contiguous() for k, v in model.state_dict().items()}
+    config = json.dumps(asdict(model.config), indent=2)
+    out = Path(folder)
+    return [(out / "model.safetensors", tensors_writer(state), ".safetensors"),
+            (out / "config.json", lambda tmp: Path(tmp).write_text(config), "")]
+
+
 def save_model(model: MDMTransformer, folder: "str | os.PathLike[str]", dtype: "torch.dtype | None" = None) -> None:
-    """Write ``model.safetensors`` and ``config.json`` (atomically) to ``folder``; ``dtype`` (e.g.
+    """Write ``model.safetensors`` and ``config.json`` (atomically, together) to ``folder``; ``dtype`` (e.g.
     ``torch.float16``, half the size) stores the weights in that precision — :func:`load_model` reads them
     back as float32."""
-    from safetensors.torch import save_file
-
-    out = Path(folder)
-    out.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().cpu().to(dtype or v.dtype).contiguous() for k, v in model.state_dict().items()}
-    atomic_write(out / "model.safetensors", lambda tmp: save_file(state, tmp), suffix=".safetensors")
-
-    def write_config(tmp: str) -> None:
-        with open(tmp, "w") as fh:
-            json.dump(asdict(model.config), fh, indent=2)
-
-    atomic_write(out / "config.json", write_config)
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    atomic_write_all(model_files(model, folder, dtype))
 
 
 def load_config(folder: "str | os.PathLike[str]") -> MDMConfig:

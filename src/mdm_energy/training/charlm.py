@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from ..models import MDMConfig, MDMTransformer
 from ..tasks.base import EOS, MASK, PAD, split_of
 from ..tasks.pycode import PyCodeTask, stdlib_files
-from .trainer import TrainConfig, TrainSummary, check_fits, fit, open_state
+from .trainer import TrainConfig, TrainSummary, check_fits, check_resume, exclusive, fit, open_state
 
 __all__ = ["REF_LEN", "train_reference_lm", "perplexity"]
 
@@ -45,17 +45,19 @@ def train_reference_lm(out: "str | Path", cfg: TrainConfig, max_steps_this_run: 
     check_fits(cfg, REF_LEN, task.vocab.size)
     config = MDMConfig(vocab_size=task.vocab.size, mask_id=MASK, eos_id=EOS, pad_id=PAD, max_len=REF_LEN,
                        d_model=cfg.d_model, n_layers=cfg.n_layers, n_heads=cfg.n_heads, d_ff=cfg.d_ff, causal=True)
-    state = open_state(out, cfg, lambda: MDMTransformer(config))
-    corpus = _corpus(task)
-    out.mkdir(parents=True, exist_ok=True)
+    check_resume(out, cfg)
+    with exclusive(out):  # one run per folder
+        state = open_state(out, cfg, lambda: MDMTransformer(config))
+        corpus = _corpus(task)
 
-    def loss_fn() -> torch.Tensor:
-        starts = torch.randint(len(corpus) - REF_LEN - 1, (cfg.batch_size,), generator=state.generator)
-        windows = torch.stack([corpus[s:s + REF_LEN + 1] for s in starts.tolist()])
-        logits = state.model(windows[:, :-1])
-        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), windows[:, 1:].reshape(-1))
+        def loss_fn() -> torch.Tensor:
+            starts = torch.randint(len(corpus) - REF_LEN - 1, (cfg.batch_size,), generator=state.generator)
+            windows = torch.stack([corpus[s:s + REF_LEN + 1] for s in starts.tolist()])
+            logits = state.model(windows[:, :-1])
+            return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), windows[:, 1:].reshape(-1))
 
-    running = fit(state, cfg, loss_fn, out=out, desc="train pycode reference LM", max_steps_this_run=max_steps_this_run)
+        running = fit(state, cfg, loss_fn, out=out, desc="train pycode reference LM",
+                      max_steps_this_run=max_steps_this_run)
     return TrainSummary("pycode-reference", state.step, state.elapsed / 60, running, state.model.num_parameters(),
                         state.resumed, None if running is None else running / math.log(2))
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from .._io import atomic_write
+from .._io import atomic_write, tensors_writer
 from ..tasks.base import Example, Task
 
 __all__ = ["EXAMPLE_BYTES", "POOL_VERSION", "EncodedPool", "default_cache", "prepare_examples", "training_pool"]
@@ -76,7 +76,7 @@ def training_pool(task: Task, n: int, seed: int, *, cache: "str | os.PathLike[st
                   deadline: "float | None" = None, progress: bool = True, split: str = "train") -> EncodedPool:
     """The pool of ``n`` examples of ``split`` (``train``: the training stream; fewer if the task has fewer),
     from ``cache`` when it is there."""
-    from safetensors.torch import load_file, save_file
+    from safetensors.torch import load_file
 
     name = f"pool-{task.name}-{split}-s{seed}-n{n}-v{POOL_VERSION}.safetensors"
     path = Path(cache) / name if cache is not None else None
@@ -95,6 +95,5 @@ def training_pool(task: Task, n: int, seed: int, *, cache: "str | os.PathLike[st
     complete = len(examples) == n or (deadline is None or time.time() < deadline)  # the stream simply ended
     if path is not None and complete:
         path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(path, lambda tmp: save_file({"ids": pool.ids, "prompt_mask": pool.prompt_mask}, tmp),
-                     suffix=".safetensors")
+        atomic_write(path, tensors_writer({"ids": pool.ids, "prompt_mask": pool.prompt_mask}), suffix=".safetensors")
     return pool

@@ -14,23 +14,28 @@ the same weights as an uninterrupted one.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import math
+import os
 import sys
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 import torch.nn.functional as F
 
-from .._io import atomic_write
-from ..models import MDMConfig, MDMTransformer, load_model, save_model
+from .._io import atomic_write, atomic_write_all, tensors_writer
+from ..models import MDMConfig, MDMTransformer, load_model
+from ..models.transformer import model_files
 from ..tasks.base import Task
 
 __all__ = ["TrainConfig", "TrainState", "TrainSummary", "mdm_loss", "lr_at", "make_optimizer", "fit", "train",
-           "validation_loss", "save_trainer", "load_trainer", "open_state", "check_resume", "check_fits"]
+           "validation_loss", "save_trainer", "load_trainer", "open_state", "check_resume", "check_fits", "LOCK_NAME",
+           "exclusive"]
 
 
 @dataclass
@@ -143,25 +148,20 @@ def mdm_loss(model: MDMTransformer, ids: torch.Tensor, prompt_mask: torch.Tensor
 
 
 def save_trainer(folder: Path, state: TrainState, cfg: TrainConfig) -> None:
-    """Write a complete checkpoint (model + trainer state) atomically, file by file."""
-    from safetensors.torch import save_file
-
-    save_model(state.model, folder)
+    """Write a complete checkpoint (model + trainer state): all four files are written first and then
+    renamed into place together (:func:`~mdm_energy._io.atomic_write_all`), so an interrupt or a full disk
+    leaves the previous checkpoint whole — never new weights beside an old optimiser state."""
     opt_state = state.optimizer.state_dict()
     tensors = {"generator": state.generator.get_state()}
     for idx, st in opt_state["state"].items():
         for key, val in st.items():
             tensors[f"opt.{idx}.{key}"] = val if torch.is_tensor(val) else torch.tensor(val)
-    atomic_write(folder / "trainer.safetensors", lambda tmp: save_file(tensors, tmp), suffix=".safetensors")
-    meta = {"step": state.step, "elapsed": state.elapsed, "config": asdict(cfg), "log": state.log,
-            "valid_log": state.valid_log, "best_valid": state.best_valid, "best_step": state.best_step,
-            "param_groups": opt_state["param_groups"]}
-
-    def write(tmp: str) -> None:
-        with open(tmp, "w") as fh:
-            json.dump(meta, fh, indent=1)
-
-    atomic_write(folder / "trainer.json", write)
+    meta = json.dumps({"step": state.step, "elapsed": state.elapsed, "config": asdict(cfg), "log": state.log,
+                       "valid_log": state.valid_log, "best_valid": state.best_valid, "best_step": state.best_step,
+                       "param_groups": opt_state["param_groups"]}, indent=1)
+    atomic_write_all([*model_files(state.model, folder),
+                      (folder / "trainer.safetensors", tensors_writer(tensors), ".safetensors"),
+                      (folder / "trainer.json", lambda tmp: Path(tmp).write_text(meta), "")])
 
 
 def load_trainer(folder: Path, state: TrainState) -> None:
@@ -220,6 +220,52 @@ def check_fits(cfg: TrainConfig, seq_len: int, vocab_size: int) -> None:
     check_memory(4 * (4 * params + activations), f"training a d_model={d}, n_layers={L} model on batches of {B}")
 
 
+#: The lock file a training run holds in its folder (removed when the run ends).
+LOCK_NAME = ".train.lock"
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        return os.path.samestat(os.fstat(fd), os.stat(path))
+    except FileNotFoundError:
+        return False
+
+
+@contextlib.contextmanager
+def exclusive(out: Path) -> Iterator[None]:
+    """Hold ``out``'s training lock over the block, so that a second run on the same folder is refused
+    (``ValueError`` naming it) rather than both overwriting each other's checkpoints.
+
+    The lock is an OS lock (``flock``) on ``out/.train.lock``: the OS releases it when the process ends,
+    however it ends, so a crashed or killed run never blocks the next one; the file is removed on the way
+    out, so a finished folder holds only the checkpoint. ``out`` is created if missing, and removed again if
+    the block leaves it empty (a run that failed before its first checkpoint leaves nothing behind)."""
+    created = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / LOCK_NAME
+    try:
+        while True:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                raise ValueError(f"another train run is writing to {str(out)!r}; wait for it to end or train into "
+                                 "another folder") from None
+            if _same_file(fd, path):
+                break
+            os.close(fd)  # the run before this one removed the file as we opened it: lock the new one
+        try:
+            yield
+        finally:
+            os.unlink(path)
+            os.close(fd)
+    finally:
+        if created:
+            with contextlib.suppress(OSError):
+                out.rmdir()  # only when empty
+
+
 def open_state(out: Path, cfg: TrainConfig, new_model: Callable[[], MDMTransformer]) -> TrainState:
     """A fresh :class:`TrainState` (``new_model()``), or the one saved in ``out`` when it holds a checkpoint."""
     torch.manual_seed(cfg.seed)
@@ -275,8 +321,6 @@ def fit(state: TrainState, cfg: TrainConfig, loss_fn: Callable[[], torch.Tensor]
 
 
 def _validate(state: TrainState, valid_fn: Callable[[], float], out: Path, seconds: float) -> None:
-    from safetensors.torch import save_file
-
     was_training = state.model.training
     state.model.eval()
     with torch.no_grad():
@@ -287,7 +331,7 @@ def _validate(state: TrainState, valid_fn: Callable[[], float], out: Path, secon
         state.best_valid, state.best_step = value, state.step
         weights = {k: v.detach().cpu().contiguous() for k, v in state.model.state_dict().items()}
         out.mkdir(parents=True, exist_ok=True)
-        atomic_write(out / "best.safetensors", lambda tmp: save_file(weights, tmp), suffix=".safetensors")
+        atomic_write(out / "best.safetensors", tensors_writer(weights), suffix=".safetensors")
 
 
 def _out_of_patience(state: TrainState, cfg: TrainConfig) -> bool:
@@ -322,12 +366,20 @@ def _model_config(task: Task, cfg: TrainConfig) -> MDMConfig:
 def train(task: Task, out: "str | Path", cfg: TrainConfig, max_steps_this_run: "int | None" = None,
           progress: bool = True) -> TrainSummary:
     """Train (or resume) for ``cfg.minutes`` of wall time — building the data pool included, unless it is
-    cached — or ``max_steps_this_run`` steps. Everything is checked before the folder is created."""
-    from .data import training_pool
-
+    cached — or ``max_steps_this_run`` steps. Everything is checked before the folder is created, and the
+    folder is held by this run alone (:func:`exclusive`)."""
     out = Path(out)
     t0 = time.time()
     check_fits(cfg, task.prompt_len + task.gen_len, task.vocab.size)
+    check_resume(out, cfg)  # refuses a folder this run cannot continue before anything is created
+    with exclusive(out):
+        return _train(task, out, cfg, t0, max_steps_this_run, progress)
+
+
+def _train(task: Task, out: Path, cfg: TrainConfig, t0: float, max_steps_this_run: "int | None",
+           progress: bool) -> TrainSummary:
+    from .data import training_pool
+
     state = open_state(out, cfg, lambda: MDMTransformer(_model_config(task, cfg)))
     deadline = t0 + cfg.minutes * 60.0 - state.elapsed
     pool = training_pool(task, cfg.train_examples, cfg.seed, cache=cfg.cache, deadline=deadline, progress=progress)
@@ -337,7 +389,6 @@ def train(task: Task, out: "str | Path", cfg: TrainConfig, max_steps_this_run: "
                                  progress=progress, split="valid")
         valid = held_out.batch(torch.arange(len(held_out))) if len(held_out) else None
     state.elapsed += time.time() - t0
-    out.mkdir(parents=True, exist_ok=True)
     if not len(pool):  # the minutes ran out while preparing data: keep the (untrained) state, resumable
         save_trainer(out, state, cfg)
         return _summary(task.name, state, None, 0)

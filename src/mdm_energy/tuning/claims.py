@@ -20,6 +20,9 @@ Safety, by construction:
   only while fewer than the budget are held, trial numbers deciding a race for the last place;
 * **failures** — an evaluation that raises, or returns a non-finite score, is recorded as ``FAIL`` with
   its error text, and the study goes on;
+* **interrupts** — SIGINT or SIGTERM during a trial marks it failed-stale at once
+  (:func:`released_on_interrupt`), as :func:`fail_stale` would after a crash: no trial is left ``RUNNING``
+  and a rerun redoes its point; forked workers are stopped with their parent (:func:`run_workers`);
 * **outages** — on a database server every storage call rides out an outage (:mod:`.outage`); a worker
   that gives up raises :class:`~.outage.StorageOutage` (a forked worker exits with
   :data:`~.outage.EXIT_STORAGE_OUTAGE`) and its running trial is redone once by the next run;
@@ -29,23 +32,27 @@ Safety, by construction:
 
 from __future__ import annotations
 
+import contextlib
 import math
 import multiprocessing
 import os
 import socket
+import sys
 import time
 import traceback
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
+from .._signals import describe, exit_status, held
 from ..schedules import Schedule, ScheduleFamily, ScheduleParam
 from ._optuna import create_running_trial, finish_trial, heartbeat, optuna, set_trial_attr, stale_trial_ids, trial_id
 from .items import StudyItemStore
 from .objectives import ItemObjective, Objective, Score
 from .outage import EXIT_STORAGE_OUTAGE, StorageOutage
 
-__all__ = ["STORED_RANGE", "BETA", "point_key", "stored_distribution", "fail_stale", "holders", "record",
-           "scored", "owner_attrs", "family_attrs", "evaluate_point", "bind_objective", "points_worker", "AskJob", "optuna_sampler", "ask_worker",
+__all__ = ["STORED_RANGE", "BETA", "point_key", "stored_distribution", "fail_stale", "released_on_interrupt", "holders",
+           "record", "scored", "owner_attrs", "family_attrs", "evaluate_point", "bind_objective", "points_worker", "AskJob",
+           "optuna_sampler", "ask_worker",
            "run_workers", "claim_objective", "claim_family", "family_of_trial"]
 
 #: The distribution every positive grid parameter (Beta's ``a`` and ``b``) is stored under (grid, halving).
@@ -102,6 +109,21 @@ def _mine(t, run_id: str) -> bool:
     """Whether trial ``t`` was created by this very process in this run."""
     u = t.user_attrs
     return u.get("host") == socket.gethostname() and u.get("pid") == os.getpid() and u.get("run") == run_id
+
+
+@contextlib.contextmanager
+def released_on_interrupt(study, tid: int, number: int) -> Iterator[None]:
+    """Mark trial ``tid`` failed-stale if SIGINT/SIGTERM (a ``KeyboardInterrupt``) stops the block, then let
+    the interrupt go on: the study keeps no trial ``RUNNING`` for a worker that is gone, and a rerun redoes
+    the point (an item objective keeps the items it finished). Signals are held back while it is marked."""
+    try:
+        yield
+    except KeyboardInterrupt as exc:
+        with held(), contextlib.suppress(Exception):  # the interrupt, not a failed clean-up, is what is reported
+            set_trial_attr(study, tid, "stale", True)
+            set_trial_attr(study, tid, "error", f"interrupted ({describe(exc)})")
+            finish_trial(study, number, "FAIL")
+        raise
 
 
 def holders(study, key: str) -> list:
@@ -172,17 +194,18 @@ def evaluate_point(study, objective: Objective, strategy: str, family: ScheduleF
          **owner_attrs(strategy, run_id)},
     )
     S = optuna().trial.TrialState
-    others = [t for t in holders(study, key) if trial_id(t) != tid]
-    for orphan in [t for t in others if t.state == S.RUNNING and _mine(t, run_id)]:
-        if set_trial_attr(study, trial_id(orphan), "stale", True):
-            finish_trial(study, orphan.number, "FAIL")
-        others.remove(orphan)
-    rivals = [t for t in others if t.state != S.RUNNING or t.number < number]
-    if rivals:  # someone else holds this point: abandon without evaluating
-        set_trial_attr(study, tid, "duplicate", True)
-        finish_trial(study, number, "PRUNED")
-        return False
-    record(study, tid, number, scored(objective, lambda: schedule, size, seed))
+    with released_on_interrupt(study, tid, number):
+        others = [t for t in holders(study, key) if trial_id(t) != tid]
+        for orphan in [t for t in others if t.state == S.RUNNING and _mine(t, run_id)]:
+            if set_trial_attr(study, trial_id(orphan), "stale", True):
+                finish_trial(study, orphan.number, "FAIL")
+            others.remove(orphan)
+        rivals = [t for t in others if t.state != S.RUNNING or t.number < number]
+        if rivals:  # someone else holds this point: abandon without evaluating
+            set_trial_attr(study, tid, "duplicate", True)
+            finish_trial(study, number, "PRUNED")
+            return False
+        record(study, tid, number, scored(objective, lambda: schedule, size, seed))
     return True
 
 
@@ -242,33 +265,38 @@ def ask_worker(opener: Callable[[], Any], objective: Any, job: AskJob, worker: i
 
     while held() < job.budget:
         trial = study.ask()
-        for k, v in {**job.propose(trial), **owner_attrs(job.strategy, job.run_id)}.items():
-            trial.set_user_attr(k, v)
-        if held(before=trial.number) >= job.budget:  # another worker took the last place first
-            trial.set_user_attr("duplicate", True)
-            finish_trial(study, trial.number, "PRUNED")
-            return
-        job.record(study, trial)
+        with released_on_interrupt(study, trial_id(trial), trial.number):
+            for k, v in {**job.propose(trial), **owner_attrs(job.strategy, job.run_id)}.items():
+                trial.set_user_attr(k, v)
+            if held(before=trial.number) >= job.budget:  # another worker took the last place first
+                trial.set_user_attr("duplicate", True)
+                finish_trial(study, trial.number, "PRUNED")
+                return
+            job.record(study, trial)
 
 
-def _worker_process(target: Callable, args: tuple) -> None:
-    """A forked worker: ``target(*args)``; a storage outage it gave up on ends it with
-    :data:`~.outage.EXIT_STORAGE_OUTAGE` (no traceback; the parent names the storage)."""
+def _worker_main(target: Callable, args: tuple) -> None:
+    """A worker process: an interrupt ends it quietly with its exit status (143 for SIGTERM), its trial
+    already released, and a storage outage it gave up on with :data:`~.outage.EXIT_STORAGE_OUTAGE` (the
+    parent names the storage) — rather than with multiprocessing's traceback."""
     try:
         target(*args)
+    except KeyboardInterrupt as exc:
+        sys.exit(exit_status(exc))
     except StorageOutage:
-        raise SystemExit(EXIT_STORAGE_OUTAGE) from None
+        sys.exit(EXIT_STORAGE_OUTAGE)
 
 
 def run_workers(target: Callable, args: tuple, workers: int, progress: "Callable[[], None] | None",
                 storage: "str | None" = None) -> None:
-    """Run ``target(*args, worker)`` in this process (one worker) or in ``workers`` forked processes; when
-    every worker that failed gave up on an outage of ``storage``, :class:`~.outage.StorageOutage`."""
+    """Run ``target(*args, worker)`` in this process (one worker) or in ``workers`` forked processes; an
+    interrupt of this process stops the workers too (SIGTERM: each releases its trial) before it goes on;
+    when every worker that failed gave up on an outage of ``storage``, :class:`~.outage.StorageOutage`."""
     if workers <= 1:
         target(*args, 0)
         return
     ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
-    procs = [ctx.Process(target=_worker_process, args=(target, args + (w,))) for w in range(workers)]
+    procs = [ctx.Process(target=_worker_main, args=(target, args + (w,))) for w in range(workers)]
     for p in procs:
         p.start()
     try:
@@ -276,6 +304,11 @@ def run_workers(target: Callable, args: tuple, workers: int, progress: "Callable
             if progress:
                 progress()
             time.sleep(0.2)
+    except BaseException:
+        for p in procs:
+            if p.is_alive():
+                p.terminate()
+        raise
     finally:
         for p in procs:
             p.join()

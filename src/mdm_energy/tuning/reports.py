@@ -23,7 +23,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from .._io import json_safe, write_text_atomic
+from .._io import json_safe, naming_full_disk, write_text_atomic
+from .._signals import held
 from .study import TuneResult
 
 __all__ = ["write_report", "write_pareto_report"]
@@ -40,17 +41,21 @@ def _fmt(x, se=None) -> str:
 
 def _all_at_once(folder: "str | Path", write) -> dict[str, str]:
     """Run ``write(tmp_folder) -> files`` in a temporary folder beside ``folder`` and move the files into place
-    only when all of them exist, so an interrupted or failed report leaves no partial folder behind."""
+    only when all of them exist (SIGINT/SIGTERM held back over the moves), so an interrupted or failed report
+    leaves no partial folder behind; a full disk is reported naming ``folder``."""
     final = Path(folder)
     parent = final.parent if str(final.parent) else Path(".")
-    tmp = Path(tempfile.mkdtemp(prefix=".report-", dir=parent))
-    try:
-        files = write(tmp)
-        final.mkdir(exist_ok=True)
-        for name in files.values():
-            os.replace(name, final / Path(name).name)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    with naming_full_disk(final):
+        with held():  # created and remembered together, so it is always removed
+            tmp = Path(tempfile.mkdtemp(prefix=".report-", dir=parent))
+        try:
+            files = write(tmp)
+            with held():
+                final.mkdir(exist_ok=True)
+                for name in files.values():
+                    os.replace(name, final / Path(name).name)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     return {kind: str(final / Path(name).name) for kind, name in files.items()}
 
 

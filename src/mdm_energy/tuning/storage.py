@@ -48,7 +48,7 @@ def creates_file(url: "str | None") -> bool:
 def check_storage(url: "str | None") -> None:
     """Fail early (``ValueError`` naming the URL) on a storage that cannot hold a resumable study: an
     in-memory URL, an unknown scheme, a SQLite or journal file in a missing or read-only folder, a folder
-    where the file should be, or a file that is not a SQLite database. ``None`` (this process's memory,
+    where the file should be, a file that is not a SQLite database, or a damaged one. ``None`` (this process's memory,
     for throwaway studies from Python) is accepted."""
     if url is None:
         return
@@ -76,6 +76,30 @@ def check_storage(url: "str | None") -> None:
         with open(path, "rb") as fh:
             if fh.read(16) != b"SQLite format 3\x00":
                 raise ValueError(f"storage file {str(path)!r} is not a SQLite database")
+        _check_sqlite_file(path)
+
+
+def _check_sqlite_file(path: Path) -> None:
+    """Read a SQLite study file once, read-only (``PRAGMA quick_check``): a damaged one — cut short, partly
+    overwritten — is refused naming the file before Optuna touches it, so it is left exactly as it is (the
+    user may still recover it), instead of failing later in the middle of a run."""
+    import sqlite3
+    from urllib.parse import quote
+
+    try:
+        con = sqlite3.connect(f"file:{quote(str(path.resolve()))}?mode=ro", uri=True, timeout=60)
+        try:
+            rows = con.execute("PRAGMA quick_check").fetchall()
+        finally:
+            con.close()
+    except sqlite3.DatabaseError as exc:
+        reason = " ".join(str(exc).split())
+    else:
+        if rows == [("ok",)]:
+            return
+        reason = "; ".join(" ".join(str(r[0]).split()) for r in rows[:2])
+    raise ValueError(f"storage file {str(path)!r} is damaged ({reason[:200]}); it was left as it is: restore it "
+                     "from a copy or give another file")
 
 
 def _server_kwargs(url: str) -> dict[str, Any]:
