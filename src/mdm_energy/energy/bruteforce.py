@@ -35,6 +35,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from ..limits import format_count, format_power, power_exceeds
 from ..schedules import Schedule, parse_schedule
 from .continuous import energy_J, integrate_over_gamma
 
@@ -149,11 +150,11 @@ def check_brute_force_size(n: int, d: int, path: str = "mdm") -> None:
     if isinstance(d, bool) or not isinstance(d, (int, np.integer)) or d < 2:
         raise ValueError(f"vocab d must be an integer >= 2, got {d!r}")
     K = d + 1 if path == "mdm" else d
-    log_states = n * (math.log(d) + math.log(K))
-    if log_states > math.log(MAX_BRUTE_FORCE_STATES):
+    n, d = int(n), int(d)
+    if power_exceeds(d * K, n, MAX_BRUTE_FORCE_STATES):  # exact integers: any n and d, no overflow
         raise ValueError(
-            f"n={n}, d={d} is too large to brute-force: d^n*K^n = {math.exp(log_states):.3g} states "
-            f"(limit {MAX_BRUTE_FORCE_STATES:,}); use smaller n or d"
+            f"n={format_count(n)}, d={format_count(d)} is too large to brute-force: d^n*K^n = "
+            f"{format_power(d * K, n)} states (limit {MAX_BRUTE_FORCE_STATES:,}); use smaller n or d"
         )
 
 
