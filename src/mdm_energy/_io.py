@@ -12,7 +12,41 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
-__all__ = ["atomic_write", "write_text_atomic", "json_safe", "format_table"]
+__all__ = ["check_output_path", "atomic_write", "write_text_atomic", "json_safe", "format_table"]
+
+
+def check_output_path(path: "str | os.PathLike[str]", what: str, folder: bool = False,
+                      suffixes: "tuple[str, ...] | None" = None) -> Path:
+    """``path`` as a :class:`~pathlib.Path` if a command may write there, else ``ValueError`` naming ``what``
+    (``--plot``, ``plot file``...) and the path — checked before any work, so a refused command writes nothing.
+
+    The one check of every output path (plots, saved profiles, reports, checkpoint folders), so that every
+    flag refuses the same things: an empty or blank name (which ``Path`` would read as the current folder),
+    a NUL byte, a parent that is not an existing, writable folder, and — for a file (``folder`` false) — an
+    existing folder, a name ending in a path separator (``Path`` drops it and would write the file without
+    it) or a suffix outside ``suffixes``; for a folder, an existing file.
+    """
+    text = os.fspath(path)
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError(f"{what} must name a {'folder' if folder else 'file'}, got {text!r}")
+    if "\0" in text:
+        raise ValueError(f"{what} contains a NUL byte: {text!r}")
+    p = Path(text)
+    if folder:
+        if p.exists() and not p.is_dir():
+            raise ValueError(f"{what} exists and is not a folder: {text!r}")
+    else:
+        if p.is_dir() or text.endswith(("/", os.sep)):
+            raise ValueError(f"{what} is a folder, not a file: {text!r}")
+        if suffixes is not None and p.suffix.lower() not in suffixes:
+            raise ValueError(f"{what} must end in {', '.join(suffixes)}, got {text!r}")
+    parent = p.parent if str(p.parent) else Path(".")
+    if not parent.is_dir():
+        state = "is a file, not a folder" if parent.exists() else "does not exist"
+        raise ValueError(f"folder for {what} {state}: {str(parent)!r}")
+    if not os.access(parent, os.W_OK):
+        raise ValueError(f"folder for {what} is not writable: {str(parent)!r}")
+    return p
 
 
 def _umask() -> int:
