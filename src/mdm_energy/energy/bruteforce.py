@@ -331,8 +331,8 @@ def brute_force_energies(
     def integrand(key: str):
         return lambda t: np.array([sums_at(float(x))[key] for x in np.atleast_1d(t)])
 
+    J = energy_J(a, g)  # first: it refuses a schedule too extreme to integrate before the state sums run
     energies = {k: integrate_over_gamma(integrand(k), g) for k in ("kinetic", "conditional_kinetic", "geodesic")}
-    J = energy_J(a, g)
     ck, cc, cg = n * (d + 1) ** (n - 1), n * 2 ** (n - 1), n
     return BruteForceEnergies(
         path=tp.name,
