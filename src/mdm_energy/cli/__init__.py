@@ -13,6 +13,7 @@ import traceback
 from typing import Sequence
 
 from ._common import ArgumentParser, CLIError
+from ._quiet import quiet_libraries
 
 __all__ = ["main", "build_parser"]
 
@@ -76,7 +77,9 @@ def main(argv: "Sequence[str] | None" = None) -> int:
 
     0: done; 2: bad input (one line naming the bad value, nothing written); 130: interrupted; 1: an
     internal error — one line that says so, and ``--debug`` (anywhere before the subcommand's own
-    arguments, or ``MDM_ENERGY_DEBUG=1``) shows the traceback.
+    arguments, or ``MDM_ENERGY_DEBUG=1``) shows the traceback. Without ``--debug`` the libraries' warnings,
+    log records and progress bars stay off stderr (:func:`~mdm_energy.cli._quiet.quiet_libraries`), so that
+    an error is one line; ``--debug`` shows them too.
     """
     args_in = list(sys.argv[1:] if argv is None else argv)
     debug = os.environ.get("MDM_ENERGY_DEBUG", "") not in ("", "0")
@@ -84,14 +87,15 @@ def main(argv: "Sequence[str] | None" = None) -> int:
         args_in.remove("--debug")
         debug = True
     try:
-        if args_in[:1] == ["lm-eval"]:  # lm-eval's own command line, untouched (--help included)
-            from . import lm_eval_cmd
+        with quiet_libraries(debug):
+            if args_in[:1] == ["lm-eval"]:  # lm-eval's own command line (--help included)
+                from . import lm_eval_cmd
 
-            lm_eval_cmd.run_lm_eval(args_in[1:])
-            return 0
-        _load_plugins()
-        args = build_parser().parse_args(args_in)
-        args.run(args)
+                lm_eval_cmd.run_lm_eval(args_in[1:])
+                return 0
+            _load_plugins()
+            args = build_parser().parse_args(args_in)
+            args.run(args)
     except (CLIError, ValueError) as exc:
         if debug:
             traceback.print_exc()
