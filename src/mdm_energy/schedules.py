@@ -456,11 +456,12 @@ class Beta(Schedule):
         i_hi = special.betainc(self.b, self.a, 1.0 - t)
         with np.errstate(invalid="ignore"):
             out = _HALF_PI * np.sin(math.pi * np.minimum(i_lo, i_hi)) * self._density(t)
-        # At the endpoints use the one-sided limits (0 * inf there when a or b < 1).
-        scale = math.pi**2 / (2.0 * math.exp(2.0 * special.betaln(self.a, self.b)))
-
+        # At the endpoints use the one-sided limits (0 * inf there when a or b < 1); the finite one, at a shape
+        # of exactly 1/2, only then (B(a, b)^2 underflows to 0 for large shapes, where it is not needed).
         def limit(p: float) -> float:
-            return math.inf if p < 0.5 else (scale / p if p == 0.5 else 0.0)
+            if p != 0.5:
+                return math.inf if p < 0.5 else 0.0
+            return math.pi**2 / (2.0 * math.exp(2.0 * special.betaln(self.a, self.b))) / p
 
         out = np.where(t == 0.0, limit(self.a), out)
         return np.where(t == 1.0, limit(self.b), out)

@@ -332,7 +332,15 @@ def brute_force_energies(
         return lambda t: np.array([sums_at(float(x))[key] for x in np.atleast_1d(t)])
 
     J = energy_J(a, g)  # first: it refuses a schedule too extreme to integrate before the state sums run
-    energies = {k: integrate_over_gamma(integrand(k), g) for k in ("kinetic", "conditional_kinetic", "geodesic")}
+    with np.errstate(all="ignore"):  # overflow is judged from the results below, not printed
+        energies = {k: integrate_over_gamma(integrand(k), g) for k in ("kinetic", "conditional_kinetic", "geodesic")}
+    # On the masked path each energy is J times a constant (MDM theory), so with J finite an infinite or NaN
+    # energy is the quadrature overflowing, not a divergence; on any path NaN is.
+    broken = [k for k, v in energies.items() if math.isnan(v) or (tp.name == "mdm" and math.isfinite(J)
+                                                                   and not math.isfinite(v))]
+    if broken:
+        raise ValueError(f"the {broken[0].replace('_', ' ')} energy of alpha={a.spec}, gamma={g.spec} cannot be "
+                         "computed in double precision (the schedule parameters are too extreme)")
     ck, cc, cg = n * (d + 1) ** (n - 1), n * 2 ** (n - 1), n
     return BruteForceEnergies(
         path=tp.name,
