@@ -13,15 +13,25 @@ address-space limit. A case passes when it exits 0 with one JSON object on stdou
     python scripts/bad_input_sweep.py [--timeout 20] [--only schedule,tune] [--json report.json]
 
 The cases live in :func:`cases`; each is ``(argv, expect)`` with ``expect`` one of ``"refuse"`` (must exit
-2), ``"ok"`` (must succeed) or ``"either"``. Run it on a quiet machine: some cases are meant to be refused
-*before* they allocate or run for long, and that is what the limits check.
+2), ``"ok"`` (must succeed) or ``"either"``. Besides the hand-written cases, :func:`generated_cases` draws
+(from a fixed seed) cases of each class of bad input: huge sizes (up to 400 digits) in every size option,
+step counts beyond the bound and beyond the window, extreme floats (1e308, -0.0, nan, inf, subnormals, the
+ends of the shape range) in every number of a spec or option, and empty and odd paths ('', blanks, a
+folder, a missing or non-folder parent, a trailing '/') in every output flag. Python warnings are left on
+(as a user has them), and a line on stderr that is not ours (``mdm-energy: ...``) but a library's warning
+counts as a ``message`` misbehaviour; an ``energy`` that exits 0 must print an energy theory allows.
+Run it on a quiet machine: some cases are meant to be refused *before* they allocate or run for long, and
+that is what the limits check.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
+import random
+import re
 import resource
 import shutil
 import signal
@@ -282,12 +292,89 @@ def cases(f: Path) -> list[tuple[list[str], str]]:
     return out
 
 
+HUGE_SIZES = ["10000001", "99999999999999999999", "1" + "0" * 308, "9" * 400]
+EXTREME_FLOATS = ["1e308", "-1e308", "1.7976931348623157e308", "-0.0", "nan", "inf", "-inf", "5e-324",
+                  "2.2250738585072014e-308", "1e-320", "1e-300", "1e300", "1e-3", "1e3", "0.000999", "1000.001"]
+ODD_FILES = ["", " ", "\t", ".", "./", "adir.png", "adir.png/", "x.png/", "missing/x.png", "afile/x.png"]
+ODD_FOLDERS = ["", " ", "afile", "missing/x", "afile/x"]
+
+
+def generated_cases(f: Path, seed: int = 0) -> list[tuple[list[str], str]]:
+    """Cases of each class of bad input, drawn with a fixed seed (so a report names the same cases every run)."""
+    F, rng = str(f), random.Random(seed)
+    out: list[tuple[list[str], str]] = []
+    # huge sizes: every option that sizes an allocation, and the sizes inside distribution specs
+    sized = [lambda n: ["bench-sampler", "-B", n, "-L", "4", "-V", "5"],
+             lambda n: ["bench-sampler", "-B", "1", "-L", n, "-V", "5"],
+             lambda n: ["bench-sampler", "-B", "1", "-L", "4", "-V", n],
+             lambda n: ["sample-exact", "--dist", "toy2", "--sampler", "fixed", "-N", "2", "--samples", n],
+             lambda n: ["energy", "sin2", "--brute-force", "-n", n, "-d", "2"],
+             lambda n: ["energy", "sin2", "--brute-force", "-n", "2", "-d", n],
+             lambda n: ["exact", "--dist", f"markov:{n},2,0", "--sampler", "fixed", "--schedule", "linear", "-N", "2"],
+             lambda n: ["exact", "--dist", f"templates:{n},2,0", "--sampler", "fixed", "--schedule", "linear", "-N", "2"],
+             lambda n: ["exact", "--dist", f"potts:{n},3,1", "--sampler", "fixed", "--schedule", "linear", "-N", "2"],
+             lambda n: ["train", "--task", "countdown", "--minutes", "0.01", "--out", "o", "--batch-size", n],
+             lambda n: ["train", "--task", "countdown", "--minutes", "0.01", "--out", "o", "--layers", n],
+             lambda n: ["train", "--task", "countdown", "--minutes", "0.01", "--out", "o", "--train-examples", n],
+             lambda n: ["eval", "--task", "countdown", "--checkpoint", CK, "-N", "2", "--limit", n],
+             lambda n: ["demo", "--limit", n], lambda n: ["schedule", "linear", "-N", "2", "-L", n],
+             lambda n: ["tune", "--dist", "toy2", "-N", "2", "--strategy", "random", "--budget", n],
+             lambda n: ["profile", "--checkpoint", CK, "--task", "countdown", "--samples", n]]
+    for make in sized:
+        for n in rng.sample(HUGE_SIZES, 2):
+            out.append((make(n) + ["--json"], "refuse"))
+    # huge step counts: beyond the bound (refused everywhere), beyond the window (the fixed sampler caps)
+    for n in ("1000001", "1" + "0" * 40):
+        for cmd in (["schedule", "linear", "-L", "16"], ["exact", "--dist", "toy1", "--sampler", "fixed", "--schedule", "linear"],
+                    ["sample-exact", "--dist", "toy2", "--sampler", "ancestral", "--samples", "2"], ["bench-sampler"],
+                    ["eval", "--task", "countdown", "--checkpoint", CK, "--limit", "1"], ["demo"],
+                    ["generate", "--model", CK, "--prompt", "1 2:3"]):
+            out.append((cmd + ["-N", n, "--json"], "refuse"))
+    for n in ("25", "1000", "1000000"):
+        out.append((["eval", "--task", "countdown", "--checkpoint", CK, "--limit", "2", "-N", n, "--json"], "ok"))
+    out.append((["generate", "--model", CK, "--prompt", "1 2:3", "-N", "100000", "--json"], "ok"))
+    # extreme floats: in spec numbers and in number options
+    floats = [lambda x: ["schedule", f"beta:{x},1", "-N", "4", "-L", "16"], lambda x: ["schedule", f"poly:{x}", "-N", "4", "-L", "16"],
+              lambda x: ["schedule", f"table:{x}", "-N", "2", "-L", "16"], lambda x: ["schedule", f"dream:{x}", "-N", "4", "-L", "16"],
+              lambda x: ["energy", f"beta:{x},{x}"], lambda x: ["energy", "sin2", "--gamma", f"poly:{x}"],
+              lambda x: ["energy", f"beta:1,{x}", "--brute-force", "-n", "2", "-d", "2"],
+              lambda x: ["exact", "--dist", "toy1", "--sampler", "fixed", "--schedule", f"beta:1,{x}", "-N", "2"],
+              lambda x: ["exact", "--dist", "toy1", "--sampler", "fixed", "--schedule", "linear", "-N", "2", "--temperature", x],
+              lambda x: ["sample-exact", "--dist", "toy2", "--sampler", "threshold", "--samples", "2", "--threshold", x],
+              lambda x: ["sample-exact", "--dist", "toy2", "--sampler", "entropy-bounded", "--samples", "2", "--epsilon", x],
+              lambda x: ["exact-grid", "--dist", "toy1", "--sampler", "ancestral", "-N", "1", "--a-values", x, "--b-values", "0.5"],
+              lambda x: ["tune", "--dist", "toy2", "-N", "2", "--strategy", "random", "--budget", "1", "--a-bounds", f"{x},1"],
+              lambda x: ["tune", "--dist", "toy2", "-N", "2", "--strategy", "tpe", "--budget", "1", "--b-bounds", f"0.5,{x}"],
+              lambda x: ["tune", "--dist", "toy2", "-N", "2", "--strategy", "random", "--budget", "1", "--family", "poly",
+                         "--bounds", f"k={x},2"],
+              lambda x: ["train", "--task", "countdown", "--minutes", x, "--out", "o"],
+              lambda x: ["eval", "--task", "countdown", "--checkpoint", CK, "-N", "2", "--limit", "1", "--schedule", f"beta:{x},1"]]
+    for make in floats:
+        for x in rng.sample(EXTREME_FLOATS, 3):
+            out.append((make(x) + ["--json"], "either"))
+    # empty and odd paths: every output flag
+    files = [lambda p: ["schedule", "linear", "-N", "2", "-L", "4", "--plot", p], lambda p: ["toy", "-N", "1", "--plot", p],
+             lambda p: ["exact-grid", "--dist", "toy1", "--sampler", "ancestral", "-N", "1", "--a-values", "0.5",
+                        "--b-values", "0.5", "--plot", p],
+             lambda p: ["profile", "--checkpoint", CK, "--task", "countdown", "--samples", "2", "--plot", p],
+             lambda p: ["profile", "--checkpoint", CK, "--task", "countdown", "--samples", "2", "--save", p]]
+    folders = [lambda p: ["tune", "--dist", "toy2", "-N", "2", "--strategy", "grid", "--report", p],
+               lambda p: ["train", "--task", "countdown", "--minutes", "0.001", "--out", p],
+               lambda p: ["demo", "-L", "8", "--checkpoints", "none", "--out", p]]
+    for makers, odd in ((files, ODD_FILES), (folders, ODD_FOLDERS)):
+        for make in makers:
+            for p in odd:
+                p = p.replace("afile", f"{F}/afile").replace("adir.png", f"{F}/adir.png")
+                out.append((make(p) + ["--json"], "refuse"))
+    return out
+
+
 def run_case(argv: list[str], cwd: Path, timeout: float, mem_gb: float) -> dict:
     def limits() -> None:
         cap = int(mem_gb * 2**30)
         resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
 
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # warnings left on: a library's warning is a misbehaviour here
     p = subprocess.Popen([sys.executable, "-m", "mdm_energy", *argv], cwd=cwd, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True, preexec_fn=limits, env=env, start_new_session=True)
     try:
@@ -305,12 +392,25 @@ def run_case(argv: list[str], cwd: Path, timeout: float, mem_gb: float) -> dict:
     return {"code": p.returncode, "out": out, "err": err, "timeout": False}
 
 
+_LIBRARY_WARNING = re.compile(r"\b\w*(Warning|WARNING)\b|^\s*warnings\.warn|\d+%\|")
+
+
+def _energy_is_possible(argv: list[str], out: str) -> bool:
+    """``J`` of an ``energy --json`` result: pi^2 against the schedule's own geodesic time, else >= pi^2 or null."""
+    J = json.loads(out).get("J")
+    if "--gamma" not in argv:
+        return J is not None and abs(J / math.pi**2 - 1) <= 1e-6
+    return J is None or J >= math.pi**2 * (1 - 1e-6)
+
+
 def judge(argv: list[str], expect: str, r: dict, created: list[str]) -> "str | None":
     if r["timeout"]:
         return "hang"
     err = r["err"]
     if "Traceback (most recent call last)" in err or "MemoryError" in err:
         return "hang" if "MemoryError" in err else "traceback"
+    if any(_LIBRARY_WARNING.search(ln) and not ln.startswith("mdm-energy:") for ln in err.splitlines()):
+        return "message"  # a library's warning, log record or progress bar on stderr
     if r["code"] == 0:
         if expect == "refuse":
             return "nonsense"
@@ -321,14 +421,16 @@ def judge(argv: list[str], expect: str, r: dict, created: list[str]) -> "str | N
                 return "nonsense"
             if r["out"].count("\n") != 1:
                 return "nonsense"
+            if argv[0] == "energy" and not _energy_is_possible(argv, r["out"]):
+                return "nonsense"
         return None
     if r["code"] == 2:
         if expect == "ok":
             return "nonsense"
         if created:
             return "leftover"
-        lines = [ln for ln in err.splitlines() if ln.strip() and "warn" not in ln.lower()]
-        if len(lines) != 1:
+        lines = [ln for ln in err.splitlines() if ln.strip() and not ln.startswith("mdm-energy: warning: ")]
+        if len(lines) != 1 or not lines[0].startswith("mdm-energy: error: "):
             return "message"
         return None
     return "traceback" if r["code"] == 1 else "nonsense"
@@ -343,7 +445,7 @@ def main() -> int:
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="sweep-fixtures-") as fx:
         fixtures = _files(Path(fx))
-        all_cases = cases(fixtures)
+        all_cases = cases(fixtures) + generated_cases(fixtures)
         if args.only:
             keep = set(args.only.split(","))
             all_cases = [c for c in all_cases if c[0] and c[0][0] in keep]

@@ -89,7 +89,7 @@ def test_internal_errors_are_one_line_and_debug_shows_the_traceback(capsys, monk
 
 @pytest.mark.parametrize("argv,needle", [
     (["schedule", "linear", "-N", "1000000000", "-L", "16"], "steps must be at most 1,000,000, got '1000000000'"),
-    (["schedule", "beta:1e308,1e308", "-N", "8", "-L", "16"], "cannot be evaluated at t=0.125"),
+    (["schedule", "beta:1e308,1e308", "-N", "8", "-L", "16"], "beta parameter a must be a number in [0.001, 1000], got 1e+308"),
     (["schedule", "beta:1_0,1", "-N", "8", "-L", "16"], "'1_0' is not a finite decimal number"),
     (["schedule", "linear", "-N", "1_0", "-L", "16"], "steps must be a positive integer, got '1_0'"),
     (["schedule", "linear", "-N", "8", "-L", "10000000000000000000000"], "at most 1,000,000,000,000,000"),
@@ -129,8 +129,8 @@ def test_plot_and_output_paths(capsys, tmp_path):
     (tmp_path / "dir.png").mkdir()
     (tmp_path / "afile").write_text("x")
     refused(capsys, ["schedule", "linear", "-N", "2", "-L", "4", "--plot", str(tmp_path / "dir.png")], "is a folder", tmp_path)
-    refused(capsys, ["schedule", "linear", "-N", "2", "-L", "4", "--plot", str(tmp_path / "afile" / "x.png")], "does not exist",
-            tmp_path)
+    refused(capsys, ["schedule", "linear", "-N", "2", "-L", "4", "--plot", str(tmp_path / "afile" / "x.png")],
+            "is a file, not a folder", tmp_path)
     refused(capsys, ["demo", "--out", str(tmp_path / "missing" / "demo")], "does not exist", tmp_path)
     refused(capsys, ["train", "--task", "countdown", "--minutes", "1", "--out", str(tmp_path / "missing" / "o")],
             "does not exist", tmp_path)
@@ -249,3 +249,76 @@ def test_a_model_folder_s_own_code_runs_only_with_consent(capsys, tmp_path, monk
     assert main([*argv, "--trust-remote-code", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["nfe"] == 2
     assert MDMEnergyLM(pretrained=str(tmp_path / "m"), trust_remote_code=True).model is not None
+
+
+def test_library_warnings_logs_and_bars_stay_off_stderr_so_an_error_is_one_line(capsys, monkeypatch):
+    """What transformers, lm-eval and numpy print on the way to a refusal is dropped (kept with --debug). A
+    warning of our own as one 'mdm-energy: warning:' line: test_steps_beyond_the_window_are_capped..."""
+    import logging
+    import warnings
+
+    from mdm_energy.cli import schedule_cmd
+
+    def noisy(args):
+        warnings.warn("a library's deprecation notice", FutureWarning)
+        np.log(np.zeros(1))  # numpy's RuntimeWarning
+        logging.getLogger("lm-eval").warning("a log record")
+        logging.getLogger("transformers").error("another")
+        from tqdm.auto import tqdm
+
+        for _ in tqdm(range(3)):  # a progress bar that passes no 'disable'
+            pass
+        raise ValueError("the bad value")
+
+    monkeypatch.setattr(schedule_cmd, "run", noisy)
+    assert main(["schedule", "linear", "-N", "2", "-L", "4"]) == 2
+    assert capsys.readouterr().err == "mdm-energy: error: the bad value\n"
+    with pytest.warns(FutureWarning):  # --debug leaves warnings to Python (here: to pytest's recorder)
+        assert main(["--debug", "schedule", "linear", "-N", "2", "-L", "4"]) == 2
+    assert "Traceback" in capsys.readouterr().err
+    assert logging.root.manager.disable == logging.NOTSET  # restored for the rest of the process
+
+
+def test_exact_integer_size_helpers_print_and_compare_any_size():
+    from mdm_energy.limits import check_memory, format_bytes, format_count, format_power, power_exceeds
+
+    assert power_exceeds(2, 24, 2**24) is False and power_exceeds(2, 25, 2**24) is True
+    assert power_exceeds(1, 10**400, 1) is False and power_exceeds(10**400, 1, 10**399) is True
+    assert power_exceeds(3, 10**400, 10**6)  # returns after ~13 multiplications, never computes 3^(10^400)
+    assert format_count(1234567) == "1,234,567" and format_count(10**400) == "1.00e+400"
+    assert format_power(3, 4) == "81" and format_power(2, 10**20) == "10^3.010e+19"
+    assert format_bytes(10**400).endswith(" PB") and format_bytes(2048) == "2.0 KB"
+    with pytest.raises(ValueError, match="of memory"):
+        check_memory(10**400, "a huge thing")
+    with pytest.raises(ValueError, match="more memory than can be counted"):
+        check_memory(float("inf"), "an overflowed estimate")
+
+
+@pytest.mark.parametrize("path,folder,needle", [
+    ("", False, "must name a file, got ''"), (" ", False, "must name a file"), ("", True, "must name a folder"),
+    ("d", False, "is a folder, not a file"), ("x.png/", False, "is a folder, not a file"),
+    ("afile/x.png", False, "is a file, not a folder"), ("missing/x.png", False, "does not exist"),
+    ("afile", True, "exists and is not a folder"), ("x\0y.png", False, "NUL byte"), ("x.jpg", False, "must end in"),
+])
+def test_one_output_path_check(tmp_path, monkeypatch, path, folder, needle):
+    from mdm_energy._io import check_output_path
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "d").mkdir()
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(ValueError, match=needle.replace("(", r"\(")):
+        check_output_path(path, "--plot", folder=folder, suffixes=None if folder else (".png",))
+    assert check_output_path("ok.png", "--plot", suffixes=(".png",)).name == "ok.png"
+
+
+def test_energies_too_extreme_for_double_precision_are_refused_by_name():
+    from mdm_energy.energy import brute_force_energies, energy_J, random_distribution
+
+    assert energy_J("beta:1000,1000") == pytest.approx(np.pi**2, rel=1e-12)
+    assert energy_J("sin2", "linear") == pytest.approx(12.176, abs=1e-3)  # an ordinary pair is unchanged
+    assert energy_J("linear", "sin2") == np.inf  # a divergent pair is still inf
+    for spec, gamma in (("beta:0.01,1", None), ("poly:0.001", None), ("sin2", "beta:0.001,0.001")):
+        with pytest.raises(ValueError, match="cannot be computed in double precision"):
+            energy_J(spec, gamma)
+    with pytest.raises(ValueError, match="kinetic energy of alpha=beta:0.02,1"):
+        brute_force_energies(random_distribution(2, 2, 0), "beta:0.02,1")

@@ -26,7 +26,7 @@ from mdm_energy.sampling import (
     make_sampler,
     select_top_k,
 )
-from mdm_energy.schedules import parse_schedule
+from mdm_energy.schedules import Table, parse_schedule
 
 V, MASK = 11, 10
 
@@ -286,15 +286,29 @@ def test_classifier_free_guidance_formula():
 
 
 def test_skip_empty_steps_and_the_warning():
+    """Within the window (N <= L) a zero-count step still makes LLaDA's call unless skip_empty_steps; beyond
+    it (N > L) the zero-count steps make no call, with one warning, and the tokens are those of the run that
+    commits the same counts without the empty steps (a zero-count step changes nothing)."""
     den = random_logits_denoiser()
-    with pytest.warns(UserWarning, match="some steps unmask nothing"):
-        full = FixedCountSampler("linear", 8)(den, None, 4, return_trajectory=True)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        skip = FixedCountSampler("linear", 8, skip_empty_steps=True)(den, None, 4)
-    counts = parse_schedule("linear").counts(4, 8)
-    assert full.nfe.item() == 8 and skip.nfe.item() == int((counts > 0).sum()) == 4
-    assert (full.generated != MASK).all() and (skip.generated != MASK).all()
+    table = "table:0,0,0.5,0.5,1"  # 6 steps on 8 positions: counts 0,0,4,0,4,... with empty steps
+    counts = parse_schedule(table).counts(8, 6)
+    assert (counts == 0).any()
+    full = FixedCountSampler(table, 6)(den, None, 8)
+    skip = FixedCountSampler(table, 6, skip_empty_steps=True)(den, None, 8)
+    assert full.nfe.item() == 6 and skip.nfe.item() == int((counts > 0).sum())
+    assert torch.equal(full.tokens, skip.tokens)
+    with pytest.warns(UserWarning, match="the 4 steps that would unmask nothing make no model call"):
+        capped = FixedCountSampler("linear", 8)(den, None, 4, return_trajectory=True)
+    assert capped.nfe.item() == 4 and (capped.generated != MASK).all()
+    for schedule, steps, length in (("beta:0.9,0.3", 30, 8), ("sin2", 40, 6), ("linear", 9, 4)):
+        kept = [c for c in parse_schedule(schedule).counts(length, steps).tolist() if c]
+        replay = Table.from_counts(kept)  # the same counts, without the empty steps
+        for temperature in (0.0, 1.0):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                over = FixedCountSampler(schedule, steps, temperature=temperature)(den, None, length, seeds=[7])
+            same = FixedCountSampler(replay, len(kept), temperature=temperature)(den, None, length, seeds=[7])
+            assert torch.equal(over.tokens, same.tokens) and over.nfe.item() == len(kept) <= length
 
 
 def test_ancestral_counts_only_calls_that_reveal():

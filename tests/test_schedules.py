@@ -267,8 +267,11 @@ def test_table_from_counts_replays_the_counts():
 @pytest.mark.parametrize(
     "spec,match",
     [
-        ("beta:0,1", "parameter a must be a positive"),
-        ("beta:1,-2", "parameter b must be a positive"),
+        ("beta:0,1", r"parameter a must be a number in \[0.001, 1000\], got 0.0"),
+        ("beta:1,-2", "parameter b must be a number in"),
+        ("beta:1e308,1e308", r"parameter a must be a number in \[0.001, 1000\], got 1e\+308"),
+        ("beta:1e-300,1", "parameter a must be a number in"),
+        ("beta:1,1000.0001", "parameter b must be a number in"),
         ("beta:0.5", "beta takes 2"),
         ("beta:1,2,3", "beta takes 2"),
         ("beta:x,1", "'x' is not a finite decimal number"),
@@ -278,7 +281,9 @@ def test_table_from_counts_replays_the_counts():
         ("beta:0x1,1", "'0x1' is not a finite decimal number"),
         ("beta", "needs parameters"),
         ("linear:2", "takes no parameters"),
-        ("poly:0", "exponent k must be a positive"),
+        ("poly:0", "exponent k must be a number in"),
+        ("poly:1e300", "exponent k must be a number in"),
+        ("poly:5e-324", "exponent k must be a number in"),
         ("cosine", "unknown schedule family 'cosine'"),
         ("", "unknown schedule family"),
         ("table:0.5,0.2", "non-decreasing, got 0.5 then 0.2"),
@@ -291,11 +296,28 @@ def test_bad_specs_raise_naming_the_problem(spec, match):
 
 
 def test_parameters_beyond_double_precision_are_refused_not_turned_into_garbage():
-    s = parse_schedule("beta:1e308,1e308")  # a valid spec whose CDF is NaN in double precision
-    with pytest.raises(ValueError, match=r"beta:1e\+308,1e\+308 cannot be evaluated at t=0.125"):
-        s.counts(64, 8)
+    """Shapes outside SHAPE_RANGE are refused when the schedule is made (the ends are in); a schedule that still
+    evaluates to NaN (a plug-in family, say) is refused where it is evaluated, naming the point."""
+    from mdm_energy.schedules import SHAPE_RANGE
+
+    assert SHAPE_RANGE == (1e-3, 1e3)
+    for low_or_high in SHAPE_RANGE:
+        assert Beta(low_or_high, low_or_high).counts(64, 8).sum() == 64
+        assert Poly(low_or_high).counts(64, 8).sum() == 64
+    for bad in (1e308, 1e-300, 5e-324, -0.0, float("nan"), float("inf"), 1e3 * (1 + 1e-15)):
+        with pytest.raises(ScheduleSpecError, match="must be a number in"):
+            Beta(bad, 1.0)
+        with pytest.raises(ScheduleSpecError, match="must be a number in"):
+            Poly(bad)
+
+    class Broken(Linear):
+        def _alpha(self, t):
+            return np.full_like(t, np.nan)
+
+    with pytest.raises(ValueError, match=r"linear cannot be evaluated at t=0.0: the result is not a number"):
+        Broken().counts(64, 8)
     with pytest.raises(ValueError, match="not a number"):
-        s.alpha(0.5)
+        Broken().alpha(0.5)
     with pytest.raises(ValueError, match="steps must be at most 1,000,000"):
         parse_schedule("linear").counts(16, 10**9)
 

@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 from ._signals import held
 
-__all__ = ["atomic_write", "atomic_write_all", "write_text_atomic", "tensors_writer", "naming_full_disk", "DISK_FULL",
+__all__ = ["check_output_path", "atomic_write", "atomic_write_all", "write_text_atomic", "tensors_writer", "naming_full_disk", "DISK_FULL",
            "json_safe", "format_table"]
 
 #: The errors of a write that found no room: no space left on the device, or the user's disk quota spent.
@@ -28,6 +28,40 @@ DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 #: One file to write: its path, ``write(tmp_path)`` that fills a temporary file, and the temporary file's suffix
 #: (some writers pick the format from it).
 FileWrite = tuple["str | os.PathLike[str]", Callable[[str], None], str]
+
+
+def check_output_path(path: "str | os.PathLike[str]", what: str, folder: bool = False,
+                      suffixes: "tuple[str, ...] | None" = None) -> Path:
+    """``path`` as a :class:`~pathlib.Path` if a command may write there, else ``ValueError`` naming ``what``
+    (``--plot``, ``plot file``...) and the path — checked before any work, so a refused command writes nothing.
+
+    The one check of every output path (plots, saved profiles, reports, checkpoint folders), so that every
+    flag refuses the same things: an empty or blank name (which ``Path`` would read as the current folder),
+    a NUL byte, a parent that is not an existing, writable folder, and — for a file (``folder`` false) — an
+    existing folder, a name ending in a path separator (``Path`` drops it and would write the file without
+    it) or a suffix outside ``suffixes``; for a folder, an existing file.
+    """
+    text = os.fspath(path)
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError(f"{what} must name a {'folder' if folder else 'file'}, got {text!r}")
+    if "\0" in text:
+        raise ValueError(f"{what} contains a NUL byte: {text!r}")
+    p = Path(text)
+    if folder:
+        if p.exists() and not p.is_dir():
+            raise ValueError(f"{what} exists and is not a folder: {text!r}")
+    else:
+        if p.is_dir() or text.endswith(("/", os.sep)):
+            raise ValueError(f"{what} is a folder, not a file: {text!r}")
+        if suffixes is not None and p.suffix.lower() not in suffixes:
+            raise ValueError(f"{what} must end in {', '.join(suffixes)}, got {text!r}")
+    parent = p.parent if str(p.parent) else Path(".")
+    if not parent.is_dir():
+        state = "is a file, not a folder" if parent.exists() else "does not exist"
+        raise ValueError(f"folder for {what} {state}: {str(parent)!r}")
+    if not os.access(parent, os.W_OK):
+        raise ValueError(f"folder for {what} is not writable: {str(parent)!r}")
+    return p
 
 
 def _umask() -> int:

@@ -4,15 +4,22 @@ Every command that allocates in proportion to a number the user gives (steps, sa
 model width) estimates the bytes it will need and calls :func:`check_memory` first, so a size that
 cannot fit is refused in milliseconds with one line instead of swapping, being killed, or failing
 half-way. The estimates are deliberately generous upper bounds (Python objects, JSON text, temporaries).
+
+Sizes are Python integers throughout, so that a size a user types (any number of digits) never overflows
+before it is compared with a limit: estimates are products of exact integers, :func:`format_bytes` and
+:func:`format_count` print any integer, and :func:`power_exceeds` compares a count of states
+``base ** exponent`` with a limit without computing the power.
 """
 
 from __future__ import annotations
 
+import math
 import os
+from decimal import Decimal
 
-__all__ = ["MAX_STEPS", "MAX_LENGTH", "MAX_WORKERS_PER_CPU", "MAX_SECONDS", "STORAGE_PATIENCE",
-           "MAX_STORAGE_PATIENCE", "available_memory", "format_bytes",
-           "check_memory", "check_time", "check_workers"]
+__all__ = ["MAX_STEPS", "MAX_LENGTH", "MAX_WORKERS_PER_CPU", "MAX_SECONDS", "STORAGE_PATIENCE", "MAX_STORAGE_PATIENCE",
+           "available_memory", "format_bytes", "format_count", "power_exceeds", "format_power", "check_memory",
+           "check_time", "check_workers"]
 
 #: No sampler, schedule table or exact law takes more steps than this: a million model calls per sequence
 #: is days of compute for any model, and the per-step tables would only be noise.
@@ -46,7 +53,19 @@ def available_memory() -> int:
         return 8 * 2**30
 
 
-def format_bytes(n: float) -> str:
+def format_count(n: "int | float") -> str:
+    """``n`` for a message: with thousands separators up to 10^15, else as ``1.23e+400`` — exact for any
+    Python integer (a float conversion would overflow beyond 1e308)."""
+    if isinstance(n, int) and abs(n) < 10**15:
+        return f"{n:,}"
+    return f"{Decimal(n):.3g}" if isinstance(n, int) else f"{n:.3g}"
+
+
+def format_bytes(n: "int | float") -> str:
+    """``n`` bytes in B/KB/MB/GB/TB/PB; any size (an integer too large for a float included)."""
+    if isinstance(n, int) and abs(n) >= 1024**6:  # petabytes and beyond: exact integer arithmetic
+        return f"{format_count(n // 1024**5)} PB"
+    n = float(n)
     for unit in ("B", "KB", "MB", "GB", "TB", "PB"):
         if abs(n) < 1024 or unit == "PB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
@@ -54,9 +73,36 @@ def format_bytes(n: float) -> str:
     return f"{n:.1f} PB"  # pragma: no cover
 
 
-def check_memory(nbytes: float, what: str) -> None:
-    """Raise ``ValueError`` if ``what`` is estimated to need more than :data:`MEMORY_SHARE` of the free memory."""
+def power_exceeds(base: int, exponent: int, limit: int) -> bool:
+    """Whether ``base ** exponent > limit``, for integers ``base >= 1``, ``exponent >= 0`` of any size, without
+    computing the power (or a logarithm that overflows): at most ``log2(limit)`` exact multiplications."""
+    if base == 1 or exponent == 0:
+        return 1 > limit
+    value = 1
+    for _ in range(exponent):
+        value *= base
+        if value > limit:
+            return True
+    return False
+
+
+def format_power(base: int, exponent: int) -> str:
+    """``base ** exponent`` for a message: exact below 10^15, else ``10^1600`` (by a logarithm in decimal
+    arithmetic, so any size prints — a float would overflow)."""
+    exp10 = Decimal(exponent) * Decimal(math.log10(base))
+    if exp10 < 15:
+        return format_count(base**exponent)
+    return f"10^{exp10:.4g}"
+
+
+def check_memory(nbytes: "int | float", what: str) -> None:
+    """Raise ``ValueError`` if ``what`` is estimated to need more than :data:`MEMORY_SHARE` of the free memory.
+
+    ``nbytes`` should be an exact integer product of the sizes (Python compares an integer of any size with a
+    float exactly); a float estimate that overflowed to ``inf`` or is ``nan`` is refused too."""
     avail = available_memory()
+    if isinstance(nbytes, float) and not math.isfinite(nbytes):
+        raise ValueError(f"{what} needs more memory than can be counted; use a smaller size")
     if nbytes > MEMORY_SHARE * avail:
         raise ValueError(f"{what} needs about {format_bytes(nbytes)} of memory, more than the "
                          f"{format_bytes(avail)} available here; use a smaller size")

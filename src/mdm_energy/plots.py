@@ -11,7 +11,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ._io import atomic_write
+from ._io import atomic_write, check_output_path
 from .schedules import Schedule, parse_schedule
 
 __all__ = ["SUPPORTED_FORMATS", "check_plot_path", "save_figure", "plot_schedule", "plot_schedules", "plot_kl_heatmap",
@@ -20,19 +20,10 @@ __all__ = ["SUPPORTED_FORMATS", "check_plot_path", "save_figure", "plot_schedule
 SUPPORTED_FORMATS = (".png", ".pdf", ".svg")
 
 
-def check_plot_path(path: "str | os.PathLike[str]") -> Path:
-    """Validate an output path before any work: a supported suffix and an existing, writable folder."""
-    p = Path(path)
-    if p.suffix.lower() not in SUPPORTED_FORMATS:
-        raise ValueError(f"plot file must end in {', '.join(SUPPORTED_FORMATS)}, got {str(path)!r}")
-    if p.is_dir():
-        raise ValueError(f"plot path is a folder, not a file: {str(path)!r}")
-    parent = p.parent if str(p.parent) else Path(".")
-    if not parent.is_dir():
-        raise ValueError(f"folder for the plot does not exist: {str(parent)!r}")
-    if not os.access(parent, os.W_OK):
-        raise ValueError(f"folder for the plot is not writable: {str(parent)!r}")
-    return p
+def check_plot_path(path: "str | os.PathLike[str]", what: str = "plot file") -> Path:
+    """Validate a plot destination before any work (:func:`~mdm_energy._io.check_output_path`): a file with a
+    supported suffix in an existing, writable folder."""
+    return check_output_path(path, what, suffixes=SUPPORTED_FORMATS)
 
 
 def _pyplot():

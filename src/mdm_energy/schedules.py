@@ -61,6 +61,7 @@ __all__ = [
     "ScheduleFamily",
     "counts_from_alpha",
     "HAND_CRAFTED",
+    "SHAPE_RANGE",
 ]
 
 _HALF_PI = 0.5 * math.pi
@@ -344,9 +345,28 @@ class MaskGIT(Schedule):
         return np.arccos(1.0 - a) / _HALF_PI
 
 
+#: The exponents of ``poly:k`` and the shapes of ``beta:a,b`` that define a schedule (both ends included).
+#: Beyond them the schedule is, on any grid of at most :data:`~mdm_energy.limits.MAX_STEPS` steps, a jump at
+#: one endpoint to within about 1.5% (:math:`10^{-6 \cdot 10^{-3}} \approx 0.986` of the tokens in the first
+#: step for ``a = 1e-3``), while its density and the energy quadrature overflow double precision — a number
+#: out there is a typo or a search run away, and is refused by name rather than turned into garbage.
+SHAPE_RANGE = (1e-3, 1e3)
+
+
+def _shape(value: object, name: str) -> float:
+    """``value`` as a float if it is a number in :data:`SHAPE_RANGE`, else :class:`ScheduleSpecError` naming
+    ``name`` (the one check of every Poly and Beta number, so a spec, a tuner's bound and a constructor agree)."""
+    low, high = SHAPE_RANGE
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or not (
+        math.isfinite(value) and low <= value <= high
+    ):
+        raise ScheduleSpecError(f"{name} must be a number in [{low:g}, {high:g}], got {value!r}")
+    return float(value)
+
+
 @dataclass(frozen=True)
 class Poly(Schedule):
-    r"""``poly:k``: :math:`\alpha(t) = t^k`, :math:`k > 0`.
+    r"""``poly:k``: :math:`\alpha(t) = t^k`, :math:`k` in :data:`SHAPE_RANGE`.
 
     :math:`\dot\gamma = k\,t^{k/2-1} / (\pi\sqrt{1-t^k})`: infinite at 1, and at 0 infinite for
     :math:`k < 2`, :math:`2/\pi` for :math:`k = 2`, zero for :math:`k > 2`.
@@ -356,12 +376,7 @@ class Poly(Schedule):
     family: ClassVar[str] = "poly"
 
     def __post_init__(self) -> None:
-        k = self.k
-        if isinstance(k, bool) or not isinstance(k, (int, float, np.integer, np.floating)) or not (
-            math.isfinite(k) and k > 0
-        ):
-            raise ScheduleSpecError(f"poly exponent k must be a positive finite number, got {k!r}")
-        object.__setattr__(self, "k", float(k))
+        object.__setattr__(self, "k", _shape(self.k, "poly exponent k"))
 
     @property
     def spec(self) -> str:
@@ -410,12 +425,7 @@ class Beta(Schedule):
 
     def __post_init__(self) -> None:
         for name in ("a", "b"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not (
-                math.isfinite(v) and v > 0
-            ):
-                raise ScheduleSpecError(f"beta parameter {name} must be a positive finite number, got {v!r}")
-            object.__setattr__(self, name, float(v))
+            object.__setattr__(self, name, _shape(getattr(self, name), f"beta parameter {name}"))
 
     @property
     def spec(self) -> str:
@@ -446,11 +456,12 @@ class Beta(Schedule):
         i_hi = special.betainc(self.b, self.a, 1.0 - t)
         with np.errstate(invalid="ignore"):
             out = _HALF_PI * np.sin(math.pi * np.minimum(i_lo, i_hi)) * self._density(t)
-        # At the endpoints use the one-sided limits (0 * inf there when a or b < 1).
-        scale = math.pi**2 / (2.0 * math.exp(2.0 * special.betaln(self.a, self.b)))
-
+        # At the endpoints use the one-sided limits (0 * inf there when a or b < 1); the finite one, at a shape
+        # of exactly 1/2, only then (B(a, b)^2 underflows to 0 for large shapes, where it is not needed).
         def limit(p: float) -> float:
-            return math.inf if p < 0.5 else (scale / p if p == 0.5 else 0.0)
+            if p != 0.5:
+                return math.inf if p < 0.5 else 0.0
+            return math.pi**2 / (2.0 * math.exp(2.0 * special.betaln(self.a, self.b))) / p
 
         out = np.where(t == 0.0, limit(self.a), out)
         return np.where(t == 1.0, limit(self.b), out)

@@ -16,6 +16,7 @@ from typing import Sequence
 from .. import _signals
 from .._io import DISK_FULL
 from ._common import ArgumentParser, CLIError
+from ._quiet import quiet_libraries
 
 __all__ = ["main", "build_parser"]
 
@@ -90,7 +91,9 @@ def main(argv: "Sequence[str] | None" = None) -> int:
     resumes (training from its last checkpoint, a study without redoing finished trials); 75: the study
     storage of ``tune`` stayed unreachable for ``--storage-patience`` seconds (one line; rerun to resume);
     1: an internal error — one line that says so, and ``--debug`` (anywhere before the subcommand's own
-    arguments, or ``MDM_ENERGY_DEBUG=1``) shows the traceback.
+    arguments, or ``MDM_ENERGY_DEBUG=1``) shows the traceback. Without ``--debug`` the libraries' warnings,
+    log records and progress bars stay off stderr (:func:`~mdm_energy.cli._quiet.quiet_libraries`), so that
+    an error is one line; ``--debug`` shows them too.
 
     The SIGINT/SIGTERM handlers are installed here, for the command's duration (:mod:`mdm_energy._signals`).
     """
@@ -109,14 +112,15 @@ def main(argv: "Sequence[str] | None" = None) -> int:
 def _run(args_in: "list[str]", debug: bool) -> int:
     """Run one command line and turn what it raises into the exit status and one line (see :func:`main`)."""
     try:
-        if args_in[:1] == ["lm-eval"]:  # lm-eval's own command line, untouched (--help included)
-            from . import lm_eval_cmd
+        with quiet_libraries(debug):
+            if args_in[:1] == ["lm-eval"]:  # lm-eval's own command line (--help included)
+                from . import lm_eval_cmd
 
-            lm_eval_cmd.run_lm_eval(args_in[1:])
-            return 0
-        _load_plugins()
-        args = build_parser().parse_args(args_in)
-        args.run(args)
+                lm_eval_cmd.run_lm_eval(args_in[1:])
+                return 0
+            _load_plugins()
+            args = build_parser().parse_args(args_in)
+            args.run(args)
     except (CLIError, ValueError) as exc:
         if debug:
             traceback.print_exc()

@@ -8,7 +8,7 @@ import json
 import sys
 from typing import Any, Callable, Iterator
 
-from .._io import format_table, json_safe, write_text_atomic
+from .._io import check_output_path, format_table, json_safe, write_text_atomic
 from .._parse import strict_float, strict_int
 from ..limits import MAX_STEPS
 
@@ -26,6 +26,7 @@ __all__ = [
     "json_safe",
     "emit",
     "write_text_atomic",
+    "check_output_path",
     "format_table",
     "progress_bar",
     "add_trust_remote_code",

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from ._common import CLIError, emit, format_table, progress_bar
+from ._common import CLIError, check_output_path, emit, format_table, progress_bar
 from ._sampler_args import check_sampler_options, given_sampler_options
 
 #: Options a Pareto run holds fixed when given (the search sets the schedule, steps and the rule's parameter).
@@ -29,12 +28,8 @@ def _check(args: argparse.Namespace) -> None:
         raise CLIError(f"{wrong[0]} does not apply to --pareto")
     if args.steps_values and any(v != int(v) for v in args.steps_values):
         raise CLIError(f"--steps-values must be whole numbers, got {list(args.steps_values)}")
-    if args.report:
-        rp = Path(args.report)
-        if rp.exists() and not rp.is_dir():
-            raise CLIError(f"--report exists and is not a folder: {args.report!r}")
-        if not (rp.parent if str(rp.parent) else Path(".")).is_dir():
-            raise CLIError(f"folder for --report does not exist: {str(rp.parent)!r}")
+    if args.report is not None:
+        check_output_path(args.report, "--report", folder=True)
 
 
 def run_pareto(args: argparse.Namespace) -> None:
@@ -71,7 +66,7 @@ def run_pareto(args: argparse.Namespace) -> None:
         result = pareto_tune(objective, sampler=args.sampler, strategy=args.strategy, budget=budget,
                              storage=args.storage, study_name=args.study, workers=args.workers, seed=args.seed,
                              space=space, progress=progress, storage_patience=args.storage_patience)
-    files = write_pareto_report(result, objective.name, args.report) if args.report else None
+    files = write_pareto_report(result, objective.name, args.report) if args.report is not None else None
     payload = result.as_json()
 
     def human() -> str:

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
-from ._common import CLIError, emit, positive_int, steps_int
+from ._common import check_output_path, emit, positive_int, steps_int
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -28,12 +27,7 @@ def run(args: argparse.Namespace) -> None:
     from ..demo import demo_text, run_demo, write_demo
     from ..demo.render import demo_json
 
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise CLIError(f"--out exists and is not a folder: {str(out)!r}")
-    parent = out.parent if str(out.parent) else Path(".")
-    if not parent.is_dir():
-        raise CLIError(f"folder for --out does not exist: {str(parent)!r}")
+    out = check_output_path(args.out, "--out", folder=True)
     result = run_demo(length=args.length, steps=args.steps, checkpoints=args.checkpoints, limit=args.limit,
                       log=lambda msg: print(msg, file=sys.stderr))
     files = write_demo(result, out)

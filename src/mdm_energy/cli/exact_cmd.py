@@ -102,8 +102,8 @@ def run_grid(args: argparse.Namespace) -> None:
     from ..plots import check_plot_path, plot_kl_heatmap
     from ..tuning import SearchSpace, exact_grid_study
 
-    if args.plot:
-        check_plot_path(args.plot)
+    if args.plot is not None:
+        check_plot_path(args.plot, "--plot")
     check_workers(args.workers)
     den, opts = load_exact(args)
     space = SearchSpace(values={name: v for name, v in (("a", args.a_values), ("b", args.b_values)) if v})
@@ -112,7 +112,7 @@ def run_grid(args: argparse.Namespace) -> None:
     with progress_bar(len(space.grid()), f"exact-grid {label} N={args.steps}") as progress:
         study = exact_grid_study(den, args.sampler, args.steps, remasking=opts.get("remasking"), space=space,
                                  workers=args.workers, progress=progress)
-    if args.plot:
+    if args.plot is not None:
         plot_kl_heatmap(
             [g.a for g in study.grid], [g.b for g in study.grid], [g.kl for g in study.grid], study.baselines, args.plot,
             title=f"{den.dist.name}: {label}, N={args.steps}",
@@ -134,7 +134,7 @@ def run_grid(args: argparse.Namespace) -> None:
         sched = o.counts if o.counts is not None else [round(x, 4) for x in o.alpha]
         rows.append([f"optimum ({o.method}) {sched}", _num(opt), "0%"])
         head = f"law {den.dist.name} (n={den.n}, d={den.d}), sampler {label}, N={args.steps}: KL(q || sampler) in nats"
-        tail = f"\nwrote {args.plot}" if args.plot else ""
+        tail = f"\nwrote {args.plot}" if args.plot is not None else ""
         return head + "\n" + format_table(["schedule", "KL", "gap to optimum"], rows) + tail
 
     emit(args.json, study.as_json(), human)

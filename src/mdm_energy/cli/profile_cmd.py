@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 
 from .._parse import strict_int
-from ._common import CLIError, _typed, add_trust_remote_code, emit, format_table, non_negative_float, positive_int, progress_bar, seed_int
+from ._common import CLIError, _typed, add_trust_remote_code, check_output_path, emit, format_table, non_negative_float, positive_int, progress_bar, seed_int
 
 #: Longest prompts file read (bytes): a profile needs hundreds of prompts, not millions.
 MAX_PROMPTS_BYTES = 64 * 1024 * 1024
@@ -92,15 +92,10 @@ def _read_prompts(path: str) -> tuple[list[str], "list[str] | None"]:
 def _check_outputs(args: argparse.Namespace) -> None:
     from ..plots import check_plot_path
 
-    if args.plot:
-        check_plot_path(args.plot)
-    if args.save:
-        out = Path(args.save)
-        parent = out.parent if str(out.parent) else Path(".")
-        if out.is_dir():
-            raise CLIError(f"--save names a folder, not a file: {args.save!r}")
-        if not parent.is_dir():
-            raise CLIError(f"folder for --save does not exist: {str(parent)!r}")
+    if args.plot is not None:
+        check_plot_path(args.plot, "--plot")
+    if args.save is not None:
+        check_output_path(args.save, "--save")
 
 
 def _estimate(args: argparse.Namespace):
@@ -162,9 +157,9 @@ def run(args: argparse.Namespace) -> None:
     if too_many:
         raise CLIError(f"--steps {too_many[0]} exceeds the window of {prof.length} (at most one call per token)")
     schedules = [profile_schedule(prof, n) for n in args.steps or ()]
-    if args.save and not args.load:
+    if args.save is not None and not args.load:
         prof.save(args.save)
-    if args.plot:
+    if args.plot is not None:
         from ..plots import plot_profile
 
         plot_profile(prof, schedules, args.plot)

@@ -26,10 +26,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> None:
     sched = parse_schedule(args.spec)
-    if args.plot:
+    if args.plot is not None:
         from ..plots import check_plot_path
 
-        check_plot_path(args.plot)
+        check_plot_path(args.plot, "--plot")
     t = sched.grid(args.steps)
     alpha, gamma, counts = sched.alpha(t), sched.gamma(t), sched.counts(args.length, args.steps)
     payload = {
@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> None:
         )
         return head + "\n" + format_table(["k", "t", "alpha", "gamma", "unmask", "cumulative"], rows)
 
-    if args.plot:
+    if args.plot is not None:
         from ..plots import plot_schedule
 
         plot_schedule(sched, args.steps, args.length, args.plot)

@@ -39,8 +39,8 @@ def run(args: argparse.Namespace) -> None:
     check_sampler_options(args.sampler, given)
     takes_rule = "remasking" in sampler_spec(args.sampler).params  # the paper's toy reveals at random positions
     remasking = given.get("remasking", "random" if takes_rule else None)
-    if args.plot:
-        check_plot_path(args.plot)
+    if args.plot is not None:
+        check_plot_path(args.plot, "--plot")
     labels = ["".join("ab"[v] for v in x) for x in itertools.product(range(2), repeat=5)]
     targets = {}
     for name in TARGETS:
@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> None:
             "best": {"a": best.a, "b": best.b, "kl": best.kl},
         }
     payload = {"steps": args.steps, "sampler": args.sampler, "remasking": remasking, "sequences": labels, "targets": targets}
-    if args.plot:
+    if args.plot is not None:
         panels = [
             {"title": f"{name}: best beta:{t['best']['a']:g},{t['best']['b']:g}", "labels": labels,
              "target": t["target"], "schedules": t["schedules"]}
@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> None:
                 rows.append(["counts", ""] + [" ".join(map(str, t["schedules"][s]["counts"])) for s in specs])
             out.append(format_table(["sequence", "target"] + specs, rows))
         out.append("\nThe best schedule depends on the task: toy1 wants one token first, toy2 many at once.")
-        if args.plot:
+        if args.plot is not None:
             out.append(f"wrote {args.plot}")
         return "\n".join(out)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import CLIError, emit, positive_float, positive_int, seed_int
+from ._common import CLIError, check_output_path, emit, positive_float, positive_int, seed_int
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -42,9 +42,7 @@ def run(args: argparse.Namespace) -> None:
 
     if args.task not in TASKS and args.task != "pycode-reference":
         raise CLIError(f"unknown task {args.task!r} (known: {', '.join(sorted(TASKS))})")
-    out = Path(args.out)
-    if not (out.parent if str(out.parent) else Path(".")).is_dir():
-        raise CLIError(f"folder for --out does not exist: {str(out.parent)!r}")
+    out = check_output_path(args.out, "--out", folder=True)
     if args.d_model % 4:
         raise CLIError(f"--d-model must be divisible by the 4 heads, got {args.d_model}")
     if args.cache and Path(args.cache).exists() and not Path(args.cache).is_dir():

@@ -11,8 +11,8 @@ import argparse
 from pathlib import Path
 
 from ..limits import STORAGE_PATIENCE
-from ._common import (CLIError, add_trust_remote_code, bounds, emit, format_table, named_numbers, non_negative_float,
-                      positive_floats, positive_int, progress_bar, seed_int)
+from ._common import (CLIError, add_trust_remote_code, bounds, check_output_path, emit, format_table, named_numbers,
+                      non_negative_float, positive_floats, positive_int, progress_bar, seed_int)
 from ._sampler_args import add_sampler_arguments, check_sampler_options, given_sampler_options
 from .exact_cmd import DIST_HELP, load_exact
 
@@ -235,13 +235,8 @@ def run(args: argparse.Namespace) -> None:
         raise CLIError(f"{pareto_only[0]} applies to --pareto only")
     if args.strategy not in STRATEGIES:
         raise CLIError(f"unknown strategy {args.strategy!r} (known: {', '.join(STRATEGIES)})")
-    if args.report:
-        rp = Path(args.report)
-        if rp.exists() and not rp.is_dir():
-            raise CLIError(f"--report exists and is not a folder: {args.report!r}")
-        parent = rp.parent if str(rp.parent) else Path(".")
-        if not parent.is_dir():
-            raise CLIError(f"folder for --report does not exist: {str(parent)!r}")
+    if args.report is not None:
+        check_output_path(args.report, "--report", folder=True)
     space = search_space(args)
     if args.strategy in ("grid", "halving"):
         space.grid()  # refuses a missing grid, or one larger than a study runs
@@ -259,7 +254,7 @@ def run(args: argparse.Namespace) -> None:
                       workers=args.workers, seed=args.seed, space=space, progress=progress,
                       halving_min_size=args.halving_min_size, halving_eta=args.halving_eta,
                       storage_patience=args.storage_patience)
-    files = write_report(result, objective.name, args.steps, length, args.report) if args.report else None
+    files = write_report(result, objective.name, args.steps, length, args.report) if args.report is not None else None
     payload = result.as_json()
     references = exact_references(objective) if args.optimum else None
     if references:

@@ -35,6 +35,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from ..limits import format_count, format_power, power_exceeds
 from ..schedules import Schedule, parse_schedule
 from .continuous import energy_J, integrate_over_gamma
 
@@ -149,11 +150,11 @@ def check_brute_force_size(n: int, d: int, path: str = "mdm") -> None:
     if isinstance(d, bool) or not isinstance(d, (int, np.integer)) or d < 2:
         raise ValueError(f"vocab d must be an integer >= 2, got {d!r}")
     K = d + 1 if path == "mdm" else d
-    log_states = n * (math.log(d) + math.log(K))
-    if log_states > math.log(MAX_BRUTE_FORCE_STATES):
+    n, d = int(n), int(d)
+    if power_exceeds(d * K, n, MAX_BRUTE_FORCE_STATES):  # exact integers: any n and d, no overflow
         raise ValueError(
-            f"n={n}, d={d} is too large to brute-force: d^n*K^n = {math.exp(log_states):.3g} states "
-            f"(limit {MAX_BRUTE_FORCE_STATES:,}); use smaller n or d"
+            f"n={format_count(n)}, d={format_count(d)} is too large to brute-force: d^n*K^n = "
+            f"{format_power(d * K, n)} states (limit {MAX_BRUTE_FORCE_STATES:,}); use smaller n or d"
         )
 
 
@@ -330,8 +331,16 @@ def brute_force_energies(
     def integrand(key: str):
         return lambda t: np.array([sums_at(float(x))[key] for x in np.atleast_1d(t)])
 
-    energies = {k: integrate_over_gamma(integrand(k), g) for k in ("kinetic", "conditional_kinetic", "geodesic")}
-    J = energy_J(a, g)
+    J = energy_J(a, g)  # first: it refuses a schedule too extreme to integrate before the state sums run
+    with np.errstate(all="ignore"):  # overflow is judged from the results below, not printed
+        energies = {k: integrate_over_gamma(integrand(k), g) for k in ("kinetic", "conditional_kinetic", "geodesic")}
+    # On the masked path each energy is J times a constant (MDM theory), so with J finite an infinite or NaN
+    # energy is the quadrature overflowing, not a divergence; on any path NaN is.
+    broken = [k for k, v in energies.items() if math.isnan(v) or (tp.name == "mdm" and math.isfinite(J)
+                                                                   and not math.isfinite(v))]
+    if broken:
+        raise ValueError(f"the {broken[0].replace('_', ' ')} energy of alpha={a.spec}, gamma={g.spec} cannot be "
+                         "computed in double precision (the schedule parameters are too extreme)")
     ck, cc, cg = n * (d + 1) ** (n - 1), n * 2 ** (n - 1), n
     return BruteForceEnergies(
         path=tp.name,

@@ -23,6 +23,7 @@ from typing import Callable
 import numpy as np
 
 from .._parse import strict_int
+from ..limits import format_count, format_power, power_exceeds
 
 __all__ = [
     "MAX_EXACT_STATES",
@@ -87,9 +88,12 @@ def check_law(weights: np.ndarray, name: str = "weights", max_states: int = MAX_
 
 
 def _check_size(n: int, d: int, name: str, max_states: int = MAX_EXACT_STATES) -> None:
-    if n * math.log(d + 1) > math.log(max_states):
+    """Refuse a law of ``n`` tokens over ``d`` symbols whose ``(d+1)^n`` partly masked states exceed
+    ``max_states`` — in exact integers, so that any ``n`` and ``d`` a spec names are compared, not overflowed."""
+    if power_exceeds(int(d) + 1, int(n), max_states):
         raise DistributionSpecError(
-            f"{name}: n={n}, d={d} is too large for the exact engine: (d+1)^n = {float(d + 1) ** n:.3g} "
+            f"{name}: n={format_count(int(n))}, d={format_count(int(d))} is too large for the exact engine: "
+            f"(d+1)^n = {format_power(int(d) + 1, int(n))} "
             f"states (limit {max_states:,}); estimate by Monte Carlo sampling instead"
         )
 

@@ -268,8 +268,10 @@ class MDMEnergyLM(LM):
         order = sorted(range(len(reqs)), key=lambda i: -len(ids[i]))  # similar lengths share a batch
         out: list = [None] * len(reqs)
         nfe: list = [0] * len(reqs)
-        # a context: an interrupt closes the bar before the command prints its last line, not after it
-        with tqdm(total=len(reqs), desc="mdm_energy generate", disable=disable_tqdm or self.rank != 0) as bar:
+        # a context: an interrupt closes the bar before the command prints its last line, not after it; shown
+        # on a terminal only (None): on a pipe or log file a bar is noise ahead of any error line
+        with tqdm(total=len(reqs), desc="mdm_energy generate",
+                  disable=True if disable_tqdm or self.rank != 0 else None) as bar:
             for start in range(0, len(order), self.batch_size):
                 batch = order[start:start + self.batch_size]
                 texts, self.last_output = generate(

@@ -602,12 +602,27 @@ class ScheduledSampler(Sampler):
     def _steps_per_block(self, num_blocks: int) -> int:
         return steps_per_block(self.steps, num_blocks)
 
-    def block_counts(self, gen_length: int, num_blocks: int, warn: bool = False) -> tuple[int, ...]:
-        """The schedule's counts for one block's steps (every block uses the same); with ``warn``, a warning
-        when there are more steps than positions (some steps then unmask nothing)."""
+    def block_counts(self, gen_length: int, num_blocks: int, cap: bool = False) -> tuple[int, ...]:
+        """The schedule's counts for one block's steps (every block uses the same).
+
+        The rule for more steps than positions (``cap``, the samplers whose every step commits exactly its
+        count — ``fixed``): steps up to :data:`~mdm_energy.limits.MAX_STEPS` are accepted (the only refusal,
+        in the steps validator), but when a block has more steps than positions, its zero-count steps are
+        dropped from the plan, with one warning: such a step is a model call that commits nothing and draws
+        nothing, so the block makes at most one call per position, and ``-N 100000`` on a window of 24 ends
+        in 24 calls instead of running for hours. The tokens are those of the run with every step (a
+        zero-count step changes neither the canvas nor a random stream; with a key/value cache the refresh
+        points follow the calls made); only the NFE shrinks, to the steps that commit something. Samplers
+        for which steps beyond the window mean something keep them (``cap`` false): a random-reveal step that
+        reveals nothing already costs no call (and more steps are a finer discretisation), Dream calls and
+        draws at every step as Dream does, and the threshold hybrids commit at least one token per call.
+        """
         per_block = self._steps_per_block(num_blocks)
         block_len = gen_length // num_blocks
-        if warn and per_block > block_len:
-            warnings.warn(f"{per_block} steps per block for {block_len} positions: some steps unmask nothing",
-                          stacklevel=5)
-        return tuple(self.schedule.counts(block_len, per_block).tolist())
+        counts = tuple(self.schedule.counts(block_len, per_block).tolist())
+        if cap and per_block > block_len:
+            kept = tuple(c for c in counts if c)
+            warnings.warn(f"{per_block:,} steps per block for {block_len} positions: the {per_block - len(kept):,} "
+                          f"steps that would unmask nothing make no model call ({len(kept)} steps run)", stacklevel=5)
+            return kept
+        return counts

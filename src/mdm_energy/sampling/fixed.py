@@ -28,8 +28,9 @@ class FixedCountSampler(ScheduledSampler):
     skip_empty_steps: bool
 
     def plan(self, gen_length: int, num_blocks: int) -> Plan:
-        """The counts of one block's steps (every block uses the same)."""
-        return Plan(counts=self.block_counts(gen_length, num_blocks, warn=True))
+        """The counts of one block's steps (every block uses the same); more steps than positions are capped
+        by the rule of :meth:`~mdm_energy.sampling.base.ScheduledSampler.block_counts`."""
+        return Plan(counts=self.block_counts(gen_length, num_blocks, cap=True))
 
     def need(self, run: RunState, block: Block, masked: Tensor) -> Tensor:
         """Rows with something masked; at a zero-count step every active row (LLaDA still calls the model),

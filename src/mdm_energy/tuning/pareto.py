@@ -25,7 +25,7 @@ from typing import Any, Callable, Mapping, Sequence
 from .._parse import positive_int
 from ..limits import check_workers
 from ..registry import sampler_spec
-from ..schedules import HAND_CRAFTED
+from ..schedules import HAND_CRAFTED, SHAPE_RANGE
 from ._optuna import optuna, trial_id
 from .claims import (BETA, AskJob, ask_worker, claim_family, claim_objective, fail_stale, optuna_sampler, record,
                      run_workers)
@@ -113,12 +113,12 @@ class ParetoSpace:
             raise ValueError(f"steps must be positive integers, got {list(self.steps)!r}")
         bounds = dict(self.bounds or {})
         if self.family == BETA:
-            _check_bounds("a", *self.a_bounds, 1e-3, 1e3)
-            _check_bounds("b", *self.b_bounds, 1e-3, 1e3)
+            _check_bounds("a", *self.a_bounds, *SHAPE_RANGE)
+            _check_bounds("b", *self.b_bounds, *SHAPE_RANGE)
             bounds = {"a": tuple(self.a_bounds), "b": tuple(self.b_bounds), **bounds}
             for name in ("a", "b"):
                 if name in bounds:
-                    _check_bounds(name, *bounds[name], 1e-3, 1e3)
+                    _check_bounds(name, *bounds[name], *SHAPE_RANGE)
         elif tuple(self.a_bounds) != _BETA_DEFAULT or tuple(self.b_bounds) != _BETA_DEFAULT:
             raise ValueError(f"a_bounds and b_bounds apply to the beta family only; give bounds for the "
                              f"{self.family!r} family's parameters")
