@@ -18,6 +18,7 @@ it into seven. :func:`quiet_libraries` is the one place that silences them, for 
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import sys
@@ -72,6 +73,11 @@ def _quiet_imported() -> "list[contextlib.AbstractContextManager]":
         if datasets.is_progress_bar_enabled():
             datasets.disable_progress_bars()
             restore.append(datasets.enable_progress_bars)
+    tqdm_std = sys.modules.get("tqdm.std")
+    if tqdm_std is not None:  # TQDM_DISABLE is read when tqdm is imported: for one imported already, the same
+        init = tqdm_std.tqdm.__dict__["__init__"]  # default set the way tqdm sets it (a bar given 'disable' keeps it)
+        tqdm_std.tqdm.__init__ = functools.partialmethod(init, disable=True)
+        restore.append(lambda: setattr(tqdm_std.tqdm, "__init__", init))
     if "optuna" in sys.modules:
         import optuna
 
