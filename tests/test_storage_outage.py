@@ -159,7 +159,7 @@ def test_a_finish_whose_reply_was_lost_keeps_its_score(tmp_path, lose_reply_once
 
 def _tune_cmd(url: str, study: str, *extra: str) -> list[str]:
     return [sys.executable, "-m", "mdm_energy", "tune", "--objective", "task", "--task", "countdown",
-            "--checkpoint", str(CHECKPOINT), "--limit", "12", "--steps", "4", "--strategy", "grid",
+            "--checkpoint", str(CHECKPOINT), "--limit", "8", "--steps", "4", "--strategy", "grid",
             "--a-values", ",".join(map(str, A_VALUES)), "--b-values", ",".join(map(str, B_VALUES)),
             "--storage", url, "--study", study, "--json", *extra]
 
