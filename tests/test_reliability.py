@@ -322,3 +322,26 @@ def test_energies_too_extreme_for_double_precision_are_refused_by_name():
             energy_J(spec, gamma)
     with pytest.raises(ValueError, match="kinetic energy of alpha=beta:0.02,1"):
         brute_force_energies(random_distribution(2, 2, 0), "beta:0.02,1")
+
+
+def test_an_output_name_longer_than_the_file_system_allows_is_refused(capsys, tmp_path):
+    refused(capsys, ["schedule", "linear", "-N", "4", "-L", "8", "--plot", str(tmp_path / ("a" * 300 + ".png"))],
+            "--plot cannot be used: File name too long", tmp_path)
+
+
+def test_quiet_mode_restores_each_library_to_its_own_level():
+    import optuna
+    from transformers.utils import logging as tf_logging
+
+    from mdm_energy.cli._quiet import quiet_libraries
+
+    tf_before, op_before = tf_logging.get_verbosity(), optuna.logging.get_verbosity()
+    tf_logging.set_verbosity(30)
+    optuna.logging.set_verbosity(20)
+    try:
+        with quiet_libraries(debug=False):
+            assert tf_logging.get_verbosity() == 40 and optuna.logging.get_verbosity() == 40
+        assert (tf_logging.get_verbosity(), optuna.logging.get_verbosity()) == (30, 20)
+    finally:
+        tf_logging.set_verbosity(tf_before)
+        optuna.logging.set_verbosity(op_before)

@@ -273,3 +273,17 @@ def test_in_process_tune_raises_storage_outage(postgres_server):
     with pytest.raises(StorageOutage, match="stayed unreachable for 1 s"):
         tune(CallableObjective(score, name="c"), strategy="grid", storage=postgres_server.url, study_name="api",
              space=SearchSpace(values={"a": (0.5, 1.0, 2.0), "b": (0.5,)}), storage_patience=1.0)
+
+
+def test_clean_up_on_the_way_out_tries_the_storage_once(postgres_server):
+    """Inside ``impatient()`` (the release of an interrupted trial) a lost server is given up on at once, not
+    after the worker's whole patience."""
+    from mdm_energy.tuning.outage import impatient
+    from mdm_energy.tuning.storage import open_study
+
+    study = open_study(postgres_server.url, "impatient", "maximize", patience=30.0)
+    assert postgres_server.run("stop").returncode == 0
+    t0 = time.time()
+    with impatient(), pytest.raises(StorageOutage):
+        study.get_trials(deepcopy=False)
+    assert time.time() - t0 < 5.0

@@ -46,21 +46,24 @@ def check_output_path(path: "str | os.PathLike[str]", what: str, folder: bool = 
         raise ValueError(f"{what} must name a {'folder' if folder else 'file'}, got {text!r}")
     if "\0" in text:
         raise ValueError(f"{what} contains a NUL byte: {text!r}")
-    p = Path(text)
-    if folder:
-        if p.exists() and not p.is_dir():
-            raise ValueError(f"{what} exists and is not a folder: {text!r}")
-    else:
-        if p.is_dir() or text.endswith(("/", os.sep)):
-            raise ValueError(f"{what} is a folder, not a file: {text!r}")
-        if suffixes is not None and p.suffix.lower() not in suffixes:
-            raise ValueError(f"{what} must end in {', '.join(suffixes)}, got {text!r}")
-    parent = p.parent if str(p.parent) else Path(".")
-    if not parent.is_dir():
-        state = "is a file, not a folder" if parent.exists() else "does not exist"
-        raise ValueError(f"folder for {what} {state}: {str(parent)!r}")
-    if not os.access(parent, os.W_OK):
-        raise ValueError(f"folder for {what} is not writable: {str(parent)!r}")
+    try:
+        p = Path(text)
+        if folder:
+            if p.exists() and not p.is_dir():
+                raise ValueError(f"{what} exists and is not a folder: {text!r}")
+        else:
+            if p.is_dir() or text.endswith(("/", os.sep)):
+                raise ValueError(f"{what} is a folder, not a file: {text!r}")
+            if suffixes is not None and p.suffix.lower() not in suffixes:
+                raise ValueError(f"{what} must end in {', '.join(suffixes)}, got {text!r}")
+        parent = p.parent if str(p.parent) else Path(".")
+        if not parent.is_dir():
+            state = "is a file, not a folder" if parent.exists() else "does not exist"
+            raise ValueError(f"folder for {what} {state}: {str(parent)!r}")
+        if not os.access(parent, os.W_OK):
+            raise ValueError(f"folder for {what} is not writable: {str(parent)!r}")
+    except OSError as exc:  # e.g. a name longer than the file system allows
+        raise ValueError(f"{what} cannot be used: {exc.strerror or exc}: {text!r}") from None
     return p
 
 

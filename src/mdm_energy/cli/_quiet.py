@@ -61,9 +61,9 @@ def _quiet_imported() -> "list[contextlib.AbstractContextManager]":
     if "transformers" in sys.modules:
         from transformers.utils import logging as tf_logging
 
-        level = tf_logging.get_verbosity()
+        tf_level = tf_logging.get_verbosity()
         tf_logging.set_verbosity_error()
-        restore.append(lambda: tf_logging.set_verbosity(level))
+        restore.append(lambda: tf_logging.set_verbosity(tf_level))
         if tf_logging.is_progress_bar_enabled():
             tf_logging.disable_progress_bar()
             restore.append(tf_logging.enable_progress_bar)
@@ -81,9 +81,9 @@ def _quiet_imported() -> "list[contextlib.AbstractContextManager]":
     if "optuna" in sys.modules:
         import optuna
 
-        level = optuna.logging.get_verbosity()
+        optuna_level = optuna.logging.get_verbosity()
         optuna.logging.set_verbosity(optuna.logging.ERROR)
-        restore.append(lambda: optuna.logging.set_verbosity(level))
+        restore.append(lambda: optuna.logging.set_verbosity(optuna_level))
     return restore
 
 

@@ -20,7 +20,10 @@ class FixedCountSampler(ScheduledSampler):
     """LLaDA-style fixed counts per step, with ``random``/``low_confidence``/``margin``/``entropy`` remasking.
 
     With ``skip_empty_steps`` a step whose count is zero makes no model call (by default it still does,
-    as LLaDA would, and the NFE says so). Defaults follow LLaDA: ``low_confidence``, temperature 0.
+    as LLaDA would, and the NFE says so) — except when a block has more steps than positions: then its
+    zero-count steps are dropped from the plan whatever ``skip_empty_steps`` says, with one warning (the rule
+    of :meth:`~mdm_energy.sampling.base.ScheduledSampler.block_counts`; with a key/value cache the refresh
+    points then follow the calls made). Defaults follow LLaDA: ``low_confidence``, temperature 0.
     """
 
     name = "fixed"

@@ -258,7 +258,8 @@ def exclusive(out: Path) -> Iterator[None]:
         try:
             yield
         finally:
-            os.unlink(path)
+            with contextlib.suppress(OSError):  # the lock goes with the descriptor, whatever happens here
+                os.unlink(path)
             os.close(fd)
     finally:
         if created:

@@ -48,7 +48,7 @@ from ..schedules import Schedule, ScheduleFamily, ScheduleParam
 from ._optuna import create_running_trial, finish_trial, heartbeat, optuna, set_trial_attr, stale_trial_ids, trial_id
 from .items import StudyItemStore
 from .objectives import ItemObjective, Objective, Score
-from .outage import EXIT_STORAGE_OUTAGE, StorageOutage
+from .outage import EXIT_STORAGE_OUTAGE, StorageOutage, impatient
 
 __all__ = ["STORED_RANGE", "BETA", "point_key", "stored_distribution", "fail_stale", "released_on_interrupt", "holders",
            "record", "scored", "owner_attrs", "family_attrs", "evaluate_point", "bind_objective", "points_worker", "AskJob",
@@ -115,11 +115,13 @@ def _mine(t, run_id: str) -> bool:
 def released_on_interrupt(study, tid: int, number: int) -> Iterator[None]:
     """Mark trial ``tid`` failed-stale if SIGINT/SIGTERM (a ``KeyboardInterrupt``) stops the block, then let
     the interrupt go on: the study keeps no trial ``RUNNING`` for a worker that is gone, and a rerun redoes
-    the point (an item objective keeps the items it finished). Signals are held back while it is marked."""
+    the point (an item objective keeps the items it finished). Signals are held back while it is marked, so
+    the storage is tried once, not for the whole patience (:func:`~.outage.impatient`): a worker told to stop
+    during an outage stops at once, and its running trial is failed as stale by the next run instead."""
     try:
         yield
-    except KeyboardInterrupt as exc:
-        with held(), contextlib.suppress(Exception):  # the interrupt, not a failed clean-up, is what is reported
+    except KeyboardInterrupt as exc:  # the interrupt, not a failed clean-up, is what is reported
+        with held(), impatient(), contextlib.suppress(Exception):
             set_trial_attr(study, tid, "stale", True)
             set_trial_attr(study, tid, "error", f"interrupted ({describe(exc)})")
             finish_trial(study, number, "FAIL")

@@ -15,8 +15,11 @@ Why retrying is safe. Each retried call is one transaction, so a failed attempt 
 when the server committed and only its reply was lost. For reads and attribute writes a repeat is
 harmless. Finishing a trial twice makes the repeat fail with Optuna's ``UpdateFinishedTrialError``, which
 the claim protocol reads as "finished" (:func:`~mdm_energy.tuning._optuna.finish_trial`). Creating a trial
-twice leaves an orphan ``RUNNING`` trial of this process beside the new one; the claim protocol fails it
-as stale before evaluating (:func:`~mdm_energy.tuning.claims.evaluate_point`), so the point is scored once.
+twice leaves an orphan ``RUNNING`` trial of this process beside the new one; on a grid or halving point the
+claim protocol fails it as stale before evaluating (:func:`~mdm_energy.tuning.claims.evaluate_point`), so the
+point is scored once. (An ask-and-tell trial — tpe, random, Pareto — gets its owner only after Optuna
+creates it, so such an orphan carries no owner and holds one place of the budget until removed by hand; it
+needs the reply to a committed insert to be lost, the narrowest window of all.)
 A trial interrupted because the worker gave up stays ``RUNNING`` under the worker's process id and is
 failed as stale and redone once by the next run (:func:`~mdm_energy.tuning.claims.fail_stale`).
 
@@ -26,14 +29,15 @@ heartbeats are not retried here: the heartbeat thread beats again at its next in
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import threading
 import time
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Iterator, TypeVar
 
 from ..limits import MAX_STORAGE_PATIENCE, STORAGE_PATIENCE
 
-__all__ = ["EXIT_STORAGE_OUTAGE", "StorageOutage", "transient", "patiently", "check_patience",
+__all__ = ["EXIT_STORAGE_OUTAGE", "impatient", "StorageOutage", "transient", "patiently", "check_patience",
            "patient_rdb_storage"]
 
 #: Exit status of a command whose study storage stayed unreachable for its patience (``EX_TEMPFAIL``).
@@ -149,13 +153,27 @@ def _inside(call: Callable[[], T]) -> T:
         _ACTIVE.depth -= 1
 
 
+@contextlib.contextmanager
+def impatient(seconds: float = 0.0) -> Iterator[None]:
+    """Within the block, this thread's patient calls wait at most ``seconds`` (default: try once): for
+    clean-up on the way out of an interrupt, which must not hold a stopping worker for a whole patience."""
+    before = getattr(_ACTIVE, "cap", None)
+    _ACTIVE.cap = seconds if before is None else min(before, seconds)
+    try:
+        yield
+    finally:
+        _ACTIVE.cap = before
+
+
 def _patient(method: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(method)
     def call(self, *args: Any, **kwargs: Any) -> Any:
         attempt = functools.partial(method, self, *args, **kwargs)
         if getattr(_ACTIVE, "depth", 0):
             return attempt()
-        return patiently(lambda: _inside(attempt), self.shown_url, self.patience)
+        cap = getattr(_ACTIVE, "cap", None)
+        patience = self.patience if cap is None else min(self.patience, cap)
+        return patiently(lambda: _inside(attempt), self.shown_url, patience)
 
     return call
 
