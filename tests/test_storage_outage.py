@@ -287,3 +287,22 @@ def test_clean_up_on_the_way_out_tries_the_storage_once(postgres_server):
     with impatient(), pytest.raises(StorageOutage):
         study.get_trials(deepcopy=False)
     assert time.time() - t0 < 5.0
+
+
+def test_a_trial_left_without_an_owner_is_failed_as_stale_after_ten_minutes(tmp_path):
+    """An ask-and-tell trial whose worker never named itself (stopped between Optuna's create and its first
+    attribute, or created twice by a retry) is failed-stale by a run ten minutes later, not before."""
+    import datetime
+
+    from mdm_energy.tuning.claims import OWNERLESS_SECONDS, fail_stale
+
+    study = _patient_study(tmp_path)
+    orphan = study.ask()  # no attributes: no owner
+    named = study.ask()
+    named.set_user_attr("host", "elsewhere")  # owned by a live worker on another machine
+    start = next(t for t in study.get_trials() if t.number == orphan.number).datetime_start
+    assert fail_stale(study, now=start + datetime.timedelta(seconds=10)) == 0
+    assert fail_stale(study, now=start + datetime.timedelta(seconds=OWNERLESS_SECONDS + 1)) == 1
+    by_number = {t.number: t for t in study.get_trials()}
+    assert by_number[orphan.number].state.name == "FAIL" and by_number[orphan.number].user_attrs["stale"]
+    assert by_number[named.number].state.name == "RUNNING"

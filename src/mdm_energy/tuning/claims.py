@@ -33,6 +33,7 @@ Safety, by construction:
 from __future__ import annotations
 
 import contextlib
+import datetime
 import math
 import multiprocessing
 import os
@@ -91,14 +92,27 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def fail_stale(study) -> int:
-    """Mark RUNNING trials of dead workers as failed-stale: a process of this host that is gone, or (on a
-    database server) a worker anywhere whose heartbeat stopped; returns how many."""
+#: A RUNNING trial that has carried no owner (``host`` attribute) for this long has none: every worker names
+#: itself within moments of creating a trial. Such a trial was created by Optuna's ``ask`` whose worker was
+#: stopped before it could name itself, or twice by a retried create whose first reply was lost (:mod:`.outage`).
+OWNERLESS_SECONDS = 600.0
+
+
+def _ownerless(t, now: "datetime.datetime") -> bool:
+    start = t.datetime_start
+    return "host" not in t.user_attrs and start is not None and (now - start).total_seconds() > OWNERLESS_SECONDS
+
+
+def fail_stale(study, now: "datetime.datetime | None" = None) -> int:
+    """Mark RUNNING trials of dead workers as failed-stale: a process of this host that is gone, (on a
+    database server) a worker anywhere whose heartbeat stopped, or a trial that has had no owner for
+    :data:`OWNERLESS_SECONDS` by ``now`` (this machine's clock, as Optuna's start times); returns how many."""
     host, n = socket.gethostname(), 0
+    now = now or datetime.datetime.now()
     silent = stale_trial_ids(study)
     for t in study.get_trials(deepcopy=False, states=(optuna().trial.TrialState.RUNNING,)):
         dead_here = t.user_attrs.get("host") == host and not _alive(int(t.user_attrs.get("pid", -1)))
-        if dead_here or trial_id(t) in silent:
+        if dead_here or trial_id(t) in silent or _ownerless(t, now):
             set_trial_attr(study, trial_id(t), "stale", True)
             finish_trial(study, t.number, "FAIL")
             n += 1

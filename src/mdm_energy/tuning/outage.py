@@ -18,8 +18,8 @@ the claim protocol reads as "finished" (:func:`~mdm_energy.tuning._optuna.finish
 twice leaves an orphan ``RUNNING`` trial of this process beside the new one; on a grid or halving point the
 claim protocol fails it as stale before evaluating (:func:`~mdm_energy.tuning.claims.evaluate_point`), so the
 point is scored once. (An ask-and-tell trial — tpe, random, Pareto — gets its owner only after Optuna
-creates it, so such an orphan carries no owner and holds one place of the budget until removed by hand; it
-needs the reply to a committed insert to be lost, the narrowest window of all.)
+creates it, so such an orphan carries no owner; once it has had none for ten minutes the next run fails it
+as stale, :data:`~mdm_energy.tuning.claims.OWNERLESS_SECONDS`.)
 A trial interrupted because the worker gave up stays ``RUNNING`` under the worker's process id and is
 failed as stale and redone once by the next run (:func:`~mdm_energy.tuning.claims.fail_stale`).
 
