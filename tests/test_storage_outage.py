@@ -286,6 +286,8 @@ def test_clean_up_on_the_way_out_tries_the_storage_once(postgres_server):
     t0 = time.time()
     with impatient(), pytest.raises(StorageOutage):
         study.get_trials(deepcopy=False)
+    with impatient(), pytest.raises(StorageOutage):  # connecting anew is capped too
+        patient_rdb_storage(postgres_server.url, patience=30.0)
     assert time.time() - t0 < 5.0
 
 

@@ -165,15 +165,19 @@ def impatient(seconds: float = 0.0) -> Iterator[None]:
         _ACTIVE.cap = before
 
 
+def _capped(patience: float) -> float:
+    """``patience``, or less inside :func:`impatient`."""
+    cap = getattr(_ACTIVE, "cap", None)
+    return patience if cap is None else min(patience, cap)
+
+
 def _patient(method: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(method)
     def call(self, *args: Any, **kwargs: Any) -> Any:
         attempt = functools.partial(method, self, *args, **kwargs)
         if getattr(_ACTIVE, "depth", 0):
             return attempt()
-        cap = getattr(_ACTIVE, "cap", None)
-        patience = self.patience if cap is None else min(self.patience, cap)
-        return patiently(lambda: _inside(attempt), self.shown_url, patience)
+        return patiently(lambda: _inside(attempt), self.shown_url, _capped(self.patience))
 
     return call
 
@@ -201,4 +205,4 @@ def patient_rdb_storage(url: str, patience: float = STORAGE_PATIENCE, **kwargs: 
         _inside(lambda: cls.__init__(storage, url, **kwargs))
         return storage
 
-    return patiently(connect, _shown(url), patience)
+    return patiently(connect, _shown(url), _capped(patience))

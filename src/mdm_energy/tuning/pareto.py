@@ -23,14 +23,13 @@ from functools import partial
 from typing import Any, Callable, Mapping, Sequence
 
 from .._parse import positive_int
-from ..limits import check_workers
+from ..limits import STORAGE_PATIENCE, check_workers
 from ..registry import sampler_spec
 from ..schedules import HAND_CRAFTED, SHAPE_RANGE
 from ._optuna import optuna, trial_id
 from .claims import (BETA, AskJob, ask_worker, claim_family, claim_objective, fail_stale, optuna_sampler, record,
                      run_workers)
 from .objectives import Score
-from ..limits import STORAGE_PATIENCE
 from .outage import check_patience
 from .storage import creates_file, discard_if_empty, open_study
 from .study import SearchSpace

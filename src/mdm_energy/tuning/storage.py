@@ -5,8 +5,9 @@ for several machines), ``journal:PATH`` for a journal file, or ``None`` for a th
 in this process. This module is the storage half of the tuner: which URLs are accepted and why a bad
 one is refused before anything is created (:func:`check_storage`), how each kind is opened (SQLite
 with a long lock timeout; a database server with Optuna's heartbeat, so a dead worker on another
-machine is noticed, and with every call riding out an outage of the server, :mod:`.outage`), the lock that lets several commands create one new SQLite file together, and the
-clean-up that leaves nothing behind after a first run that completed nothing.
+machine is noticed, and with every call riding out an outage of the server, :mod:`.outage`), the lock
+that lets several commands create one new SQLite file together, and the clean-up that leaves nothing
+behind after a first run that completed nothing.
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ import warnings
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from ._optuna import optuna
 from ..limits import STORAGE_PATIENCE
-from .outage import StorageOutage, patient_rdb_storage
+from ._optuna import optuna
+from .outage import StorageOutage, impatient, patient_rdb_storage
 
 __all__ = ["DEFAULT_STORAGE", "HEARTBEAT_SECONDS", "check_storage", "file_of", "heartbeat_seconds", "optuna_storage",
            "open_study", "creates_file", "discard_if_empty"]
@@ -219,8 +220,8 @@ def discard_if_empty(storage: "str | None", name: str, created_file: bool) -> No
         return
     op = optuna()
     try:
-        with _creation_lock(storage):
-            st = optuna_storage(storage, patience=0.0)  # one try: the error that brought us here comes first
+        with _creation_lock(storage), impatient():  # one try: the error that brought us here comes first
+            st = optuna_storage(storage)
             study = op.load_study(study_name=name, storage=st)
             if study.get_trials(deepcopy=False):
                 return

@@ -29,14 +29,13 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from .._parse import positive_int
-from ..limits import check_workers
+from ..limits import STORAGE_PATIENCE, check_workers
 from ..schedules import HAND_CRAFTED, Schedule, ScheduleFamily, ScheduleParam, schedule_family
 from ._optuna import optuna, trial_id
 from .claims import (BETA, AskJob, ask_worker, bind_objective, claim_family, claim_objective, fail_stale,
-                     family_attrs, family_of_trial, optuna_sampler, point_key, points_worker, record, run_workers, scored,
-                     stored_distribution)
+                     family_attrs, family_of_trial, optuna_sampler, point_key, points_worker, record, run_workers,
+                     scored, stored_distribution)
 from .objectives import Objective, Score
-from ..limits import STORAGE_PATIENCE
 from .outage import check_patience
 from .storage import DEFAULT_STORAGE, check_storage, creates_file, discard_if_empty, open_study
 
