@@ -27,6 +27,11 @@ name                      what each model call does                            e
                           plus every candidate clearing ``threshold``
 ``threshold-cap``         the threshold rule under the schedule as a ceiling:   at ``threshold = 0``: that
                           at most the schedule's cumulative count by step k     of ``fixed`` (low_confidence)
+``remdm``                 reveals masked positions as ``ancestral`` and         reveal-and-remask chain
+                          re-masks committed ones with probability σ_k         (cap, rescale, loop)
+                          (ReMDM; :mod:`mdm_energy.revision`)
+``remdm-llada``           ``fixed`` (low_confidence) with a loop phase that     none (Monte Carlo only)
+                          re-masks the least confident commits (ReMDM-LLaDA)
 ========================  ====================================================  ===========================
 
 Every sampler also takes the end-of-sequence controls of LLaDA: ``logits_eos_inf`` (the EOS logit is set
@@ -61,6 +66,7 @@ from .limits import MAX_STEPS
 __all__ = [
     "REMASKING",
     "DREAM_ALGS",
+    "SIGMA_RULES",
     "CACHE_MODES",
     "EXACT_LAWS",
     "EXACT_TEMPERATURE",
@@ -92,13 +98,16 @@ __all__ = [
 REMASKING = ("random", "low_confidence", "margin", "entropy")
 #: Dream's algorithms (its ``alg`` argument).
 DREAM_ALGS = ("origin", "maskgit_plus", "topk_margin", "entropy")
+#: ReMDM's strategies for the remasking probability σ of the revising ``remdm`` sampler (:mod:`mdm_energy.revision`).
+SIGMA_RULES = ("cap", "rescale", "conf", "loop")
 #: Key/value cache modes of block-wise decoding (Fast-dLLM's prefix and dual caches).
 CACHE_MODES = ("none", "prefix", "dual")
 #: The temperature at which the exact engine's laws are defined (candidates from the model's own law).
 EXACT_TEMPERATURE = 1.0
 #: The output laws the exact engine computes (docs/design.md §5), and the one a sampler declares: the
-#: fixed-count law (any remasking rule), or independent reveals with the ancestral or Euler probabilities.
-EXACT_LAWS = ("fixed-count", "ancestral", "euler")
+#: fixed-count law (any remasking rule), independent reveals with the ancestral or Euler probabilities, or
+#: ReMDM's reveal-and-remask chain (its ``cap``, ``rescale`` and ``loop`` rules).
+EXACT_LAWS = ("fixed-count", "ancestral", "euler", "remdm")
 #: Entry-point groups through which installed packages add samplers and schedule families: loading the entry
 #: point (a module, or an object in one) registers them.
 PLUGIN_GROUPS = ("mdm_energy.schedules", "mdm_energy.samplers")  # schedules first: a sampler's default may need one
@@ -162,6 +171,26 @@ def _flag(name: str) -> Callable[[Any], bool]:
 
 def _optional(check: Callable[[Any], Any]) -> Callable[[Any], Any]:
     return lambda value: None if value is None else check(value)
+
+
+def _interior(name: str) -> Callable[[Any], float]:
+    def check(value: Any) -> float:
+        v = _number(name, value)
+        if not 0.0 < v < 1.0:
+            raise ValueError(f"{name} must lie in (0, 1), got {value!r}")
+        return v
+
+    return check
+
+
+def _half_open_unit(name: str) -> Callable[[Any], float]:
+    def check(value: Any) -> float:
+        v = _number(name, value)
+        if not 0.0 <= v < 1.0:
+            raise ValueError(f"{name} must lie in [0, 1), got {value!r}")
+        return v
+
+    return check
 
 
 def _open_unit(name: str) -> Callable[[Any], float]:
@@ -334,6 +363,21 @@ for _option in (
     Option("cache", "none", _choice("cache mode", CACHE_MODES),
            "key/value cache of block-wise decoding: " + " | ".join(CACHE_MODES) + " (needs block_length)",
            choices=CACHE_MODES),
+    Option("sigma", "cap", _choice("sigma rule", SIGMA_RULES),
+           "ReMDM's remasking probability: " + " | ".join(SIGMA_RULES), choices=SIGMA_RULES),
+    Option("eta", None, _optional(_unit("eta")),
+           "ReMDM's eta in [0, 1] (cap: the cap; rescale, conf: the factor; loop: sigma in the loop); default: "
+           "the authors' value for the rule", parse=strict_float, search=SearchRange(0.002, 0.1, log=True)),
+    Option("revise_from", 0.0, _half_open_unit("revise_from"),
+           "ReMDM-switch: revise only at steps from this fraction of the time on, in [0, 1) (0 = throughout)"),
+    Option("loop_start", 0.45, _interior("loop_start"),
+           "the fraction of the steps before the loop phase, in (0, 1)"),
+    Option("loop_end", 0.95, _interior("loop_end"), "ReMDM-loop: the fraction of the steps at which the loop ends, in (0, 1)"),
+    Option("loop_alpha", 0.9, _interior("loop_alpha"), "ReMDM-loop: the mask level held in the loop, in (0, 1)"),
+    Option("loop_steps", None, _optional(_positive_int("loop_steps")),
+           "remdm-llada: model calls of the loop phase per block (default: steps per block)", parse=strict_int),
+    Option("remask_count", 1, _positive_int("remask_count"),
+           "remdm-llada: tokens re-masked and re-committed per loop call"),
     Option("cache_refresh", None, _optional(_positive_int("cache_refresh")),
            "recompute the whole cache every k model calls of a block (default: at each block start; 1 = exact)",
            parse=strict_int),
@@ -524,6 +568,20 @@ register_sampler("threshold-cap",
                          "by step `k` at most `C_k` (no ceiling after `steps` calls)",
                  options={"schedule": "linear", "steps": 64, "threshold": 0.9, **RANKED_OPTIONS},
                  target=_S + "hybrid:ThresholdCapSampler")
+register_sampler("remdm",
+                 summary="ReMDM: reveals each masked position with `(α_k − (1−σ_k)α_{k−1})/(1 − α_{k−1})` and re-masks "
+                         "each committed one with `σ_k` (`sigma`: cap, rescale, conf or loop); a step that reveals "
+                         "nothing makes no model call",
+                 options={"schedule": "linear", "steps": 64, "sigma": "cap", "eta": None, "revise_from": 0.0,
+                          "loop_start": 0.45, "loop_end": 0.95, "loop_alpha": 0.9, **COMMON_OPTIONS, "temperature": 1.0},
+                 target=_S + "remdm:ReMDMSampler", exact_law="remdm")
+register_sampler("remdm-llada",
+                 summary="ReMDM for LLaDA: low-confidence fixed counts, with a loop of `loop_steps` calls after "
+                         "`loop_start` of the steps that re-masks the `remask_count` tokens of lowest commit-time "
+                         "confidence and commits as many",
+                 options={"schedule": "linear", "steps": 64, "remask_count": 1, "loop_start": 0.875, "loop_steps": None,
+                          **COMMON_OPTIONS, "temperature": 1.0},
+                 target=_S + "remdm:ReMDMLowConfidenceSampler")
 
 #: Names that meant something else in earlier versions, and what to write instead.
 _RENAMED = {
@@ -709,4 +767,7 @@ def exact_check_options(name: str, **given: Any) -> dict[str, Any]:
     for key, want in fixed.items():
         if key in opts and opts[key] != want:
             raise ValueError(f"exact laws are defined for {key}={want!r} only, got {key}={opts[key]!r}")
+    if spec.exact_law == "remdm" and opts.get("sigma") == "conf":  # its state holds each token's confidence
+        raise ValueError("the exact engine has no law for sigma='conf' (its state would hold every token's "
+                         "commit-time confidence); use cap, rescale or loop, or Monte Carlo")
     return opts

@@ -524,14 +524,23 @@ class Sampler(ABC):
 
     def _apply(self, run: RunState, step: Step, decision: Decision) -> None:
         """Apply a :class:`Decision`: re-mask (never a prompt token, never outside the window), then commit."""
-        if decision.remask is not None and bool(decision.remask.any()):
-            x, rows, start = run.canvas.x, step.rows, run.canvas.start
-            window = torch.zeros(x.shape[1], dtype=torch.bool, device=x.device)
-            window[start:] = True
-            remask = decision.remask & window & run.block.positions & ~run.canvas.prompt_mask[rows]  # this block only
-            x[rows] = torch.where(remask, torch.full_like(x[rows], run.denoiser.mask_id), x[rows])
-            run.trajectory[rows] = torch.where(remask, torch.zeros_like(run.trajectory[rows]), run.trajectory[rows])
+        if decision.remask is not None:
+            self.remask(run, step.rows, decision.remask)
         self._commit(run, step, decision.commit, decision.values)
+
+    def remask(self, run: RunState, rows: Tensor, where: Tensor) -> None:
+        """Mask again the committed positions ``where`` (``(R, T)``, rows as in ``rows``) of the current block —
+        never a prompt token, never outside the window — and clear their trajectory. The loop calls it for a
+        :class:`Decision`'s ``remask``; a revising sampler may call it before a model call (so that the call
+        sees the positions masked) or at a step that needs no call."""
+        if not bool(where.any()):
+            return
+        x, start = run.canvas.x, run.canvas.start
+        window = torch.zeros(x.shape[1], dtype=torch.bool, device=x.device)
+        window[start:] = True
+        where = where & window & run.block.positions & ~run.canvas.prompt_mask[rows]  # this block only
+        x[rows] = torch.where(where, torch.full_like(x[rows], run.denoiser.mask_id), x[rows])
+        run.trajectory[rows] = torch.where(where, torch.zeros_like(run.trajectory[rows]), run.trajectory[rows])
 
     def _commit(self, run: RunState, step: Step, chosen: Tensor, values: Tensor) -> None:
         """Write ``values`` where ``chosen`` (both ``(R, T)``, rows as in ``step``), record the call in the
