@@ -24,8 +24,9 @@ ancestral step. The ``sigma`` rules choose :math:`\sigma_k`:
              authors' code; the paper's rescaled confidence for :math:`\eta < 1`): the least confident
              tokens are revised first, about :math:`\eta` tokens per step in all; masked positions reveal
              with the :math:`\sigma = 0` probability
-``loop``     three phases of step counts :math:`n_1 = \lceil s N\rceil` (``loop_start`` :math:`s`),
-             :math:`n_3 = N - \lceil e N \rceil` (``loop_end`` :math:`e`) and :math:`n_2` between: the schedule
+``loop``     three phases of step counts :math:`n_1 = \max(1, \lceil s N\rceil)` (``loop_start`` :math:`s`),
+             :math:`n_3 = \max(1, N - \lceil e N \rceil)` (``loop_end`` :math:`e`) and :math:`n_2` between
+             (the steps that start before :math:`t = s`, from :math:`t = e` on, and the rest): the schedule
              runs from 0 to :math:`\alpha_{\rm on}` (``loop_alpha``) over the first :math:`n_1` steps with
              :math:`\sigma = 0`, holds :math:`\alpha = \alpha_{\rm on}` for :math:`n_2` steps with
              :math:`\sigma = \eta` (tokens are remasked and redrawn at a constant mask level, which needs
@@ -115,7 +116,7 @@ def revision_plan(schedule: "Schedule | str", steps: int, rule: str, eta: "float
     ``eta`` ``None`` takes the authors' value for the rule (:func:`default_eta`, by ``steps`` against the
     block ``length``). For ``conf``, ``sigma`` holds :math:`\eta\,\sigma^{\max}_k`. Raises ``ValueError``
     naming the bad value: an unknown rule, η outside [0, 1] (or above :math:`(1-\alpha_{\rm on})/\alpha_{\rm on}`
-    for ``loop``), loop phases that do not fit (:math:`0 < s < e < 1`, at least one step in the first and last phase).
+    for ``loop``), loop phases that do not fit (:math:`0 < s < e < 1`; fewer than 2 steps).
     """
     if rule not in SIGMA_RULES:
         raise ValueError(f"unknown sigma rule {rule!r} (known: {', '.join(SIGMA_RULES)})")
@@ -140,11 +141,12 @@ def revision_plan(schedule: "Schedule | str", steps: int, rule: str, eta: "float
         if eta > bound * (1.0 + 1e-12):
             raise ValueError(f"eta {eta!r} is above (1 - loop_alpha)/loop_alpha = {bound:.6g}: masked positions would "
                              "need a negative probability of staying masked in the loop phase")
-        n1, n3 = math.ceil(loop_start * steps - 1e-9), steps - math.ceil(loop_end * steps - 1e-9)
-        if n1 < 1 or n3 < 1:
-            raise ValueError(f"{steps} steps are too few for the loop phases (loop_start={loop_start!r}, "
-                             f"loop_end={loop_end!r}): the first and the last phase need a step each")
+        n1 = max(1, math.ceil(loop_start * steps - 1e-9))
+        n3 = max(1, steps - math.ceil(loop_end * steps - 1e-9))
         n2 = steps - n1 - n3
+        if n2 < 0:
+            raise ValueError(f"{steps} steps are too few for the loop phases: the first and the last phase need a "
+                             "step each")
         alpha = np.concatenate([loop_alpha * _phase_alpha(s, n1), np.full(n2, loop_alpha),
                                 loop_alpha + (1.0 - loop_alpha) * _phase_alpha(s, n3)[1:]])
         sigma = np.concatenate([np.zeros(n1), np.full(n2, float(eta)), np.zeros(n3)])

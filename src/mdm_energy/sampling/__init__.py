@@ -12,6 +12,7 @@ from .fixed import FixedCountSampler
 from .hybrid import ThresholdCapSampler, ThresholdFloorSampler
 from .ops import TIE_DECIMALS, confidence_scores, draw_candidates, select_top_k
 from .random_reveal import AncestralSampler, EulerSampler, RandomRevealSampler
+from .remdm import ReMDMLowConfidenceSampler, ReMDMSampler
 from .rng import RowRNG
 
 __all__ = [
@@ -42,6 +43,8 @@ __all__ = [
     "DreamSampler",
     "ThresholdFloorSampler",
     "ThresholdCapSampler",
+    "ReMDMSampler",
+    "ReMDMLowConfidenceSampler",
     "SAMPLER_CLASSES",
     "make_sampler",
     "sampler_class",

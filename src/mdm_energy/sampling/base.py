@@ -408,6 +408,7 @@ class Sampler(ABC):
             step = self.call_model(run, need)
             if step is None:
                 continue  # nobody needed a call at this step
+            masked = self._masked(run, block.positions)  # as the call saw it (``need`` may have re-masked)
             self._apply(run, step, self.decide(run, block, step, masked[step.rows]))
 
     # --- hooks ------------------------------------------------------------------------------------
