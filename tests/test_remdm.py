@@ -331,3 +331,35 @@ def test_plan_sigma_matches_the_paper(tmp_path):
         for k in range(1, 17):  # P(masked after) = P(masked)(1 − c) + P(committed) σ
             masked = masked * (1 - plan.reveal(k)) + (1 - masked) * plan.sigma[k - 1]
             assert masked == pytest.approx(1 - a[k], abs=1e-12)
+
+
+# --- tuning the schedule with the revision parameters --------------------------------------------------
+
+
+CKPT = str(__import__("pathlib").Path(__file__).resolve().parents[1] / "checkpoints" / "countdown")
+
+
+def test_tune_pareto_searches_eta_with_the_schedule_and_keeps_the_rule(tmp_path, capsys):
+    """--pareto on remdm: every trial draws Beta (a, b), the steps and η; the fixed --sigma is in every command,
+    and rerunning a printed command gives the trial's score (the search scored what it says)."""
+    import json
+
+    argv = ["tune", "--pareto", "--objective", "task", "--task", "countdown", "--checkpoint", CKPT, "--sampler", "remdm",
+            "--sigma", "rescale", "--steps-values", "8,24", "--strategy", "random", "--budget", "3", "--limit", "12",
+            "--storage", f"sqlite:///{tmp_path}/t.db", "--study", "r", "--json"]
+    assert main(argv) == 0
+    out = json.loads(capsys.readouterr().out)
+    trials = out["front"]
+    assert out["evaluations"] == 3 and trials
+    assert all(t["options"]["sigma"] == "rescale" and "--sigma rescale" in t["command"] for t in trials)
+    assert all(0.002 <= t["options"]["eta"] <= 0.1 and t["options"]["schedule"].startswith("beta:") for t in trials)
+    from mdm_energy.models import load_model
+    from mdm_energy.tasks import get_task
+    from mdm_energy.tasks.evaluate import task_pareto_objective
+
+    t = trials[0]
+    opts = {k: v for k, v in t["options"].items() if k != "sigma"}
+    score, nfe = task_pareto_objective(get_task("countdown"), load_model(CKPT), n=12, sigma="rescale").evaluate("remdm", opts)
+    assert score.value == pytest.approx(t["quality"]) and nfe == pytest.approx(t["nfe"])
+    bad = argv[:-1] + ["--loop-alpha", "2"]
+    assert main(bad) == 2 and "loop-alpha must lie in (0, 1), got '2'" in capsys.readouterr().err

@@ -7,8 +7,11 @@ import argparse
 from ._common import CLIError, check_output_path, emit, format_table, progress_bar
 from ._sampler_args import check_sampler_options, given_sampler_options
 
-#: Options a Pareto run holds fixed when given (the search sets the schedule, steps and the rule's parameter).
-FIXED_OPTIONS = ("temperature", "remasking")
+#: Options a Pareto run holds fixed when given (the search sets the schedule, steps and the rule's parameters —
+#: threshold, epsilon, factor, ReMDM's eta): the candidates' temperature and remasking rule, and the structure of
+#: a revising decoder (ReMDM's sigma rule, its switch and loop phases, ReMDM-LLaDA's loop).
+FIXED_OPTIONS = ("temperature", "remasking", "sigma", "revise_from", "loop_start", "loop_end", "loop_alpha",
+                 "remask_count", "loop_steps")
 
 
 def _check(args: argparse.Namespace) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 from ..limits import STORAGE_PATIENCE
 from ._common import (CLIError, add_trust_remote_code, bounds, check_output_path, emit, format_table, named_numbers,
                       non_negative_float, positive_floats, positive_int, progress_bar, seed_int)
+from ._pareto import FIXED_OPTIONS
 from ._sampler_args import add_sampler_arguments, check_sampler_options, given_sampler_options
 from .exact_cmd import DIST_HELP, load_exact
 
@@ -34,7 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "held-out validation items (--task, --checkpoint; fixed-count sampler); lm-eval: an lm-eval "
                    "task's metric through the mdm_energy model (--model-args, --tasks)")
     p.add_argument("--dist", help=DIST_HELP)
-    add_sampler_arguments(p, default="fixed", options=("steps", "remasking", "temperature"),
+    add_sampler_arguments(p, default="fixed", options=("steps", *FIXED_OPTIONS),
                           help_extra={"temperature": "; task objective only (exact laws are at temperature 1)"})
     p.add_argument("--task", help="countdown | sudoku | pycode (task objective)")
     p.add_argument("--checkpoint", help="trained model folder (task objective)")

@@ -111,4 +111,4 @@ def task_pareto_objective(task: Task, model, *, split: str = "valid", n: int = 2
         return Score(r.value, r.n, r.stderr), r.nfe
 
     extra = "".join(f":{k}={v}" for k, v in sorted(fixed.items()))
-    return SamplerObjective(fn, name=f"task:{task.name}:{split}{len(items)}{extra}")
+    return SamplerObjective(fn, name=f"task:{task.name}:{split}{len(items)}{extra}", fixed=fixed)

@@ -59,10 +59,12 @@ class ParetoObjective(ABC):
 
 
 class SamplerObjective(ParetoObjective):
-    """A :class:`ParetoObjective` from a function ``fn(sampler, options) -> (Score, mean calls)``."""
+    """A :class:`ParetoObjective` from a function ``fn(sampler, options) -> (Score, mean calls)``; ``fixed`` are the
+    options ``fn`` adds to every sampler that takes them (shown in each point's command, so it reproduces it)."""
 
-    def __init__(self, fn: Callable[[str, dict[str, Any]], tuple[Score, float]], name: str) -> None:
-        self.fn, self._name = fn, name
+    def __init__(self, fn: Callable[[str, dict[str, Any]], tuple[Score, float]], name: str,
+                 fixed: "Mapping[str, Any] | None" = None) -> None:
+        self.fn, self._name, self.fixed = fn, name, dict(fixed or {})
 
     @property
     def name(self) -> str:
@@ -341,7 +343,7 @@ def _run(study, objective: ParetoObjective, config: ParetoRunConfig,
 
     run_workers(ask_worker, (opener, objective, job), config.workers, tick, config.storage)
     tick()
-    return _result(study, config.sampler, config.strategy, run_id)
+    return _result(study, config.sampler, config.strategy, run_id, getattr(objective, "fixed", {}))
 
 
 def _complete(study) -> list:
@@ -349,13 +351,17 @@ def _complete(study) -> list:
     return [t for t in study.get_trials(deepcopy=False, states=(S.COMPLETE,)) if t.user_attrs.get("strategy") == "pareto"]
 
 
-def _result(study, sampler: str, strategy: str, run_id: str) -> ParetoResult:
+def _result(study, sampler: str, strategy: str, run_id: str, fixed: "Mapping[str, Any]") -> ParetoResult:
     S = optuna().trial.TrialState
     done = _complete(study)
-    points = [ParetoPoint(sampler, json.loads(t.user_attrs["options"]), t.values[0], t.user_attrs.get("stderr") or 0.0,
-                          t.values[1], t.user_attrs.get("n"), t.number) for t in done]
-    baselines = [ParetoPoint(v["sampler"], v["options"], v["quality"], v["stderr"] or 0.0, v["nfe"], v["n"],
-                             label=k[len("baseline:"):])
+
+    def run_with(name: str, options: dict) -> dict:  # the fixed options the run added, then the searched ones
+        return {**{k: v for k, v in fixed.items() if k in sampler_spec(name).params}, **options}
+
+    points = [ParetoPoint(sampler, run_with(sampler, json.loads(t.user_attrs["options"])), t.values[0],
+                          t.user_attrs.get("stderr") or 0.0, t.values[1], t.user_attrs.get("n"), t.number) for t in done]
+    baselines = [ParetoPoint(v["sampler"], run_with(v["sampler"], v["options"]), v["quality"], v["stderr"] or 0.0,
+                             v["nfe"], v["n"], label=k[len("baseline:"):])
                  for k, v in sorted(study.user_attrs.items()) if k.startswith("baseline:")]
     failed = sum(1 for t in study.get_trials(deepcopy=False, states=(S.FAIL,)) if not t.user_attrs.get("stale"))
     if not points:
