@@ -8,6 +8,12 @@ sharing its cache of per-item scores), three families of configurations:
   (c) schedule-aware adaptive — threshold-floor and threshold-cap with linear and the tuned Beta, at
       several step counts and thresholds.
 
+  (d) revising decoders — ReMDM with random positions (``remdm``: its cap, rescale, conf and loop rules,
+      temperature 1 as the authors sample, beside ``ancestral``, the same positions without revision) and
+      with low confidence (``remdm-llada``, beside ``fixed`` at the same temperature), and WINO (``wino``,
+      draft/verify threshold pairs), at the fixed schedules' step counts and beyond N = L (ReMDM's
+      inference-time scaling).
+
 Each family's Pareto front (quality up, mean model calls down), and for a ladder of budgets the best
 quality each family reaches within that many mean calls, with its standard error.
 
@@ -35,6 +41,10 @@ FIXED = ["linear", "sin2", "beta:0.9,0.3", "beta:1,0.2"]
 ADAPTIVE = [("threshold", {"threshold": t}) for t in (0.3, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)] + \
            [("entropy-bounded", {"epsilon": e}) for e in (0.03, 0.1, 0.3, 1.0, 3.0, 10.0)]
 HYBRID_THRESHOLDS = (0.7, 0.9)
+#: ReMDM's σ rules, each at the authors' η for the step count (revision.default_eta)
+REMDM_RULES = ("cap", "rescale", "conf", "loop")
+#: WINO's (draft, verify) thresholds: the authors' countdown, default, code and mbpp settings
+WINO_THRESHOLDS = ((0.5, 0.9), (0.6, 0.9), (0.7, 0.9), (0.8, 0.9))
 
 
 def _point(family: str, label: str, scores: np.ndarray, nfe: np.ndarray) -> dict:
@@ -47,6 +57,40 @@ def _front(points: list[dict]) -> list[dict]:
         return p["value"] >= q["value"] and p["nfe"] <= q["nfe"] and (p["value"] > q["value"] or p["nfe"] < q["nfe"])
 
     return sorted((p for p in points if not any(dom(q, p) for q in points)), key=lambda p: p["nfe"])
+
+
+def revising_points(items, cfg: dict, tuned: str, L: int, cache: dict) -> list[dict]:
+    """Family (d): the revising decoders and, as their own family, what each revises on top of — the same
+    positions and temperature without revision — at the step counts of the fixed schedules plus N = 2L."""
+    from mdm_energy.registry import SAMPLERS
+
+    tag, points = items.tag, []
+    steps = sorted(set(cfg["steps"]) | {L, 2 * L})
+    for n in steps:
+        for rule in REMDM_RULES:
+            for spec in (["linear", tuned] if rule == "cap" else ["linear"]):
+                label = f"remdm {rule} {spec} N={n}"
+                s, nfe = _cell(cache, f"{tag}|{label}", items.sampler("remdm", sigma=rule, schedule=spec, steps=n))
+                points.append(_point("revising", label, s, nfe))
+        for spec in ("linear", tuned):
+            label = f"ancestral {spec} N={n} T=1"
+            s, nfe = _cell(cache, f"{tag}|{label}", items.sampler("ancestral", schedule=spec, steps=n))
+            points.append(_point("without revision", label, s, nfe))
+    for n in cfg["steps"]:  # remdm-llada makes 2N calls by default
+        for temp in (0.0, 1.0):
+            label = f"remdm-llada linear N={n} T={temp:g}"
+            s, nfe = _cell(cache, f"{tag}|{label}", items.sampler("remdm-llada", steps=n, temperature=temp))
+            points.append(_point("revising", label, s, nfe))
+            if temp:
+                label = f"fixed linear N={n} T=1"
+                s, nfe = _cell(cache, f"{tag}|{label}", items.sampler("fixed", steps=n, temperature=1.0))
+                points.append(_point("without revision", label, s, nfe))
+    if "wino" in SAMPLERS:
+        for draft, verify in WINO_THRESHOLDS:
+            label = f"wino {draft}/{verify}"
+            s, nfe = _cell(cache, f"{tag}|{label}", items.sampler("wino", threshold=draft, verify_threshold=verify))
+            points.append(_point("revising", label, s, nfe))
+    return points
 
 
 def run_task(name: str, args, cache: dict) -> dict:
@@ -76,10 +120,11 @@ def run_task(name: str, args, cache: dict) -> dict:
                     s, nfe = _cell(cache, f"{tag}|{label}",
                                    items.sampler(sampler, schedule=spec, steps=n, threshold=th))
                     points.append(_point("schedule-aware adaptive", label, s, nfe))
+    points += revising_points(items, cfg, tuned, task.gen_len, cache)
     print(f"{name}: {len(points)} configurations in {time.time() - t0:.0f} s", file=sys.stderr, flush=True)
     families = sorted({p["family"] for p in points})
     fronts = {f: _front([p for p in points if p["family"] == f]) for f in families}
-    budgets = sorted({round(p["nfe"], 1) for p in fronts["fixed schedules"]})
+    budgets = sorted({round(p["nfe"], 1) for p in fronts["fixed schedules"]} | {2.0 * task.gen_len})
     ladder = []
     for b in budgets:
         row = {"budget": b}
