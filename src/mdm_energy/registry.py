@@ -32,6 +32,10 @@ name                      what each model call does                            e
                           (ReMDM; :mod:`mdm_energy.revision`)
 ``remdm-llada``           ``fixed`` (low_confidence) with a loop phase that     none (Monte Carlo only)
                           re-masks the least confident commits (ReMDM-LLaDA)
+``wino``                  drafts every candidate above ``threshold`` (capped)   none (Monte Carlo only)
+                          and, in the same call, re-masks earlier tokens whose
+                          leave-one-out probability is below
+                          ``verify_threshold`` (WINO; needs pairwise calls)
 ========================  ====================================================  ===========================
 
 Every sampler also takes the end-of-sequence controls of LLaDA: ``logits_eos_inf`` (the EOS logit is set
@@ -378,6 +382,9 @@ for _option in (
            "remdm-llada: model calls of the loop phase per block (default: steps per block)", parse=strict_int),
     Option("remask_count", 1, _positive_int("remask_count"),
            "remdm-llada: tokens re-masked and re-committed per loop call"),
+    Option("verify_threshold", 0.9, _unit("verify_threshold"),
+           "wino: the leave-one-out confidence an earlier token of the block needs to stay committed, in [0, 1] "
+           "(at least threshold)", search=SearchRange(0.6, 0.99)),
     Option("cache_refresh", None, _optional(_positive_int("cache_refresh")),
            "recompute the whole cache every k model calls of a block (default: at each block start; 1 = exact)",
            parse=strict_int),
@@ -582,6 +589,14 @@ register_sampler("remdm-llada",
                  options={"schedule": "linear", "steps": 64, "remask_count": 1, "loop_start": 0.875, "loop_steps": None,
                           **COMMON_OPTIONS, "temperature": 1.0},
                  target=_S + "remdm:ReMDMLowConfidenceSampler")
+register_sampler("wino",
+                 summary="WINO: drafts every masked candidate with probability > `threshold` (at most `min(max(⌊0.7m⌋, "
+                         "5), 20)`, at least one) and, in the same call, re-masks the block's earlier tokens whose "
+                         "leave-one-out probability is < `verify_threshold`; needs a model that takes a 4-D attention "
+                         "mask",
+                 options={"threshold": 0.6, "verify_threshold": 0.9, "temperature": 0.0, "block_length": None,
+                          "cfg_scale": 0.0, **EOS_OPTIONS, "confidence_eos_eot_inf": False},
+                 target=_S + "wino:WinoSampler")
 
 #: Names that meant something else in earlier versions, and what to write instead.
 _RENAMED = {

@@ -28,7 +28,9 @@ class HFDenoiser:
 
     ``mask_id`` defaults to the model config's ``mask_token_id``, else the tokenizer's, else LLaDA's
     126336; ``vocab_size`` to ``config.vocab_size``; ``max_length`` (the context window, checked by the
-    samplers) to ``config.max_position_embeddings`` when present.
+    samplers) to ``config.max_position_embeddings`` when present. With ``pairwise_attention`` (a model whose
+    forward takes a boolean ``(B, 1, T, T)`` attention mask and ``position_ids``) it also runs pairwise calls
+    (:meth:`pairwise`, :mod:`mdm_energy.sampling.denoiser`), which the ``wino`` sampler needs.
     """
 
     def __init__(
@@ -65,10 +67,8 @@ class HFDenoiser:
         kwargs = {"input_ids": tokens}
         if attention_mask is not None and self.pairwise_attention:
             real = attention_mask.bool()
-            positions = real.long().cumsum(-1) - 1
-            positions.masked_fill_(~real, 1)
             kwargs["attention_mask"] = real[:, None, None, :] & real[:, None, :, None]
-            kwargs["position_ids"] = positions
+            kwargs["position_ids"] = self.position_ids(attention_mask, tokens.shape[1])
         elif attention_mask is not None:
             kwargs["attention_mask"] = attention_mask.to(torch.long)
         out = self.model(**kwargs)
@@ -76,6 +76,33 @@ class HFDenoiser:
         if self.shift_logits:
             logits = torch.cat([logits[:, :1], logits[:, :-1]], dim=1)
         return logits
+
+    def position_ids(self, attention_mask: "Tensor | None", length: int) -> Tensor:
+        """The position ids of the plain call on a canvas ``(B, T)``: with ``pairwise_attention``, counted from each
+        row's first real token (padding at 1, as Dream does); otherwise ``0 .. T - 1`` (the model's own)."""
+        if attention_mask is None or not self.pairwise_attention:
+            B = 1 if attention_mask is None else attention_mask.shape[0]
+            device = None if attention_mask is None else attention_mask.device
+            return torch.arange(length, device=device).expand(B, length)
+        real = attention_mask.bool()
+        positions = real.long().cumsum(-1) - 1
+        positions.masked_fill_(~real, 1)
+        return positions
+
+    @property
+    def supports_pairwise(self) -> bool:
+        """Pairwise calls (:meth:`pairwise`) need a model that takes a boolean ``(B, 1, S, S)`` attention mask
+        and ``position_ids``, which is what ``pairwise_attention`` declares."""
+        return self.pairwise_attention
+
+    def pairwise(self, tokens: Tensor, allowed: Tensor, position_ids: Tensor) -> Tensor:
+        """Logits of ``tokens`` ``(B, S)`` where query ``q`` attends key ``k`` only if ``allowed[b, q, k]``, with
+        the given position ids (a ``pairwise_attention`` model: its boolean 4-D mask, True = may attend)."""
+        if not self.pairwise_attention:
+            raise ValueError(f"{type(self.model).__name__} takes no 4-D attention mask (pairwise_attention is off)")
+        out = self.model(input_ids=tokens, attention_mask=allowed.bool()[:, None], position_ids=position_ids)
+        logits = out.logits if hasattr(out, "logits") else out[0]
+        return torch.cat([logits[:, :1], logits[:, :-1]], dim=1) if self.shift_logits else logits
 
 
 class CachingHFDenoiser(HFDenoiser):

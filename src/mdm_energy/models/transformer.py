@@ -116,9 +116,14 @@ class MDMTransformer(nn.Module):
         nn.init.normal_(self.tok.weight, std=0.02)
         nn.init.normal_(self.pos.weight, std=0.02)
 
-    def forward(self, tokens: Tensor, attention_mask: "Tensor | None" = None) -> Tensor:
-        """Logits ``(B, T, V)`` of every position."""
-        return self._encode(tokens, 0, attention_mask, None)[0]
+    def forward(self, tokens: Tensor, attention_mask: "Tensor | None" = None,
+                position_ids: "Tensor | None" = None) -> Tensor:
+        """Logits ``(B, T, V)`` of every position.
+
+        ``attention_mask`` is ``(B, T)`` (False: a padding key, never attended) or a boolean ``(B, 1, T, T)``
+        mask of which key each query may attend (True: may attend); ``position_ids`` ``(B, T)`` replaces the
+        positions ``0 .. T - 1`` (several tokens may share one). Without them the call is the plain one."""
+        return self._encode(tokens, 0, attention_mask, None, position_ids=position_ids)[0]
 
     def forward_full(self, tokens: Tensor, attention_mask: "Tensor | None" = None) -> tuple[Tensor, KVCache]:
         """Logits of every position and the keys and values of every layer (for later span calls)."""
@@ -133,13 +138,29 @@ class MDMTransformer(nn.Module):
         return self._encode(span, start, attention_mask, cache)[0]
 
     def _encode(self, tokens: Tensor, start: int, attention_mask: "Tensor | None", cache: "KVCache | None",
-                keep: bool = False) -> tuple[Tensor, "KVCache | None"]:
+                keep: bool = False, position_ids: "Tensor | None" = None) -> tuple[Tensor, "KVCache | None"]:
         B, S = tokens.shape
         T = S if cache is None else cache.keys[0].shape[2]
-        if start + S > self.config.max_len or T > self.config.max_len:
-            raise ValueError(f"sequence of {max(T, start + S)} tokens exceeds max_len {self.config.max_len}")
-        h = self.tok(tokens) + self.pos(torch.arange(start, start + S, device=tokens.device))
-        key_mask = None if attention_mask is None else attention_mask.bool()[:, None, None, :]
+        pairwise = attention_mask is not None and attention_mask.ndim == 4
+        if (pairwise or position_ids is not None) and (cache is not None or keep or self.config.causal):
+            raise ValueError("a pairwise attention mask and position ids are for a plain call of the bidirectional "
+                             "denoiser (no cache, not the causal reference model)")
+        if position_ids is not None:
+            if tuple(position_ids.shape) != (B, S):
+                raise ValueError(f"position_ids of shape {tuple(position_ids.shape)}; expected {(B, S)}")
+            top = int(position_ids.max()) if position_ids.numel() else 0
+            if top >= self.config.max_len or (position_ids.numel() and int(position_ids.min()) < 0):
+                raise ValueError(f"position ids must lie in [0, {self.config.max_len}), got up to {top}")
+            positions = position_ids
+        else:
+            if start + S > self.config.max_len or T > self.config.max_len:
+                raise ValueError(f"sequence of {max(T, start + S)} tokens exceeds max_len {self.config.max_len}")
+            positions = torch.arange(start, start + S, device=tokens.device)
+        if pairwise and tuple(attention_mask.shape) != (B, 1, S, S):
+            raise ValueError(f"a pairwise attention mask of shape {tuple(attention_mask.shape)}; expected {(B, 1, S, S)}")
+        h = self.tok(tokens) + self.pos(positions)
+        key_mask = None if attention_mask is None else (
+            attention_mask.bool() if pairwise else attention_mask.bool()[:, None, None, :])
         heads = self.config.n_heads
         kept: "KVCache | None" = KVCache([], []) if keep else None
         for i, layer in enumerate(self.encoder.layers):
@@ -229,7 +250,8 @@ def _first_line(exc: BaseException) -> str:
 class ModelDenoiser:
     """One of our models as a sampler denoiser (``mask_id``, ``vocab_size``, ``eos_id``, ``max_length`` from its
     config), with key/value caching: :meth:`full` returns the logits and the cache, :meth:`span` recomputes
-    a span of positions against it (docs/design.md §4, caches)."""
+    a span of positions against it (docs/design.md §4, caches); and pairwise calls (:meth:`pairwise`: any
+    boolean query-by-key mask and position ids, e.g. the ``wino`` sampler's verification view)."""
 
     def __init__(self, model: MDMTransformer) -> None:
         self.model = model
@@ -246,6 +268,17 @@ class ModelDenoiser:
     def span(self, tokens: Tensor, start: int, end: int, cache: KVCache, attention_mask: "Tensor | None" = None) -> Tensor:
         """Logits of positions ``start .. end`` of ``tokens`` ``(B, T)``, every other position from ``cache``."""
         return self.model.forward_span(tokens[:, start:end], start, cache, attention_mask)
+
+    @property
+    def supports_pairwise(self) -> bool:
+        """Pairwise calls are for the bidirectional denoiser (not the causal reference model)."""
+        return not self.model.config.causal
+
+    def pairwise(self, tokens: Tensor, allowed: Tensor, position_ids: Tensor) -> Tensor:
+        """Logits ``(B, S, V)`` of ``tokens`` ``(B, S)`` where query ``q`` attends key ``k`` only if
+        ``allowed[b, q, k]`` (``(B, S, S)`` boolean) and token ``j`` has position ``position_ids[b, j]``. The
+        plain call on a canvas is the pairwise call with its padding keys refused and positions ``0 .. T - 1``."""
+        return self.model(tokens, allowed.bool()[:, None], position_ids=position_ids)
 
 
 def as_denoiser(model: MDMTransformer) -> ModelDenoiser:

@@ -5,7 +5,7 @@ of its own; :func:`make_sampler` builds any registered one by name."""
 from .adaptive import EntropyBoundedSampler, FactorSampler, ThresholdSampler, best_one
 from .base import (LAST_RESORT, Block, Canvas, Decision, Plan, RunState, SampleOutput, Sampler, ScheduledSampler,
                    Step, make_canvas)
-from .denoiser import CallableDenoiser, Denoiser, ExactTorchDenoiser, check_denoiser, stop_ids_of
+from .denoiser import CallableDenoiser, Denoiser, ExactTorchDenoiser, check_denoiser, check_pairwise, stop_ids_of
 from .dream import DreamSampler, dream_candidates, filter_top_k, filter_top_p
 from .factory import SAMPLER_CLASSES, make_sampler, sampler_class
 from .fixed import FixedCountSampler
@@ -14,6 +14,7 @@ from .ops import TIE_DECIMALS, confidence_scores, draw_candidates, select_top_k
 from .random_reveal import AncestralSampler, EulerSampler, RandomRevealSampler
 from .remdm import ReMDMLowConfidenceSampler, ReMDMSampler
 from .rng import RowRNG
+from .wino import WinoSampler
 
 __all__ = [
     "Denoiser",
@@ -21,6 +22,7 @@ __all__ = [
     "ExactTorchDenoiser",
     "check_denoiser",
     "stop_ids_of",
+    "check_pairwise",
     "Sampler",
     "ScheduledSampler",
     "RandomRevealSampler",
@@ -45,6 +47,7 @@ __all__ = [
     "ThresholdCapSampler",
     "ReMDMSampler",
     "ReMDMLowConfidenceSampler",
+    "WinoSampler",
     "SAMPLER_CLASSES",
     "make_sampler",
     "sampler_class",

@@ -29,7 +29,7 @@ import warnings
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Callable, ClassVar, Sequence
+from typing import Any, Callable, ClassVar, Protocol, Sequence
 
 import torch
 from torch import Tensor
@@ -40,7 +40,7 @@ from .denoiser import Denoiser, check_denoiser, stop_ids_of
 from .ops import confidence_scores, draw_candidates
 from .rng import RowRNG
 
-__all__ = ["SampleOutput", "Canvas", "Step", "Decision", "Block", "Plan", "RunState", "make_canvas", "Sampler",
+__all__ = ["SampleOutput", "Canvas", "Step", "View", "Decision", "Block", "Plan", "RunState", "make_canvas", "Sampler",
            "ScheduledSampler", "LAST_RESORT", "steps_per_block", "spread"]
 
 #: The score of a candidate that may be committed only when nothing else is left (``confidence_eos_eot_inf``):
@@ -89,6 +89,16 @@ class Step:
         """The logits rows ``(M, V)`` of the positions ``where`` ``(R, T)`` (all inside the computed span)."""
         S = self.logits.shape[1]
         return self.logits[where[:, self.offset:self.offset + S]]
+
+
+class View(Protocol):
+    """Another layout of a model call's rows (:meth:`Sampler.call_model`): ``view(denoiser, tokens,
+    attention_mask)`` runs the denoiser on the rows' canvas ``tokens`` ``(R, T)`` (padding mask ``(R, T)`` or
+    ``None``) followed by ``extra`` slots of its own, and returns the logits ``(R, T + extra, V)``."""
+
+    extra: int
+
+    def __call__(self, denoiser: Denoiser, tokens: Tensor, attention_mask: "Tensor | None") -> Tensor: ...
 
 
 @dataclass
@@ -444,7 +454,7 @@ class Sampler(ABC):
         window[run.canvas.start:] = True
         return (x == run.denoiser.mask_id) & (in_block & window).unsqueeze(0) & run.active.unsqueeze(1)
 
-    def call_model(self, run: RunState, need: Tensor) -> "Step | None":
+    def call_model(self, run: RunState, need: Tensor, view: "View | None" = None) -> "Step | None":
         """One guarded model call for the active rows among ``need`` (a ``(B,)`` mask); ``None`` if there are
         none. Counts the call in ``calls`` and in the NFE of those rows. The loop makes one per step; a
         sampler's ``decide`` may make more (e.g. a verification pass), each counted the same way.
@@ -452,10 +462,16 @@ class Sampler(ABC):
         With a key/value cache (block-wise decoding), the block's first call — and every
         ``cache_refresh``-th after it — runs on the whole sequence and keeps the cache; the others recompute
         only the current block and everything after it (``prefix``: the prompt and finished blocks come
-        from the cache) or only the current block (``dual``: the masked suffix comes from the cache too)."""
+        from the cache) or only the current block (``dual``: the masked suffix comes from the cache too).
+
+        A ``view`` (:class:`View`) makes the call on another layout of the same rows — the canvas followed by
+        ``view.extra`` slots of its own — and its logits cover all ``T + view.extra`` slots; guidance works as
+        for a plain call (both halves go through the view), a key/value cache does not."""
         rows = (need & run.active).nonzero(as_tuple=True)[0]
         if rows.numel() == 0:
             return None
+        if view is not None and self.cache != "none":
+            raise ValueError(f"the {self.name} sampler's views cannot use a key/value cache (cache {self.cache!r})")
         den, canvas, block = run.denoiser, run.canvas, run.block
         x = canvas.x[rows]
         am = None if canvas.attention_mask is None else canvas.attention_mask[rows]
@@ -469,7 +485,9 @@ class Sampler(ABC):
         run.calls += 1
         block.calls += 1
         offset = 0
-        if reuse:
+        if view is not None:
+            logits = view(den, x, am)
+        elif reuse:
             idx = torch.searchsorted(run.kv_rows, rows)
             if self.cfg_scale > 0:
                 idx = torch.cat([idx, idx + run.kv_rows.numel()])
@@ -484,7 +502,8 @@ class Sampler(ABC):
             cond_logits, uncond_logits = logits.chunk(2)
             logits = uncond_logits + (self.cfg_scale + 1.0) * (cond_logits - uncond_logits)
         V = int(den.vocab_size)
-        want = (rows.numel(), x.shape[1] - offset if not reuse or self.cache == "prefix" else block.hi - offset)
+        want = (rows.numel(), x.shape[1] + view.extra if view is not None
+                else x.shape[1] - offset if not reuse or self.cache == "prefix" else block.hi - offset)
         if logits.ndim != 3 or tuple(logits.shape[:2]) != want or logits.shape[2] < V:
             raise ValueError(f"denoiser returned logits of shape {tuple(logits.shape)}; expected {want + (V,)}")
         run.nfe[rows] += 1

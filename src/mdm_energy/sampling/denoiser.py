@@ -10,6 +10,14 @@ fits once wrapped:
 * :class:`~mdm_energy.integrations.huggingface.HFDenoiser` — any model whose output has ``.logits``;
 * :class:`ExactTorchDenoiser` — the exact posteriors of an explicit law, for checking samplers
   against exact laws.
+
+**Pairwise calls** (optional; the ``wino`` sampler needs them). A denoiser that can run a sequence under any
+boolean query-by-key attention mask has ``pairwise(tokens, allowed, position_ids) -> logits``: ``tokens``
+``(B, S)``, ``allowed`` ``(B, S, S)`` (True: query ``q`` may attend key ``k``), ``position_ids`` ``(B, S)``
+(several tokens may share a position). The position ids of its plain call on a canvas come from
+``position_ids(attention_mask, length)`` where it has one, else they are ``0 .. T - 1``; so the plain call
+is the pairwise call with those positions and every padding key refused. A denoiser whose ``pairwise`` exists
+but cannot run for its model says so with ``supports_pairwise = False``; :func:`check_pairwise` refuses it.
 """
 
 from __future__ import annotations
@@ -21,7 +29,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["Denoiser", "CallableDenoiser", "ExactTorchDenoiser", "check_denoiser", "stop_ids_of"]
+__all__ = ["Denoiser", "CallableDenoiser", "ExactTorchDenoiser", "check_denoiser", "stop_ids_of", "check_pairwise",
+           "plain_positions"]
 
 
 @runtime_checkable
@@ -62,13 +71,40 @@ def stop_ids_of(denoiser: Denoiser) -> set[int]:
     return set() if eos is None else {int(eos)}
 
 
+def check_pairwise(denoiser: Denoiser, who: str) -> None:
+    """Raise ``ValueError`` (one line naming the model class) unless ``denoiser`` runs pairwise calls (module
+    docstring) on logits that predict each position at that position; ``who`` is what needs them."""
+    cls = type(getattr(denoiser, "model", denoiser)).__name__
+    if not callable(getattr(denoiser, "pairwise", None)) or not getattr(denoiser, "supports_pairwise", True):
+        raise ValueError(f"{who} needs a model that takes a 4-D attention mask and position ids; {cls} does not")
+    if getattr(denoiser, "shift_logits", False):
+        raise ValueError(f"{who} needs logits that predict each position at that position; {cls}'s are shifted "
+                         "(shift_logits: each position predicts the next, Dream-style)")
+
+
+def plain_positions(denoiser: Denoiser, attention_mask: "Tensor | None", batch: int, length: int,
+                    device: torch.device) -> Tensor:
+    """``(B, T)``: the position ids of the denoiser's plain call on a canvas (``0 .. T - 1`` unless it says)."""
+    own = getattr(denoiser, "position_ids", None)
+    if callable(own):
+        return own(attention_mask, length).to(device)
+    return torch.arange(length, device=device).expand(batch, length)
+
+
 class CallableDenoiser:
-    """Wrap ``fn(tokens)`` or ``fn(tokens, attention_mask)`` returning logits ``(B, T, V)``."""
+    """Wrap ``fn(tokens)`` or ``fn(tokens, attention_mask)`` returning logits ``(B, T, V)``; ``pairwise`` (optional)
+    is ``pairwise(tokens, allowed, position_ids)`` returning logits, for the samplers that need pairwise calls
+    (module docstring)."""
 
     def __init__(self, fn: Callable[..., Tensor], mask_id: int, vocab_size: int, eos_id: "int | None" = None,
-                 stop_ids: "tuple[int, ...] | None" = None) -> None:
+                 stop_ids: "tuple[int, ...] | None" = None,
+                 pairwise: "Callable[[Tensor, Tensor, Tensor], Tensor] | None" = None) -> None:
         self.fn, self.mask_id, self.vocab_size, self.eos_id = fn, int(mask_id), int(vocab_size), eos_id
         self.stop_ids = tuple(int(i) for i in stop_ids) if stop_ids else None
+        if pairwise is not None and not callable(pairwise):
+            raise ValueError(f"pairwise must be a callable (tokens, allowed, position_ids) -> logits, got {pairwise!r}")
+        self.pairwise_fn = pairwise
+        self.supports_pairwise = pairwise is not None
         check_denoiser(self)
         try:
             params = inspect.signature(fn).parameters
@@ -78,6 +114,11 @@ class CallableDenoiser:
 
     def __call__(self, tokens: Tensor, attention_mask: "Tensor | None" = None) -> Tensor:
         return self.fn(tokens, attention_mask) if self._takes_mask else self.fn(tokens)
+
+    def pairwise(self, tokens: Tensor, allowed: Tensor, position_ids: Tensor) -> Tensor:
+        if self.pairwise_fn is None:
+            raise ValueError("this CallableDenoiser was given no pairwise callable")
+        return self.pairwise_fn(tokens, allowed, position_ids)
 
 
 class ExactTorchDenoiser:
