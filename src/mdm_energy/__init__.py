@@ -42,6 +42,8 @@ _EXPORTS: dict[str, str] = {
     "BruteForceEnergies": "energy",
     "brute_force_energies": "energy",
     "reveal_probabilities": "reveal",
+    "revision_plan": "revision",
+    "RevisionPlan": "revision",
     "HAND_CRAFTED": "schedules",
     # the sampler vocabulary
     "REMASKING": "registry",
@@ -69,6 +71,9 @@ _EXPORTS: dict[str, str] = {
     "DreamSampler": "sampling",
     "ThresholdFloorSampler": "sampling",
     "ThresholdCapSampler": "sampling",
+    "ReMDMSampler": "sampling",
+    "ReMDMLowConfidenceSampler": "sampling",
+    "WinoSampler": "sampling",
     "make_sampler": "sampling",
     # tuning
     "ExactKLObjective": "tuning",
