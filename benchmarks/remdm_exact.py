@@ -9,8 +9,8 @@ n = ``--n``, d = ``--d``, seed 0), for the schedules linear and sin2 and N in {n
   (1 - loop_alpha)/loop_alpha = 1/9 at the authors' loop_alpha 0.9; phases loop_start 0.45 and
   loop_end min(0.95, 1 - 1/N), so that the last phase has a step at every N);
 * the KL ratio of every ReMDM run to fixed-count random, fixed-count low_confidence and ancestral, and
-  its expected number of model calls (a ReMDM step that reveals nothing makes no call; the baselines call
-  the model at every step, or, fixed with skip_empty_steps, at the min(N, n) steps with a token);
+  its expected number of model calls (a ReMDM or ancestral step that reveals nothing makes no call; fixed
+  calls the model at every step, or, with skip_empty_steps, at the min(N, n) steps with a token);
 * a calls-matched baseline: fixed-count random with as many steps as the best ReMDM run's expected calls.
 
 All laws are exact (temperature 1, one block, the exact denoiser): no sampling noise.
@@ -81,8 +81,9 @@ def run(n: int, d: int, etas: list[float]) -> list[dict]:
         base = {}
         for label, sampler, rule in BASELINES:
             r = exact_sampler(den, sampler, sched, N, rule)
-            base[label] = {"kl": r.kl, "tv": r.tv, "calls": N,
-                           "calls_skipping_empty": (sum(1 for c in r.counts if c) if r.counts is not None else None)}
+            base[label] = {"kl": r.kl, "tv": r.tv}
+            if r.counts is not None:  # fixed: every step, or the steps with a token under skip_empty_steps
+                base[label].update(calls=N, calls_skipping_empty=sum(1 for c in r.counts if c))
         remdm = []
         for rule in RULES:
             for eta in etas:
@@ -93,8 +94,8 @@ def run(n: int, d: int, etas: list[float]) -> list[dict]:
                               "ratio_fixed_random": ratio(r.kl, base["fixed/random"]["kl"]),
                               "ratio_fixed_low_confidence": ratio(r.kl, base["fixed/low_confidence"]["kl"]),
                               "ratio_ancestral": ratio(r.kl, base["ancestral"]["kl"])})
-        base["ancestral"]["expected_calls"] = next(e["expected_calls"] for e in remdm if e["sigma"] == "cap" and e["eta"] == 0) \
-            if 0.0 in etas else None  # sigma = 0 is the ancestral law; its calls when empty steps are skipped
+        # sigma = 0 is the ancestral law, and ancestral too skips the call of a step that reveals nothing
+        base["ancestral"]["expected_calls"] = exact_sampler(den, "remdm", sched, N, options={"eta": 0.0}).expected_calls
         # the calls-matched baseline: fixed-count random with as many steps as the best ReMDM run's expected calls
         best = min(remdm, key=lambda e: (e["kl"], e["eta"]))
         matched = max(1, round(best["expected_calls"]))
@@ -139,9 +140,8 @@ def markdown(rows: list[dict], etas: list[float], args: argparse.Namespace, wall
         f"and markov/potts/templates at n = {args.n}, d = {args.d}, seed 0. ReMDM: sigma in cap, rescale, loop, eta in "
         f"{', '.join(f'{e:g}' for e in etas)} (loop: eta <= 1/9, loop_alpha 0.9, loop_start 0.45, loop_end "
         "min(0.95, 1 - 1/N)). Ratios are ReMDM's KL over the baseline's, both from this run (< 1: revision helps). "
-        "E[calls] is ReMDM's expected number of model calls (a step that reveals nothing makes none); the baselines "
-        "call the model at all N steps (fixed with skip_empty_steps: at min(N, n); ancestral skipping empty steps: "
-        "the E[calls] of the eta = 0 row).",
+        "E[calls] is the expected number of model calls of ReMDM and ancestral (a step that reveals nothing makes "
+        "none); fixed calls the model at all N steps (with skip_empty_steps: at the min(N, n) steps with a token).",
         "",
         f"Wall time of this run: {wall:.0f} s on one core (`python benchmarks/remdm_exact.py --n {args.n} --d {args.d} "
         f"--etas {','.join(f'{e:g}' for e in etas)}`).",
@@ -159,8 +159,7 @@ def markdown(rows: list[dict], etas: list[float], args: argparse.Namespace, wall
         b, best = row["baselines"], best_per_rule(row)
         cells = [f"{fmt(e['kl'])} ({e['eta']:g}, {e['expected_calls']:.1f})" for e in best.values()]
         top = min(best.values(), key=lambda e: e["kl"])
-        anc_calls = b["ancestral"].get("expected_calls")
-        anc = fmt(b["ancestral"]["kl"]) + (f" ({anc_calls:.1f})" if anc_calls is not None else "")
+        anc = f"{fmt(b['ancestral']['kl'])} ({b['ancestral']['expected_calls']:.1f})"
         lines.append(f"| {row['dist']} | {row['schedule']} | {row['N']} | {fmt(b['fixed/low_confidence']['kl'])} | "
                      f"{fmt(b['fixed/random']['kl'])} | {anc} | " + " | ".join(cells)
                      + f" | {fmt_ratio(top['ratio_ancestral'])} ({top['sigma']}) | {fmt_ratio(top['ratio_fixed_random'])} | "
