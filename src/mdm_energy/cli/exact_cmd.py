@@ -10,6 +10,8 @@ from ._sampler_args import add_sampler_arguments, check_sampler_options, given_s
 
 DIST_HELP = "a built-in law (toy1, toy2, markov:n,d,seed, potts:n,d,seed, templates:n,d,seed) or a .npy weight array"
 EXACT_OPTIONS = ("schedule", "steps", "remasking")
+#: ReMDM's options (the remdm sampler's exact law depends on them); the other exact samplers refuse them.
+REVISION_OPTIONS = ("sigma", "eta", "revise_from", "loop_start", "loop_end", "loop_alpha")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -20,7 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "(candidates at temperature 1, the model's own law), and KL(q || law) in nats and the total-variation distance.",
     )
     p.add_argument("--dist", required=True, help=DIST_HELP)
-    add_sampler_arguments(p, exact=True, options=EXACT_OPTIONS)
+    add_sampler_arguments(p, exact=True, options=EXACT_OPTIONS + REVISION_OPTIONS)
     p.add_argument("--law", action="store_true", help="also output the law (row-major order of the array)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(run=run_exact)
@@ -44,10 +46,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def load_exact(args: argparse.Namespace):
     """The exact denoiser of ``--dist``, after checking that ``--sampler`` and its options have an exact law on it."""
-    from ..exact import ExactDenoiser, check_confidence_size, load_distribution
-    from ..registry import exact_check_options
+    from ..exact import ExactDenoiser, check_confidence_size, load_distribution, remdm_plan
+    from ..registry import exact_check_options, sampler_spec
 
-    given = given_sampler_options(args, EXACT_OPTIONS)
+    given = given_sampler_options(args, EXACT_OPTIONS + REVISION_OPTIONS)
     check_sampler_options(args.sampler, given)
     if getattr(args, "steps", None) is None:
         raise CLIError(f"--steps is required for the {args.sampler} sampler")
@@ -55,7 +57,14 @@ def load_exact(args: argparse.Namespace):
     den = ExactDenoiser(load_distribution(args.dist))
     if opts.get("remasking") not in (None, "random"):
         check_confidence_size(den)
+    if sampler_spec(args.sampler).exact_law == "remdm":
+        remdm_plan(opts, den.n)  # refuses an eta the rule cannot take, loop phases that do not fit, ...
     return den, opts
+
+
+def revision_options(opts: dict) -> dict:
+    """The ReMDM options among the validated ``opts`` (empty for the other samplers)."""
+    return {k: opts[k] for k in REVISION_OPTIONS if k in opts}
 
 
 def _num(x: float) -> str:
@@ -68,10 +77,18 @@ def run_exact(args: argparse.Namespace) -> None:
     if args.schedule is None:
         raise CLIError("--schedule is required (e.g. linear or beta:0.9,0.3)")
     den, opts = load_exact(args)
-    r = exact_sampler(den, args.sampler, opts["schedule"], args.steps, opts.get("remasking"))
+    revision = revision_options(opts)
+    r = exact_sampler(den, args.sampler, opts["schedule"], args.steps, opts.get("remasking"), revision)
     payload: dict = {"kl": r.kl, "tv": r.tv, "nfe": r.nfe}
     if r.counts is not None:
         payload["counts"] = r.counts
+    if r.expected_calls is not None:
+        payload["expected_calls"] = r.expected_calls
+    if revision:
+        from ..revision import default_eta
+
+        eta = revision["eta"] if revision["eta"] is not None else default_eta(revision["sigma"], r.steps, den.n)
+        payload.update(sigma=revision["sigma"], eta=eta)
     if args.law:
         payload["law"] = r.law.reshape(-1).tolist()
 
@@ -79,7 +96,9 @@ def run_exact(args: argparse.Namespace) -> None:
         lines = [
             f"law {den.dist.name} (n={den.n}, d={den.d}), sampler {r.sampler}"
             + (f" ({r.remasking})" if r.remasking else "")
+            + (f" (sigma {payload['sigma']}, eta {payload['eta']:g})" if revision else "")
             + f", schedule {r.schedule}, N={r.steps}, NFE={r.nfe}"
+            + (f", expected model calls {r.expected_calls:.4g}" if r.expected_calls is not None else "")
             + (f", counts {r.counts}" if r.counts is not None else ""),
             f"KL(q || sampler) = {_num(r.kl)} nats    TV = {r.tv:.6g}",
         ]

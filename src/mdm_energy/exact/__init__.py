@@ -4,6 +4,7 @@
   ``templates``;
 * :mod:`.denoiser` — the exact denoiser (posteriors by summation) and the information curve;
 * :mod:`.laws` — exact output laws of the fixed-count (every remasking rule), ancestral and Euler samplers;
+* :mod:`.revision` — the exact law of ReMDM's reveal-and-remask chain and its expected model calls;
 * :mod:`.search` — the memoised KL objective, the true optimum and the information-curve schedule.
 
 Beta grids over the exact KL run through the tuner (:func:`mdm_energy.tuning.exact_grid_study`).
@@ -27,9 +28,11 @@ from .laws import (
     law_fixed_count,
     law_fixed_random,
     law_independent,
+    law_remdm,
     sampler_law,
     tv_distance,
 )
+from .revision import remdm_plan
 from .search import (
     InfoCurveSchedule,
     KLObjective,
@@ -61,6 +64,8 @@ __all__ = [
     "law_fixed_count",
     "law_independent",
     "law_confidence",
+    "law_remdm",
+    "remdm_plan",
     "KLObjective",
     "Optimum",
     "InfoCurveSchedule",

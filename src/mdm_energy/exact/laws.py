@@ -22,6 +22,10 @@ Fixed-count with a confidence-ordered remasking rule (``low_confidence``, LLaDA'
 candidates, so each step enumerates every candidate vector — exact, but only feasible for small
 :math:`d^n`.
 
+ReMDM (``remdm``: reveals with :math:`c_k` and re-masks committed tokens with :math:`\sigma_k`) has its own
+chain over partly masked states in :mod:`.revision` (:func:`law_remdm`); :func:`exact_sampler` reports its
+expected number of model calls.
+
 Every law here is that of the torch sampler at temperature 1 (candidates from the model's own law),
 one block, no guidance: :func:`mdm_energy.registry.exact_check_options` gives those torch options.
 """
@@ -30,7 +34,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -40,6 +44,7 @@ from ..reveal import reveal_probabilities
 from ..schedules import Schedule
 from .denoiser import ExactDenoiser, popcount, positions
 from .distributions import ExplicitDistribution, load_distribution
+from .revision import law_remdm, remdm_plan
 
 __all__ = [
     "MAX_CONFIDENCE_STATES",
@@ -49,6 +54,7 @@ __all__ = [
     "law_fixed_random",
     "law_independent",
     "law_confidence",
+    "law_remdm",
     "law_fixed_count",
     "sampler_law",
     "kl_divergence",
@@ -232,10 +238,12 @@ def tv_distance(q: np.ndarray, p: np.ndarray) -> float:
     return 0.5 * float(np.abs(np.asarray(q).reshape(-1) - np.asarray(p).reshape(-1)).sum())
 
 
-def exact_options(sampler: str, schedule: "Schedule | str", steps: int, remasking: "str | None" = None) -> dict[str, Any]:
+def exact_options(sampler: str, schedule: "Schedule | str", steps: int, remasking: "str | None" = None,
+                  options: "Mapping[str, Any] | None" = None) -> dict[str, Any]:
     """The validated options of the torch sampler whose law the exact engine computes (see
-    :func:`mdm_energy.registry.exact_check_options`); ``remasking`` ``None`` means the sampler's default."""
-    given: dict[str, Any] = {"schedule": schedule, "steps": steps}
+    :func:`mdm_energy.registry.exact_check_options`); ``remasking`` ``None`` means the sampler's default, and
+    ``options`` are further options of the sampler (``remdm``: ``sigma``, ``eta``, ``revise_from``, ``loop_*``)."""
+    given: dict[str, Any] = {**(options or {}), "schedule": schedule, "steps": steps}
     if remasking is not None:
         given["remasking"] = remasking
     return exact_check_options(sampler, **given)
@@ -249,14 +257,18 @@ def law_fixed_count(den: ExactDenoiser, counts: Sequence[int], remasking: str) -
 
 
 def sampler_law(
-    den: ExactDenoiser, sampler: str, schedule: "Schedule | str", steps: int, remasking: "str | None" = None
+    den: ExactDenoiser, sampler: str, schedule: "Schedule | str", steps: int, remasking: "str | None" = None,
+    options: "Mapping[str, Any] | None" = None,
 ) -> tuple[np.ndarray, "list[int] | None"]:
-    """The exact output law of ``sampler`` with ``schedule`` over ``steps`` steps (and its counts, if fixed-count)."""
-    opts = exact_options(sampler, schedule, steps, remasking)
+    """The exact output law of ``sampler`` with ``schedule`` over ``steps`` steps (and its counts, if fixed-count);
+    ``options`` as in :func:`exact_options` (ReMDM's expected model calls: :func:`exact_sampler`)."""
+    opts = exact_options(sampler, schedule, steps, remasking, options)
     s, law = opts["schedule"], sampler_spec(sampler).exact_law  # the law the sampler's declaration names
     if law == "fixed-count":
         counts = s.counts(den.n, steps).tolist()
         return law_fixed_count(den, counts, opts.get("remasking", "low_confidence")), counts
+    if law == "remdm":
+        return law_remdm(den, remdm_plan(opts, den.n))[0], None
     return law_independent(den, reveal_probabilities(s, steps, law)), None
 
 
@@ -273,6 +285,9 @@ class ExactResult:
     nfe: int
     counts: list[int] | None
     law: np.ndarray = field(repr=False)
+    #: The expected number of model calls where it differs from ``nfe`` = ``steps`` (``remdm``: a step that
+    #: reveals nothing makes no call); ``None`` for the samplers that call the model at every step.
+    expected_calls: "float | None" = None
 
 
 def exact_sampler(
@@ -281,18 +296,27 @@ def exact_sampler(
     schedule: "Schedule | str",
     steps: int,
     remasking: "str | None" = None,
+    options: "Mapping[str, Any] | None" = None,
 ) -> ExactResult:
     """KL(q ‖ law), TV and the law of ``sampler`` on ``dist`` (a spec, ``.npy`` path, array or denoiser).
 
-    ``remasking`` picks the rule of the ``fixed`` sampler (default, as everywhere, ``low_confidence``).
-    NFE counts every step, zero-token steps included (they still cost a model call).
+    ``remasking`` picks the rule of the ``fixed`` sampler (default, as everywhere, ``low_confidence``);
+    ``options`` are further sampler options (``remdm``: ``sigma``, ``eta``, ``revise_from``, ``loop_start``,
+    ``loop_end``, ``loop_alpha``). NFE counts every step, zero-token steps included (they still cost a model
+    call); for ``remdm``, whose steps that reveal nothing make no call, ``expected_calls`` is the expected
+    number of model calls.
     """
-    opts = exact_options(sampler, schedule, steps, remasking)
+    opts = exact_options(sampler, schedule, steps, remasking, options)
     den = dist if isinstance(dist, ExactDenoiser) else ExactDenoiser(dist if isinstance(dist, ExplicitDistribution) else load_distribution(dist))
     rule = opts.get("remasking")
     if rule not in (None, "random"):
         check_confidence_size(den)
-    law, counts = sampler_law(den, sampler, opts["schedule"], steps, rule)
+    calls = None
+    if sampler_spec(sampler).exact_law == "remdm":
+        law, calls = law_remdm(den, remdm_plan(opts, den.n))
+        counts = None
+    else:
+        law, counts = sampler_law(den, sampler, opts["schedule"], steps, rule)
     return ExactResult(
         sampler=sampler,
         schedule=opts["schedule"].spec,
@@ -303,4 +327,5 @@ def exact_sampler(
         nfe=int(steps),
         counts=counts,
         law=law,
+        expected_calls=calls,
     )

@@ -51,10 +51,15 @@ class KLObjective:
 
     Fixed-count samplers are memoised by their counts (every schedule with the same counts has the
     same law), the others by their reveal probabilities. ``remasking`` is the fixed-count sampler's
-    rule (default, as everywhere, ``low_confidence``).
+    rule (default, as everywhere, ``low_confidence``). A sampler with the ``remdm`` law is refused
+    (``ValueError``): its law is not a function of the counts or reveal probabilities.
     """
 
     def __init__(self, den: ExactDenoiser, sampler: str, steps: int, remasking: "str | None" = None) -> None:
+        if sampler_spec(sampler).exact_law == "remdm":  # its law depends on sigma and eta, not on the schedule alone
+            raise ValueError(f"the exact KL objective and its schedule search take the fixed-count, ancestral and euler "
+                             f"laws, not the {sampler} sampler's reveal-and-remask chain; score a ReMDM run with "
+                             f"`mdm-energy exact --sampler {sampler}` (exact_sampler) instead")
         opts = exact_options(sampler, "linear", steps, remasking)
         self.den, self.sampler, self.steps = den, sampler, int(steps)
         self.remasking: "str | None" = opts.get("remasking")
