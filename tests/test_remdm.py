@@ -363,3 +363,51 @@ def test_tune_pareto_searches_eta_with_the_schedule_and_keeps_the_rule(tmp_path,
     assert score.value == pytest.approx(t["quality"]) and nfe == pytest.approx(t["nfe"])
     bad = argv[:-1] + ["--loop-alpha", "2"]
     assert main(bad) == 2 and "loop-alpha must lie in (0, 1), got '2'" in capsys.readouterr().err
+
+
+# --- the torch sampler follows the exact law ---------------------------------------------------------------
+
+
+def _random_law(n: int, d: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).dirichlet(np.full(d ** n, 0.6)).reshape((d,) * n)
+
+
+@pytest.mark.parametrize("sigma,eta,schedule,steps", [
+    ("cap", 0.3, "linear", 8),
+    ("rescale", 0.6, "sin2", 6),
+    ("loop", 0.1, "linear", 10),
+    ("cap", 0.2, "beta:0.5,1.5", 12),  # beyond N = L
+])
+def test_remdm_follows_its_exact_law(sigma, eta, schedule, steps):
+    """20,000 rows of the torch sampler on the exact denoiser of a random law (n = 4, d = 3) against the exact
+    engine's law of the reveal-and-remask chain (Pearson chi-square, p > 1e-3), and their mean model calls
+    against the exact expected calls (5 standard errors)."""
+    from _stats import chi_square_pvalue
+    from mdm_energy.exact import ExactDenoiser, exact_sampler
+    from mdm_energy.registry import exact_check_options
+    from mdm_energy.sampling import ExactTorchDenoiser
+
+    q = _random_law(4, 3, seed=11)
+    den = ExactTorchDenoiser(ExactDenoiser(q))
+    given = {"sigma": sigma, "eta": eta}
+    opts = exact_check_options("remdm", schedule=schedule, steps=steps, **given)
+    out = make_sampler("remdm", **opts)(den, None, 4, batch_size=20_000, generator=torch.Generator().manual_seed(77))
+    exact = exact_sampler(den.exact, "remdm", schedule, steps, options=given)
+    assert chi_square_pvalue(out.generated.numpy(), exact.law) > 1e-3
+    nfe = out.nfe.double()
+    assert abs(float(nfe.mean()) - exact.expected_calls) < 5 * float(nfe.std()) / math.sqrt(len(nfe)) + 1e-9
+    assert exact.kl > 0
+
+
+def test_the_chi_square_check_sees_a_wrong_remasking_probability():
+    """The same check fails when the torch sampler runs another η than the law: the test can tell them apart."""
+    from _stats import chi_square_pvalue
+    from mdm_energy.exact import ExactDenoiser, exact_sampler
+    from mdm_energy.sampling import ExactTorchDenoiser
+
+    q = _random_law(4, 3, seed=11)
+    den = ExactTorchDenoiser(ExactDenoiser(q))
+    out = make_sampler("remdm", sigma="rescale", eta=1.0, schedule="linear", steps=8, temperature=1.0)(
+        den, None, 4, batch_size=20_000, generator=torch.Generator().manual_seed(78))
+    law = exact_sampler(den.exact, "remdm", "linear", 8, options={"sigma": "rescale", "eta": 0.0}).law
+    assert chi_square_pvalue(out.generated.numpy(), law) < 1e-6
