@@ -356,3 +356,21 @@ def test_the_commands(capsys, tmp_path, monkeypatch):
         assert main(argv) == 2
         out, err = capsys.readouterr()
         assert out == "" and needle in err and err.count("\n") == 1
+
+
+def test_pareto_search_never_proposes_verify_below_draft():
+    """Every suggested WINO configuration has verify_threshold >= threshold (WINO refuses the others)."""
+    import optuna
+
+    from mdm_energy.tuning.pareto import ParetoSpace
+
+    space = ParetoSpace(threshold_bounds=(0.3, 0.99))
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=optuna.samplers.RandomSampler(seed=0))
+    seen = []
+    for _ in range(40):
+        trial = study.ask()
+        opts = space.suggest(trial, "wino")
+        seen.append(opts)
+        study.tell(trial, [0.0, 1.0])
+    assert all(o["verify_threshold"] >= o["threshold"] for o in seen)
+    assert any(o["threshold"] > 0.6 for o in seen)  # the draft threshold ranges above the verify range's start

@@ -83,6 +83,9 @@ def _check_bounds(name: str, lo: float, hi: float, low: float, high: float) -> N
 #: and the steps (chosen from :attr:`ParetoSpace.steps`).
 _SCHEDULED = ("schedule", "steps")
 _BETA_DEFAULT = (0.1, 1.0)
+#: Options whose search range starts at another option's value in the same trial: WINO refuses a verification
+#: threshold below its draft threshold, so the search never proposes one.
+_AT_LEAST = {"verify_threshold": "threshold"}
 
 
 @dataclass(frozen=True)
@@ -173,6 +176,8 @@ class ParetoSpace:
             out["schedule"] = self.schedule_space.build([round(v, 4) for v in values]).spec  # the schedule run is the one printed
             out["steps"] = trial.suggest_categorical("steps", list(self.steps)) if len(self.steps) > 1 else self.steps[0]
         for name, lo, hi, log in self._options(sampler):
+            if _AT_LEAST.get(name) in out:  # searched from the value it may not fall below
+                lo = min(max(lo, out[_AT_LEAST[name]]), hi)
             if isinstance(takes.get(name), int) and not isinstance(takes.get(name), bool):
                 out[name] = trial.suggest_int(name, math.ceil(lo), math.floor(hi), log=log)
             else:
