@@ -19,6 +19,7 @@ from mdm_energy.exact import (
     law_remdm,
     load_distribution,
     remdm_plan,
+    true_optimum,
 )
 from mdm_energy.revision import RevisionPlan, revision_plan
 
@@ -213,7 +214,7 @@ def test_bad_input_is_refused():
     with pytest.raises(ValueError, match="above \\(1 - loop_alpha\\)/loop_alpha"):
         exact_sampler(den, "remdm", "linear", 20, options={"sigma": "loop", "eta": 0.5})
     with pytest.raises(ValueError, match="too few for the loop phases"):
-        exact_sampler(den, "remdm", "linear", 4, options={"sigma": "loop"})
+        exact_sampler(den, "remdm", "linear", 1, options={"sigma": "loop"})
     with pytest.raises(ValueError, match="does not take 'remasking'"):
         exact_sampler(den, "remdm", "linear", 4, remasking="random")
     with pytest.raises(ValueError, match="2 alphas and 3 sigmas"):
@@ -224,8 +225,20 @@ def test_bad_input_is_refused():
         law_remdm(den, RevisionPlan("cap", np.array([0.0, 0.5]), np.zeros(1)))
     with pytest.raises(ValueError, match="ReMDM law of n=12 tokens"):
         law_remdm(ExactDenoiser("markov:12,3,0"), revision_plan("linear", 4, "cap", 0.04, length=12))
-    with pytest.raises(ValueError, match="not the remdm sampler's reveal-and-remask chain"):
-        KLObjective(den, "remdm", 4)
+    with pytest.raises(ValueError, match="not a function of either"):
+        true_optimum(KLObjective(den, "remdm", 4, options={"eta": 0.1}))
+
+
+def test_the_kl_objective_scores_remdm_schedules_as_the_engine_does():
+    """KLObjective (the tuner's exact objective) on remdm: the engine's KL for each schedule, memoised by plan."""
+    den = ExactDenoiser("toy1")
+    kl = KLObjective(den, "remdm", 12, options={"sigma": "rescale", "eta": 0.5})
+    for spec in ("linear", "sin2", "beta:0.4,0.8"):
+        want = exact_sampler(den, "remdm", spec, 12, options={"sigma": "rescale", "eta": 0.5}).kl
+        assert kl(spec) == pytest.approx(want, rel=1e-12)
+    kl("linear")
+    assert kl.evaluations == 3
+    assert KLObjective(den, "remdm", 12, options={"sigma": "rescale", "eta": 0.0})("linear") != kl("linear")
 
 
 # --- the command line -----------------------------------------------------------------------------------

@@ -411,3 +411,34 @@ def test_the_chi_square_check_sees_a_wrong_remasking_probability():
         den, None, 4, batch_size=20_000, generator=torch.Generator().manual_seed(78))
     law = exact_sampler(den.exact, "remdm", "linear", 8, options={"sigma": "rescale", "eta": 0.0}).law
     assert chi_square_pvalue(out.generated.numpy(), law) < 1e-6
+
+
+def test_tune_the_exact_objective_of_remdm(tmp_path, capsys):
+    """tune --objective exact --sampler remdm: the Beta search scores each schedule with ReMDM's exact KL at the
+    given sigma and eta: the best trial's KL and the baselines' are the engine's."""
+    import json
+
+    from mdm_energy.exact import exact_sampler
+
+    argv = ["tune", "--objective", "exact", "--dist", "toy1", "--sampler", "remdm", "--sigma", "cap", "--eta", "0.3",
+            "-N", "10", "--strategy", "tpe", "--budget", "6", "--storage", f"sqlite:///{tmp_path}/e.db", "--json"]
+    assert main(argv) == 0
+    out = json.loads(capsys.readouterr().out)
+    best, opts = out["best"], {"sigma": "cap", "eta": 0.3}
+    assert out["evaluations"] == 6
+    assert best["score"] == pytest.approx(exact_sampler("toy1", "remdm", best["spec"], 10, options=opts).kl, rel=1e-9)
+    assert out["baselines"]["linear"] == pytest.approx(exact_sampler("toy1", "remdm", "linear", 10, options=opts).kl)
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["--objective", "task", "--task", "countdown", "--checkpoint", CKPT, "--sigma", "cap"],
+     "--sigma does not apply to the fixed sampler"),
+    (["--pareto", "--objective", "task", "--task", "countdown", "--checkpoint", CKPT, "--sampler", "remdm",
+      "--eta", "0.1"], "--eta does not apply to --pareto"),
+    (["--objective", "exact", "--dist", "toy1", "--sampler", "remdm", "--sigma", "conf"], "no law for sigma='conf'"),
+])
+def test_tune_refuses_revision_flags_it_cannot_honour(argv, needle, capsys, tmp_path):
+    assert main(["tune", *argv, "-N", "8", "--strategy", "tpe", "--storage", f"sqlite:///{tmp_path}/x.db"]) == 2
+    err = capsys.readouterr().err
+    assert needle in err and err.count("\n") == 1
+    assert not (tmp_path / "x.db").exists()

@@ -26,7 +26,8 @@ def _check(args: argparse.Namespace) -> None:
         raise CLIError("--objective task needs --task and --checkpoint")
     wrong = [f for f, v in (("--optimum", args.optimum or None), ("--a-values", args.a_values),
                             ("--b-values", args.b_values), ("--values", args.values),
-                            ("--model-args", args.model_args)) if v is not None]
+                            ("--model-args", args.model_args),
+                            ("--eta", getattr(args, "eta", None))) if v is not None]  # eta: what --pareto searches
     if wrong:
         raise CLIError(f"{wrong[0]} does not apply to --pareto")
     if args.steps_values and any(v != int(v) for v in args.steps_values):

@@ -15,9 +15,7 @@ from ._common import (CLIError, add_trust_remote_code, bounds, check_output_path
                       non_negative_float, positive_floats, positive_int, progress_bar, seed_int)
 from ._pareto import FIXED_OPTIONS
 from ._sampler_args import add_sampler_arguments, check_sampler_options, given_sampler_options
-from .exact_cmd import DIST_HELP, load_exact
-
-TASK_OPTIONS = ("remasking", "temperature")
+from .exact_cmd import DIST_HELP, load_exact, revision_options
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -35,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "held-out validation items (--task, --checkpoint; fixed-count sampler); lm-eval: an lm-eval "
                    "task's metric through the mdm_energy model (--model-args, --tasks)")
     p.add_argument("--dist", help=DIST_HELP)
-    add_sampler_arguments(p, default="fixed", options=("steps", *FIXED_OPTIONS),
+    add_sampler_arguments(p, default="fixed", options=("steps", *FIXED_OPTIONS, "eta"),
                           help_extra={"temperature": "; task objective only (exact laws are at temperature 1)"})
     p.add_argument("--task", help="countdown | sudoku | pycode (task objective)")
     p.add_argument("--checkpoint", help="trained model folder (task objective)")
@@ -164,7 +162,7 @@ def _lm_eval_objective(args: argparse.Namespace):
         raise CLIError("--workers > 1 forks processes, which CUDA does not survive: start one command per GPU "
                        "(--device cuda:K) on the same --storage and --study instead")
     sampler = str(model_args.get("sampler", "fixed"))
-    given = given_sampler_options(args, TASK_OPTIONS)
+    given = {k: v for k, v in given_sampler_options(args).items() if k != "steps"}
     check_sampler_options(sampler, given)
     model_args.update(given)
     objective = LMEvalObjective(model_args, args.tasks, steps=args.steps, include_path=args.include_path,
@@ -197,7 +195,8 @@ def _objective(args: argparse.Namespace):
         if args.limit is not None:
             raise CLIError("--limit does not apply to --objective exact (an exact objective has no items)")
         den, opts = load_exact(args)
-        objective = ExactKLObjective(den, args.sampler, args.steps, opts.get("remasking"))
+        objective = ExactKLObjective(den, args.sampler, args.steps, opts.get("remasking"), revision_options(
+            {k: v for k, v in given_sampler_options(args).items() if k in opts}))
         return objective, den.n
     from ..models import load_model
     from ..tasks import TASKS, get_task
@@ -213,7 +212,7 @@ def _objective(args: argparse.Namespace):
         raise CLIError("--steps is required")
     if args.task not in TASKS:
         raise CLIError(f"unknown task {args.task!r} (known: {', '.join(sorted(TASKS))})")
-    given = given_sampler_options(args, TASK_OPTIONS)
+    given = {k: v for k, v in given_sampler_options(args).items() if k != "steps"}
     check_sampler_options("fixed", given)
     task = get_task(args.task)
     model = load_model(args.checkpoint)

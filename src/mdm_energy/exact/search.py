@@ -21,7 +21,7 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import asdict, dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 from scipy import optimize
@@ -30,7 +30,9 @@ from ..registry import sampler_spec
 from ..reveal import reveal_probabilities
 from ..schedules import Schedule, Table, parse_schedule
 from .denoiser import ExactDenoiser
+from ..revision import RevisionPlan
 from .laws import check_confidence_size, exact_options, kl_divergence, law_fixed_count, law_independent
+from .revision import law_remdm, remdm_plan
 
 __all__ = [
     "KLObjective",
@@ -50,25 +52,35 @@ class KLObjective:
     """KL(q ‖ law) of one sampler on one law for ``steps`` steps, with memoisation.
 
     Fixed-count samplers are memoised by their counts (every schedule with the same counts has the
-    same law), the others by their reveal probabilities. ``remasking`` is the fixed-count sampler's
-    rule (default, as everywhere, ``low_confidence``). A sampler with the ``remdm`` law is refused
-    (``ValueError``): its law is not a function of the counts or reveal probabilities.
+    same law), the others by their reveal probabilities, ReMDM (the ``remdm`` law) by its plan — the mask
+    levels and remasking probabilities of every step, from the schedule and ``options`` (``sigma``, ``eta``,
+    ``revise_from``, ``loop_*``; :func:`mdm_energy.revision.revision_plan`). ``remasking`` is the fixed-count
+    sampler's rule (default, as everywhere, ``low_confidence``).
     """
 
-    def __init__(self, den: ExactDenoiser, sampler: str, steps: int, remasking: "str | None" = None) -> None:
-        if sampler_spec(sampler).exact_law == "remdm":  # its law depends on sigma and eta, not on the schedule alone
-            raise ValueError(f"the exact KL objective and its schedule search take the fixed-count, ancestral and euler "
-                             f"laws, not the {sampler} sampler's reveal-and-remask chain; score a ReMDM run with "
-                             f"`mdm-energy exact --sampler {sampler}` (exact_sampler) instead")
-        opts = exact_options(sampler, "linear", steps, remasking)
+    def __init__(self, den: ExactDenoiser, sampler: str, steps: int, remasking: "str | None" = None,
+                 options: "Mapping[str, Any] | None" = None) -> None:
+        opts = exact_options(sampler, "linear", steps, remasking, options)
         self.den, self.sampler, self.steps = den, sampler, int(steps)
         self.remasking: "str | None" = opts.get("remasking")
-        self.law = sampler_spec(sampler).exact_law  # fixed-count, or the reveal rule of independent reveals
+        self.law = sampler_spec(sampler).exact_law  # fixed-count, the reveal rule of independent reveals, or remdm
         self.fixed = self.law == "fixed-count"
+        self.options = {k: opts[k] for k in (options or {})}
+        self._opts = opts
+        if self.law == "remdm":
+            remdm_plan(opts, den.n)  # a bad eta or loop phases: refused now, not at the first schedule
         if self.remasking not in (None, "random"):
             check_confidence_size(den)
         self._cache: dict[tuple, float] = {}
         self.evaluations = 0
+
+    def of_plan(self, plan: RevisionPlan) -> float:
+        """KL of ReMDM with ``plan`` (memoised by its mask levels and remasking probabilities)."""
+        key = ("remdm", tuple(plan.alpha.tolist()), tuple(plan.sigma.tolist()))
+        if key not in self._cache:
+            self.evaluations += 1
+            self._cache[key] = kl_divergence(self.den.q, law_remdm(self.den, plan)[0])
+        return self._cache[key]
 
     def of_counts(self, counts: Sequence[int]) -> float:
         key = tuple(int(c) for c in counts if c)  # steps that reveal nothing do not change the law
@@ -92,6 +104,8 @@ class KLObjective:
 
     def __call__(self, schedule: "Schedule | str") -> float:
         s = parse_schedule(schedule)
+        if self.law == "remdm":
+            return self.of_plan(remdm_plan({**self._opts, "schedule": s}, self.den.n))
         return self.of_counts(self.counts(s)) if self.fixed else self.of_reveal(self.reveal(s))
 
 
@@ -196,6 +210,9 @@ def optimal_reveal(objective: KLObjective, starts: Sequence[Sequence[float]] = (
 def true_optimum(objective: KLObjective, starts: Iterable["Schedule | str | Sequence[int]"] = ()) -> Optimum:
     """The sampler's best schedule: :func:`optimal_counts` for fixed-count samplers, :func:`optimal_reveal`
     otherwise, started from ``starts`` (schedules, or count vectors for fixed-count samplers)."""
+    if objective.law == "remdm":  # its law depends on the remasking probabilities too, not on counts or reveals alone
+        raise ValueError(f"the true optimum is over count vectors or reveal probabilities; the {objective.sampler} "
+                         "sampler's law is not a function of either (tune its schedule with a grid or TPE instead)")
     starts = list(starts)
     if objective.fixed:
         vecs = [list(s) if not isinstance(s, (str, Schedule)) else objective.counts(s) for s in starts]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -54,17 +54,20 @@ class ExactKLObjective(Objective):
 
     direction = "minimize"
 
-    def __init__(self, dist, sampler: str, steps: int, remasking: "str | None" = None) -> None:
+    def __init__(self, dist, sampler: str, steps: int, remasking: "str | None" = None,
+                 options: "Mapping[str, Any] | None" = None) -> None:
         from ..exact import ExactDenoiser, KLObjective, load_distribution
 
         den = dist if isinstance(dist, ExactDenoiser) else ExactDenoiser(load_distribution(dist))
-        self.kl = KLObjective(den, sampler, steps, remasking)
+        self.kl = KLObjective(den, sampler, steps, remasking, options)
         self.den, self.sampler, self.steps, self.remasking = den, sampler, int(steps), self.kl.remasking
+        self.options = self.kl.options
 
     @property
     def name(self) -> str:
         rule = f"/{self.remasking}" if self.remasking else ""
-        return f"exact-kl:{self.den.dist.name}:{self.sampler}{rule}:N{self.steps}"
+        extra = "".join(f":{k}={v}" for k, v in sorted(self.options.items()))  # e.g. ReMDM's sigma and eta
+        return f"exact-kl:{self.den.dist.name}:{self.sampler}{rule}{extra}:N{self.steps}"
 
     def evaluate(self, schedule: "Schedule | str", size: "int | None" = None, seed: int = 0) -> Score:
         return Score(float(self.kl(parse_schedule(schedule))))
