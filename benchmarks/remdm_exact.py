@@ -11,7 +11,10 @@ n = ``--n``, d = ``--d``, seed 0), for the schedules linear and sin2 and N in {n
 * the KL ratio of every ReMDM run to fixed-count random, fixed-count low_confidence and ancestral, and
   its expected number of model calls (a ReMDM or ancestral step that reveals nothing makes no call; fixed
   calls the model at every step, or, with skip_empty_steps, at the min(N, n) steps with a token);
-* a calls-matched baseline: fixed-count random with as many steps as the best ReMDM run's expected calls.
+* a calls-matched baseline: fixed-count random with as many steps as the best ReMDM run's expected calls;
+* **tuned pairs**: at N = 2n on each law, the tuner (``tune``, TPE over Beta (a, b), ``--tune-budget``
+  evaluations, in memory) finds the best Beta schedule of ReMDM for every (rule, eta) of the grid, and of
+  ancestral and fixed-count random; the best (schedule, sigma) pair against the tuned non-revising samplers.
 
 All laws are exact (temperature 1, one block, the exact denoiser): no sampling noise.
 
@@ -143,7 +146,7 @@ def markdown(rows: list[dict], etas: list[float], args: argparse.Namespace, wall
         "E[calls] is the expected number of model calls of ReMDM and ancestral (a step that reveals nothing makes "
         "none); fixed calls the model at all N steps (with skip_empty_steps: at the min(N, n) steps with a token).",
         "",
-        f"Wall time of this run: {wall:.0f} s on one core (`python benchmarks/remdm_exact.py --n {args.n} --d {args.d} "
+        f"Wall time of this run: {wall:.0f} s (`python benchmarks/remdm_exact.py --n {args.n} --d {args.d} --tune-budget {args.tune_budget} "
         f"--etas {','.join(f'{e:g}' for e in etas)}`).",
         "",
         "## Best eta per rule",
@@ -233,6 +236,54 @@ def plot(rows: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
+def tuned_pairs(n: int, d: int, etas: list[float], budget: int) -> list[dict]:
+    """At N = 2n on each law: the tuner's best Beta schedule for ReMDM at every (rule, eta), and for ancestral
+    and fixed-count random (the same TPE budget and seed)."""
+    from mdm_energy.tuning import ExactKLObjective, tune
+
+    out = []
+    for law in tqdm(laws(n, d), desc="tuned pairs"):
+        den = ExactDenoiser(law)
+        N = 2 * den.n
+        row: dict = {"law": law, "N": N, "remdm": []}
+        for name, sampler, rule in (("ancestral", "ancestral", None), ("fixed/random", "fixed", "random")):
+            r = tune(ExactKLObjective(den, sampler, N, rule), strategy="tpe", budget=budget, storage=None, seed=0)
+            row[name] = {"schedule": r.best.spec, "kl": r.best.value}
+        for sigma in RULES:
+            for eta in etas:
+                if eta == 0 or (sigma == "loop" and eta > (1 - LOOP_ALPHA) / LOOP_ALPHA):
+                    continue
+                opts = remdm_options(sigma, eta, N)
+                r = tune(ExactKLObjective(den, "remdm", N, None, opts), strategy="tpe", budget=budget, storage=None,
+                         seed=0)
+                row["remdm"].append({"sigma": sigma, "eta": eta, "schedule": r.best.spec, "kl": r.best.value,
+                                     "calls": exact_sampler(den, "remdm", r.best.spec, N, options=opts).expected_calls})
+        row["best"] = min(row["remdm"], key=lambda x: x["kl"])
+        out.append(row)
+    return out
+
+
+def short(spec: str) -> str:
+    """A Beta spec with its numbers to 3 significant digits (the JSON keeps them whole)."""
+    family, _, nums = spec.partition(":")
+    return family + ":" + ",".join(f"{float(x):.3g}" for x in nums.split(",")) if nums else spec
+
+
+def tuned_markdown(pairs: list[dict], budget: int) -> str:
+    lines = ["", "## The best (schedule, sigma) pair found by the tuner (N = 2n)", "",
+             f"TPE over Beta (a, b), {budget} evaluations per configuration, seed 0; ReMDM at every (rule, eta) of the "
+             "grid. Ratios: the best ReMDM pair's KL over the tuned baseline's (< 1: tuned revision wins).", "",
+             "| law | N | tuned ancestral | tuned fixed/random | best ReMDM pair (E[calls]) | / ancestral | / fixed random |",
+             "|---|---|---|---|---|---|---|"]
+    for p in pairs:
+        b, a, f = p["best"], p["ancestral"], p["fixed/random"]
+        lines.append(f"| {p['law']} | {p['N']} | {fmt(a['kl'])} (`{short(a['schedule'])}`) | {fmt(f['kl'])} "
+                     f"(`{short(f['schedule'])}`) | {fmt(b['kl'])}: {b['sigma']} eta {b['eta']:g}, "
+                     f"`{short(b['schedule'])}` ({b['calls']:.1f}) | "
+                     f"{fmt_ratio(ratio(b['kl'], a['kl']))} | {fmt_ratio(ratio(b['kl'], f['kl']))} |")
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description="exact KL of ReMDM against fixed-count and ancestral sampling")
     ap.add_argument("--n", type=int, default=6, help="positions of the structured laws (default 6)")
@@ -240,15 +291,18 @@ def main() -> None:
     ap.add_argument("--etas", default="0,0.01,0.04,0.1,0.3",
                     help="comma-separated eta grid (default 0,0.01,0.04,0.1,0.3; loop takes those <= 1/9)")
     ap.add_argument("--out", type=Path, default=RESULTS, help="output folder (default benchmarks/results)")
+    ap.add_argument("--tune-budget", type=int, default=20, help="TPE evaluations per tuned configuration (default 20)")
     args = ap.parse_args()
     etas = [float(x) for x in args.etas.split(",")]
     args.out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     rows = run(args.n, args.d, etas)
+    pairs = tuned_pairs(args.n, args.d, etas, args.tune_budget)
     wall = time.perf_counter() - t0
-    md = markdown(rows, etas, args, wall)
+    md = markdown(rows, etas, args, wall) + tuned_markdown(pairs, args.tune_budget)
     (args.out / "remdm_exact.md").write_text(md)
-    payload = {"n": args.n, "d": args.d, "etas": etas, "loop_alpha": LOOP_ALPHA, "wall_seconds": wall, "rows": rows}
+    payload = {"n": args.n, "d": args.d, "etas": etas, "loop_alpha": LOOP_ALPHA, "wall_seconds": wall, "rows": rows,
+               "tuned": pairs}
     (args.out / "remdm_exact.json").write_text(json.dumps(finite(payload), indent=1) + "\n")
     plot(rows, args.out / "remdm_exact.png")
     print(md)
