@@ -442,3 +442,59 @@ def test_tune_refuses_revision_flags_it_cannot_honour(argv, needle, capsys, tmp_
     err = capsys.readouterr().err
     assert needle in err and err.count("\n") == 1
     assert not (tmp_path / "x.db").exists()
+
+
+# --- caches, early stop and blocks work under revision ------------------------------------------------------
+
+
+def _cached_model():
+    from mdm_energy.models import MDMConfig, MDMTransformer
+
+    torch.manual_seed(0)
+    model = MDMTransformer(MDMConfig(vocab_size=V, mask_id=MASK, eos_id=EOS, pad_id=0, max_len=48, d_model=32,
+                                     n_layers=2, n_heads=2, d_ff=64))
+    return model.double().eval()
+
+
+@pytest.mark.parametrize("name,options", [
+    ("remdm", {"sigma": "rescale", "eta": 0.5, "steps": 24}),
+    ("remdm-llada", {"steps": 8, "remask_count": 2}),
+])
+def test_revision_with_an_exact_cache_is_token_identical(name, options):
+    """A prefix or dual cache refreshed at every call (cache_refresh=1) is exact: the same tokens and calls as
+    without a cache, while committed tokens of the block are being re-masked."""
+    from mdm_energy.models import as_denoiser
+
+    den = as_denoiser(_cached_model())
+    prompts = [[3, 9, 14, 4], [5, 1, 12, 7]]
+    base = make_sampler(name, block_length=4, **options)(den, prompts, 8, generator=torch.Generator().manual_seed(9))
+    for cache in ("prefix", "dual"):
+        out = make_sampler(name, block_length=4, cache=cache, cache_refresh=1, **options)(
+            den, prompts, 8, generator=torch.Generator().manual_seed(9))
+        assert torch.equal(out.tokens, base.tokens) and torch.equal(out.nfe, base.nfe)
+
+
+def test_stop_at_eos_under_revision_stops_a_row_exactly_where_it_finished():
+    """stop_at_eos under revision: up to the first call after which a row has an end token with nothing masked
+    before it, the run is the run without early stop, call for call; at that call the row's masked positions after
+    its end token become EOS (and it makes no more calls), nothing else changes."""
+    model = PositionFromMask(1, vocab=V, end_bias=6.0, end_ids=(EOS,))
+    den = denoiser(model)
+    prompts = [[3, 9, 14], [5, 1, 12, 7, 2], [4, 4], [8, 2, 6]]
+    kw = dict(steps=16, sigma="cap", eta=0.1)
+    states = {False: [], True: []}
+    for stop in (False, True):
+        out = make_sampler("remdm", stop_at_eos=stop, **kw)(
+            den, prompts, 10, pad_id=0, generator=torch.Generator().manual_seed(4),
+            callback=lambda c, x, committed, stop=stop: states[stop].append(x.clone()))
+        if stop:
+            stopped, start = out.stopped, out.gen_start
+    assert bool(stopped.any())
+    free, early = states[False], states[True]
+    c = next(i for i, (a, b) in enumerate(zip(free, early)) if not torch.equal(a, b))
+    assert all(torch.equal(a, b) for a, b in zip(free[:c], early[:c]))
+    w = free[c][:, start:]
+    first = torch.where((w == EOS).any(1), (w == EOS).long().argmax(1), torch.full((w.shape[0],), w.shape[1]))
+    done = (first < w.shape[1]) & ~((w == MASK) & (torch.arange(w.shape[1]) < first[:, None])).any(1)
+    fill = done[:, None] & (w == MASK) & (torch.arange(w.shape[1]) > first[:, None])
+    assert bool(done.any()) and torch.equal(early[c][:, start:], torch.where(fill, torch.full_like(w, EOS), w))
