@@ -136,14 +136,19 @@ def _non_negative(name: str) -> Callable[[Any], float]:
     return check
 
 
-def _unit(name: str) -> Callable[[Any], float]:
+def _in_unit(name: str, low: str = "[", high: str = "]") -> Callable[[Any], float]:
+    """A number in the unit interval, each end closed (``[``, ``]``) or open (``(``, ``)``)."""
     def check(value: Any) -> float:
         v = _number(name, value)
-        if not 0.0 <= v <= 1.0:
-            raise ValueError(f"{name} must lie in [0, 1], got {value!r}")
+        if not ((0.0 <= v) if low == "[" else (0.0 < v)) or not ((v <= 1.0) if high == "]" else (v < 1.0)):
+            raise ValueError(f"{name} must lie in {low}0, 1{high}, got {value!r}")
         return v
 
     return check
+
+
+def _unit(name: str) -> Callable[[Any], float]:
+    return _in_unit(name)
 
 
 def _positive_int(name: str, optional: bool = False) -> Callable[[Any], "int | None"]:
@@ -178,33 +183,15 @@ def _optional(check: Callable[[Any], Any]) -> Callable[[Any], Any]:
 
 
 def _interior(name: str) -> Callable[[Any], float]:
-    def check(value: Any) -> float:
-        v = _number(name, value)
-        if not 0.0 < v < 1.0:
-            raise ValueError(f"{name} must lie in (0, 1), got {value!r}")
-        return v
-
-    return check
+    return _in_unit(name, "(", ")")
 
 
 def _half_open_unit(name: str) -> Callable[[Any], float]:
-    def check(value: Any) -> float:
-        v = _number(name, value)
-        if not 0.0 <= v < 1.0:
-            raise ValueError(f"{name} must lie in [0, 1), got {value!r}")
-        return v
-
-    return check
+    return _in_unit(name, "[", ")")
 
 
 def _open_unit(name: str) -> Callable[[Any], float]:
-    def check(value: Any) -> float:
-        v = _number(name, value)
-        if not 0.0 < v <= 1.0:
-            raise ValueError(f"{name} must lie in (0, 1], got {value!r}")
-        return v
-
-    return check
+    return _in_unit(name, "(", "]")
 
 
 def _positive(name: str) -> Callable[[Any], float]:
