@@ -48,8 +48,32 @@ WINO_THRESHOLDS = ((0.5, 0.9), (0.6, 0.9), (0.7, 0.9), (0.8, 0.9))
 
 
 def _point(family: str, label: str, scores: np.ndarray, nfe: np.ndarray) -> dict:
+    """One configuration; its per-item scores ride along under ``_scores`` (for paired differences; not saved)."""
     return {"family": family, "label": label, "value": float(scores.mean()),
-            "stderr": float(scores.std(ddof=1) / math.sqrt(len(scores))), "nfe": float(nfe.mean())}
+            "stderr": float(scores.std(ddof=1) / math.sqrt(len(scores))), "nfe": float(nfe.mean()), "_scores": scores}
+
+
+#: The families that never revise a committed token (what the revising decoders are measured against).
+NON_REVISING = ("fixed schedules", "adaptive", "schedule-aware adaptive")
+
+
+def _revision_rows(ladder: list[dict]) -> list[dict]:
+    """Per budget: the best revising configuration against the best non-revising one and against the best of
+    what it revises on top of (same positions and temperature), as paired differences over the same items."""
+    rows = []
+    for row in ladder:
+        rev = row.get("revising")
+        if rev is None:
+            continue
+        others = [row[f] for f in NON_REVISING if row.get(f)]
+        best = max(others, key=lambda p: p["value"]) if others else None
+        out = {"budget": row["budget"], "revising": rev}
+        for key, ref in (("vs_best", best), ("vs_base", row.get("without revision"))):
+            if ref is not None:
+                d = rev["_scores"] - ref["_scores"]
+                out[key] = {"ref": ref, "diff": float(d.mean()), "stderr": float(d.std(ddof=1) / math.sqrt(len(d)))}
+        rows.append(out)
+    return rows
 
 
 def _front(points: list[dict]) -> list[dict]:
@@ -134,7 +158,7 @@ def run_task(name: str, args, cache: dict) -> dict:
             row[f] = best
         ladder.append(row)
     return {"metric": task.metric, "L": task.gen_len, "n": len(items.test), "tuned": tuned, "points": points,
-            "fronts": fronts, "ladder": ladder, "seconds": time.time() - t0}
+            "fronts": fronts, "ladder": ladder, "revision": _revision_rows(ladder), "seconds": time.time() - t0}
 
 
 def _plot(all_res: dict) -> None:
@@ -163,7 +187,8 @@ def _plot(all_res: dict) -> None:
 def _markdown(all_res: dict, meta: dict) -> str:
     lines = ["# Quality against model calls: schedules, adaptive decoding, and both together", "",
              f"Regenerate: `{meta['command']}` ({meta['minutes']:.0f} min). Same test items and per-item seeds as "
-             "real_tasks.md; low_confidence candidates. For each budget (a fixed schedule's step count), the best "
+             "real_tasks.md; low_confidence candidates at temperature 0 unless a label says otherwise (`remdm` and "
+             "`ancestral` draw at temperature 1, as ReMDM's authors do; `T=1` marks the others). For each budget (a fixed schedule's step count), the best "
              "quality each family reaches within that many mean model calls per answer (± s.e.).", ""]
     for name, res in all_res.items():
         fams = list(res["fronts"])
@@ -180,6 +205,20 @@ def _markdown(all_res: dict, meta: dict) -> str:
                 mark = "**" if best is not None and p["value"] == best else ""
                 cells.append(f"{mark}{p['value']:.3f} ± {p['stderr']:.3f}{mark} ({p['nfe']:.1f}: {p['label']})")
             lines.append(f"| {row['budget']:g} | " + " | ".join(cells) + " |")
+        if res.get("revision"):
+            lines += ["", "Revision, paired over the same items (Δ ± paired s.e.; > 0: the revising decoder is better): "
+                      "the best revising configuration within each budget against the best that never revises, and "
+                      "against the best of what it revises on top of (the same positions and temperature without "
+                      "revision).", "",
+                      "| budget | best revising | − best non-revising | − without revision |", "|---|---|---|---|"]
+            for r in res["revision"]:
+                cells = []
+                for key in ("vs_best", "vs_base"):
+                    c = r.get(key)
+                    cells.append("—" if c is None else f"{c['diff']:+.3f} ± {c['stderr']:.3f} ({c['ref']['label']})")
+                rev = r["revising"]
+                lines.append(f"| {r['budget']:g} | {rev['value']:.3f} ({rev['nfe']:.1f}: {rev['label']}) | "
+                             + " | ".join(cells) + " |")
         lines += [""]
     lines += ["![fronts](pareto.png)", ""]
     return "\n".join(lines)
@@ -198,7 +237,12 @@ def main() -> None:
         if (ROOT / "checkpoints" / name / "model.safetensors").exists():
             all_res[name] = run_task(name, args, cache)
     meta = {"command": "python benchmarks/pareto.py " + " ".join(sys.argv[1:]), "minutes": (time.time() - t0) / 60}
-    (RESULTS / "pareto.json").write_text(json.dumps({"meta": meta, "tasks": all_res}, indent=1) + "\n")
+    def saved(obj):  # the per-item scores stay in the cache, not in the JSON
+        if isinstance(obj, dict):
+            return {k: saved(v) for k, v in obj.items() if not k.startswith("_")}
+        return [saved(v) for v in obj] if isinstance(obj, list) else obj
+
+    (RESULTS / "pareto.json").write_text(json.dumps({"meta": meta, "tasks": saved(all_res)}, indent=1) + "\n")
     _plot(all_res)
     (RESULTS / "pareto.md").write_text(_markdown(all_res, meta))
     print((RESULTS / "pareto.md").read_text())
