@@ -47,9 +47,10 @@ REMDM_RULES = ("cap", "rescale", "conf", "loop")
 WINO_THRESHOLDS = ((0.5, 0.9), (0.6, 0.9), (0.7, 0.9), (0.8, 0.9))
 
 
-def _point(family: str, label: str, scores: np.ndarray, nfe: np.ndarray) -> dict:
-    """One configuration; its per-item scores ride along under ``_scores`` (for paired differences; not saved)."""
-    return {"family": family, "label": label, "value": float(scores.mean()),
+def _point(family: str, label: str, scores: np.ndarray, nfe: np.ndarray, base: "str | None" = None) -> dict:
+    """One configuration; its per-item scores ride along under ``_scores`` (for paired differences; not saved).
+    ``base`` labels, for a revising decoder, the configuration it revises on top of (the same without revision)."""
+    return {"family": family, "label": label, "value": float(scores.mean()), "base": base,
             "stderr": float(scores.std(ddof=1) / math.sqrt(len(scores))), "nfe": float(nfe.mean()), "_scores": scores}
 
 
@@ -57,9 +58,10 @@ def _point(family: str, label: str, scores: np.ndarray, nfe: np.ndarray) -> dict
 NON_REVISING = ("fixed schedules", "adaptive", "schedule-aware adaptive")
 
 
-def _revision_rows(ladder: list[dict]) -> list[dict]:
-    """Per budget: the best revising configuration against the best non-revising one and against the best of
-    what it revises on top of (same positions and temperature), as paired differences over the same items."""
+def _revision_rows(ladder: list[dict], points: list[dict]) -> list[dict]:
+    """Per budget: the best revising configuration against the best non-revising one within the budget and
+    against its own base (the same configuration without revision, at its own calls), paired over the items."""
+    by_label = {p["label"]: p for p in points}
     rows = []
     for row in ladder:
         rev = row.get("revising")
@@ -68,7 +70,7 @@ def _revision_rows(ladder: list[dict]) -> list[dict]:
         others = [row[f] for f in NON_REVISING if row.get(f)]
         best = max(others, key=lambda p: p["value"]) if others else None
         out = {"budget": row["budget"], "revising": rev}
-        for key, ref in (("vs_best", best), ("vs_base", row.get("without revision"))):
+        for key, ref in (("vs_best", best), ("vs_base", by_label.get(rev.get("base")))):
             if ref is not None:
                 d = rev["_scores"] - ref["_scores"]
                 out[key] = {"ref": ref, "diff": float(d.mean()), "stderr": float(d.std(ddof=1) / math.sqrt(len(d)))}
@@ -95,7 +97,7 @@ def revising_points(items, cfg: dict, tuned: str, L: int, cache: dict) -> list[d
             for spec in (["linear", tuned] if rule == "cap" else ["linear"]):
                 label = f"remdm {rule} {spec} N={n}"
                 s, nfe = _cell(cache, f"{tag}|{label}", items.sampler("remdm", sigma=rule, schedule=spec, steps=n))
-                points.append(_point("revising", label, s, nfe))
+                points.append(_point("revising", label, s, nfe, base=f"ancestral {spec} N={n} T=1"))
         for spec in ("linear", tuned):
             label = f"ancestral {spec} N={n} T=1"
             s, nfe = _cell(cache, f"{tag}|{label}", items.sampler("ancestral", schedule=spec, steps=n))
@@ -104,7 +106,7 @@ def revising_points(items, cfg: dict, tuned: str, L: int, cache: dict) -> list[d
         for temp in (0.0, 1.0):
             label = f"remdm-llada linear N={n} T={temp:g}"
             s, nfe = _cell(cache, f"{tag}|{label}", items.sampler("remdm-llada", steps=n, temperature=temp))
-            points.append(_point("revising", label, s, nfe))
+            points.append(_point("revising", label, s, nfe, base=f"fixed linear N={n}" + (" T=1" if temp else "")))
             if temp:
                 label = f"fixed linear N={n} T=1"
                 s, nfe = _cell(cache, f"{tag}|{label}", items.sampler("fixed", steps=n, temperature=1.0))
@@ -113,7 +115,7 @@ def revising_points(items, cfg: dict, tuned: str, L: int, cache: dict) -> list[d
         for draft, verify in WINO_THRESHOLDS:
             label = f"wino {draft}/{verify}"
             s, nfe = _cell(cache, f"{tag}|{label}", items.sampler("wino", threshold=draft, verify_threshold=verify))
-            points.append(_point("revising", label, s, nfe))
+            points.append(_point("revising", label, s, nfe, base=f"threshold {draft}"))
     return points
 
 
@@ -158,7 +160,7 @@ def run_task(name: str, args, cache: dict) -> dict:
             row[f] = best
         ladder.append(row)
     return {"metric": task.metric, "L": task.gen_len, "n": len(items.test), "tuned": tuned, "points": points,
-            "fronts": fronts, "ladder": ladder, "revision": _revision_rows(ladder), "seconds": time.time() - t0}
+            "fronts": fronts, "ladder": ladder, "revision": _revision_rows(ladder, points), "seconds": time.time() - t0}
 
 
 def _plot(all_res: dict) -> None:
@@ -207,15 +209,16 @@ def _markdown(all_res: dict, meta: dict) -> str:
             lines.append(f"| {row['budget']:g} | " + " | ".join(cells) + " |")
         if res.get("revision"):
             lines += ["", "Revision, paired over the same items (Δ ± paired s.e.; > 0: the revising decoder is better): "
-                      "the best revising configuration within each budget against the best that never revises, and "
-                      "against the best of what it revises on top of (the same positions and temperature without "
-                      "revision).", "",
-                      "| budget | best revising | − best non-revising | − without revision |", "|---|---|---|---|"]
+                      "the best revising configuration within each budget against the best that never revises within "
+                      "the budget, and against its own base — the same positions, counts or threshold and temperature "
+                      "without revision, at the base's own mean calls (shown).", "",
+                      "| budget | best revising | − best non-revising | − its base (calls) |", "|---|---|---|---|"]
             for r in res["revision"]:
                 cells = []
                 for key in ("vs_best", "vs_base"):
                     c = r.get(key)
-                    cells.append("—" if c is None else f"{c['diff']:+.3f} ± {c['stderr']:.3f} ({c['ref']['label']})")
+                    cells.append("—" if c is None else
+                                 f"{c['diff']:+.3f} ± {c['stderr']:.3f} ({c['ref']['label']}, {c['ref']['nfe']:.1f})")
                 rev = r["revising"]
                 lines.append(f"| {r['budget']:g} | {rev['value']:.3f} ({rev['nfe']:.1f}: {rev['label']}) | "
                              + " | ".join(cells) + " |")
