@@ -213,7 +213,7 @@ def test_bad_input_is_refused():
         exact_sampler(den, "remdm", "linear", 4, options={"eta": 1.5})
     with pytest.raises(ValueError, match="above \\(1 - loop_alpha\\)/loop_alpha"):
         exact_sampler(den, "remdm", "linear", 20, options={"sigma": "loop", "eta": 0.5})
-    with pytest.raises(ValueError, match="too few for the loop phases"):
+    with pytest.raises(ValueError, match="leave no step for the loop phase"):
         exact_sampler(den, "remdm", "linear", 1, options={"sigma": "loop"})
     with pytest.raises(ValueError, match="does not take 'remasking'"):
         exact_sampler(den, "remdm", "linear", 4, remasking="random")

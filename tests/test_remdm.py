@@ -278,11 +278,18 @@ def test_remdm_llada_published_setting_makes_twice_the_calls():
     ({"sigma": "loop", "revise_from": 0.5}, "revise_from does not apply to sigma='loop'"),
     ({"sigma": "switch"}, "'switch'"),
     ({"revise_from": 1.0}, "revise_from must lie in [0, 1)"),
+    ({"sigma": "cap", "loop_alpha": 0.3}, "loop_alpha applies to sigma='loop' only"),
+    ({"sigma": "loop", "steps": 2}, "2 steps leave no step for the loop phase"),
 ])
 def test_bad_remdm_options(options, needle):
     with pytest.raises(ValueError) as err:
-        make_sampler("remdm", steps=8, **options)(denoiser(Tiny()), PROMPTS, 8, pad_id=0)
+        make_sampler("remdm", **{"steps": 8, **options})(denoiser(Tiny()), PROMPTS, 8, pad_id=0)
     assert needle in str(err.value)
+
+
+def test_remdm_llada_refuses_a_remask_count_of_the_whole_block():
+    with pytest.raises(ValueError, match="remask_count 8 must be below the block length 8"):
+        make_sampler("remdm-llada", steps=8, remask_count=8)(denoiser(Tiny()), PROMPTS, 8, pad_id=0)
 
 
 def test_remdm_takes_no_option_it_cannot_honour():
@@ -436,6 +443,8 @@ def test_tune_the_exact_objective_of_remdm(tmp_path, capsys):
     (["--pareto", "--objective", "task", "--task", "countdown", "--checkpoint", CKPT, "--sampler", "remdm",
       "--eta", "0.1"], "--eta does not apply to --pareto"),
     (["--objective", "exact", "--dist", "toy1", "--sampler", "remdm", "--sigma", "conf"], "no law for sigma='conf'"),
+    (["--objective", "exact", "--dist", "toy1", "--sampler", "remdm", "--remask-count", "3"],
+     "--remask-count does not apply to the remdm sampler"),
 ])
 def test_tune_refuses_revision_flags_it_cannot_honour(argv, needle, capsys, tmp_path):
     assert main(["tune", *argv, "-N", "8", "--strategy", "tpe", "--storage", f"sqlite:///{tmp_path}/x.db"]) == 2
@@ -472,6 +481,12 @@ def test_revision_with_an_exact_cache_is_token_identical(name, options):
         out = make_sampler(name, block_length=4, cache=cache, cache_refresh=1, **options)(
             den, prompts, 8, generator=torch.Generator().manual_seed(9))
         assert torch.equal(out.tokens, base.tokens) and torch.equal(out.nfe, base.nfe)
+    spans = []
+    span = den.span
+    den.span = lambda *a, **k: spans.append(1) or span(*a, **k)  # the cached path, refreshed only at block starts
+    out = make_sampler(name, block_length=4, cache="prefix", **options)(
+        den, prompts, 8, generator=torch.Generator().manual_seed(9))
+    assert spans and not bool((out.generated == MASK).any())
 
 
 def test_stop_at_eos_under_revision_stops_a_row_exactly_where_it_finished():

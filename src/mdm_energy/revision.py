@@ -13,7 +13,7 @@ state before the step:
 These are the only probabilities that keep the forward marginals :math:`q(x_t \mid x_0)` of the masking
 process for every :math:`\sigma_k` in :math:`[0, \sigma^{\max}_k]`, :math:`\sigma^{\max}_k =
 \min\{1, (1 - \alpha_k)/\alpha_{k-1}\}` (above it, :math:`1 - c_k < 0`); :math:`\sigma = 0` is the MDLM
-ancestral step. The ``sigma`` rules choose :math:`\sigma_k`:
+ancestral step (in law: the torch samplers draw their random numbers differently). The ``sigma`` rules choose :math:`\sigma_k`:
 
 ========  ==========================================================================================
 ``cap``      :math:`\sigma_k = \min\{\eta, (1-\alpha_k)/\alpha_{k-1}\}` (:math:`\eta` while :math:`\alpha_{k-1} = 0`)
@@ -85,7 +85,7 @@ class RevisionPlan:
     def steps(self) -> int:
         return int(self.sigma.shape[0])
 
-    def reveal(self, k: int, sigma: "float | np.ndarray" = None) -> "float | np.ndarray":
+    def reveal(self, k: int, sigma: "float | np.ndarray | None" = None) -> "float | np.ndarray":
         r""":math:`c_k`: the probability that a position masked before step ``k`` (1-based) is revealed by it, for
         the step's :math:`\sigma` (``conf``: :math:`\sigma = 0` for masked positions, the default there)."""
         a_t, a_s = float(self.alpha[k - 1]), float(self.alpha[k])
@@ -108,25 +108,31 @@ def _phase_alpha(schedule: Schedule, steps: int) -> np.ndarray:
 
 
 def revision_plan(schedule: "Schedule | str", steps: int, rule: str, eta: "float | None" = None,
-                  revise_from: float = 0.0, loop_start: float = LOOP_DEFAULTS["loop_start"],
-                  loop_end: float = LOOP_DEFAULTS["loop_end"], loop_alpha: float = LOOP_DEFAULTS["loop_alpha"],
-                  length: "int | None" = None) -> RevisionPlan:
+                  revise_from: float = 0.0, loop_start: "float | None" = None, loop_end: "float | None" = None,
+                  loop_alpha: "float | None" = None, length: "int | None" = None) -> RevisionPlan:
     r"""The plan of ``steps`` ReMDM steps (module docstring) on ``schedule`` with the σ ``rule``.
 
     ``eta`` ``None`` takes the authors' value for the rule (:func:`default_eta`, by ``steps`` against the
-    block ``length``). For ``conf``, ``sigma`` holds :math:`\eta\,\sigma^{\max}_k`. Raises ``ValueError``
+    block ``length``), the ``loop_*`` phases ``None`` the authors' (:data:`LOOP_DEFAULTS`; they apply to ``loop``
+    only). For ``conf``, ``sigma`` holds :math:`\eta\,\sigma^{\max}_k`. Raises ``ValueError``
     naming the bad value: an unknown rule, η outside [0, 1] (or above :math:`(1-\alpha_{\rm on})/\alpha_{\rm on}`
-    for ``loop``), loop phases that do not fit (:math:`0 < s < e < 1`; fewer than 2 steps).
+    for ``loop``), loop phases given to another rule or that do not fit (:math:`0 < s < e < 1`; no step left for
+    the loop phase).
     """
     if rule not in SIGMA_RULES:
         raise ValueError(f"unknown sigma rule {rule!r} (known: {', '.join(SIGMA_RULES)})")
     s = parse_schedule(schedule)
     if eta is None:
         eta = default_eta(rule, steps, length if length is not None else steps)
-    if eta is not None and not (isinstance(eta, (int, float)) and math.isfinite(eta) and 0.0 <= eta <= 1.0):
+    if not (isinstance(eta, (int, float)) and not isinstance(eta, bool) and math.isfinite(eta) and 0.0 <= eta <= 1.0):
         raise ValueError(f"eta must be a probability in [0, 1], got {eta!r}")
     if not 0.0 <= revise_from < 1.0:
         raise ValueError(f"revise_from must lie in [0, 1), got {revise_from!r}")
+    given = {k: v for k, v in (("loop_start", loop_start), ("loop_end", loop_end), ("loop_alpha", loop_alpha))
+             if v is not None}
+    if given and rule != "loop":
+        raise ValueError(f"{next(iter(given))} applies to sigma='loop' only, got sigma={rule!r}")
+    loop_start, loop_end, loop_alpha = ({**LOOP_DEFAULTS, **given}[k] for k in LOOP_DEFAULTS)
     t = s.grid(steps)
     if rule == "loop":
         if revise_from:
@@ -144,9 +150,9 @@ def revision_plan(schedule: "Schedule | str", steps: int, rule: str, eta: "float
         n1 = max(1, math.ceil(loop_start * steps - 1e-9))
         n3 = max(1, steps - math.ceil(loop_end * steps - 1e-9))
         n2 = steps - n1 - n3
-        if n2 < 0:
-            raise ValueError(f"{steps} steps are too few for the loop phases: the first and the last phase need a "
-                             "step each")
+        if n2 < 1:
+            raise ValueError(f"{steps} steps leave no step for the loop phase (loop_start={loop_start!r}, "
+                             f"loop_end={loop_end!r}: {n1} step(s) before it and {n3} after)")
         alpha = np.concatenate([loop_alpha * _phase_alpha(s, n1), np.full(n2, loop_alpha),
                                 loop_alpha + (1.0 - loop_alpha) * _phase_alpha(s, n3)[1:]])
         sigma = np.concatenate([np.zeros(n1), np.full(n2, float(eta)), np.zeros(n3)])

@@ -194,6 +194,7 @@ def _objective(args: argparse.Namespace):
             raise CLIError("--temperature does not apply to --objective exact (exact laws are at temperature 1)")
         if args.limit is not None:
             raise CLIError("--limit does not apply to --objective exact (an exact objective has no items)")
+        check_sampler_options(args.sampler, given_sampler_options(args))  # none silently dropped
         den, opts = load_exact(args)
         objective = ExactKLObjective(den, args.sampler, args.steps, opts.get("remasking"), revision_options(
             {k: v for k, v in given_sampler_options(args).items() if k in opts}))

@@ -158,6 +158,8 @@ class MDMTransformer(nn.Module):
             positions = torch.arange(start, start + S, device=tokens.device)
         if pairwise and tuple(attention_mask.shape) != (B, 1, S, S):
             raise ValueError(f"a pairwise attention mask of shape {tuple(attention_mask.shape)}; expected {(B, 1, S, S)}")
+        if pairwise and attention_mask.dtype != torch.bool:  # an additive 0/-inf mask read as bool would be inverted
+            raise ValueError(f"a pairwise attention mask must be boolean (True = may attend), got {attention_mask.dtype}")
         h = self.tok(tokens) + self.pos(positions)
         key_mask = None if attention_mask is None else (
             attention_mask.bool() if pairwise else attention_mask.bool()[:, None, None, :])

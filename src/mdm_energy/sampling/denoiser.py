@@ -87,7 +87,7 @@ def plain_positions(denoiser: Denoiser, attention_mask: "Tensor | None", batch: 
     """``(B, T)``: the position ids of the denoiser's plain call on a canvas (``0 .. T - 1`` unless it says)."""
     own = getattr(denoiser, "position_ids", None)
     if callable(own):
-        return own(attention_mask, length).to(device)
+        return own(attention_mask, length).to(device).expand(batch, length)
     return torch.arange(length, device=device).expand(batch, length)
 
 

@@ -36,12 +36,18 @@ __all__ = ["ReMDMSampler", "ReMDMLowConfidenceSampler"]
 
 @dataclass(frozen=True)
 class RevisionSteps(Plan):
-    """A block's plan for a revising sampler: per step the reveal probability ``reveal`` (``remdm``) or the
-    count ``counts`` (``remdm-llada``), and the re-masking probability ``sigma`` or count ``remasks``."""
+    """A block's plan for a revising sampler, per loop turn: the reveal probability ``reveal`` and re-masking
+    probability ``sigma`` (``remdm``), or the tokens to commit ``commits`` (``None``: as many as the turn
+    re-masked) and to re-mask first ``remasks`` (``remdm-llada``)."""
 
     sigma: tuple[float, ...] = ()
+    commits: tuple["int | None", ...] = ()
     remasks: tuple[int, ...] = ()
     rule: str = ""
+
+    @property
+    def steps(self) -> int:
+        return max(super().steps, len(self.commits))
 
 
 class ReMDMSampler(ScheduledSampler):
@@ -53,9 +59,9 @@ class ReMDMSampler(ScheduledSampler):
     sigma: str
     eta: "float | None"
     revise_from: float
-    loop_start: float
-    loop_end: float
-    loop_alpha: float
+    loop_start: "float | None"
+    loop_end: "float | None"
+    loop_alpha: "float | None"
 
     def plan(self, gen_length: int, num_blocks: int) -> RevisionSteps:
         """The revision plan of one block (every block uses the same); bad η or loop phases raise ``ValueError``."""
@@ -79,7 +85,8 @@ class ReMDMSampler(ScheduledSampler):
 
     def need(self, run: RunState, block: Block, masked: Tensor) -> Tensor:
         """Decide, from the state before the step, which masked positions reveal and which committed ones are
-        masked again; rows that reveal something need the call, the others are re-masked at once."""
+        masked again; rows that reveal something need the call, the others are re-masked at once (no call, so
+        the callback sees those re-masks at the row's next call)."""
         plan, k = run.plan, block.step
         x = run.canvas.x
         rows = run.active.nonzero(as_tuple=True)[0]
@@ -121,18 +128,23 @@ class ReMDMLowConfidenceSampler(ScheduledSampler):
 
     name = "remdm-llada"
     remask_count: int
-    loop_start: float
+    loop_start: "float | None"
     loop_steps: "int | None"
 
     def plan(self, gen_length: int, num_blocks: int) -> RevisionSteps:
-        """Per loop turn of a block: tokens to commit and tokens to re-mask first (``-1``: as many as re-masked)."""
+        """Per loop turn of a block: tokens to commit and tokens to re-mask first; ``ValueError`` when
+        ``remask_count`` is not below the block length (a loop call would re-mask the whole block)."""
+        block = gen_length // num_blocks
+        if self.remask_count >= block:
+            raise ValueError(f"remask_count {self.remask_count} must be below the block length {block}")
         counts = self.block_counts(gen_length, num_blocks)
         n = len(counts)
-        before = math.ceil(self.loop_start * n - 1e-9)
+        start = self.loop_start if self.loop_start is not None else self.declaration().defaults["loop_start"]
+        before = math.ceil(start * n - 1e-9)
         loop = self.loop_steps if self.loop_steps is not None else n
-        commits = counts[:before] + (-1,) * loop + counts[before:]
+        commits = counts[:before] + (None,) * loop + counts[before:]
         remasks = (0,) * before + (self.remask_count,) * loop + (0,) * (n - before)
-        return RevisionSteps(counts=commits, remasks=remasks)
+        return RevisionSteps(commits=commits, remasks=remasks)
 
     def begin(self, run: RunState) -> None:
         run.scratch["confidence"] = torch.full(run.canvas.x.shape, float("inf"), dtype=torch.float64,
@@ -156,8 +168,8 @@ class ReMDMLowConfidenceSampler(ScheduledSampler):
             self.remask(run, rows, chosen)
             take[rows] = chosen.sum(-1)
             masked = self._masked(run, block.positions)
-        elif plan.counts[k] > 0:
-            take[:] = plan.counts[k]
+        elif plan.commits[k]:
+            take[:] = plan.commits[k]
         block.scratch = take
         return masked.any(-1) & (take > 0)
 

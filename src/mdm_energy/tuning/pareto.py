@@ -177,7 +177,8 @@ class ParetoSpace:
             out["steps"] = trial.suggest_categorical("steps", list(self.steps)) if len(self.steps) > 1 else self.steps[0]
         for name, lo, hi, log in self._options(sampler):
             if _AT_LEAST.get(name) in out:  # searched from the value it may not fall below
-                lo = min(max(lo, out[_AT_LEAST[name]]), hi)
+                lo = max(lo, out[_AT_LEAST[name]])
+                hi = max(hi, lo)
             if isinstance(takes.get(name), int) and not isinstance(takes.get(name), bool):
                 out[name] = trial.suggest_int(name, math.ceil(lo), math.floor(hi), log=log)
             else:
