@@ -35,7 +35,15 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from real_tasks import CONFIG, RESULTS, ROOT, TestItems, _cache, _cell  # noqa: E402
+from real_tasks import CONFIG, RESULTS, ROOT, TestItems, _cache  # noqa: E402
+from real_tasks import _cell as _cached_cell  # noqa: E402
+
+#: The cache keys of every cell this run read, for the compute time of what the tables show.
+USED: list[str] = []
+
+
+def _cell(cache, key, run):
+    return _cached_cell(cache, key, run, USED)
 
 FIXED = ["linear", "sin2", "beta:0.9,0.3", "beta:1,0.2"]
 ADAPTIVE = [("threshold", {"threshold": t}) for t in (0.3, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)] + \
@@ -179,6 +187,11 @@ def _plot(all_res: dict) -> None:
                         fmt="o", ms=3, color=f"C{k}", capsize=2)
         ax.set(xscale="log", xlabel="mean model calls per answer", ylabel=res["metric"],
                title=f"{name} (L={res['L']}, n={res['n']})")
+        from matplotlib.ticker import FixedLocator, NullFormatter, ScalarFormatter
+
+        ax.xaxis.set_major_locator(FixedLocator([r["budget"] for r in res["ladder"]]))  # the budgets, plainly
+        ax.xaxis.set_major_formatter(ScalarFormatter())
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     fig.tight_layout()
@@ -188,7 +201,9 @@ def _plot(all_res: dict) -> None:
 
 def _markdown(all_res: dict, meta: dict) -> str:
     lines = ["# Quality against model calls: schedules, adaptive decoding, and both together", "",
-             f"Regenerate: `{meta['command']}` ({meta['minutes']:.0f} min). Same test items and per-item seeds as "
+             f"Regenerate: `{meta['command']}` ({meta['minutes']:.0f} min this run, reading cached cells; computing "
+             f"every cell took {meta['compute_minutes']:.0f} min in all, summed per cell, on 2 cores shared with other "
+             "work, so take the times as rough). Same test items and per-item seeds as "
              "real_tasks.md; low_confidence candidates at temperature 0 unless a label says otherwise (`remdm` and "
              "`ancestral` draw at temperature 1, as ReMDM's authors do; `T=1` marks the others). For each budget (a fixed schedule's step count), the best "
              "quality each family reaches within that many mean model calls per answer (± s.e.).", ""]
@@ -222,6 +237,15 @@ def _markdown(all_res: dict, meta: dict) -> str:
                 rev = r["revising"]
                 lines.append(f"| {r['budget']:g} | {rev['value']:.3f} ({rev['nfe']:.1f}: {rev['label']}) | "
                              + " | ".join(cells) + " |")
+            verdict = {"wins": [], "ties": [], "loses": []}
+            for r in res["revision"]:
+                c = r.get("vs_best")
+                if c is not None:
+                    key = "wins" if c["diff"] > 2 * c["stderr"] else "loses" if c["diff"] < -2 * c["stderr"] else "ties"
+                    verdict[key].append(f"{r['budget']:g}")
+            lines += ["", "Against the best decoder that never revises, within 2 paired s.e.: revision wins at budgets "
+                      + (", ".join(verdict["wins"]) or "none") + "; ties at " + (", ".join(verdict["ties"]) or "none")
+                      + "; loses at " + (", ".join(verdict["loses"]) or "none") + "."]
         lines += [""]
     lines += ["![fronts](pareto.png)", ""]
     return "\n".join(lines)
@@ -239,7 +263,8 @@ def main() -> None:
     for name in [t for t in args.tasks.split(",") if t]:
         if (ROOT / "checkpoints" / name / "model.safetensors").exists():
             all_res[name] = run_task(name, args, cache)
-    meta = {"command": "python benchmarks/pareto.py " + " ".join(sys.argv[1:]), "minutes": (time.time() - t0) / 60}
+    meta = {"command": "python benchmarks/pareto.py " + " ".join(sys.argv[1:]), "minutes": (time.time() - t0) / 60,
+            "compute_minutes": sum(float(cache[f"{k}|t"][0]) for k in dict.fromkeys(USED) if f"{k}|t" in cache) / 60}
     def saved(obj):  # the per-item scores stay in the cache, not in the JSON
         if isinstance(obj, dict):
             return {k: saved(v) for k, v in obj.items() if not k.startswith("_")}
