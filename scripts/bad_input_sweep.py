@@ -246,7 +246,26 @@ def cases(f: Path) -> list[tuple[list[str], str]]:
             (ev + ["-N", "12", "--cache", "prefix", "--block-length", "8", "--json"], "ok"),
             (ev + ["--sampler", "threshold-floor", "-N", "8", "--threshold", "2"], "refuse"),
             (ev + ["--sampler", "threshold-cap", "-N", "8", "--threshold", "nan"], "refuse"),
-            (ev + ["--sampler", "threshold-floor", "-N", "8", "--json"], "ok")]
+            (ev + ["--sampler", "threshold-floor", "-N", "8", "--json"], "ok"),
+            # the revising decoders
+            (ev + ["--sampler", "remdm", "-N", "8", "--eta", "2"], "refuse"),
+            (ev + ["--sampler", "remdm", "-N", "8", "--sigma", "loop", "--eta", "0.5"], "refuse"),
+            (ev + ["--sampler", "remdm", "-N", "8", "--sigma", "cap", "--loop-alpha", "0.5"], "refuse"),
+            (ev + ["--sampler", "remdm", "-N", "2", "--sigma", "loop"], "refuse"),
+            (ev + ["--sampler", "remdm", "-N", "8", "--revise-from", "1"], "refuse"),
+            (ev + ["--sampler", "remdm", "-N", "8", "--remasking", "margin"], "refuse"),
+            (ev + ["--sampler", "remdm", "-N", "48", "--sigma", "rescale", "--json"], "ok"),
+            (ev + ["--sampler", "remdm-llada", "-N", "8", "--remask-count", "0"], "refuse"),
+            (ev + ["--sampler", "remdm-llada", "-N", "8", "--remask-count", "24"], "refuse"),
+            (ev + ["--sampler", "remdm-llada", "-N", "8", "--loop-steps", "-1"], "refuse"),
+            (ev + ["--sampler", "remdm-llada", "-N", "8", "--json"], "ok"),
+            (ev + ["--sampler", "wino", "--threshold", "0.9", "--verify-threshold", "0.5"], "refuse"),
+            (ev + ["--sampler", "wino", "--verify-threshold", "1.5"], "refuse"),
+            (ev + ["--sampler", "wino", "--cache", "prefix", "--block-length", "8"], "refuse"),
+            (ev + ["--sampler", "wino", "--json"], "ok"),
+            (["exact", "--dist", "toy1", "--sampler", "remdm", "--schedule", "linear", "-N", "4", "--sigma", "conf"],
+             "refuse"),
+            (["exact", "--dist", "toy1", "--sampler", "remdm", "--schedule", "linear", "-N", "8", "--json"], "ok")]
     # profile
     (f / "empty.txt").write_text("")
     (f / "latin1.txt").write_bytes(b"caf\xe9\n")
