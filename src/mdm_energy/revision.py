@@ -97,14 +97,9 @@ class RevisionPlan:
         return np.clip(c, 0.0, 1.0)
 
 
-def _sigma_max(a_t: np.ndarray, a_s: np.ndarray) -> np.ndarray:
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(a_t > 0, np.minimum(1.0, (1.0 - a_s) / np.where(a_t > 0, a_t, 1.0)), 1.0)
-
-
 def _phase_alpha(schedule: Schedule, steps: int) -> np.ndarray:
-    """The schedule's α on a grid of ``steps`` steps (0 steps: the single point α = 1)."""
-    return schedule.alpha(schedule.grid(steps)) if steps else np.ones(1)
+    """The schedule's α on a grid of ``steps`` steps."""
+    return schedule.alpha(schedule.grid(steps))
 
 
 def revision_plan(schedule: "Schedule | str", steps: int, rule: str, eta: "float | None" = None,
@@ -133,7 +128,6 @@ def revision_plan(schedule: "Schedule | str", steps: int, rule: str, eta: "float
     if given and rule != "loop":
         raise ValueError(f"{next(iter(given))} applies to sigma='loop' only, got sigma={rule!r}")
     loop_start, loop_end, loop_alpha = ({**LOOP_DEFAULTS, **given}[k] for k in LOOP_DEFAULTS)
-    t = s.grid(steps)
     if rule == "loop":
         if revise_from:
             raise ValueError(f"revise_from does not apply to sigma='loop' (its phases are loop_start and loop_end), "
@@ -157,15 +151,12 @@ def revision_plan(schedule: "Schedule | str", steps: int, rule: str, eta: "float
                                 loop_alpha + (1.0 - loop_alpha) * _phase_alpha(s, n3)[1:]])
         sigma = np.concatenate([np.zeros(n1), np.full(n2, float(eta)), np.zeros(n3)])
         return RevisionPlan(rule, alpha, sigma)
+    t = s.grid(steps)
     alpha = np.asarray(s.alpha(t), dtype=np.float64)
     a_t, a_s = alpha[:-1], alpha[1:]
-    smax = _sigma_max(a_t, a_s)
-    if rule == "cap":
-        with np.errstate(divide="ignore", invalid="ignore"):
-            sigma = np.where(a_t > 0, np.minimum(eta, (1.0 - a_s) / np.where(a_t > 0, a_t, 1.0)), eta)
-    elif rule == "rescale":
-        sigma = eta * smax
-    else:
-        sigma = eta * smax  # spread over the committed positions by their confidences
+    with np.errstate(divide="ignore"):  # (1 - α_k)/α_{k-1}, +inf before anything is committed (α_{k-1} = 0)
+        ratio = np.where(a_t > 0, (1.0 - a_s) / np.where(a_t > 0, a_t, 1.0), np.inf)
+    # cap: min(η, ratio); rescale and conf: η σ^max (conf spreads it over the committed positions)
+    sigma = np.minimum(eta, ratio) if rule == "cap" else eta * np.minimum(1.0, ratio)
     sigma = np.where(t[:-1] >= revise_from - 1e-12, sigma, 0.0)
     return RevisionPlan(rule, alpha, np.clip(sigma, 0.0, 1.0))

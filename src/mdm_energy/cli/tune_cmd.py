@@ -18,6 +18,11 @@ from ._sampler_args import add_sampler_arguments, check_sampler_options, given_s
 from .exact_cmd import DIST_HELP, load_exact, revision_options
 
 
+def _given_options(args: argparse.Namespace) -> dict:
+    """The sampler flags given on the command line, but the steps (every objective takes those separately)."""
+    return {k: v for k, v in given_sampler_options(args).items() if k != "steps"}
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "tune",
@@ -162,7 +167,7 @@ def _lm_eval_objective(args: argparse.Namespace):
         raise CLIError("--workers > 1 forks processes, which CUDA does not survive: start one command per GPU "
                        "(--device cuda:K) on the same --storage and --study instead")
     sampler = str(model_args.get("sampler", "fixed"))
-    given = {k: v for k, v in given_sampler_options(args).items() if k != "steps"}
+    given = _given_options(args)
     check_sampler_options(sampler, given)
     model_args.update(given)
     objective = LMEvalObjective(model_args, args.tasks, steps=args.steps, include_path=args.include_path,
@@ -194,10 +199,10 @@ def _objective(args: argparse.Namespace):
             raise CLIError("--temperature does not apply to --objective exact (exact laws are at temperature 1)")
         if args.limit is not None:
             raise CLIError("--limit does not apply to --objective exact (an exact objective has no items)")
-        check_sampler_options(args.sampler, given_sampler_options(args))  # none silently dropped
+        given = _given_options(args)
+        check_sampler_options(args.sampler, given)  # none silently dropped
         den, opts = load_exact(args)
-        objective = ExactKLObjective(den, args.sampler, args.steps, opts.get("remasking"), revision_options(
-            {k: v for k, v in given_sampler_options(args).items() if k in opts}))
+        objective = ExactKLObjective(den, args.sampler, args.steps, opts.get("remasking"), revision_options(given))
         return objective, den.n
     from ..models import load_model
     from ..tasks import TASKS, get_task
@@ -213,7 +218,7 @@ def _objective(args: argparse.Namespace):
         raise CLIError("--steps is required")
     if args.task not in TASKS:
         raise CLIError(f"unknown task {args.task!r} (known: {', '.join(sorted(TASKS))})")
-    given = {k: v for k, v in given_sampler_options(args).items() if k != "steps"}
+    given = _given_options(args)
     check_sampler_options("fixed", given)
     task = get_task(args.task)
     model = load_model(args.checkpoint)

@@ -454,6 +454,11 @@ class Sampler(ABC):
         window[run.canvas.start:] = True
         return (x == run.denoiser.mask_id) & (in_block & window).unsqueeze(0) & run.active.unsqueeze(1)
 
+    def _committed(self, run: RunState, rows: Tensor, block: Block) -> Tensor:
+        """``(R, T)``: the committed (unmasked) positions of the current block in rows ``rows`` — what a revising
+        sampler may mask again."""
+        return block.positions & (run.canvas.x[rows] != run.denoiser.mask_id)
+
     def call_model(self, run: RunState, need: Tensor, view: "View | None" = None) -> "Step | None":
         """One guarded model call for the active rows among ``need`` (a ``(B,)`` mask); ``None`` if there are
         none. Counts the call in ``calls`` and in the NFE of those rows. The loop makes one per step; a
@@ -555,10 +560,8 @@ class Sampler(ABC):
         sees the positions masked) or at a step that needs no call."""
         if not bool(where.any()):
             return
-        x, start = run.canvas.x, run.canvas.start
-        window = torch.zeros(x.shape[1], dtype=torch.bool, device=x.device)
-        window[start:] = True
-        where = where & window & run.block.positions & ~run.canvas.prompt_mask[rows]  # this block only
+        x = run.canvas.x
+        where = where & run.block.positions  # this block only: inside the window, after every prompt token
         x[rows] = torch.where(where, torch.full_like(x[rows], run.denoiser.mask_id), x[rows])
         run.trajectory[rows] = torch.where(where, torch.zeros_like(run.trajectory[rows]), run.trajectory[rows])
 

@@ -94,9 +94,7 @@ class ReMDMSampler(ScheduledSampler):
         if rows.numel() == 0:
             block.scratch = None
             return need
-        gen = block.positions.clone()
-        gen[: run.canvas.start] = False
-        committed = (x[rows] != run.denoiser.mask_id) & gen & ~run.canvas.prompt_mask[rows]
+        committed = self._committed(run, rows, block)
         u = run.rng.uniform(rows, (x.shape[1],))
         reveal = masked[rows] & (u < plan.reveal[k])
         remask = committed & (u < self._sigma(run, rows, committed, plan.sigma[k]))
@@ -158,10 +156,7 @@ class ReMDMLowConfidenceSampler(ScheduledSampler):
         take = torch.zeros(run.active.shape, dtype=torch.long, device=run.active.device)
         if r:
             rows = run.active.nonzero(as_tuple=True)[0]
-            x = run.canvas.x[rows]
-            gen = block.positions.clone()
-            gen[: run.canvas.start] = False
-            committed = (x != run.denoiser.mask_id) & gen & ~run.canvas.prompt_mask[rows]
+            committed = self._committed(run, rows, block)
             conf = torch.where(committed, run.scratch["confidence"][rows], float("inf"))
             n = committed.sum(-1).clamp(max=r)
             chosen = select_top_k(torch.where(committed, -conf, float("-inf")), n)  # the lowest; ties: lower position

@@ -138,7 +138,7 @@ class WinoSampler(Sampler):
         above = (masked & (conf > self.threshold)).sum(-1)
         drafted = torch.minimum(above.clamp_min(1), draft_cap(masked.sum(-1)))
         draft = select_top_k(conf, drafted) & masked
-        held = block.positions & (x[rows] != run.denoiser.mask_id)  # committed in this block before this call
+        held = self._committed(run, rows, block)  # committed in this block before this call
         last = block.scratch[rows]
         block.scratch[rows] = drafted
         verify = held & (drafted > 1).unsqueeze(1)
