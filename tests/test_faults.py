@@ -40,16 +40,21 @@ def one_line(err: str) -> str:
     return err.strip()
 
 
-def start(argv: list[str], cwd: Path, marked: "str | None" = None) -> subprocess.Popen:
-    """Start ``mdm-energy ARGV``; with ``marked="module:function"`` that function first prints ``MARK`` on
-    stderr each time it is called (the only change: it then runs as usual), so the test knows its work began."""
+def start(argv: list[str], cwd: Path, marked: "str | None" = None, linger: float = 0.0) -> subprocess.Popen:
+    """Start ``mdm-energy ARGV``; with ``marked="module:function"`` (or ``module:Class.method``) that function
+    first prints ``MARK`` on stderr each time it is called, so the test knows its work began, then runs as usual
+    and, with ``linger``, waits that many seconds before returning: its work then lasts long enough for a
+    signal sent once it is seen under way to land inside it on a loaded machine."""
     cmd = CLI
     if marked:
         module, name = marked.split(":")
+        owner, _, attr = name.rpartition(".")
+        where = f"m.{owner}" if owner else "m"
         cmd = [sys.executable, "-c", (
-            f"import importlib, sys\nm = importlib.import_module({module!r})\nreal = m.{name}\n"
-            "def marked(*a, **k):\n    print('MARK', file=sys.stderr, flush=True)\n    return real(*a, **k)\n"
-            f"m.{name} = marked\nfrom mdm_energy.cli import main\nsys.exit(main(sys.argv[1:]))\n")]
+            f"import importlib, sys, time\nm = importlib.import_module({module!r})\nreal = {where}.{attr}\n"
+            "def marked(*a, **k):\n    print('MARK', file=sys.stderr, flush=True)\n    out = real(*a, **k)\n"
+            f"    time.sleep({float(linger)!r})\n    return out\n"
+            f"{where}.{attr} = marked\nfrom mdm_energy.cli import main\nsys.exit(main(sys.argv[1:]))\n")]
     return subprocess.Popen([*cmd, *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd)
 
 
@@ -131,13 +136,14 @@ def test_an_interrupted_profile_writes_no_file(tmp_path):
 
 
 def _interrupt_a_running_trial(cmd: list[str], storage: str, study: str, cwd: Path, logs: bool = False,
-                               after_one: bool = True) -> int:
+                               after_one: bool = True, slowed: "str | None" = None) -> int:
     """Start ``cmd``, SIGTERM it while it evaluates a trial (after one finished, with ``after_one``), check the
     study then holds no running trial and the interrupted one is marked for redoing; returns how many trials
-    had completed."""
+    had completed. ``slowed`` names the scoring function (as ``start``'s ``marked``) to hold for 3 s after each
+    call, so a trial seen running cannot end (and the command with it) before the signal lands."""
     import optuna
 
-    proc = start(cmd, cwd)
+    proc = start(cmd, cwd, marked=slowed, linger=3.0 if slowed else 0.0)
     opened: list = []
 
     def evaluating() -> bool:
@@ -156,7 +162,7 @@ def _interrupt_a_running_trial(cmd: list[str], storage: str, study: str, cwd: Pa
     trials = optuna.load_study(study_name=study, storage=storage).get_trials(deepcopy=False)
     assert not [t for t in trials if t.state.name == "RUNNING"]
     interrupted = [t for t in trials if t.user_attrs.get("error") == "interrupted (SIGTERM)"]
-    assert len(interrupted) <= 1  # none when the trial seen running ended before the signal came
+    assert len(interrupted) == 1 if slowed else len(interrupted) <= 1  # unslowed, the trial seen may have ended
     assert all(t.state.name == "FAIL" and t.user_attrs["stale"] for t in interrupted)
     assert leftovers(cwd) == []
     return sum(t.state.name == "COMPLETE" for t in trials)
@@ -221,7 +227,8 @@ def test_an_interrupted_lm_eval_tune_resumes(capsys, tmp_path, monkeypatch):
     argv = ["tune", "--objective", "lm-eval", "--model-args", f"pretrained={tmp_path / 'model'},{GEN}",
             "--tasks", "gen", "--include-path", str(tmp_path / "tasks"), "--steps", str(STEPS), "--strategy", "grid",
             "--a-values", "0.3,0.6,1", "--b-values", "0.4", "--storage", storage, "--study", "lm", "--json"]
-    done = _interrupt_a_running_trial(argv, storage, "lm", tmp_path, logs=True, after_one=False)
+    done = _interrupt_a_running_trial(argv, storage, "lm", tmp_path, logs=True, after_one=False,
+                                      slowed="mdm_energy.integrations.lm_eval_objective:LMEvalObjective.score_items")
     assert main(argv) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["evaluations"] == 3 and result["new_evaluations"] == 3 - done

@@ -50,15 +50,16 @@ T = TypeVar("T")
 
 
 class StorageOutage(RuntimeError):
-    """The study storage stayed unreachable for the worker's whole patience; nothing finished is lost. The
-    command line exits with its ``exit_status``."""
+    """The study storage stayed unreachable for the worker's whole patience (``seconds``, the patience the
+    worker was given, not the time its last attempt happened to end); nothing finished is lost. The command
+    line exits with its ``exit_status``."""
 
     exit_status = EXIT_STORAGE_OUTAGE
 
     def __init__(self, url: "str | None", seconds: "float | None", reason: str) -> None:
         self.url, self.seconds, self.reason = url, seconds, reason
         where = f"the study storage {url}" if url else "the study storage"
-        took = f" for {seconds:.0f} s" if seconds is not None else ""
+        took = f" for {seconds:g} s" if seconds is not None else ""
         super().__init__(f"{where} stayed unreachable{took} ({reason}); the study keeps every finished trial: "
                          "rerun the same command to resume it")
 
@@ -117,8 +118,8 @@ def patiently(call: Callable[[], T], url: "str | None", patience: float,
             now = clock()
             started = now if started is None else started
             waited = now - started
-            if waited >= patience:
-                raise StorageOutage(url, waited, _reason(exc)) from None
+            if waited >= patience:  # named by the patience: a slow last attempt under load must not change the line
+                raise StorageOutage(url, patience, _reason(exc)) from None
             sleep(min(delay, patience - waited))
             delay = min(2 * delay, _MAX_DELAY)
 
