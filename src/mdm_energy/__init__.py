@@ -74,6 +74,8 @@ _EXPORTS: dict[str, str] = {
     "ReMDMSampler": "sampling",
     "ReMDMLowConfidenceSampler": "sampling",
     "WinoSampler": "sampling",
+    "DusSampler": "sampling",
+    "DusScheduleSampler": "sampling",
     "make_sampler": "sampling",
     # tuning
     "ExactKLObjective": "tuning",

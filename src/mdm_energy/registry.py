@@ -36,6 +36,9 @@ name                      what each model call does                            e
                           and, in the same call, re-masks earlier tokens whose
                           leave-one-out probability is below
                           ``verify_threshold`` (WINO; needs pairwise calls)
+``dus``                   commits every masked position of the block's next     none (Monte Carlo only)
+                          dilated group (DUS; :mod:`mdm_energy.dilation`)
+``dus-schedule``          the same dilated order, cut by the schedule's counts  fixed-order
 ========================  ====================================================  ===========================
 
 Every sampler also takes the end-of-sequence controls of LLaDA: ``logits_eos_inf`` (the EOS logit is set
@@ -109,9 +112,10 @@ CACHE_MODES = ("none", "prefix", "dual")
 #: The temperature at which the exact engine's laws are defined (candidates from the model's own law).
 EXACT_TEMPERATURE = 1.0
 #: The output laws the exact engine computes (docs/design.md §5), and the one a sampler declares: the
-#: fixed-count law (any remasking rule), independent reveals with the ancestral or Euler probabilities, or
-#: ReMDM's reveal-and-remask chain (its ``cap``, ``rescale`` and ``loop`` rules).
-EXACT_LAWS = ("fixed-count", "ancestral", "euler", "remdm")
+#: fixed-count law (any remasking rule), independent reveals with the ancestral or Euler probabilities,
+#: ReMDM's reveal-and-remask chain (its ``cap``, ``rescale`` and ``loop`` rules), or a fixed reveal order (DUS's
+#: dilated order cut by the schedule's counts).
+EXACT_LAWS = ("fixed-count", "ancestral", "euler", "remdm", "fixed-order")
 #: Entry-point groups through which installed packages add samplers and schedule families: loading the entry
 #: point (a module, or an object in one) registers them.
 PLUGIN_GROUPS = ("mdm_energy.schedules", "mdm_energy.samplers")  # schedules first: a sampler's default may need one
@@ -378,6 +382,11 @@ for _option in (
     Option("cache_refresh", None, _optional(_positive_int("cache_refresh")),
            "recompute the whole cache every k model calls of a block (default: at each block start; 1 = exact)",
            parse=strict_int),
+    Option("dilation", 2, _positive_int("dilation"),
+           "dus: the dilation base a: strides B // a**dilation_skip, then divided by a down to 1 (1 = one group)",
+           search=SearchRange(2, 4)),
+    Option("dilation_skip", 1, _positive_int("dilation_skip"),
+           "dus: the first stride is the block length // dilation**dilation_skip (must be >= 1)"),
 ):
     register_option(_option)
 
@@ -587,6 +596,16 @@ register_sampler("wino",
                  options={"threshold": 0.6, "verify_threshold": 0.9, "temperature": 0.0, "block_length": None,
                           "cfg_scale": 0.0, **EOS_OPTIONS, "confidence_eos_eot_inf": False},
                  target=_S + "wino:WinoSampler")
+register_sampler("dus",
+                 summary="DUS: commits every masked position of the block's next dilated group (strides `B//a^e`, "
+                         "`B//a^{e+1}`, …, 1; `log2 B` groups for `a = 2`), positions fixed before the model is called",
+                 options={"dilation": 2, "dilation_skip": 1, **COMMON_OPTIONS},
+                 target=_S + "dus:DusSampler")
+register_sampler("dus-schedule",
+                 summary="DUS's dilated order cut by the schedule: step `k` commits the next `c_k` positions of the "
+                         "order (a zero-count step makes no call)",
+                 options={"schedule": "linear", "steps": 64, "dilation": 2, "dilation_skip": 1, **COMMON_OPTIONS},
+                 target=_S + "dus:DusScheduleSampler", exact_law="fixed-order")
 
 #: Names that meant something else in earlier versions, and what to write instead.
 _RENAMED = {

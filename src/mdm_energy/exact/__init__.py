@@ -3,7 +3,8 @@
 * :mod:`.distributions` — ``.npy`` laws and the built-ins ``toy1``, ``toy2``, ``markov``, ``potts``,
   ``templates``;
 * :mod:`.denoiser` — the exact denoiser (posteriors by summation) and the information curve;
-* :mod:`.laws` — exact output laws of the fixed-count (every remasking rule), ancestral and Euler samplers;
+* :mod:`.laws` — exact output laws of the fixed-count (every remasking rule), ancestral and Euler samplers, and
+  of a fixed reveal order (DUS);
 * :mod:`.revision` — the exact law of ReMDM's reveal-and-remask chain and its expected model calls;
 * :mod:`.search` — the memoised KL objective, the true optimum and the information-curve schedule.
 
@@ -25,7 +26,9 @@ from .laws import (
     exact_sampler,
     kl_divergence,
     law_confidence,
+    fixed_order_groups,
     law_fixed_count,
+    law_fixed_order,
     law_fixed_random,
     law_independent,
     law_remdm,
@@ -61,6 +64,8 @@ __all__ = [
     "kl_divergence",
     "tv_distance",
     "law_fixed_random",
+    "law_fixed_order",
+    "fixed_order_groups",
     "law_fixed_count",
     "law_independent",
     "law_confidence",

@@ -22,6 +22,10 @@ Fixed-count with a confidence-ordered remasking rule (``low_confidence``, LLaDA'
 candidates, so each step enumerates every candidate vector — exact, but only feasible for small
 :math:`d^n`.
 
+A fixed reveal order (``fixed-order``: DUS, whose step :math:`k` reveals a set :math:`G_k` of positions fixed
+before the run, :mod:`mdm_energy.dilation`) has one revealed set per step, so its law is one product,
+:math:`\prod_k \prod_{i \in G_k} q(x_i \mid x_{G_1 \cup \dots \cup G_{k-1}})` (:func:`law_fixed_order`).
+
 ReMDM (``remdm``: reveals with :math:`c_k` and re-masks committed tokens with :math:`\sigma_k`) has its own
 chain over partly masked states in :mod:`.revision` (:func:`law_remdm`); :func:`exact_sampler` reports its
 expected number of model calls.
@@ -38,6 +42,7 @@ from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 
+from ..dilation import dilated_order, order_groups
 from ..limits import check_time
 from ..registry import REMASKING, exact_check_options, sampler_spec
 from ..reveal import reveal_probabilities
@@ -52,6 +57,8 @@ __all__ = [
     "ExactResult",
     "exact_options",
     "law_fixed_random",
+    "law_fixed_order",
+    "fixed_order_groups",
     "law_independent",
     "law_confidence",
     "law_remdm",
@@ -114,6 +121,31 @@ def law_fixed_random(den: ExactDenoiser, counts: Sequence[int]) -> np.ndarray:
                 _accumulate(new, S | A, w * arr)
         f = new
     return _finish(den, f)
+
+
+def law_fixed_order(den: ExactDenoiser, groups: Sequence[Sequence[int]]) -> np.ndarray:
+    r"""Exact law of revealing the position sets ``groups`` one after the other (each token drawn from its
+    posterior given the earlier groups, independently of the rest of its group); they must partition the
+    positions. :math:`\prod_k \prod_{i \in G_k} q(x_i \mid x_{G_{<k}})`, one product (empty groups are skipped)."""
+    flat = [int(i) for g in groups for i in g]
+    if sorted(flat) != list(range(den.n)):
+        raise ValueError(f"the groups must partition the {den.n} positions, got {[list(g) for g in groups]}")
+    S, arr = 0, np.ones((1,) * den.n)
+    for group in groups:
+        step = arr
+        for i in group:
+            step = step * den.conditional(S, int(i))  # given what the earlier groups revealed only
+        arr = step
+        for i in group:
+            S |= 1 << int(i)
+    return _finish(den, {S: arr})
+
+
+def fixed_order_groups(options: Mapping[str, Any], n: int) -> list[list[int]]:
+    """The position sets of the ``fixed-order`` law of a sampler with these (validated) options over one block
+    of ``n`` positions: its dilated order (``dilation``, ``dilation_skip``) cut by the schedule's counts."""
+    counts = options["schedule"].counts(n, options["steps"]).tolist()
+    return order_groups(dilated_order(n, options["dilation"], options["dilation_skip"]), counts)
 
 
 def law_independent(den: ExactDenoiser, pis: Sequence[float]) -> np.ndarray:
@@ -269,6 +301,9 @@ def sampler_law(
         return law_fixed_count(den, counts, opts.get("remasking", "low_confidence")), counts
     if law == "remdm":
         return law_remdm(den, remdm_plan(opts, den.n))[0], None
+    if law == "fixed-order":
+        groups = fixed_order_groups(opts, den.n)
+        return law_fixed_order(den, groups), [len(g) for g in groups]
     return law_independent(den, reveal_probabilities(s, steps, law)), None
 
 

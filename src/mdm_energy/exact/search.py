@@ -26,12 +26,14 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 from scipy import optimize
 
+from ..dilation import dilated_order, order_groups
 from ..registry import sampler_spec
 from ..reveal import reveal_probabilities
 from ..schedules import Schedule, Table, parse_schedule
 from .denoiser import ExactDenoiser
 from ..revision import RevisionPlan
-from .laws import check_confidence_size, exact_options, kl_divergence, law_fixed_count, law_independent
+from .laws import (check_confidence_size, exact_options, kl_divergence, law_fixed_count, law_fixed_order,
+                   law_independent)
 from .revision import law_remdm, remdm_plan
 
 __all__ = [
@@ -64,7 +66,7 @@ class KLObjective:
         self.den, self.sampler, self.steps = den, sampler, int(steps)
         self.remasking: "str | None" = opts.get("remasking")
         self.law = sampler_spec(sampler).exact_law  # fixed-count, the reveal rule of independent reveals, or remdm
-        self.fixed = self.law == "fixed-count"
+        self.fixed = self.law in ("fixed-count", "fixed-order")  # both are laws of the per-step counts
         self.options = {k: opts[k] for k in (options or {})}
         self._opts = opts
         if self.law == "remdm":
@@ -86,7 +88,12 @@ class KLObjective:
         key = tuple(int(c) for c in counts if c)  # steps that reveal nothing do not change the law
         if key not in self._cache:
             self.evaluations += 1
-            self._cache[key] = kl_divergence(self.den.q, law_fixed_count(self.den, key, self.remasking))
+            if self.law == "fixed-order":  # DUS's dilated order cut by the counts
+                order = dilated_order(self.den.n, self._opts["dilation"], self._opts["dilation_skip"])
+                law = law_fixed_order(self.den, order_groups(order, list(key)))
+            else:
+                law = law_fixed_count(self.den, key, self.remasking)
+            self._cache[key] = kl_divergence(self.den.q, law)
         return self._cache[key]
 
     def of_reveal(self, pis: Sequence[float]) -> float:

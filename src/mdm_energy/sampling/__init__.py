@@ -15,6 +15,7 @@ from .random_reveal import AncestralSampler, EulerSampler, RandomRevealSampler
 from .remdm import ReMDMLowConfidenceSampler, ReMDMSampler
 from .rng import RowRNG
 from .wino import WinoSampler
+from .dus import DusSampler, DusScheduleSampler
 
 __all__ = [
     "Denoiser",
@@ -48,6 +49,8 @@ __all__ = [
     "ReMDMSampler",
     "ReMDMLowConfidenceSampler",
     "WinoSampler",
+    "DusSampler",
+    "DusScheduleSampler",
     "SAMPLER_CLASSES",
     "make_sampler",
     "sampler_class",
