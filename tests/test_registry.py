@@ -75,7 +75,7 @@ def test_exact_check_options():
     opts = exact_check_options("fixed", schedule="sin2", steps=3, remasking="margin")
     assert opts["temperature"] == EXACT_TEMPERATURE == 1.0 and opts["remasking"] == "margin"
     assert exact_check_options("ancestral", steps=2)["temperature"] == 1.0
-    assert sampler_names(exact=True) == ("fixed", "ancestral", "euler", "remdm")
+    assert sampler_names(exact=True) == ("fixed", "ancestral", "euler", "remdm", "dus-schedule")
     with pytest.raises(ValueError, match="temperature=1.0 only, got temperature=0.0"):
         exact_check_options("fixed", temperature=0.0)
     with pytest.raises(ValueError, match="block_length=None only"):
@@ -86,7 +86,7 @@ def test_exact_check_options():
 
 def test_scheduled_flag():
     assert [n for n in SAMPLERS if sampler_spec(n).scheduled] == ["fixed", "ancestral", "euler", "dream", "threshold-floor",
-                                                                    "threshold-cap", "remdm", "remdm-llada"]
+                                                                    "threshold-cap", "remdm", "remdm-llada", "dus-schedule"]
 
 
 def test_registry_exact_engine_and_reveal_are_torch_free():
