@@ -215,18 +215,22 @@ def test_some_rows_do_stop_early():
 
 
 def test_the_key_value_caches_apply():
-    """prefix with a refresh at every call is the plain run; dual makes the same calls."""
+    """With a refresh at every call, prefix and dual give the plain run token for token (a padded batch, blocks of 6,
+    both samplers); with the default refresh (block starts only) they make the same calls."""
     from mdm_energy.models import MDMConfig, MDMTransformer, as_denoiser
 
     torch.manual_seed(0)
     net = MDMTransformer(MDMConfig(vocab_size=V, mask_id=MASK, eos_id=EOS, pad_id=PAD, max_len=64, d_model=32,
                                    n_layers=2, n_heads=2, d_ff=64)).double().eval()
     den = as_denoiser(net)
-    plain = make_sampler("dus", block_length=8)(den, [[1, 2, 3]], 16)
-    exact = make_sampler("dus", block_length=8, cache="prefix", cache_refresh=1)(den, [[1, 2, 3]], 16)
-    dual = make_sampler("dus", block_length=8, cache="dual")(den, [[1, 2, 3]], 16)
-    assert exact.generated.tolist() == plain.generated.tolist()
-    assert plain.nfe.tolist() == exact.nfe.tolist() == dual.nfe.tolist() == [6]
+    for name, opts in (("dus", {}), ("dus-schedule", {"steps": 12, "schedule": "sin2"})):
+        plain = make_sampler(name, block_length=6, **opts)(den, PROMPTS, 24, pad_id=PAD)
+        for mode in ("prefix", "dual"):
+            exact = make_sampler(name, block_length=6, cache=mode, cache_refresh=1, **opts)(den, PROMPTS, 24, pad_id=PAD)
+            cached = make_sampler(name, block_length=6, cache=mode, **opts)(den, PROMPTS, 24, pad_id=PAD)
+            assert exact.tokens.tolist() == plain.tokens.tolist(), (name, mode)
+            assert plain.nfe.tolist() == exact.nfe.tolist() == cached.nfe.tolist()
+            assert (cached.generated != MASK).all()
 
 
 # --- the schedule-driven variant -----------------------------------------------------------------------------------
