@@ -211,7 +211,7 @@ def test_some_rows_do_stop_early():
     """The stop cases above are not vacuous: some row stops before its last call, and one does not."""
     results = [dus_reference(tiny(seed, end_bias=3.0), p, 24, 8, seed=0, stop_at_eos=True)[1] < 9
                for seed in (0, 1, 2) for p in PROMPTS]
-    assert any(results)
+    assert any(results) and not all(results)
 
 
 def test_the_key_value_caches_apply():
@@ -404,3 +404,15 @@ def test_tune_pareto_searches_the_dilation(tmp_path, capsys):
         assert t["sampler"] == "dus" and 2 <= t["options"]["dilation"] <= 4
         assert t["command"] == f"--sampler dus --dilation {t['options']['dilation']}"
         assert t["nfe"] == len(dilated_groups(24, t["options"]["dilation"]))
+
+
+def test_tune_the_exact_objective_of_dus_schedule(tmp_path, capsys):
+    """tune --objective exact --sampler dus-schedule: each Beta schedule is scored with the fixed-order law's KL."""
+    argv = ["tune", "--objective", "exact", "--dist", "toy1", "--sampler", "dus-schedule", "-N", "3", "--strategy",
+            "tpe", "--budget", "4", "--storage", f"sqlite:///{tmp_path}/e.db", "--json"]
+    assert main(argv) == 0
+    out = json.loads(capsys.readouterr().out)
+    best = out["best"]
+    assert out["evaluations"] == 4
+    assert best["score"] == pytest.approx(exact_sampler("toy1", "dus-schedule", best["spec"], 3).kl, rel=1e-9)
+    assert out["baselines"]["linear"] == pytest.approx(exact_sampler("toy1", "dus-schedule", "linear", 3).kl)
