@@ -76,6 +76,7 @@ _EXPORTS: dict[str, str] = {
     "WinoSampler": "sampling",
     "DusSampler": "sampling",
     "DusScheduleSampler": "sampling",
+    "KlassSampler": "sampling",
     "make_sampler": "sampling",
     # tuning
     "ExactKLObjective": "tuning",

@@ -39,6 +39,10 @@ name                      what each model call does                            e
 ``dus``                   commits every masked position of the block's next     none (Monte Carlo only)
                           dilated group (DUS; :mod:`mdm_energy.dilation`)
 ``dus-schedule``          the same dilated order, cut by the schedule's counts  fixed-order
+``klass``                 commits every candidate above ``threshold`` whose     none (Monte Carlo only)
+                          last ``kl_history`` call-to-call KL divergences are
+                          below ``kl_threshold``; else the schedule's count
+                          of the most confident (KLASS)
 ========================  ====================================================  ===========================
 
 Every sampler also takes the end-of-sequence controls of LLaDA: ``logits_eos_inf`` (the EOS logit is set
@@ -387,6 +391,12 @@ for _option in (
            search=SearchRange(2, 4)),
     Option("dilation_skip", 1, _positive_int("dilation_skip"),
            "dus: the first stride is the block length // dilation**dilation_skip (must be >= 1)"),
+    Option("kl_threshold", 0.01, _positive("kl_threshold"),
+           "klass: the KL divergence (nats) between successive calls' distributions below which a position is "
+           "stable, > 0", search=SearchRange(0.001, 0.1, log=True)),
+    Option("kl_history", 2, _positive_int("kl_history"),
+           "klass: how many successive calls' KL divergences must all be below kl_threshold, >= 1",
+           search=SearchRange(1, 4)),
 ):
     register_option(_option)
 
@@ -431,6 +441,7 @@ class SamplerSpec:
     params: Mapping[str, Option] = field(default_factory=dict)
     exact_law: "str | None" = None
     target: Any = None
+    steps_required: bool = True
 
     @property
     def options(self) -> tuple[str, ...]:
@@ -445,6 +456,13 @@ class SamplerSpec:
     def scheduled(self) -> bool:
         """Whether a schedule and a number of steps drive it (else it is adaptive)."""
         return "schedule" in self.params
+
+    @property
+    def needs_steps(self) -> bool:
+        """Whether the command lines ask for the number of steps: a scheduled sampler's, unless its declaration
+        says its default means something by itself (``steps_required=False``: ``klass``, whose schedule only paces
+        a fallback)."""
+        return self.scheduled and self.steps_required
 
     def load(self) -> type:
         """The sampler class (imported on first use, so the registry itself never imports torch)."""
@@ -474,14 +492,15 @@ def _check_target(name: str, target: Any) -> Any:
 
 
 def register_sampler(name: str, *, summary: str, options: Mapping[str, Any], target: Any = None,
-                     exact_law: "str | None" = None) -> Any:
+                     exact_law: "str | None" = None, steps_required: bool = True) -> Any:
     """Declare a sampler: its ``name``, a one-line ``summary``, its ``options`` and its class ``target``.
 
     ``options`` maps each option name to this sampler's default (for an option already declared, see
     :data:`OPTIONS`) or to an :class:`Option` (a new one, declared here for every sampler). ``target`` is the
     class or a lazy ``"module:Class"`` string; without it, ``register_sampler`` returns a decorator for the
     class. Everything else — :func:`make_sampler`, the command-line flags, lm-eval's ``model_args``, the exact
-    engine (with ``exact_law``) — reads this one declaration. Refused with ``ValueError``: a name registered
+    engine (with ``exact_law``) — reads this one declaration. The command lines ask a scheduled sampler for its
+    number of steps unless ``steps_required`` is False (its default steps mean something by themselves). Refused with ``ValueError``: a name registered
     twice, an option without a declaration or validator, an unknown exact law, a malformed target.
     """
     if not isinstance(name, str) or not name or name != name.strip() or any(c.isspace() or c in ",;=" for c in name):
@@ -518,7 +537,8 @@ def register_sampler(name: str, *, summary: str, options: Mapping[str, Any], tar
             raise ValueError(f"sampler {name!r}: the default of {option.name!r} is refused by its check: {exc}") from None
 
     def add(cls: Any) -> Any:
-        spec = SamplerSpec(name, " ".join(summary.split()), MappingProxyType(params), exact_law, _check_target(name, cls))
+        spec = SamplerSpec(name, " ".join(summary.split()), MappingProxyType(params), exact_law, _check_target(name, cls),
+                           bool(steps_required))
         binds = isinstance(cls, type) and hasattr(cls, "_bind_spec") and cls.__dict__.get("name") in (None, "", name)
         if isinstance(cls, type) and hasattr(cls, "_check_options"):
             cls._check_options(spec)  # everything is checked before any table changes
@@ -606,6 +626,13 @@ register_sampler("dus-schedule",
                          "order (a zero-count step makes no call)",
                  options={"schedule": "linear", "steps": 64, "dilation": 2, "dilation_skip": 1, **COMMON_OPTIONS},
                  target=_S + "dus:DusScheduleSampler", exact_law="fixed-order")
+register_sampler("klass",
+                 summary="KLASS: commits every masked candidate with probability > `threshold` whose last "
+                         "`kl_history` call-to-call KL divergences are all < `kl_threshold`; when none, the schedule's "
+                         "count for the step (at least one) of the most confident",
+                 options={"schedule": "linear", "steps": 256, "threshold": 0.9, "kl_threshold": 0.01, "kl_history": 2,
+                          **RANKED_OPTIONS},
+                 target=_S + "klass:KlassSampler", steps_required=False)
 
 #: Names that meant something else in earlier versions, and what to write instead.
 _RENAMED = {

@@ -52,11 +52,13 @@ def run_pareto(args: argparse.Namespace) -> None:
         raise CLIError(f"unknown task {args.task!r} (known: {', '.join(sorted(TASKS))})")
     spec = sampler_spec(args.sampler)
     steps = tuple(int(v) for v in args.steps_values) if args.steps_values else ((args.steps,) if args.steps else ())
-    if spec.scheduled and not steps:
+    if spec.needs_steps and not steps:
         raise CLIError(f"--pareto with the {args.sampler} sampler needs --steps or --steps-values")
     given = given_sampler_options(args, FIXED_OPTIONS)
     check_sampler_options(args.sampler, given)
     bounds, _ = merged_numbers(args)
+    if not steps and spec.scheduled:  # a sampler whose default steps mean something by themselves (klass)
+        steps = (int(spec.defaults["steps"]),)
     space = ParetoSpace(steps=steps or (8,), threshold_bounds=args.threshold_bounds, epsilon_bounds=args.epsilon_bounds,
                         factor_bounds=args.factor_bounds, family=args.family, bounds=bounds)
     check_workers(args.workers)

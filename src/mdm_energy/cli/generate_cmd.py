@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> None:
 
     given = given_sampler_options(args)
     check_sampler_options(args.sampler, given)
-    if sampler_spec(args.sampler).scheduled and args.steps is None:
+    if sampler_spec(args.sampler).needs_steps and args.steps is None:
         raise CLIError(f"--steps is required for the {args.sampler} sampler")
     sampler = make_sampler(args.sampler, **given)
     model = load_local_model(args.model, chat={"auto": None, "yes": True, "no": False}[args.chat],

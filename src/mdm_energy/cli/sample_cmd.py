@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> None:
     spec = sampler_spec(args.sampler)
     given = given_sampler_options(args)
     check_sampler_options(args.sampler, given)
-    if spec.scheduled and args.steps is None:
+    if spec.needs_steps and args.steps is None:
         raise CLIError(f"--steps is required for the {args.sampler} sampler")
     base = {"temperature": EXACT_TEMPERATURE} if spec.exact_law else {}
     sampler = make_sampler(args.sampler, **{**base, **given})

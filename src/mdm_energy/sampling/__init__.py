@@ -10,6 +10,7 @@ from .dream import DreamSampler, dream_candidates, filter_top_k, filter_top_p
 from .factory import SAMPLER_CLASSES, make_sampler, sampler_class
 from .fixed import FixedCountSampler
 from .hybrid import ThresholdCapSampler, ThresholdFloorSampler
+from .klass import KlassSampler
 from .ops import TIE_DECIMALS, confidence_scores, draw_candidates, select_top_k
 from .random_reveal import AncestralSampler, EulerSampler, RandomRevealSampler
 from .remdm import ReMDMLowConfidenceSampler, ReMDMSampler
@@ -51,6 +52,7 @@ __all__ = [
     "WinoSampler",
     "DusSampler",
     "DusScheduleSampler",
+    "KlassSampler",
     "SAMPLER_CLASSES",
     "make_sampler",
     "sampler_class",
