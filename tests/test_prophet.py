@@ -297,6 +297,7 @@ def test_threshold_zero_exits_at_the_first_call_with_its_argmax_everywhere():
     assert out.nfe.tolist() == [1, 1, 1] and out.calls == 1
 
 
+@pytest.mark.filterwarnings("ignore:.*steps that would unmask nothing")
 @pytest.mark.parametrize("schedule,steps,block", [("linear", 8, 4), ("sin2", 6, None), ("beta:0.9,0.3", 12, 4),
                                                   ("linear", 5, None)])
 def test_without_an_exit_it_is_the_fixed_count_sampler_of_its_schedule(schedule, steps, block):

@@ -3,7 +3,8 @@ calling the model as soon as the answer is already decided.
 
 **Before the exit** the sampler is :class:`~mdm_energy.sampling.fixed.FixedCountSampler`: step :math:`k` of a
 block commits exactly the schedule's count :math:`c_k` of the block's candidates, ranked by ``remasking``
-(``linear`` counts and ``low_confidence``: LLaDA's sampler, the authors' base).
+(``linear`` counts and ``low_confidence``: LLaDA's sampler, the authors' base). As there, a zero-count step still
+calls the model — and so checks the gap — unless ``skip_empty_steps`` is set.
 
 **The exit check**, after every model call and before that call's commits, per row: with :math:`\ell_j` the
 call's logits at position :math:`j` (after guidance, untempered, over the tokens the sampler may propose) and
