@@ -238,6 +238,37 @@ def test_our_transformer_matches_the_reference(seed, gaps, block, cfg):
     assert any(s is not None and s < 16 for s in exits)
 
 
+def test_a_hugging_face_model_matches_the_reference():
+    """A tiny LLaDA-like Hugging Face model through the adapter (left padding as its attention mask), in float32."""
+    pytest.importorskip("transformers")
+    from _tiny_mdm import TinyMDM, TinyMDMConfig
+
+    from mdm_energy.integrations.huggingface import HFDenoiser
+
+    torch.manual_seed(3)
+    model = TinyMDM(TinyMDMConfig(vocab_size=V, mask_token_id=MASK, eos_token_id=EOS)).eval()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "norm" not in name:
+                p.mul_(4.0)
+
+    @torch.no_grad()
+    def row(tokens, pad):
+        am = torch.tensor([[False] * pad + [True] * (len(tokens) - pad)])
+        return model(input_ids=torch.tensor([tokens]), attention_mask=am).logits[0]
+
+    gaps = (0.45, 0.35, 0.28)  # its gaps are a few tenths
+    out = make_sampler("prophet", steps=16, block_length=4, gap_early=gaps[0], gap_mid=gaps[1], gap_late=gaps[2])(
+        HFDenoiser(model, mask_id=MASK), PROMPTS, 16, pad_id=PAD)
+    P = max(map(len, PROMPTS))
+    exits = []
+    for r, prompt in enumerate(PROMPTS):
+        want, calls, step = prophet_reference(row, prompt, P - len(prompt), 16, 16, 4, gaps)
+        assert out.generated[r].tolist() == want and int(out.nfe[r]) == calls
+        exits.append(step)
+    assert len(set(exits)) == 3 and None not in exits, exits  # three rows, three exit calls
+
+
 # --- the phases, ties and the edges ------------------------------------------------------------------------------
 
 
