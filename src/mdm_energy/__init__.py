@@ -77,6 +77,7 @@ _EXPORTS: dict[str, str] = {
     "DusSampler": "sampling",
     "DusScheduleSampler": "sampling",
     "KlassSampler": "sampling",
+    "ProphetSampler": "sampling",
     "make_sampler": "sampling",
     # tuning
     "ExactKLObjective": "tuning",

@@ -43,6 +43,10 @@ name                      what each model call does                            e
                           last ``kl_history`` call-to-call KL divergences are
                           below ``kl_threshold``; else the schedule's count
                           of the most confident (KLASS)
+``prophet``               ``fixed`` (low_confidence) until the mean top-1 −     none (Monte Carlo only)
+                          top-2 logit gap of the answer region clears the
+                          phase's threshold; then commits every masked
+                          position of the window and stops (Prophet)
 ========================  ====================================================  ===========================
 
 Every sampler also takes the end-of-sequence controls of LLaDA: ``logits_eos_inf`` (the EOS logit is set
@@ -164,6 +168,17 @@ def _positive_int(name: str, optional: bool = False) -> Callable[[Any], "int | N
         if value is None and optional:
             return None
         return positive_int(value, name)
+
+    return check
+
+
+def _non_negative_int(name: str) -> Callable[[Any], int]:
+    def check(value: Any) -> int:
+        import numbers
+
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+            raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
+        return int(value)
 
     return check
 
@@ -397,6 +412,20 @@ for _option in (
     Option("kl_history", 2, _positive_int("kl_history"),
            "klass: how many successive calls' KL divergences must all be below kl_threshold, >= 1",
            search=SearchRange(1, 4)),
+    Option("gap_early", 7.5, _non_negative("gap_early"),
+           "prophet: the mean top-1 minus top-2 logit gap over the answer region that ends decoding while the "
+           "progress is below 0.33, >= 0", search=SearchRange(1.0, 15.0, log=True)),
+    Option("gap_mid", 5.0, _non_negative("gap_mid"),
+           "prophet: the gap that ends decoding while the progress is in [0.33, 0.67), >= 0",
+           search=SearchRange(0.5, 10.0, log=True)),
+    Option("gap_late", 2.5, _non_negative("gap_late"),
+           "prophet: the gap that ends decoding once the progress is 0.67 or more, >= 0",
+           search=SearchRange(0.25, 7.5, log=True)),
+    Option("answer_start", 0, _non_negative_int("answer_start"),
+           "prophet: the offset in the generation window of the first position whose gap is monitored"),
+    Option("answer_length", None, _optional(_positive_int("answer_length")),
+           "prophet: how many positions from answer_start are monitored (default: to the end of the window)",
+           parse=strict_int),
 ):
     register_option(_option)
 
@@ -633,6 +662,16 @@ register_sampler("klass",
                  options={"schedule": "linear", "steps": 256, "threshold": 0.9, "kl_threshold": 0.01, "kl_history": 2,
                           **RANKED_OPTIONS},
                  target=_S + "klass:KlassSampler", steps_required=False)
+register_sampler("prophet",
+                 summary="Prophet: `fixed` (low_confidence) until the mean top-1 − top-2 logit gap over the answer "
+                         "region clears the phase's threshold (`gap_early` while progress < 0.33, `gap_mid` < 0.67, "
+                         "`gap_late` after); then every masked position of the window gets its candidate in that "
+                         "call and the row stops",
+                 options={"schedule": "linear", "steps": 64, "remasking": "low_confidence", "gap_early": 7.5,
+                          "gap_mid": 5.0, "gap_late": 2.5, "answer_start": 0, "answer_length": None,
+                          "temperature": 0.0, "block_length": None, "cfg_scale": 0.0, **EOS_OPTIONS,
+                          "confidence_eos_eot_inf": False, "skip_empty_steps": False},
+                 target=_S + "prophet:ProphetSampler")
 
 #: Names that meant something else in earlier versions, and what to write instead.
 _RENAMED = {

@@ -12,6 +12,7 @@ from .fixed import FixedCountSampler
 from .hybrid import ThresholdCapSampler, ThresholdFloorSampler
 from .klass import KlassSampler
 from .ops import TIE_DECIMALS, confidence_scores, draw_candidates, select_top_k
+from .prophet import ProphetSampler
 from .random_reveal import AncestralSampler, EulerSampler, RandomRevealSampler
 from .remdm import ReMDMLowConfidenceSampler, ReMDMSampler
 from .rng import RowRNG
@@ -53,6 +54,7 @@ __all__ = [
     "DusSampler",
     "DusScheduleSampler",
     "KlassSampler",
+    "ProphetSampler",
     "SAMPLER_CLASSES",
     "make_sampler",
     "sampler_class",
