@@ -86,7 +86,7 @@ def test_exact_check_options():
 
 def test_scheduled_flag():
     assert [n for n in SAMPLERS if sampler_spec(n).scheduled] == ["fixed", "ancestral", "euler", "dream", "threshold-floor",
-                                                                    "threshold-cap", "remdm", "remdm-llada"]
+                                                                    "threshold-cap", "remdm", "remdm-llada", "pc-sampler"]
 
 
 def test_registry_exact_engine_and_reveal_are_torch_free():

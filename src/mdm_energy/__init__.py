@@ -74,6 +74,7 @@ _EXPORTS: dict[str, str] = {
     "ReMDMSampler": "sampling",
     "ReMDMLowConfidenceSampler": "sampling",
     "WinoSampler": "sampling",
+    "PCSampler": "sampling",
     "make_sampler": "sampling",
     # tuning
     "ExactKLObjective": "tuning",

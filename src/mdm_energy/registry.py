@@ -36,6 +36,10 @@ name                      what each model call does                            e
                           and, in the same call, re-masks earlier tokens whose
                           leave-one-out probability is below
                           ``verify_threshold`` (WINO; needs pairwise calls)
+``pc-sampler``            ``fixed``'s counts, committed by                     none (Monte Carlo only)
+                          :math:`e^{-\lambda d}\min(-p\log(f + 10^{-9}), \alpha)`:
+                          position weight times calibrated confidence
+                          (PC-Sampler; ``token_prior`` gives :math:`f`)
 ========================  ====================================================  ===========================
 
 Every sampler also takes the end-of-sequence controls of LLaDA: ``logits_eos_inf`` (the EOS logit is set
@@ -226,6 +230,12 @@ def _steps(value: Any) -> int:
     return steps
 
 
+def _token_prior(value: Any) -> str:
+    from .token_prior import check_token_prior
+
+    return check_token_prior(value)
+
+
 def _schedule(value: Any):
     from .schedules import parse_schedule
 
@@ -378,6 +388,15 @@ for _option in (
     Option("cache_refresh", None, _optional(_positive_int("cache_refresh")),
            "recompute the whole cache every k model calls of a block (default: at each block start; 1 = exact)",
            parse=strict_int),
+    Option("position_decay", 0.25, _non_negative("position_decay"),
+           "pc-sampler: the rate lambda >= 0 of the position weight exp(-lambda d), d = the offset from the block "
+           "start (0 = no position bias)", search=SearchRange(0.0, 1.0)),
+    Option("calibration_clip", 10.0, _positive("calibration_clip"),
+           "pc-sampler: the clip alpha > 0 of the calibrated confidence min(-p log(f + 1e-9), alpha)"),
+    Option("token_prior", "uniform", _token_prior,
+           "pc-sampler: the background token frequencies f: uniform (f = 1/V), off (no calibration: the plain "
+           "confidence) or a file of token counts (JSON {id: count}, the authors' {num_token, p_baseline_dict}, "
+           "or 'id count' lines)"),
 ):
     register_option(_option)
 
@@ -587,6 +606,13 @@ register_sampler("wino",
                  options={"threshold": 0.6, "verify_threshold": 0.9, "temperature": 0.0, "block_length": None,
                           "cfg_scale": 0.0, **EOS_OPTIONS, "confidence_eos_eot_inf": False},
                  target=_S + "wino:WinoSampler")
+register_sampler("pc-sampler",
+                 summary="PC-Sampler: commits the schedule's count of the candidates with the highest position-weighted, "
+                         "calibrated confidence `e^{−λd}·min(−p·log(f + 10⁻⁹), α)` (`d`: offset in the block, `f`: "
+                         "`token_prior` frequency)",
+                 options={"schedule": "linear", "steps": 64, "position_decay": 0.25, "calibration_clip": 10.0,
+                          "token_prior": "uniform", **RANKED_OPTIONS, "skip_empty_steps": False},
+                 target=_S + "pc_sampler:PCSampler")
 
 #: Names that meant something else in earlier versions, and what to write instead.
 _RENAMED = {

@@ -11,6 +11,7 @@ from .factory import SAMPLER_CLASSES, make_sampler, sampler_class
 from .fixed import FixedCountSampler
 from .hybrid import ThresholdCapSampler, ThresholdFloorSampler
 from .ops import TIE_DECIMALS, confidence_scores, draw_candidates, select_top_k
+from .pc_sampler import PCSampler
 from .random_reveal import AncestralSampler, EulerSampler, RandomRevealSampler
 from .remdm import ReMDMLowConfidenceSampler, ReMDMSampler
 from .rng import RowRNG
@@ -48,6 +49,7 @@ __all__ = [
     "ReMDMSampler",
     "ReMDMLowConfidenceSampler",
     "WinoSampler",
+    "PCSampler",
     "SAMPLER_CLASSES",
     "make_sampler",
     "sampler_class",
