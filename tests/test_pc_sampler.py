@@ -168,6 +168,33 @@ def test_our_transformer_matches_the_reference(case, tmp_path):
     assert out.calls == steps  # one batched call per step
 
 
+@pytest.mark.parametrize("seed,block,lam", [(0, 16, 0.25), (1, 8, 1.0)])
+def test_a_hugging_face_model_matches_the_reference(seed, block, lam, tmp_path):
+    """A tiny Hugging Face masked LM behind HFDenoiser, left-padded batch, the authors' format of prior."""
+    pytest.importorskip("transformers")
+    from _tiny_mdm import TinyMDM, TinyMDMConfig
+
+    from mdm_energy.integrations.huggingface import HFDenoiser
+
+    torch.manual_seed(seed)
+    model = TinyMDM(TinyMDMConfig(vocab_size=V, mask_token_id=MASK, eos_token_id=EOS)).double().eval()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "norm" not in name:
+                p.mul_(3.0)
+    prior = _prior("file", tmp_path, seed)
+
+    def forward(tokens, am):
+        return model(input_ids=torch.tensor([tokens]), attention_mask=torch.tensor([am])).logits[0]
+
+    out = make_sampler("pc-sampler", steps=16, block_length=block, position_decay=lam, token_prior=prior)(
+        HFDenoiser(model, mask_id=MASK), PROMPTS, 16, pad_id=PAD)
+    P = max(map(len, PROMPTS))
+    for row, prompt in enumerate(PROMPTS):
+        want, stats = pc_reference(forward, prompt, 16, 16, block, lam, 10.0, prior, pad=P - len(prompt))
+        assert out.generated[row].tolist() == want and int(out.nfe[row]) == stats["calls"]
+
+
 def test_the_cases_are_not_vacuous(tmp_path):
     """The clip acts, and position weight and calibration each change what is decoded: the default output is
     neither the fixed sampler's nor that of the rule without either part."""
