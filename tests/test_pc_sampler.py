@@ -16,7 +16,7 @@ from mdm_energy.models import MDMConfig, MDMTransformer, as_denoiser
 from mdm_energy.sampling import CallableDenoiser, make_sampler
 from mdm_energy.sampling.rng import RowRNG
 from mdm_energy.schedules import Table, parse_schedule
-from mdm_energy.token_prior import read_token_counts
+from mdm_energy.token_prior import count_tokens, read_token_counts
 
 V, MASK, EOS, PAD = 24, 23, 22, 0
 CHECKPOINT = Path(__file__).resolve().parents[1] / "checkpoints" / "countdown"
@@ -323,6 +323,16 @@ def test_every_prior_format_gives_the_same_frequencies(tmp_path):
         missing = 0.0 if name == "list.json" else 1 / 15  # the list names every id up to 9, with its count
         assert table.frequency(1) == pytest.approx(missing) and table.frequency(7) == 0.0
         assert table.frequency(20) == 1 / 15  # an id the table lacks: one count
+
+
+def test_counts_of_a_corpus_round_trip_through_a_file(tmp_path):
+    table = count_tokens([[3, 5, 5], [5, 9], []])
+    assert (table.ids, table.counts, table.total) == ((3, 5, 9), (1.0, 3.0, 1.0), 5.0)
+    table.write(tmp_path / "counts.json")
+    assert json.loads((tmp_path / "counts.json").read_text()) == {"num_token": 5,
+                                                                   "p_baseline_dict": {"3": 1, "5": 3, "9": 1}}
+    assert read_token_counts(str(tmp_path / "counts.json")) == table
+    assert make_sampler("pc-sampler", token_prior=str(tmp_path / "counts.json")).token_prior.endswith("counts.json")
 
 
 @pytest.mark.parametrize("text,needle", [

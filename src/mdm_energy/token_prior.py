@@ -18,7 +18,8 @@ A file holds **counts** (non-negative numbers) per token id, in one of these for
 * text, one ``id count`` pair per line (blank lines and lines starting with ``#`` are skipped).
 
 :math:`f_v = \text{count}_v / N`, with :math:`N` the file's ``num_token`` or else the sum of the counts, and a
-token the table lacks gets :math:`1/N` (one count), as in the authors' loader. This module is torch-free: the
+token the table lacks gets :math:`1/N` (one count), as in the authors' loader. :func:`count_tokens` makes such a
+table from token ids of one's own texts (``count_tokens(ids).write("counts.json")``). This module is torch-free: the
 registry's validator reads the file (so a bad file is refused before anything runs) and the sampler turns it
 into a tensor.
 """
@@ -31,7 +32,7 @@ import os
 from dataclasses import dataclass
 from functools import lru_cache
 
-__all__ = ["PRIOR_KEYWORDS", "TokenCounts", "read_token_counts", "check_token_prior"]
+__all__ = ["PRIOR_KEYWORDS", "TokenCounts", "count_tokens", "read_token_counts", "check_token_prior"]
 
 #: The ``token_prior`` values that name no file.
 PRIOR_KEYWORDS = ("uniform", "off")
@@ -49,6 +50,30 @@ class TokenCounts:
         """:math:`f_v`: the count over ``total``, one count for a token the table lacks."""
         table = dict(zip(self.ids, self.counts))
         return table.get(token, 1.0) / self.total
+
+
+    def write(self, path: "str | os.PathLike[str]") -> None:
+        """Save the table in the authors' format, ``{"num_token": N, "p_baseline_dict": {"<id>": count}}``."""
+        table = {str(t): (int(c) if float(c).is_integer() else c) for t, c in zip(self.ids, self.counts)}
+        total = int(self.total) if float(self.total).is_integer() else self.total
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump({"num_token": total, "p_baseline_dict": table}, f)
+
+
+def count_tokens(sequences) -> TokenCounts:
+    """The count table of a corpus given as sequences of token ids (e.g. a tokenizer's output on your texts);
+    ``count_tokens(seqs).write("counts.json")`` makes a file for ``token_prior``."""
+    seen: dict[int, int] = {}
+    for seq in sequences:
+        for t in seq:
+            t = int(t)
+            if t < 0:
+                raise ValueError(f"token ids must be >= 0, got {t}")
+            seen[t] = seen.get(t, 0) + 1
+    if not seen:
+        raise ValueError("count_tokens needs at least one token")
+    ids = tuple(sorted(seen))
+    return TokenCounts(ids, tuple(float(seen[t]) for t in ids), float(sum(seen.values())))
 
 
 def _bad(path: str, why: str) -> ValueError:
