@@ -21,12 +21,15 @@ the ``schedule`` over ``steps`` split evenly over the blocks, exactly as the ``f
 (:class:`~mdm_energy.sampling.fixed.FixedCountSampler`, whose zero-count-step rules apply). With
 ``position_decay=0`` and ``token_prior='off'`` this *is* ``fixed`` with ``low_confidence`` remasking.
 
-Differences from the authors' code, all deliberate: the offset :math:`i - s` is counted from the start of
-the current block, as their code does (the paper writes it from the start of the generation; within a block
-the two rank alike, differing by the common factor :math:`e^{-\lambda s}`); the weight is float64, so it
-underflows only for :math:`\lambda (i - s) > 745` (theirs is float32 and scores 0 — a tie in unspecified order —
-past :math:`\lambda (i - s) \approx 103`); as in every sampler here, the mask token and suppressed ids are
-never proposed and are left out of the softmax; batches of any size and left-padded prompts work.
+The offset :math:`i - s` is counted from the start of the current block, as the authors' code does (the paper
+writes it from the start of the generation; within a block the two rank alike, differing by the common factor
+:math:`e^{-\lambda s}`). Deliberate differences from their code: the weight is float64, so it underflows only for
+:math:`\lambda (i - s) > 745` (theirs is float32 and scores 0 — a tie in unspecified order — past
+:math:`\lambda (i - s) \approx 103`); as in every sampler here, the mask token and suppressed ids are never
+proposed and are left out of the softmax; ties go to the lower position; batches of any size and left-padded
+prompts work. Their counts are LLaDA's (``steps`` divided evenly, the remainder on a block's first steps):
+``linear`` gives the same whenever the block's steps divide its length — as in every published setting, one
+token per step — and spreads a remainder otherwise (a ``table:`` schedule reproduces LLaDA's exactly).
 """
 
 from __future__ import annotations
