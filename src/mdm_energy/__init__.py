@@ -78,6 +78,7 @@ _EXPORTS: dict[str, str] = {
     "DusScheduleSampler": "sampling",
     "KlassSampler": "sampling",
     "ProphetSampler": "sampling",
+    "PCSampler": "sampling",
     "make_sampler": "sampling",
     # tuning
     "ExactKLObjective": "tuning",

@@ -47,6 +47,10 @@ name                      what each model call does                            e
                           top-2 logit gap of the answer region clears the
                           phase's threshold; then commits every masked
                           position of the window and stops (Prophet)
+``pc-sampler``            ``fixed``'s counts, committed by                     none (Monte Carlo only)
+                          :math:`e^{-\lambda d}\min(-p\log(f + 10^{-9}), \alpha)`:
+                          position weight times calibrated confidence
+                          (PC-Sampler; ``token_prior`` gives :math:`f`)
 ========================  ====================================================  ===========================
 
 Every sampler also takes the end-of-sequence controls of LLaDA: ``logits_eos_inf`` (the EOS logit is set
@@ -249,6 +253,12 @@ def _steps(value: Any) -> int:
     return steps
 
 
+def _token_prior(value: Any) -> str:
+    from .token_prior import check_token_prior
+
+    return check_token_prior(value)
+
+
 def _schedule(value: Any):
     from .schedules import parse_schedule
 
@@ -426,6 +436,15 @@ for _option in (
     Option("answer_length", None, _optional(_positive_int("answer_length")),
            "prophet: how many positions from answer_start are monitored (default: to the end of the window)",
            parse=strict_int),
+    Option("position_decay", 0.25, _non_negative("position_decay"),
+           "pc-sampler: the rate lambda >= 0 of the position weight exp(-lambda d), d = the offset from the block "
+           "start (0 = no position bias)", search=SearchRange(0.0, 1.0)),
+    Option("calibration_clip", 10.0, _positive("calibration_clip"),
+           "pc-sampler: the clip alpha > 0 of the calibrated confidence min(-p log(f + 1e-9), alpha)"),
+    Option("token_prior", "uniform", _token_prior,
+           "pc-sampler: the background token frequencies f: uniform (f = 1/V), off (no calibration: the plain "
+           "confidence) or a file of token counts (JSON {id: count}, the authors' {num_token, p_baseline_dict}, "
+           "or 'id count' lines)"),
 ):
     register_option(_option)
 
@@ -672,6 +691,13 @@ register_sampler("prophet",
                           "temperature": 0.0, "block_length": None, "cfg_scale": 0.0, **EOS_OPTIONS,
                           "confidence_eos_eot_inf": False, "skip_empty_steps": False},
                  target=_S + "prophet:ProphetSampler")
+register_sampler("pc-sampler",
+                 summary="PC-Sampler: commits the schedule's count of the candidates with the highest position-weighted, "
+                         "calibrated confidence `e^{−λd}·min(−p·log(f + 10⁻⁹), α)` (`d`: offset in the block, `f`: "
+                         "`token_prior` frequency)",
+                 options={"schedule": "linear", "steps": 64, "position_decay": 0.25, "calibration_clip": 10.0,
+                          "token_prior": "uniform", **RANKED_OPTIONS, "skip_empty_steps": False},
+                 target=_S + "pc_sampler:PCSampler")
 
 #: Names that meant something else in earlier versions, and what to write instead.
 _RENAMED = {

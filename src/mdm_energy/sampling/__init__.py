@@ -13,6 +13,7 @@ from .hybrid import ThresholdCapSampler, ThresholdFloorSampler
 from .klass import KlassSampler
 from .ops import TIE_DECIMALS, confidence_scores, draw_candidates, select_top_k
 from .prophet import ProphetSampler
+from .pc_sampler import PCSampler
 from .random_reveal import AncestralSampler, EulerSampler, RandomRevealSampler
 from .remdm import ReMDMLowConfidenceSampler, ReMDMSampler
 from .rng import RowRNG
@@ -55,6 +56,7 @@ __all__ = [
     "DusScheduleSampler",
     "KlassSampler",
     "ProphetSampler",
+    "PCSampler",
     "SAMPLER_CLASSES",
     "make_sampler",
     "sampler_class",
