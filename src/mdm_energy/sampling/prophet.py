@@ -43,23 +43,11 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ..exit_rule import PHASE_BOUNDS, answer_region, phase_threshold, step_numbers
 from .base import Block, Decision, RunState, Step
 from .fixed import FixedCountSampler
 
 __all__ = ["ProphetSampler", "PHASE_BOUNDS", "phase_threshold"]
-
-#: The progress at which the early phase ends and the late phase begins (the authors' fixed constants): the
-#: thresholds are ``gap_early`` for progress < 0.33, ``gap_mid`` below 0.67, ``gap_late`` from there on.
-PHASE_BOUNDS = (0.33, 0.67)
-
-
-def phase_threshold(step: int, steps: int, early: float, mid: float, late: float) -> float:
-    r"""The gap threshold :math:`\tau(n / N)` of step ``step`` (1-based) of ``steps``."""
-    progress = step / steps
-    if progress < PHASE_BOUNDS[0]:
-        return early
-    return mid if progress < PHASE_BOUNDS[1] else late
-
 
 class ProphetSampler(FixedCountSampler):
     """Prophet: the fixed-count sampler that stops once the answer region's mean top-1 minus top-2 logit gap
@@ -75,11 +63,7 @@ class ProphetSampler(FixedCountSampler):
 
     def region(self, gen_length: int) -> tuple[int, int]:
         """The answer region as window offsets ``[lo, hi)`` (``ValueError`` when it starts outside the window)."""
-        if self.answer_start >= gen_length:
-            raise ValueError(f"answer_start {self.answer_start} lies outside the generation window of {gen_length} "
-                             f"positions (offsets 0 to {gen_length - 1})")
-        hi = gen_length if self.answer_length is None else min(gen_length, self.answer_start + self.answer_length)
-        return self.answer_start, hi
+        return answer_region(gen_length, self.answer_start, self.answer_length)
 
     def begin(self, run: RunState) -> None:
         """The answer region on the canvas and each planned step's number among the steps asked for."""
@@ -90,10 +74,8 @@ class ProphetSampler(FixedCountSampler):
         where[run.canvas.start + lo: run.canvas.start + hi] = True
         blocks = len(self._blocks(L))
         per_block = self._steps_per_block(blocks)
-        numbers = list(range(per_block))
-        if len(run.plan.counts) < per_block:  # zero-count steps dropped: the others keep their numbers
-            full = self.schedule.counts(L // blocks, per_block).tolist()
-            numbers = [k for k, c in enumerate(full) if c]
+        # zero-count steps dropped from the plan: the others keep their numbers among the steps asked for
+        numbers = step_numbers(self.schedule.counts(L // blocks, per_block).tolist(), len(run.plan.counts))
         run.scratch["prophet"] = {"region": where, "numbers": numbers, "per_block": per_block,
                                   "steps": blocks * per_block}
 
