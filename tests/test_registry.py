@@ -75,7 +75,7 @@ def test_exact_check_options():
     opts = exact_check_options("fixed", schedule="sin2", steps=3, remasking="margin")
     assert opts["temperature"] == EXACT_TEMPERATURE == 1.0 and opts["remasking"] == "margin"
     assert exact_check_options("ancestral", steps=2)["temperature"] == 1.0
-    assert sampler_names(exact=True) == ("fixed", "ancestral", "euler", "remdm", "dus-schedule")
+    assert sampler_names(exact=True) == ("fixed", "ancestral", "euler", "remdm", "dus-schedule", "prophet")
     with pytest.raises(ValueError, match="temperature=1.0 only, got temperature=0.0"):
         exact_check_options("fixed", temperature=0.0)
     with pytest.raises(ValueError, match="block_length=None only"):

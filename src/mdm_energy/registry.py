@@ -43,8 +43,8 @@ name                      what each model call does                            e
                           last ``kl_history`` call-to-call KL divergences are
                           below ``kl_threshold``; else the schedule's count
                           of the most confident (KLASS)
-``prophet``               ``fixed`` (low_confidence) until the mean top-1 −     none (Monte Carlo only)
-                          top-2 logit gap of the answer region clears the
+``prophet``               ``fixed`` (low_confidence) until the mean top-1 −     fixed-count with the
+                          top-2 logit gap of the answer region clears the       exit test (one block)
                           phase's threshold; then commits every masked
                           position of the window and stops (Prophet)
 ``pc-sampler``            ``fixed``'s counts, committed by                     none (Monte Carlo only)
@@ -125,9 +125,9 @@ CACHE_MODES = ("none", "prefix", "dual")
 EXACT_TEMPERATURE = 1.0
 #: The output laws the exact engine computes (docs/design.md §5), and the one a sampler declares: the
 #: fixed-count law (any remasking rule), independent reveals with the ancestral or Euler probabilities,
-#: ReMDM's reveal-and-remask chain (its ``cap``, ``rescale`` and ``loop`` rules), or a fixed reveal order (DUS's
-#: dilated order cut by the schedule's counts).
-EXACT_LAWS = ("fixed-count", "ancestral", "euler", "remdm", "fixed-order")
+#: ReMDM's reveal-and-remask chain (its ``cap``, ``rescale`` and ``loop`` rules), a fixed reveal order (DUS's
+#: dilated order cut by the schedule's counts), or the fixed-count law with Prophet's exit test.
+EXACT_LAWS = ("fixed-count", "ancestral", "euler", "remdm", "fixed-order", "prophet")
 #: Entry-point groups through which installed packages add samplers and schedule families: loading the entry
 #: point (a module, or an object in one) registers them.
 PLUGIN_GROUPS = ("mdm_energy.schedules", "mdm_energy.samplers")  # schedules first: a sampler's default may need one
@@ -690,7 +690,7 @@ register_sampler("prophet",
                           "gap_mid": 5.0, "gap_late": 2.5, "answer_start": 0, "answer_length": None,
                           "temperature": 0.0, "block_length": None, "cfg_scale": 0.0, **EOS_OPTIONS,
                           "confidence_eos_eot_inf": False, "skip_empty_steps": False},
-                 target=_S + "prophet:ProphetSampler")
+                 target=_S + "prophet:ProphetSampler", exact_law="prophet")
 register_sampler("pc-sampler",
                  summary="PC-Sampler: commits the schedule's count of the candidates with the highest position-weighted, "
                          "calibrated confidence `e^{−λd}·min(−p·log(f + 10⁻⁹), α)` (`d`: offset in the block, `f`: "

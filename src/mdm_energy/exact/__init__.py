@@ -6,6 +6,7 @@
 * :mod:`.laws` — exact output laws of the fixed-count (every remasking rule), ancestral and Euler samplers, and
   of a fixed reveal order (DUS);
 * :mod:`.revision` — the exact law of ReMDM's reveal-and-remask chain and its expected model calls;
+* :mod:`.prophet` — the exact law of Prophet (fixed counts with an exit test) and its expected model calls;
 * :mod:`.search` — the memoised KL objective, the true optimum and the information-curve schedule.
 
 Beta grids over the exact KL run through the tuner (:func:`mdm_energy.tuning.exact_grid_study`).
@@ -35,6 +36,7 @@ from .laws import (
     sampler_law,
     tv_distance,
 )
+from .prophet import law_prophet, prophet_gaps, prophet_options
 from .revision import remdm_plan
 from .search import (
     InfoCurveSchedule,
@@ -71,6 +73,9 @@ __all__ = [
     "law_confidence",
     "law_remdm",
     "remdm_plan",
+    "law_prophet",
+    "prophet_gaps",
+    "prophet_options",
     "KLObjective",
     "Optimum",
     "InfoCurveSchedule",

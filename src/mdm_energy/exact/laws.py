@@ -28,7 +28,8 @@ before the run, :mod:`mdm_energy.dilation`) has one revealed set per step, so it
 
 ReMDM (``remdm``: reveals with :math:`c_k` and re-masks committed tokens with :math:`\sigma_k`) has its own
 chain over partly masked states in :mod:`.revision` (:func:`law_remdm`); :func:`exact_sampler` reports its
-expected number of model calls.
+expected number of model calls. Prophet (``prophet``: the fixed-count recursion with an exit test before each
+step's commits) is in :mod:`.prophet`, with its expected number of model calls too.
 
 Every law here is that of the torch sampler at temperature 1 (candidates from the model's own law),
 one block, no guidance: :func:`mdm_energy.registry.exact_check_options` gives those torch options.
@@ -61,6 +62,8 @@ __all__ = [
     "fixed_order_groups",
     "law_independent",
     "law_confidence",
+    "random_step",
+    "confidence_step",
     "law_remdm",
     "law_fixed_count",
     "sampler_law",
@@ -116,11 +119,17 @@ def law_fixed_random(den: ExactDenoiser, counts: Sequence[int]) -> np.ndarray:
             continue
         new: Law = {}
         for S, fS in f.items():
-            w = 1.0 / math.comb(den.n - popcount(S), c)
-            for A, _, arr in _subsets(den, S, fS, {c}):
-                _accumulate(new, S | A, w * arr)
+            random_step(den, S, fS, c, new)
         f = new
     return _finish(den, f)
+
+
+def random_step(den: ExactDenoiser, S: int, fS: np.ndarray, c: int, new: Law) -> None:
+    """One fixed-count ``random`` step from the revealed set ``S`` (mass ``fS``): ``c`` uniformly chosen masked
+    positions, each drawn from its posterior given :math:`x_S`; adds the outcomes into ``new``."""
+    w = 1.0 / math.comb(den.n - popcount(S), c)
+    for A, _, arr in _subsets(den, S, fS, {c}):
+        _accumulate(new, S | A, w * arr)
 
 
 def law_fixed_order(den: ExactDenoiser, groups: Sequence[Sequence[int]]) -> np.ndarray:
@@ -229,31 +238,37 @@ def law_confidence(den: ExactDenoiser, counts: Sequence[int], rule: str = "low_c
     counts = [int(c) for c in counts]
     if sum(counts) != den.n or min(counts) < 0:
         raise ValueError(f"counts must be non-negative and sum to n={den.n}, got {counts}")
-    n, shape = den.n, den.q.shape
-    f: Law = {0: np.ones((1,) * n)}
+    f: Law = {0: np.ones((1,) * den.n)}
     for c in counts:
         if c == 0:
             continue
         new: Law = {}
         for S, fS in f.items():
-            free = positions(den.full & ~S, n)
-            # Axis i of the joint array holds x_i for i in S and the candidate for i outside S.
-            conds = [den.conditional(S, i) for i in free]
-            joint = fS
-            for cd in conds:
-                joint = joint * cd
-            joint = np.broadcast_to(joint, shape).reshape(-1)
-            conf = np.stack([np.broadcast_to(_scores(den, S, i, rule), shape).reshape(-1) for i in free])
-            conf = np.round(conf, CONFIDENCE_TIE_DECIMALS)
-            order = np.argsort(-conf, axis=0, kind="stable")[:c]  # stable: ties keep position order
-            top_mask = (np.left_shift(1, np.asarray(free)[order])).sum(axis=0)
-            for T in np.unique(top_mask[joint > 0]):
-                T = int(T)
-                part = np.where(top_mask == T, joint, 0.0).reshape(shape)
-                drop = tuple(i for i in free if not T >> i & 1)  # candidates not committed are discarded
-                _accumulate(new, S | T, part.sum(axis=drop, keepdims=True) if drop else part)
+            confidence_step(den, S, fS, c, rule, new)
         f = new
     return _finish(den, f)
+
+
+def confidence_step(den: ExactDenoiser, S: int, fS: np.ndarray, c: int, rule: str, new: Law) -> None:
+    """One fixed-count step of a confidence ``rule`` from the revealed set ``S`` (mass ``fS``): a candidate for
+    every masked position from its posterior given :math:`x_S`, the ``c`` best-scored committed (ties to 12
+    decimals go to the lower position); adds the outcomes into ``new``."""
+    n, shape = den.n, den.q.shape
+    free = positions(den.full & ~S, n)
+    # Axis i of the joint array holds x_i for i in S and the candidate for i outside S.
+    joint = fS
+    for i in free:
+        joint = joint * den.conditional(S, i)
+    joint = np.broadcast_to(joint, shape).reshape(-1)
+    conf = np.stack([np.broadcast_to(_scores(den, S, i, rule), shape).reshape(-1) for i in free])
+    conf = np.round(conf, CONFIDENCE_TIE_DECIMALS)
+    order = np.argsort(-conf, axis=0, kind="stable")[:c]  # stable: ties keep position order
+    top_mask = (np.left_shift(1, np.asarray(free)[order])).sum(axis=0)
+    for T in np.unique(top_mask[joint > 0]):
+        T = int(T)
+        part = np.where(top_mask == T, joint, 0.0).reshape(shape)
+        drop = tuple(i for i in free if not T >> i & 1)  # candidates not committed are discarded
+        _accumulate(new, S | T, part.sum(axis=drop, keepdims=True) if drop else part)
 
 
 def kl_divergence(q: np.ndarray, p: np.ndarray) -> float:
@@ -293,7 +308,7 @@ def sampler_law(
     options: "Mapping[str, Any] | None" = None,
 ) -> tuple[np.ndarray, "list[int] | None"]:
     """The exact output law of ``sampler`` with ``schedule`` over ``steps`` steps (and its counts, if fixed-count);
-    ``options`` as in :func:`exact_options` (ReMDM's expected model calls: :func:`exact_sampler`)."""
+    ``options`` as in :func:`exact_options` (ReMDM's and Prophet's expected model calls: :func:`exact_sampler`)."""
     opts = exact_options(sampler, schedule, steps, remasking, options)
     s, law = opts["schedule"], sampler_spec(sampler).exact_law  # the law the sampler's declaration names
     if law == "fixed-count":
@@ -304,6 +319,11 @@ def sampler_law(
     if law == "fixed-order":
         groups = fixed_order_groups(opts, den.n)
         return law_fixed_order(den, groups), [len(g) for g in groups]
+    if law == "prophet":
+        from .prophet import law_prophet, prophet_options  # it builds on this module's steps
+
+        counts = s.counts(den.n, steps).tolist()
+        return law_prophet(den, counts, **prophet_options(opts))[0], counts
     return law_independent(den, reveal_probabilities(s, steps, law)), None
 
 
@@ -321,7 +341,8 @@ class ExactResult:
     counts: list[int] | None
     law: np.ndarray = field(repr=False)
     #: The expected number of model calls where it differs from ``nfe`` = ``steps`` (``remdm``: a step that
-    #: reveals nothing makes no call); ``None`` for the samplers that call the model at every step.
+    #: reveals nothing makes no call; ``prophet``: a run ends at its exit call); ``None`` for the samplers that
+    #: call the model at every step.
     expected_calls: "float | None" = None
 
 
@@ -338,8 +359,9 @@ def exact_sampler(
     ``remasking`` picks the rule of the ``fixed`` sampler (default, as everywhere, ``low_confidence``);
     ``options`` are further sampler options (``remdm``: ``sigma``, ``eta``, ``revise_from``, ``loop_start``,
     ``loop_end``, ``loop_alpha``). NFE counts every step, zero-token steps included (they still cost a model
-    call); for ``remdm``, whose steps that reveal nothing make no call, ``expected_calls`` is the expected
-    number of model calls.
+    call); for ``remdm``, whose steps that reveal nothing make no call, and ``prophet``, whose run ends at its
+    exit (options ``gap_early``, ``gap_mid``, ``gap_late``, ``answer_start``, ``answer_length``,
+    ``skip_empty_steps``; :mod:`.prophet`), ``expected_calls`` is the expected number of model calls.
     """
     opts = exact_options(sampler, schedule, steps, remasking, options)
     den = dist if isinstance(dist, ExactDenoiser) else ExactDenoiser(dist if isinstance(dist, ExplicitDistribution) else load_distribution(dist))
@@ -347,11 +369,17 @@ def exact_sampler(
     if rule not in (None, "random"):
         check_confidence_size(den)
     calls = None
-    if sampler_spec(sampler).exact_law == "remdm":
+    kind = sampler_spec(sampler).exact_law
+    if kind == "remdm":
         law, calls = law_remdm(den, remdm_plan(opts, den.n))
         counts = None
+    elif kind == "prophet":
+        from .prophet import law_prophet, prophet_options
+
+        counts = opts["schedule"].counts(den.n, steps).tolist()
+        law, calls = law_prophet(den, counts, **prophet_options(opts))
     else:
-        law, counts = sampler_law(den, sampler, opts["schedule"], steps, rule)
+        law, counts = sampler_law(den, sampler, opts["schedule"], steps, rule, options)
     return ExactResult(
         sampler=sampler,
         schedule=opts["schedule"].spec,

@@ -34,6 +34,7 @@ from .denoiser import ExactDenoiser
 from ..revision import RevisionPlan
 from .laws import (check_confidence_size, exact_options, kl_divergence, law_fixed_count, law_fixed_order,
                    law_independent)
+from .prophet import law_prophet, prophet_options
 from .revision import law_remdm, remdm_plan
 
 __all__ = [
@@ -54,7 +55,8 @@ class KLObjective:
     """KL(q ‖ law) of one sampler on one law for ``steps`` steps, with memoisation.
 
     Fixed-count samplers are memoised by their counts (every schedule with the same counts has the
-    same law), the others by their reveal probabilities, ReMDM (the ``remdm`` law) by its plan — the mask
+    same law; Prophet's by all its counts, zeros included: a zero-count step still tests the gap), the others
+    by their reveal probabilities, ReMDM (the ``remdm`` law) by its plan — the mask
     levels and remasking probabilities of every step, from the schedule and ``options`` (``sigma``, ``eta``,
     ``revise_from``, ``loop_*``; :func:`mdm_energy.revision.revision_plan`). ``remasking`` is the fixed-count
     sampler's rule (default, as everywhere, ``low_confidence``).
@@ -66,7 +68,7 @@ class KLObjective:
         self.den, self.sampler, self.steps = den, sampler, int(steps)
         self.remasking: "str | None" = opts.get("remasking")
         self.law = sampler_spec(sampler).exact_law  # fixed-count, the reveal rule of independent reveals, or remdm
-        self.fixed = self.law in ("fixed-count", "fixed-order")  # both are laws of the per-step counts
+        self.fixed = self.law in ("fixed-count", "fixed-order", "prophet")  # laws of the per-step counts
         self.options = {k: opts[k] for k in (options or {})}
         self._opts = opts
         if self.law == "remdm":
@@ -85,10 +87,15 @@ class KLObjective:
         return self._cache[key]
 
     def of_counts(self, counts: Sequence[int]) -> float:
-        key = tuple(int(c) for c in counts if c)  # steps that reveal nothing do not change the law
+        if self.law == "prophet":  # a zero-count step still tests the gap, at its own number: keep every step
+            key: tuple = ("prophet",) + tuple(int(c) for c in counts)
+        else:
+            key = tuple(int(c) for c in counts if c)  # steps that reveal nothing do not change the law
         if key not in self._cache:
             self.evaluations += 1
-            if self.law == "fixed-order":  # DUS's dilated order cut by the counts
+            if self.law == "prophet":
+                law = law_prophet(self.den, key[1:], **prophet_options(self._opts))[0]
+            elif self.law == "fixed-order":  # DUS's dilated order cut by the counts
                 order = dilated_order(self.den.n, self._opts["dilation"], self._opts["dilation_skip"])
                 law = law_fixed_order(self.den, order_groups(order, list(key)))
             else:
