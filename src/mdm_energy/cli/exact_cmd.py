@@ -12,6 +12,11 @@ DIST_HELP = "a built-in law (toy1, toy2, markov:n,d,seed, potts:n,d,seed, templa
 EXACT_OPTIONS = ("schedule", "steps", "remasking")
 #: ReMDM's options (the remdm sampler's exact law depends on them); the other exact samplers refuse them.
 REVISION_OPTIONS = ("sigma", "eta", "revise_from", "loop_start", "loop_end", "loop_alpha")
+#: Prophet's options (its exact law depends on them; ``fixed`` takes ``skip_empty_steps`` too, and its law does not
+#: depend on it); the other exact samplers refuse them.
+EXIT_OPTIONS = ("gap_early", "gap_mid", "gap_late", "answer_start", "answer_length", "skip_empty_steps")
+#: Every sampler option an exact law may depend on, besides the schedule, the steps and ``remasking``.
+LAW_OPTIONS = REVISION_OPTIONS + EXIT_OPTIONS
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -22,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "(candidates at temperature 1, the model's own law), and KL(q || law) in nats and the total-variation distance.",
     )
     p.add_argument("--dist", required=True, help=DIST_HELP)
-    add_sampler_arguments(p, exact=True, options=EXACT_OPTIONS + REVISION_OPTIONS)
+    add_sampler_arguments(p, exact=True, options=EXACT_OPTIONS + LAW_OPTIONS)
     p.add_argument("--law", action="store_true", help="also output the law (row-major order of the array)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(run=run_exact)
@@ -49,7 +54,7 @@ def load_exact(args: argparse.Namespace):
     from ..exact import ExactDenoiser, check_confidence_size, load_distribution, remdm_plan
     from ..registry import exact_check_options, sampler_spec
 
-    given = given_sampler_options(args, EXACT_OPTIONS + REVISION_OPTIONS)
+    given = given_sampler_options(args, EXACT_OPTIONS + LAW_OPTIONS)
     check_sampler_options(args.sampler, given)
     if getattr(args, "steps", None) is None:
         raise CLIError(f"--steps is required for the {args.sampler} sampler")
@@ -59,12 +64,21 @@ def load_exact(args: argparse.Namespace):
         check_confidence_size(den)
     if sampler_spec(args.sampler).exact_law == "remdm":
         remdm_plan(opts, den.n)  # refuses an eta the rule cannot take, loop phases that do not fit, ...
+    if sampler_spec(args.sampler).exact_law == "prophet":
+        from ..exit_rule import answer_region
+
+        answer_region(den.n, opts["answer_start"], opts["answer_length"])  # refuses a region outside the window
     return den, opts
 
 
 def revision_options(opts: dict) -> dict:
     """The ReMDM options among the validated ``opts`` (empty for the other samplers)."""
     return {k: opts[k] for k in REVISION_OPTIONS if k in opts}
+
+
+def law_options(opts: dict) -> dict:
+    """The options an exact law depends on (ReMDM's, Prophet's) among the validated ``opts``."""
+    return {k: opts[k] for k in LAW_OPTIONS if k in opts}
 
 
 def _num(x: float) -> str:
@@ -78,7 +92,7 @@ def run_exact(args: argparse.Namespace) -> None:
         raise CLIError("--schedule is required (e.g. linear or beta:0.9,0.3)")
     den, opts = load_exact(args)
     revision = revision_options(opts)
-    r = exact_sampler(den, args.sampler, opts["schedule"], args.steps, opts.get("remasking"), revision)
+    r = exact_sampler(den, args.sampler, opts["schedule"], args.steps, opts.get("remasking"), law_options(opts))
     payload: dict = {"kl": r.kl, "tv": r.tv, "nfe": r.nfe}
     if r.counts is not None:
         payload["counts"] = r.counts
