@@ -36,6 +36,10 @@ that starts outside the window is refused (theirs never exits). When a block has
 the steps that would unmask nothing are dropped (:meth:`~mdm_energy.sampling.base.ScheduledSampler.block_counts`)
 and the progress keeps each remaining step's number among the steps asked for. No key/value cache: the gap
 needs the logits of the answer region at every call, which a cached call need not compute.
+
+**Exact law.** At temperature 1 over one block without guidance the output law and the expected number of
+calls are computed exactly by :func:`mdm_energy.exact.law_prophet` (``exact_law="prophet"``); the phase rule,
+step numbers and region come from :mod:`mdm_energy.exit_rule`, shared with it.
 """
 
 from __future__ import annotations
