@@ -301,3 +301,20 @@ def _check_ranged_search():
         assert 0.1 <= out["knob"] <= 2.0 and out["knob"] == round(out["knob"], 4)
         assert isinstance(out["count"], int) and 1 <= out["count"] <= 9
         study.tell(trial, [0.0, 0.0])
+
+
+def test_every_built_in_option_is_searched_held_fixed_or_left_at_its_default():
+    """tune --pareto: an option of a built-in sampler is searched (a declared range, or the schedule and steps),
+    held fixed when given (``FIXED_OPTIONS``), or one of the run-wide controls left at the sampler's default —
+    never two of these; a new sampler's option must be placed in one (here, on purpose)."""
+    from mdm_energy.cli._pareto import FIXED_OPTIONS
+    from mdm_energy.registry import BUILTIN_SAMPLERS, sampler_spec
+
+    at_default = {"alg", "alg_temp", "top_p", "top_k", "block_length", "cfg_scale", "cache", "cache_refresh",
+                  "logits_eos_inf", "confidence_eos_eot_inf", "suppress_tokens", "stop_at_eos"}
+    space = ParetoSpace()
+    for name in BUILTIN_SAMPLERS:
+        searched = {o for o, *_ in space._options(name)} | ({"schedule", "steps"} & set(sampler_spec(name).params))
+        for option in sampler_spec(name).params:
+            homes = [option in searched, option in FIXED_OPTIONS, option in at_default]
+            assert sum(homes) == 1, (name, option, homes)

@@ -7,11 +7,14 @@ import argparse
 from ._common import CLIError, check_output_path, emit, format_table, progress_bar
 from ._sampler_args import check_sampler_options, given_sampler_options
 
-#: Options a Pareto run holds fixed when given (the search sets the schedule, steps and the rule's parameters —
-#: threshold, epsilon, factor, ReMDM's eta): the candidates' temperature and remasking rule, and the structure of
-#: a revising decoder (ReMDM's sigma rule, its switch and loop phases, ReMDM-LLaDA's loop).
-FIXED_OPTIONS = ("temperature", "remasking", "sigma", "revise_from", "loop_start", "loop_end", "loop_alpha",
-                 "remask_count", "loop_steps")
+#: Options a Pareto run holds fixed when given (the search sets the schedule, steps and every option the registry
+#: gives a search range — threshold, epsilon, factor, ReMDM's eta, DUS's dilation, KLASS's kl_*, Prophet's gap_*,
+#: PC-Sampler's position_decay): the candidates' temperature and remasking rule, whether empty steps call the
+#: model, the structure of a revising decoder (ReMDM's sigma rule, its switch and loop phases, ReMDM-LLaDA's loop),
+#: Prophet's monitored answer region, PC-Sampler's clip and token prior, and DUS's first stride.
+FIXED_OPTIONS = ("temperature", "remasking", "skip_empty_steps", "sigma", "revise_from", "loop_start", "loop_end",
+                 "loop_alpha", "remask_count", "loop_steps", "answer_start", "answer_length", "calibration_clip",
+                 "token_prior", "dilation_skip")
 
 
 def _check(args: argparse.Namespace) -> None:

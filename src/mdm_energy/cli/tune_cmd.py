@@ -15,7 +15,7 @@ from ._common import (CLIError, add_trust_remote_code, bounds, check_output_path
                       non_negative_float, positive_floats, positive_int, progress_bar, seed_int)
 from ._pareto import FIXED_OPTIONS
 from ._sampler_args import add_sampler_arguments, check_sampler_options, given_sampler_options
-from .exact_cmd import DIST_HELP, load_exact, revision_options
+from .exact_cmd import DIST_HELP, load_exact
 
 
 def _given_options(args: argparse.Namespace) -> dict:
@@ -202,7 +202,8 @@ def _objective(args: argparse.Namespace):
         given = _given_options(args)
         check_sampler_options(args.sampler, given)  # none silently dropped
         den, opts = load_exact(args)
-        objective = ExactKLObjective(den, args.sampler, args.steps, opts.get("remasking"), revision_options(given))
+        carried = {k: v for k, v in given.items() if k != "remasking"}  # ReMDM's rule, DUS's first stride, ...
+        objective = ExactKLObjective(den, args.sampler, args.steps, opts.get("remasking"), carried)
         return objective, den.n
     from ..models import load_model
     from ..tasks import TASKS, get_task
