@@ -318,3 +318,27 @@ def test_every_built_in_option_is_searched_held_fixed_or_left_at_its_default():
         for option in sampler_spec(name).params:
             homes = [option in searched, option in FIXED_OPTIONS, option in at_default]
             assert sum(homes) == 1, (name, option, homes)
+
+
+@pytest.mark.parametrize("extra, needle", [
+    (["--sampler", "dus", "--dilation-skip", "5"], "dilation 2 with dilation_skip 5 does not fit a block of 24"),
+    (["--sampler", "prophet", "-N", "4", "--answer-start", "30"], "answer_start 30 lies outside the generation window"),
+    (["--sampler", "pc-sampler", "-N", "4", "--token-prior", "prior.txt"], "token id 50 is outside the vocabulary"),
+    (["--sampler", "pc-sampler", "-N", "4", "--token-prior", "nowhere.json"], "token_prior 'nowhere.json' does not exist"),
+    (["--sampler", "klass", "--kl-threshold", "0.02"], "unrecognized arguments: --kl-threshold 0.02"),  # searched
+    (["--sampler", "fixed", "-N", "4", "--token-prior", "off"], "--token-prior does not apply to the fixed sampler"),
+])
+def test_tune_pareto_refuses_a_fixed_option_no_trial_can_run_with(tmp_path, capsys, monkeypatch, extra, needle):
+    """A held-fixed option that fails every trial (the sampler is run once on one item first) is refused in one
+    line, before the study is written; so are a searched option and one the sampler does not take."""
+    from pathlib import Path
+
+    monkeypatch.chdir(tmp_path)
+    Path("prior.txt").write_text("3 10\n50 2\n")
+    ck = str(Path(__file__).resolve().parents[1] / "checkpoints" / "countdown")
+    argv = ["tune", "--pareto", "--objective", "task", "--task", "countdown", "--checkpoint", ck, "--limit", "8",
+            "--strategy", "random", "--budget", "2", "--storage", f"sqlite:///{tmp_path}/t.db", "--json", *extra]
+    assert main(argv) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and needle in err and err.count("\n") == 1, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["prior.txt"]  # no study written

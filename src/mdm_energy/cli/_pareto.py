@@ -39,6 +39,18 @@ def _check(args: argparse.Namespace) -> None:
         check_output_path(args.report, "--report", folder=True)
 
 
+def _preflight(sampler: str, given: dict, steps: "int | None", task, model, seed: int) -> None:
+    """Run the sampler once, with the options held fixed (the searched ones at their defaults), on one item:
+    a fixed option that no trial could run with — a dilation that does not fit the window, an answer region
+    outside it, a token prior with an id outside the vocabulary — is refused in one line (``ValueError``)
+    before the study is written to, not found as a study of failed trials."""
+    from ..sampling import make_sampler
+    from ..tasks.evaluate import evaluate, load_task_examples
+
+    probe = make_sampler(sampler, **given, **({"steps": steps} if steps is not None else {}))
+    evaluate(task, model, load_task_examples(task, "valid", 1, seed), probe)
+
+
 def run_pareto(args: argparse.Namespace) -> None:
     from ..limits import check_workers
     from ..models import load_model
@@ -69,6 +81,7 @@ def run_pareto(args: argparse.Namespace) -> None:
     task = get_task(args.task)
     model = load_model(args.checkpoint)
     check_checkpoint(task, model, args.checkpoint)
+    _preflight(args.sampler, given, steps[0] if spec.scheduled else None, task, model, args.seed)
     objective = task_pareto_objective(task, model, n=args.limit or 200, seed=args.seed, **given)
     budget = args.budget or 40
     with progress_bar(budget, f"tune --pareto {args.strategy}") as progress:
