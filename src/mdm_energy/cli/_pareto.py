@@ -30,7 +30,8 @@ def _check(args: argparse.Namespace) -> None:
     wrong = [f for f, v in (("--optimum", args.optimum or None), ("--a-values", args.a_values),
                             ("--b-values", args.b_values), ("--values", args.values),
                             ("--model-args", args.model_args),
-                            ("--eta", getattr(args, "eta", None))) if v is not None]  # eta: what --pareto searches
+                            ("--eta", getattr(args, "eta", None)),
+                            ("--dilation", getattr(args, "dilation", None))) if v is not None]  # what --pareto searches
     if wrong:
         raise CLIError(f"{wrong[0]} does not apply to --pareto")
     if args.steps_values and any(v != int(v) for v in args.steps_values):

@@ -38,7 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "held-out validation items (--task, --checkpoint; fixed-count sampler); lm-eval: an lm-eval "
                    "task's metric through the mdm_energy model (--model-args, --tasks)")
     p.add_argument("--dist", help=DIST_HELP)
-    add_sampler_arguments(p, default="fixed", options=("steps", *FIXED_OPTIONS, "eta"),
+    add_sampler_arguments(p, default="fixed", options=("steps", *FIXED_OPTIONS, "eta", "dilation"),
                           help_extra={"temperature": "; task objective only (exact laws are at temperature 1)"})
     p.add_argument("--task", help="countdown | sudoku | pycode (task objective)")
     p.add_argument("--checkpoint", help="trained model folder (task objective)")
