@@ -437,8 +437,9 @@ def test_tune_pareto_holds_the_token_prior_and_clip_fixed(tmp_path, capsys, monk
             "--json"]
     assert main(argv) == 0
     out = json.loads(capsys.readouterr().out)
-    trials = [kw for name, kw in built if name == "pc-sampler"]
-    assert len(trials) == 2 and all(kw["token_prior"] == "off" and kw["calibration_clip"] == 3.0 for kw in trials)
+    runs = [kw for name, kw in built if name == "pc-sampler"]  # the one-item check first, then the trials
+    assert len([kw for kw in runs if "position_decay" in kw]) == 2 and len(runs) == 3
+    assert all(kw["token_prior"] == "off" and kw["calibration_clip"] == 3.0 for kw in runs)
     assert all("token_prior" not in kw for name, kw in built if name != "pc-sampler")
     assert out["front"] and all(t["options"]["token_prior"] == "off" and "--calibration-clip 3 --token-prior off"
                                 in t["command"] for t in out["front"])

@@ -509,9 +509,9 @@ def test_tune_pareto_holds_the_answer_region_and_the_empty_steps_fixed(tmp_path,
     code, out, err = _main(argv, capsys)
     assert code == 0, err
     obj = json.loads(out)
-    trials = [kw for name, kw in built if name == "prophet"]
-    assert len(trials) == 2 and all(kw["answer_start"] == 4 and kw["answer_length"] == 6 and kw["skip_empty_steps"]
-                                    for kw in trials)
+    runs = [kw for name, kw in built if name == "prophet"]  # the one-item check first, then the trials
+    assert len([kw for kw in runs if "gap_early" in kw]) == 2 and len(runs) == 3
+    assert all(kw["answer_start"] == 4 and kw["answer_length"] == 6 and kw["skip_empty_steps"] for kw in runs)
     assert obj["front"] and all("--answer-start 4 --answer-length 6" in t["command"] and
                                 "--skip-empty-steps" in t["command"] and "True" not in t["command"] for t in obj["front"])
     fixed = [b for b in obj["baselines"] if b["sampler"] == "fixed"]
