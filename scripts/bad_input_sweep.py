@@ -10,7 +10,7 @@ address-space limit. A case passes when it exits 0 with one JSON object on stdou
 * ``leftover``  — files left behind by a refused command;
 * ``message``   — a refusal that is not one line.
 
-    python scripts/bad_input_sweep.py [--timeout 20] [--only schedule,tune] [--json report.json]
+    python scripts/bad_input_sweep.py [--timeout 20] [--only schedule,tune] [--match 'klass|prophet'] [--json report.json]
 
 The cases live in :func:`cases`; each is ``(argv, expect)`` with ``expect`` one of ``"refuse"`` (must exit
 2), ``"ok"`` (must succeed) or ``"either"``. Besides the hand-written cases, :func:`generated_cases` draws
@@ -78,6 +78,11 @@ def _files(folder: Path) -> "tuple[Path, dict[str, callable]]":
         mutate(d)
     (f / "afile").write_text("x")
     (f / "adir.png").mkdir()
+    # token priors (pc-sampler): malformed, an id outside countdown's vocabulary of 21, a negative count, a good one
+    (f / "prior_bad.json").write_text("{not json")
+    (f / "prior_outside.txt").write_text("3 10\n50 2\n")
+    (f / "prior_negative.json").write_text('{"3": -1}')
+    (f / "prior_good.json").write_text('{"num_token": 100, "p_baseline_dict": {"3": 40, "4": 10}}')
     (f / "prompts_empty.txt").write_text("")
     (f / "latin1.txt").write_bytes("caf\xe9\n".encode("latin-1"))
     return f
@@ -266,6 +271,103 @@ def cases(f: Path) -> list[tuple[list[str], str]]:
             (["exact", "--dist", "toy1", "--sampler", "remdm", "--schedule", "linear", "-N", "4", "--sigma", "conf"],
              "refuse"),
             (["exact", "--dist", "toy1", "--sampler", "remdm", "--schedule", "linear", "-N", "8", "--json"], "ok")]
+    # the rules that choose which tokens and when to stop: DUS, KLASS, Prophet, PC-Sampler
+    gen = ["generate", "--model", CK, "--prompt", "1 2:3"]
+    out += [(ev + ["--sampler", "klass", "--threshold", "1.5"], "refuse"),
+            (ev + ["--sampler", "klass", "--kl-threshold", "0"], "refuse"),
+            (ev + ["--sampler", "klass", "--kl-threshold", "-0.01"], "refuse"),
+            (ev + ["--sampler", "klass", "--kl-history", "0"], "refuse"),
+            (ev + ["--sampler", "klass", "--kl-history", "1.5"], "refuse"),
+            (ev + ["--sampler", "klass", "--cache", "dual"], "refuse"),
+            (ev + ["--sampler", "klass", "--remasking", "margin"], "refuse"),
+            (ev + ["--sampler", "klass", "--json"], "ok"),
+            (ev + ["--sampler", "prophet", "-N", "8", "--gap-early", "-1"], "refuse"),
+            (ev + ["--sampler", "prophet", "-N", "8", "--gap-mid", "-0.5"], "refuse"),
+            (ev + ["--sampler", "prophet", "-N", "8", "--gap-late", "nan"], "refuse"),
+            (ev + ["--sampler", "prophet", "-N", "8", "--answer-start", "24"], "refuse"),
+            (ev + ["--sampler", "prophet", "-N", "8", "--answer-start", "-1"], "refuse"),
+            (ev + ["--sampler", "prophet", "-N", "8", "--answer-length", "0"], "refuse"),
+            (ev + ["--sampler", "prophet", "-N", "8", "--cache", "prefix", "--block-length", "8"], "refuse"),
+            (ev + ["--sampler", "prophet", "--answer-start", "4"], "refuse"),  # no --steps
+            (ev + ["--sampler", "prophet", "-N", "8", "--answer-start", "4", "--answer-length", "5", "--json"], "ok"),
+            (ev + ["--sampler", "dus", "--dilation", "0"], "refuse"),
+            (ev + ["--sampler", "dus", "--dilation-skip", "0"], "refuse"),
+            (ev + ["--sampler", "dus", "--dilation-skip", "5"], "refuse"),
+            (ev + ["--sampler", "dus", "--dilation", "5", "--dilation-skip", "2", "--block-length", "8"], "refuse"),
+            (ev + ["--sampler", "dus", "-N", "8"], "refuse"),
+            (ev + ["--sampler", "dus", "--threshold", "0.5"], "refuse"),
+            (ev + ["--sampler", "dus", "--json"], "ok"),
+            (ev + ["--sampler", "dus-schedule", "-N", "8", "--dilation", "0"], "refuse"),
+            (ev + ["--sampler", "dus-schedule", "-N", "8", "--dilation", "3", "--dilation-skip", "3"], "refuse"),
+            (ev + ["--sampler", "dus-schedule", "--dilation", "2"], "refuse"),  # no --steps
+            (ev + ["--sampler", "dus-schedule", "-N", "8", "--json"], "ok"),
+            (ev + ["--sampler", "pc-sampler", "-N", "8", "--position-decay", "-1"], "refuse"),
+            (ev + ["--sampler", "pc-sampler", "-N", "8", "--calibration-clip", "0"], "refuse"),
+            (ev + ["--sampler", "pc-sampler", "-N", "8", "--calibration-clip", "inf"], "refuse"),
+            (ev + ["--sampler", "pc-sampler", "-N", "8", "--token-prior", f"{F}/prior_missing.json"], "refuse"),
+            (ev + ["--sampler", "pc-sampler", "-N", "8", "--token-prior", f"{F}/prior_bad.json"], "refuse"),
+            (ev + ["--sampler", "pc-sampler", "-N", "8", "--token-prior", f"{F}/prior_outside.txt"], "refuse"),
+            (ev + ["--sampler", "pc-sampler", "-N", "8", "--token-prior", f"{F}/prior_negative.json"], "refuse"),
+            (ev + ["--sampler", "pc-sampler", "-N", "8", "--token-prior", F], "refuse"),
+            (ev + ["--sampler", "pc-sampler", "-N", "8", "--token-prior", ""], "refuse"),
+            (ev + ["--sampler", "pc-sampler", "-N", "8", "--remasking", "margin"], "refuse"),
+            (ev + ["--sampler", "pc-sampler", "-N", "8", "--token-prior", f"{F}/prior_good.json", "--json"], "ok"),
+            (ev + ["--sampler", "fixed", "-N", "8", "--kl-history", "2"], "refuse"),
+            (ev + ["--sampler", "fixed", "-N", "8", "--answer-start", "3"], "refuse"),
+            (ev + ["--sampler", "fixed", "-N", "8", "--token-prior", "off"], "refuse"),
+            (ev + ["--sampler", "threshold", "--dilation", "2"], "refuse"),
+            (gen + ["--sampler", "prophet", "-N", "4", "--answer-start", "999"], "refuse"),
+            (gen + ["--sampler", "dus", "--dilation-skip", "9"], "refuse"),
+            (gen + ["--sampler", "dus", "-N", "4"], "refuse"),
+            (gen + ["--sampler", "klass", "--kl-threshold", "0"], "refuse"),
+            (gen + ["--sampler", "pc-sampler", "-N", "4", "--token-prior", f"{F}/prior_outside.txt"], "refuse"),
+            (gen + ["--sampler", "pc-sampler", "-N", "4", "--token-prior", f"{F}/prior_good.json", "--json"], "ok"),
+            (gen + ["--sampler", "dus", "--json"], "ok"),
+            (["exact", "--dist", "toy1", "--sampler", "dus", "--schedule", "linear", "-N", "3"], "refuse"),
+            (["exact", "--dist", "toy1", "--sampler", "klass", "--schedule", "linear", "-N", "3"], "refuse"),
+            (["exact", "--dist", "toy1", "--sampler", "dus-schedule", "--schedule", "linear", "-N", "3", "--dilation",
+              "2"], "refuse"),  # the exact command takes no dilation (the defaults' law only)
+            (["exact", "--dist", "toy1", "--sampler", "dus-schedule", "--schedule", "linear", "-N", "3", "--json"], "ok"),
+            (["tune", "--objective", "exact", "--dist", "toy1", "--sampler", "dus-schedule", "-N", "3", "--strategy",
+              "tpe", "--budget", "2", "--dilation-skip", "9"], "refuse"),
+            (["tune", "--objective", "exact", "--dist", "toy1", "--sampler", "dus-schedule", "-N", "3", "--strategy",
+              "tpe", "--budget", "2", "--dilation-skip", "0"], "refuse"),
+            (["tune", "--objective", "exact", "--dist", "toy1", "--sampler", "dus-schedule", "-N", "3", "--strategy",
+              "tpe", "--budget", "2", "--dilation", "0"], "refuse"),
+            (["tune", "--objective", "exact", "--dist", "toy1", "--sampler", "dus-schedule", "-N", "3", "--strategy",
+              "tpe", "--budget", "2", "--dilation", "9"], "refuse"),
+            (["tune", "--objective", "exact", "--dist", "toy1", "--sampler", "prophet", "-N", "3", "--strategy", "tpe",
+              "--budget", "2"], "refuse"),
+            (["tune", "--objective", "exact", "--dist", "toy1", "--sampler", "fixed", "-N", "3", "--strategy", "tpe",
+              "--budget", "2", "--token-prior", "off"], "refuse"),
+            (["tune", "--objective", "task", "--task", "countdown", "--checkpoint", CK, "-N", "4", "--strategy", "grid",
+              "--sampler", "fixed", "--answer-start", "2"], "refuse")]
+    tk = ["tune", "--objective", "lm-eval", "-N", "4", "--strategy", "grid", "--tasks", "mdm_tiny_gen", "--include-path",
+          str(ROOT / "tests" / "data" / "lm_eval")]  # a task lm-eval knows: the model_args are what is refused
+    tq = ["tune", "--pareto", "--objective", "task", "--task", "countdown", "--checkpoint", CK, "--limit", "8",
+          "--strategy", "random", "--budget", "2"]
+    out += [(tq + ["--sampler", "klass", "--kl-threshold", "0.02"], "refuse"),  # searched, not a flag
+            (tq + ["--sampler", "prophet", "-N", "4", "--gap-early", "3"], "refuse"),  # searched
+            (tq + ["--sampler", "dus", "--dilation", "3"], "refuse"),  # searched (not --dilation-skip abbreviated)
+            (tq + ["--sampler", "dus", "--dilation-skip", "0"], "refuse"),
+            (tq + ["--sampler", "dus", "--dilation-skip", "5"], "refuse"),  # fits no trial's window
+            (tq + ["--sampler", "prophet", "-N", "4", "--answer-start", "30"], "refuse"),
+            (tq + ["--sampler", "prophet", "-N", "4", "--answer-length", "0"], "refuse"),
+            (tq + ["--sampler", "pc-sampler", "-N", "4", "--token-prior", f"{F}/prior_missing.json"], "refuse"),
+            (tq + ["--sampler", "pc-sampler", "-N", "4", "--token-prior", f"{F}/prior_outside.txt"], "refuse"),
+            (tq + ["--sampler", "pc-sampler", "-N", "4", "--calibration-clip", "-1"], "refuse"),
+            (tq + ["--sampler", "fixed", "-N", "4", "--token-prior", "off"], "refuse"),
+            (tq + ["--sampler", "prophet", "--answer-start", "2"], "refuse"),  # no --steps
+            (tq + ["--sampler", "pc-sampler", "-N", "4", "--token-prior", "off", "--json"], "ok"),
+            (tk + ["--model-args", "pretrained=x,sampler=klass,kl_threshold=0"], "refuse"),
+            (tk + ["--model-args", "pretrained=x,sampler=klass,kl_history=1.5"], "refuse"),
+            (tk + ["--model-args", "pretrained=x,sampler=prophet,kl_history=2"], "refuse"),
+            (tk + ["--model-args", "pretrained=x,sampler=prophet,answer_start=-1"], "refuse"),
+            (tk + ["--model-args", "pretrained=x,sampler=dus-schedule,dilation=0"], "refuse"),
+            (tk + ["--model-args", "pretrained=x,sampler=dus"], "refuse"),  # takes no steps: nothing to tune
+            (tk + ["--model-args", f"pretrained=x,sampler=pc-sampler,token_prior={F}/prior_bad.json"], "refuse"),
+            (tk + ["--model-args", "pretrained=x,sampler=pc-sampler", "--token-prior", f"{F}/prior_bad.json"], "refuse"),
+            (tk + ["--model-args", "pretrained=x,sampler=pc-sampler", "--answer-start", "2"], "refuse")]
     # profile
     (f / "empty.txt").write_text("")
     (f / "latin1.txt").write_bytes(b"caf\xe9\n")
@@ -460,6 +562,8 @@ def main() -> int:
     ap.add_argument("--timeout", type=float, default=20.0)
     ap.add_argument("--mem-gb", type=float, default=6.0)
     ap.add_argument("--only", help="comma-separated subcommands")
+    ap.add_argument("--match", metavar="REGEX", help="only the cases whose command line matches, e.g. "
+                    "'klass|prophet|dus|pc-sampler|kl-|gap-|answer-|dilation|token-prior|calibration'")
     ap.add_argument("--json", help="write the full report here")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="sweep-fixtures-") as fx:
@@ -468,6 +572,8 @@ def main() -> int:
         if args.only:
             keep = set(args.only.split(","))
             all_cases = [c for c in all_cases if c[0] and c[0][0] in keep]
+        if args.match:
+            all_cases = [c for c in all_cases if re.search(args.match, " ".join(c[0]))]
         bad = []
         for k, (argv, expect) in enumerate(all_cases, 1):
             with tempfile.TemporaryDirectory(prefix="sweep-") as cwd:

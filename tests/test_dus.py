@@ -416,3 +416,30 @@ def test_tune_the_exact_objective_of_dus_schedule(tmp_path, capsys):
     assert out["evaluations"] == 4
     assert best["score"] == pytest.approx(exact_sampler("toy1", "dus-schedule", best["spec"], 3).kl, rel=1e-9)
     assert out["baselines"]["linear"] == pytest.approx(exact_sampler("toy1", "dus-schedule", "linear", 3).kl)
+
+
+def test_tune_pareto_holds_the_dilation_skip_fixed(tmp_path, capsys):
+    """--dilation-skip is not searched: the dilation is, and every trial's groups start at stride 24 // a**2."""
+    argv = ["tune", "--pareto", "--objective", "task", "--task", "countdown", "--checkpoint", str(CHECKPOINT),
+            "--limit", "8", "--sampler", "dus", "--dilation-skip", "2", "--strategy", "tpe", "--budget", "2",
+            "--storage", f"sqlite:///{tmp_path}/d.db", "--json"]
+    assert main(argv) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["evaluations"] == 2 and out["failed"] == 0 and out["front"]
+    for t in out["front"]:
+        a = t["options"]["dilation"]
+        assert t["command"] == f"--sampler dus --dilation-skip 2 --dilation {a}"
+        assert t["nfe"] == len(dilated_groups(24, a, 2)) != len(dilated_groups(24, a, 1))
+
+
+def test_tune_the_exact_objective_of_dus_schedule_with_a_dilation_skip(tmp_path, capsys):
+    """tune --objective exact carries --dilation-skip into the fixed-order law (not silently the default)."""
+    argv = ["tune", "--objective", "exact", "--dist", "markov:6,2,1", "--sampler", "dus-schedule", "-N", "3",
+            "--dilation-skip", "2", "--strategy", "tpe", "--budget", "2", "--storage", f"sqlite:///{tmp_path}/e.db",
+            "--json"]
+    assert main(argv) == 0
+    out = json.loads(capsys.readouterr().out)
+    den = ExactDenoiser(__import__("mdm_energy.exact", fromlist=["load_distribution"]).load_distribution("markov:6,2,1"))
+    skip2 = KLObjective(den, "dus-schedule", 3, None, {"dilation_skip": 2})(parse_schedule("linear"))
+    skip1 = KLObjective(den, "dus-schedule", 3)(parse_schedule("linear"))
+    assert out["baselines"]["linear"] == pytest.approx(skip2, rel=1e-9) and skip2 != pytest.approx(skip1, rel=1e-6)

@@ -115,6 +115,51 @@ def test_model_args_keep_commas_in_the_schedule():
         parse_model_args("0.3,schedule=linear")
 
 
+@pytest.mark.parametrize("args, want", [
+    ("sampler=klass,threshold=0.7,kl_threshold=0.02,kl_history=3", {"threshold": 0.7, "kl_threshold": 0.02, "kl_history": 3}),
+    ("sampler=prophet,steps=8,gap_early=6,gap_mid=4.5,gap_late=2,answer_start=4,answer_length=5,skip_empty_steps=true",
+     {"gap_early": 6.0, "gap_mid": 4.5, "gap_late": 2.0, "answer_start": 4, "answer_length": 5, "skip_empty_steps": True}),
+    ("sampler=pc-sampler,steps=8,position_decay=0.5,calibration_clip=5,token_prior=off",
+     {"position_decay": 0.5, "calibration_clip": 5.0, "token_prior": "off"}),
+    ("sampler=pc-sampler,steps=8,token_prior=PRIOR", {"token_prior": "PRIOR"}),
+    ("sampler=dus,dilation=3,dilation_skip=1", {"dilation": 3, "dilation_skip": 1}),
+    ("sampler=dus-schedule,schedule=beta:0.9,0.3,steps=4,dilation=2,dilation_skip=2",
+     {"dilation": 2, "dilation_skip": 2, "steps": 4}),
+])
+def test_model_args_take_the_new_rules_options(tiny_dirs, tmp_path, args, want):
+    """model_args of klass, prophet, pc-sampler and the DUS samplers reach the sampler as their typed values."""
+    pytest.importorskip("lm_eval")
+    from mdm_energy.integrations.lm_eval import MDMEnergyLM
+
+    prior = tmp_path / "counts.txt"
+    prior.write_text("3 10\n4 2\n")
+    args, want = args.replace("PRIOR", str(prior)), {k: str(prior) if v == "PRIOR" else v for k, v in want.items()}
+    lm = MDMEnergyLM.create_from_arg_string(f"pretrained={tiny_dirs / 'llada'},trust_remote_code=true,gen_length=16,{args}")
+    assert {k: lm.sampler_options[k] for k in want} == want
+    assert all(type(lm.sampler_options[k]) is type(v) for k, v in want.items())
+
+
+@pytest.mark.parametrize("args, needle", [
+    ("sampler=klass,kl_threshold=0", "kl_threshold must be a number > 0"),
+    ("sampler=klass,kl_history=0", "kl_history must be a positive integer"),
+    ("sampler=prophet,gap_late=-1", "gap_late must be a finite number >= 0"),
+    ("sampler=prophet,kl_history=2", "unknown model_args for the prophet sampler: kl_history"),
+    ("sampler=prophet,cache=prefix", "unknown model_args for the prophet sampler: cache"),
+    ("sampler=dus,steps=8", "unknown model_args for the dus sampler: steps"),
+    ("sampler=dus,dilation=0", "dilation must be a positive integer"),
+    ("sampler=pc-sampler,token_prior=nowhere.json", "token_prior 'nowhere.json' does not exist"),
+    ("sampler=pc-sampler,calibration_clip=0", "calibration_clip must be a number > 0"),
+    ("sampler=fixed,token_prior=off", "unknown model_args for the fixed sampler: token_prior"),
+])
+def test_model_args_refuse_a_bad_new_option_by_name(args, needle):
+    """Refused before any model is loaded (pretrained names no folder at all)."""
+    pytest.importorskip("lm_eval")
+    from mdm_energy.integrations.lm_eval import MDMEnergyLM
+
+    with pytest.raises(ValueError, match=__import__("re").escape(needle)):
+        MDMEnergyLM.create_from_arg_string(f"pretrained=/nonexistent/model,{args}")
+
+
 def run_lm_eval(cmd_prefix, tiny_dirs, tmp_path, task, which="llada", schedule="'beta:0.9,0.3'"):
     out_dir = tmp_path / f"out-{task}-{which}"
     args = ["run", "--model", "mdm_energy",

@@ -422,3 +422,25 @@ def test_tune_pareto_searches_the_position_decay(tmp_path, capsys):
     assert out["evaluations"] == 2 and out["front"]
     assert all(0.0 <= t["options"]["position_decay"] <= 1.0 and "--position-decay" in t["command"]
                for t in out["front"])
+
+
+def test_tune_pareto_holds_the_token_prior_and_clip_fixed(tmp_path, capsys, monkeypatch):
+    """--token-prior and --calibration-clip are not searched: every pc-sampler trial runs with them, every front
+    point's command carries them, and the baselines (samplers that do not take them) are run without them."""
+    import mdm_energy.sampling as sampling
+
+    built, make = [], sampling.make_sampler
+    monkeypatch.setattr(sampling, "make_sampler", lambda name, **kw: built.append((name, kw)) or make(name, **kw))
+    argv = ["tune", "--pareto", "--objective", "task", "--task", "countdown", "--checkpoint", str(CHECKPOINT),
+            "--limit", "8", "--sampler", "pc-sampler", "--steps-values", "8", "--token-prior", "off",
+            "--calibration-clip", "3", "--strategy", "tpe", "--budget", "2", "--storage", f"sqlite:///{tmp_path}/t.db",
+            "--json"]
+    assert main(argv) == 0
+    out = json.loads(capsys.readouterr().out)
+    runs = [kw for name, kw in built if name == "pc-sampler"]  # the one-item check first, then the trials
+    assert len([kw for kw in runs if "position_decay" in kw]) == 2 and len(runs) == 3
+    assert all(kw["token_prior"] == "off" and kw["calibration_clip"] == 3.0 for kw in runs)
+    assert all("token_prior" not in kw for name, kw in built if name != "pc-sampler")
+    assert out["front"] and all(t["options"]["token_prior"] == "off" and "--calibration-clip 3 --token-prior off"
+                                in t["command"] for t in out["front"])
+    assert all("--token-prior" not in b["command"] for b in out["baselines"])

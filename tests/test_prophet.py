@@ -492,3 +492,29 @@ def test_tune_pareto_searches_the_phase_thresholds(tmp_path, capsys):
         o = t["options"]
         assert 1.0 <= o["gap_early"] <= 15.0 and 0.5 <= o["gap_mid"] <= 10.0 and 0.25 <= o["gap_late"] <= 7.5
         assert o["schedule"].startswith("beta:") and o["steps"] in (8, 24) and "--sampler prophet" in t["command"]
+
+
+def test_tune_pareto_holds_the_answer_region_and_the_empty_steps_fixed(tmp_path, capsys, monkeypatch):
+    """--answer-start, --answer-length and --skip-empty-steps are not searched: every prophet trial runs with them
+    and every front point's command carries them (the switch as its bare flag); the fixed-count baselines, which
+    take skip_empty_steps too, run and print it as well."""
+    import mdm_energy.sampling as sampling
+
+    built, make = [], sampling.make_sampler
+    monkeypatch.setattr(sampling, "make_sampler", lambda name, **kw: built.append((name, kw)) or make(name, **kw))
+    argv = ["tune", "--pareto", "--objective", "task", "--task", "countdown", "--checkpoint", str(CHECKPOINT),
+            "--limit", "8", "--sampler", "prophet", "--steps-values", "8", "--answer-start", "4", "--answer-length",
+            "6", "--skip-empty-steps", "--strategy", "tpe", "--budget", "2", "--storage", f"sqlite:///{tmp_path}/p.db",
+            "--json"]
+    code, out, err = _main(argv, capsys)
+    assert code == 0, err
+    obj = json.loads(out)
+    runs = [kw for name, kw in built if name == "prophet"]  # the one-item check first, then the trials
+    assert len([kw for kw in runs if "gap_early" in kw]) == 2 and len(runs) == 3
+    assert all(kw["answer_start"] == 4 and kw["answer_length"] == 6 and kw["skip_empty_steps"] for kw in runs)
+    assert obj["front"] and all("--answer-start 4 --answer-length 6" in t["command"] and
+                                "--skip-empty-steps" in t["command"] and "True" not in t["command"] for t in obj["front"])
+    fixed = [b for b in obj["baselines"] if b["sampler"] == "fixed"]
+    assert fixed and all(b["options"]["skip_empty_steps"] is True and b["command"].startswith(
+        "--sampler fixed --skip-empty-steps ") for b in fixed)
+    assert all("--answer-start" not in b["command"] for b in obj["baselines"])

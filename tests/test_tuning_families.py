@@ -301,3 +301,44 @@ def _check_ranged_search():
         assert 0.1 <= out["knob"] <= 2.0 and out["knob"] == round(out["knob"], 4)
         assert isinstance(out["count"], int) and 1 <= out["count"] <= 9
         study.tell(trial, [0.0, 0.0])
+
+
+def test_every_built_in_option_is_searched_held_fixed_or_left_at_its_default():
+    """tune --pareto: an option of a built-in sampler is searched (a declared range, or the schedule and steps),
+    held fixed when given (``FIXED_OPTIONS``), or one of the run-wide controls left at the sampler's default —
+    never two of these; a new sampler's option must be placed in one (here, on purpose)."""
+    from mdm_energy.cli._pareto import FIXED_OPTIONS
+    from mdm_energy.registry import BUILTIN_SAMPLERS, sampler_spec
+
+    at_default = {"alg", "alg_temp", "top_p", "top_k", "block_length", "cfg_scale", "cache", "cache_refresh",
+                  "logits_eos_inf", "confidence_eos_eot_inf", "suppress_tokens", "stop_at_eos"}
+    space = ParetoSpace()
+    for name in BUILTIN_SAMPLERS:
+        searched = {o for o, *_ in space._options(name)} | ({"schedule", "steps"} & set(sampler_spec(name).params))
+        for option in sampler_spec(name).params:
+            homes = [option in searched, option in FIXED_OPTIONS, option in at_default]
+            assert sum(homes) == 1, (name, option, homes)
+
+
+@pytest.mark.parametrize("extra, needle", [
+    (["--sampler", "dus", "--dilation-skip", "5"], "dilation 2 with dilation_skip 5 does not fit a block of 24"),
+    (["--sampler", "prophet", "-N", "4", "--answer-start", "30"], "answer_start 30 lies outside the generation window"),
+    (["--sampler", "pc-sampler", "-N", "4", "--token-prior", "prior.txt"], "token id 50 is outside the vocabulary"),
+    (["--sampler", "pc-sampler", "-N", "4", "--token-prior", "nowhere.json"], "token_prior 'nowhere.json' does not exist"),
+    (["--sampler", "klass", "--kl-threshold", "0.02"], "unrecognized arguments: --kl-threshold 0.02"),  # searched
+    (["--sampler", "fixed", "-N", "4", "--token-prior", "off"], "--token-prior does not apply to the fixed sampler"),
+])
+def test_tune_pareto_refuses_a_fixed_option_no_trial_can_run_with(tmp_path, capsys, monkeypatch, extra, needle):
+    """A held-fixed option that fails every trial (the sampler is run once on one item first) is refused in one
+    line, before the study is written; so are a searched option and one the sampler does not take."""
+    from pathlib import Path
+
+    monkeypatch.chdir(tmp_path)
+    Path("prior.txt").write_text("3 10\n50 2\n")
+    ck = str(Path(__file__).resolve().parents[1] / "checkpoints" / "countdown")
+    argv = ["tune", "--pareto", "--objective", "task", "--task", "countdown", "--checkpoint", ck, "--limit", "8",
+            "--strategy", "random", "--budget", "2", "--storage", f"sqlite:///{tmp_path}/t.db", "--json", *extra]
+    assert main(argv) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and needle in err and err.count("\n") == 1, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["prior.txt"]  # no study written

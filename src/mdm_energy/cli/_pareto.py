@@ -7,11 +7,14 @@ import argparse
 from ._common import CLIError, check_output_path, emit, format_table, progress_bar
 from ._sampler_args import check_sampler_options, given_sampler_options
 
-#: Options a Pareto run holds fixed when given (the search sets the schedule, steps and the rule's parameters —
-#: threshold, epsilon, factor, ReMDM's eta): the candidates' temperature and remasking rule, and the structure of
-#: a revising decoder (ReMDM's sigma rule, its switch and loop phases, ReMDM-LLaDA's loop).
-FIXED_OPTIONS = ("temperature", "remasking", "sigma", "revise_from", "loop_start", "loop_end", "loop_alpha",
-                 "remask_count", "loop_steps")
+#: Options a Pareto run holds fixed when given (the search sets the schedule, steps and every option the registry
+#: gives a search range — threshold, epsilon, factor, ReMDM's eta, DUS's dilation, KLASS's kl_*, Prophet's gap_*,
+#: PC-Sampler's position_decay): the candidates' temperature and remasking rule, whether empty steps call the
+#: model, the structure of a revising decoder (ReMDM's sigma rule, its switch and loop phases, ReMDM-LLaDA's loop),
+#: Prophet's monitored answer region, PC-Sampler's clip and token prior, and DUS's first stride.
+FIXED_OPTIONS = ("temperature", "remasking", "skip_empty_steps", "sigma", "revise_from", "loop_start", "loop_end",
+                 "loop_alpha", "remask_count", "loop_steps", "answer_start", "answer_length", "calibration_clip",
+                 "token_prior", "dilation_skip")
 
 
 def _check(args: argparse.Namespace) -> None:
@@ -27,13 +30,26 @@ def _check(args: argparse.Namespace) -> None:
     wrong = [f for f, v in (("--optimum", args.optimum or None), ("--a-values", args.a_values),
                             ("--b-values", args.b_values), ("--values", args.values),
                             ("--model-args", args.model_args),
-                            ("--eta", getattr(args, "eta", None))) if v is not None]  # eta: what --pareto searches
+                            ("--eta", getattr(args, "eta", None)),
+                            ("--dilation", getattr(args, "dilation", None))) if v is not None]  # what --pareto searches
     if wrong:
         raise CLIError(f"{wrong[0]} does not apply to --pareto")
     if args.steps_values and any(v != int(v) for v in args.steps_values):
         raise CLIError(f"--steps-values must be whole numbers, got {list(args.steps_values)}")
     if args.report is not None:
         check_output_path(args.report, "--report", folder=True)
+
+
+def _preflight(sampler: str, given: dict, steps: "int | None", task, model, seed: int) -> None:
+    """Run the sampler once, with the options held fixed (the searched ones at their defaults), on one item:
+    a fixed option that no trial could run with — a dilation that does not fit the window, an answer region
+    outside it, a token prior with an id outside the vocabulary — is refused in one line (``ValueError``)
+    before the study is written to, not found as a study of failed trials."""
+    from ..sampling import make_sampler
+    from ..tasks.evaluate import evaluate, load_task_examples
+
+    probe = make_sampler(sampler, **given, **({"steps": steps} if steps is not None else {}))
+    evaluate(task, model, load_task_examples(task, "valid", 1, seed), probe)
 
 
 def run_pareto(args: argparse.Namespace) -> None:
@@ -66,6 +82,7 @@ def run_pareto(args: argparse.Namespace) -> None:
     task = get_task(args.task)
     model = load_model(args.checkpoint)
     check_checkpoint(task, model, args.checkpoint)
+    _preflight(args.sampler, given, steps[0] if spec.scheduled else None, task, model, args.seed)
     objective = task_pareto_objective(task, model, n=args.limit or 200, seed=args.seed, **given)
     budget = args.budget or 40
     with progress_bar(budget, f"tune --pareto {args.strategy}") as progress:

@@ -15,7 +15,7 @@ from ._common import (CLIError, add_trust_remote_code, bounds, check_output_path
                       non_negative_float, positive_floats, positive_int, progress_bar, seed_int)
 from ._pareto import FIXED_OPTIONS
 from ._sampler_args import add_sampler_arguments, check_sampler_options, given_sampler_options
-from .exact_cmd import DIST_HELP, EXIT_OPTIONS, law_options, load_exact
+from .exact_cmd import DIST_HELP, EXIT_OPTIONS, load_exact
 
 
 def _given_options(args: argparse.Namespace) -> dict:
@@ -38,7 +38,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "held-out validation items (--task, --checkpoint; fixed-count sampler); lm-eval: an lm-eval "
                    "task's metric through the mdm_energy model (--model-args, --tasks)")
     p.add_argument("--dist", help=DIST_HELP)
-    add_sampler_arguments(p, default="fixed", options=("steps", *FIXED_OPTIONS, "eta", *EXIT_OPTIONS),
+    add_sampler_arguments(p, default="fixed", options=tuple(dict.fromkeys(("steps", *FIXED_OPTIONS, "eta", "dilation",
+                                                                         *EXIT_OPTIONS))),
                           help_extra={"temperature": "; task objective only (exact laws are at temperature 1)"})
     p.add_argument("--task", help="countdown | sudoku | pycode (task objective)")
     p.add_argument("--checkpoint", help="trained model folder (task objective)")
@@ -202,7 +203,8 @@ def _objective(args: argparse.Namespace):
         given = _given_options(args)
         check_sampler_options(args.sampler, given)  # none silently dropped
         den, opts = load_exact(args)
-        objective = ExactKLObjective(den, args.sampler, args.steps, opts.get("remasking"), law_options(given))
+        carried = {k: v for k, v in given.items() if k != "remasking"}  # ReMDM's rule, DUS's first stride, ...
+        objective = ExactKLObjective(den, args.sampler, args.steps, opts.get("remasking"), carried)
         return objective, den.n
     from ..models import load_model
     from ..tasks import TASKS, get_task

@@ -205,7 +205,11 @@ class ParetoPoint:
         """The command-line arguments that reproduce this configuration."""
         parts = [f"--sampler {self.sampler}"]
         for k, v in self.options.items():
-            parts.append(f"--{k.replace('_', '-')} {v:g}" if isinstance(v, float) else f"--{k.replace('_', '-')} {v}")
+            name = f"--{k.replace('_', '-')}"
+            if isinstance(v, bool):  # a switch: its bare flag when on (the switches are off by default)
+                parts += [name] if v else []
+            else:
+                parts.append(f"{name} {v:g}" if isinstance(v, float) else f"{name} {v}")
         return " ".join(parts)
 
     def as_json(self) -> dict[str, Any]:
