@@ -344,3 +344,12 @@ def test_the_greedy_check_is_off_unless_asked(tmp_path):
         req = [Instance("loglikelihood", {}, ("1+2=", cont), 0)]
         assert on.loglikelihood(req)[0][1] is want
         assert off.loglikelihood(req)[0][1] is False
+
+
+@pytest.mark.parametrize("sampler", ["dus", "wino", "threshold"])
+def test_a_sampler_without_a_schedule_is_refused_by_name(sampler):
+    """The objective tunes the schedule: a sampler that takes none is named, before anything is loaded."""
+    with pytest.raises(ValueError) as info:
+        LMEvalObjective(f"pretrained=/nonexistent,sampler={sampler}", "t", steps=4)
+    msg = str(info.value)
+    assert f"the {sampler} sampler takes none" in msg and "dus-schedule" in msg and "\n" not in msg

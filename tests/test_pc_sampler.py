@@ -5,6 +5,7 @@ fixed sampler; its schedule-driven counts; its token priors; and what it refuses
 from __future__ import annotations
 
 import json
+import re
 import math
 from pathlib import Path
 
@@ -344,11 +345,13 @@ def test_counts_of_a_corpus_round_trip_through_a_file(tmp_path):
     ("1 2\n3\n", "line 2 is not 'id count'"),
     ("1 x\n", "line 1: the count 'x' is not a number"),
     ('"text"', "a JSON prior must be an object"),
+    ("{not json", "is not valid JSON (Expecting property name enclosed in double quotes at line 1, column 2)"),
+    ('[1, 2,\n', "is not valid JSON (Expecting value at line 2, column 1)"),
 ])
 def test_bad_prior_files_are_refused_in_one_line(tmp_path, text, needle):
     path = tmp_path / "prior.txt"
     path.write_text(text)
-    with pytest.raises(ValueError, match=f"^the token_prior file '{path}': .*{needle[:20]}") as info:
+    with pytest.raises(ValueError, match=f"^the token_prior file '{re.escape(str(path))}': .*{re.escape(needle[:20])}") as info:
         make_sampler("pc-sampler", token_prior=str(path))
     assert needle in str(info.value) and "\n" not in str(info.value)
 

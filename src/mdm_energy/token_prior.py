@@ -98,7 +98,9 @@ def _parse(path: str, text: str) -> TokenCounts:
     total = None
     try:
         data = json.loads(text)
-    except json.JSONDecodeError:
+    except json.JSONDecodeError as exc:
+        if text.lstrip()[:1] in ("{", "["):  # meant as JSON: say where it breaks, not how it fails as text
+            raise _bad(path, f"is not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})") from None
         data = None
         pairs = []
         for n, line in enumerate(text.splitlines(), 1):

@@ -25,6 +25,7 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
+from ..registry import SAMPLERS, sampler_spec
 from ..schedules import Schedule
 from ..tuning.objectives import ItemObjective
 from .lm_eval import MDMEnergyLM, parse_model_args
@@ -71,6 +72,10 @@ class LMEvalObjective(ItemObjective):
         args = parse_model_args(model_args) if isinstance(model_args, str) else dict(model_args)
         if "schedule" in args:
             raise ValueError("model_args must not set schedule: the tuner sets it for each trial")
+        sampler = args.get("sampler", "fixed")
+        if isinstance(sampler, str) and sampler in SAMPLERS and not sampler_spec(sampler).scheduled:
+            raise ValueError(f"the lm-eval objective tunes the schedule and the {sampler} sampler takes none "
+                             f"(schedule-driven samplers: {', '.join(n for n in SAMPLERS if sampler_spec(n).scheduled)})")
         if "steps" in args and args["steps"] != steps:
             raise ValueError(f"model_args set steps={args['steps']!r} but the tuner was given steps {steps}")
         if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
