@@ -48,6 +48,29 @@ def test_exact_reads_npy(capsys, tmp_path):
     assert obj["kl"] == pytest.approx(exact_sampler(ExactDenoiser(w), "fixed", "sin2", 2, remasking="low_confidence").kl)
 
 
+def test_exact_dus_schedule_takes_dilation(capsys):
+    # on markov:6,2,0 (n = 6) dilation 3 makes other groups than the default 2 (on toy1, n = 5, their laws agree)
+    argv = ("exact", "--dist", "markov:6,2,0", "--sampler", "dus-schedule", "--schedule", "linear", "-N", "2")
+    three = run_json(capsys, *argv, "--dilation", "3")
+    two = run_json(capsys, *argv, "--dilation", "2")
+    ref = exact_sampler("markov:6,2,0", "dus-schedule", "linear", 2, options={"dilation": 3})
+    assert three["kl"] == pytest.approx(ref.kl, rel=1e-12) and three["counts"] == ref.counts
+    assert abs(three["kl"] - two["kl"]) > 1e-3
+    skip = run_json(capsys, *argv, "--dilation", "2", "--dilation-skip", "2")
+    assert skip["kl"] == pytest.approx(exact_sampler("markov:6,2,0", "dus-schedule", "linear", 2,
+                                                     options={"dilation": 2, "dilation_skip": 2}).kl, rel=1e-12)
+
+
+def test_exact_has_a_flag_for_every_option_an_exact_law_takes():
+    # read from the registry, so a new option of an exact sampler cannot be left without its flag again
+    from mdm_energy.cli.exact_cmd import EXACT_OPTIONS, law_option_names
+    from mdm_energy.registry import EXACT_PINNED_OPTIONS, sampler_names, sampler_spec
+
+    flags = set(EXACT_OPTIONS + law_option_names())
+    for name in sampler_names(exact=True):
+        assert set(sampler_spec(name).options) - set(EXACT_PINNED_OPTIONS) <= flags, name
+
+
 def test_exact_human_output(capsys):
     code, out, _ = run(capsys, "exact", "--dist", "toy2", "--sampler", "euler", "--schedule", "sin2", "-N", "3", "--law")
     assert code == 0 and "KL(q || sampler)" in out and "sequence" in out

@@ -102,6 +102,8 @@ __all__ = [
     "sampler_spec",
     "sampler_options",
     "exact_check_options",
+    "exact_law_options",
+    "EXACT_PINNED_OPTIONS",
     "load_plugins",
     "sampler_table",
     "BUILTIN_SAMPLERS",
@@ -865,6 +867,20 @@ def sampler_options(name: str, **given: Any) -> dict[str, Any]:
     return out
 
 
+#: The options every exact law is defined at one value of (:func:`exact_check_options` refuses any other).
+EXACT_PINNED_OPTIONS = MappingProxyType({"temperature": EXACT_TEMPERATURE, "block_length": None, "cfg_scale": 0.0,
+                                         **EOS_OPTIONS, **CACHE_OPTIONS, "confidence_eos_eot_inf": False})
+
+
+def exact_law_options() -> tuple[str, ...]:
+    """The options an exact law may depend on besides ``schedule``, ``steps`` and ``remasking``: every option
+    of the samplers with an exact law (plug-ins included), less :data:`EXACT_PINNED_OPTIONS`, in declaration
+    order (``mdm-energy exact`` gives each a flag, so a new exact sampler's options are never left out)."""
+    left_out = {"schedule", "steps", "remasking", *EXACT_PINNED_OPTIONS}
+    return tuple(dict.fromkeys(k for n in sampler_names(exact=True) for k in sampler_spec(n).options
+                               if k not in left_out))
+
+
 def exact_check_options(name: str, **given: Any) -> dict[str, Any]:
     """The torch options whose output law the exact engine computes for sampler ``name``.
 
@@ -877,10 +893,7 @@ def exact_check_options(name: str, **given: Any) -> dict[str, Any]:
         exact = ", ".join(sampler_names(exact=True))
         raise ValueError(f"the exact engine has no law for the {name} sampler (it has: {exact}); use Monte Carlo")
     opts = sampler_options(name, **{"temperature": EXACT_TEMPERATURE, **given})
-    fixed = {"temperature": EXACT_TEMPERATURE, "block_length": None, "cfg_scale": 0.0, **EOS_OPTIONS, **CACHE_OPTIONS}
-    if "confidence_eos_eot_inf" in opts:
-        fixed["confidence_eos_eot_inf"] = False
-    for key, want in fixed.items():
+    for key, want in EXACT_PINNED_OPTIONS.items():
         if key in opts and opts[key] != want:
             raise ValueError(f"exact laws are defined for {key}={want!r} only, got {key}={opts[key]!r}")
     if spec.exact_law == "remdm" and opts.get("sigma") == "conf":  # its state holds each token's confidence

@@ -15,8 +15,15 @@ REVISION_OPTIONS = ("sigma", "eta", "revise_from", "loop_start", "loop_end", "lo
 #: Prophet's options (its exact law depends on them; ``fixed`` takes ``skip_empty_steps`` too, and its law does not
 #: depend on it); the other exact samplers refuse them.
 EXIT_OPTIONS = ("gap_early", "gap_mid", "gap_late", "answer_start", "answer_length", "skip_empty_steps")
-#: Every sampler option an exact law may depend on, besides the schedule, the steps and ``remasking``.
-LAW_OPTIONS = REVISION_OPTIONS + EXIT_OPTIONS
+
+
+def law_option_names() -> tuple[str, ...]:
+    """Every sampler option an exact law may depend on, besides the schedule, the steps and ``remasking``: read
+    from the registry (the options of the samplers with an exact law, less those the exact laws pin), so a
+    sampler's new option gets its ``exact`` flag without a list here to keep up (``--dilation`` once lacked one)."""
+    from ..registry import exact_law_options
+
+    return exact_law_options()
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -27,7 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "(candidates at temperature 1, the model's own law), and KL(q || law) in nats and the total-variation distance.",
     )
     p.add_argument("--dist", required=True, help=DIST_HELP)
-    add_sampler_arguments(p, exact=True, options=EXACT_OPTIONS + LAW_OPTIONS)
+    add_sampler_arguments(p, exact=True, options=EXACT_OPTIONS + law_option_names())
     p.add_argument("--law", action="store_true", help="also output the law (row-major order of the array)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(run=run_exact)
@@ -54,7 +61,7 @@ def load_exact(args: argparse.Namespace):
     from ..exact import ExactDenoiser, check_confidence_size, load_distribution, remdm_plan
     from ..registry import exact_check_options, sampler_spec
 
-    given = given_sampler_options(args, EXACT_OPTIONS + LAW_OPTIONS)
+    given = given_sampler_options(args, EXACT_OPTIONS + law_option_names())
     check_sampler_options(args.sampler, given)
     if getattr(args, "steps", None) is None:
         raise CLIError(f"--steps is required for the {args.sampler} sampler")
@@ -77,8 +84,8 @@ def revision_options(opts: dict) -> dict:
 
 
 def law_options(opts: dict) -> dict:
-    """The options an exact law depends on (ReMDM's, Prophet's) among the validated ``opts``."""
-    return {k: opts[k] for k in LAW_OPTIONS if k in opts}
+    """The options an exact law depends on (ReMDM's, Prophet's, DUS's, ...) among the validated ``opts``."""
+    return {k: opts[k] for k in law_option_names() if k in opts}
 
 
 def _num(x: float) -> str:
