@@ -367,8 +367,14 @@ def test_bad_options(options, needle):
 
 def test_steps_that_do_not_split_over_the_blocks_are_refused():
     den = as_denoiser(tiny_transformer(0))
-    with pytest.raises(ValueError, match="^steps 256 is not divisible by the number of blocks 3$"):
+    # the default steps: the message says they are the default and what to give instead
+    with pytest.raises(ValueError, match=r"^klass: steps 256 \(the default\) is not divisible by the 3 blocks: "
+                                         r"give steps as a multiple of 3 \(e\.g\. the window length\)$"):
         make_sampler("klass", block_length=8)(den, [[1]], 24)
+    with pytest.raises(ValueError, match="^steps 256 is not divisible by the number of blocks 3$"):  # given ones
+        make_sampler("klass", steps=256, block_length=8)(den, [[1]], 24)
+    out = make_sampler("klass", steps=24, block_length=8)(den, [[1]], 24)  # the window length, as advised
+    assert out.generated.shape[1] == 24 and not (out.generated == den.mask_id).any()
 
 
 def test_the_commands(capsys, tmp_path, monkeypatch):

@@ -334,6 +334,7 @@ class Sampler(ABC):
             if key in options:
                 raise TypeError(f"the {self.name} sampler got {key!r} twice (positionally and by name)")
             options[key] = value
+        self._given_options = frozenset(options)  # which options the caller gave (the rest are defaults)
         self.options = sampler_options(self.name, **options)
         for key, value in self.options.items():
             setattr(self, key, value)
@@ -632,6 +633,10 @@ class ScheduledSampler(Sampler):
     steps: int
 
     def _steps_per_block(self, num_blocks: int) -> int:
+        if self.steps % num_blocks and "steps" not in getattr(self, "_given_options", ("steps",)):
+            # the caller never chose the steps: say so, and what to give (the window length always splits)
+            raise ValueError(f"{self.name}: steps {self.steps} (the default) is not divisible by the {num_blocks} "
+                             f"blocks: give steps as a multiple of {num_blocks} (e.g. the window length)")
         return steps_per_block(self.steps, num_blocks)
 
     def block_counts(self, gen_length: int, num_blocks: int, cap: bool = False) -> tuple[int, ...]:
