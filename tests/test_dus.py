@@ -258,6 +258,27 @@ def test_the_schedule_cuts_the_dilated_order(schedule, steps, G, B):
         [sorted(g) for g in order_groups(order, counts) if g]
 
 
+@pytest.mark.parametrize("temperature", [0.0, 1.0])
+def test_far_more_steps_than_positions_match_the_reference_and_run_at_most_a_call_per_position(temperature):
+    """-N 100000 on blocks of 8: the empty steps are left out of the plan (no Python loop over them), and the
+    tokens, the calls and when each position was committed are still the reference's, which walks every step."""
+    model, G, B, steps = tiny(3), 16, 8, 100_000
+    sampler = make_sampler("dus-schedule", schedule="linear", steps=steps, block_length=B, temperature=temperature)
+    assert len(sampler.plan(G, G // B).counts) == B  # 50,000 steps per block, 8 of them commit something
+    out, seeds = run_rows(sampler, model, G)
+    counts = parse_schedule("linear").counts(B, steps // (G // B)).tolist()
+    assert len(counts) == steps // (G // B) and sum(1 for c in counts if c) == B
+    order = dilated_order(B)
+
+    def levels(start, end):
+        return [[start + i for i in g] for g in order_groups(order, counts)]  # every step, the empty ones too
+
+    for row, prompt in enumerate(PROMPTS):
+        want, calls, when = dus_reference(model, prompt, G, B, seed=seeds[row], temperature=temperature, levels=levels)
+        assert out.generated[row].tolist() == want and out.trajectory[row, out.gen_start:].tolist() == when
+        assert int(out.nfe[row]) == calls == G
+
+
 def test_with_the_groups_counts_the_schedule_variant_is_dus():
     """A schedule whose counts are the group sizes (2, 2, 4 for a block of 8) gives dus's tokens and calls."""
     from mdm_energy.exact.search import counts_schedule

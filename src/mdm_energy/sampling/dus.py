@@ -15,7 +15,7 @@ So every block costs :math:`K` calls (fewer for a row that stops at an end token
 :math:`o = G_1 \Vert G_2 \Vert \dots \Vert G_K` (:func:`~mdm_energy.dilation.dilated_order`) is cut by the
 schedule's counts :math:`c_1, \dots, c_N` for the block (``schedule``, ``steps`` split evenly over blocks):
 step :math:`k` commits the positions :math:`o[C_{k-1} : C_k]`, :math:`C_k = \sum_{m \le k} c_m`. A step whose
-count is 0 makes no model call. With counts :math:`|G_1|, \dots, |G_K|` it is ``dus``.
+count is 0 makes no model call (it is left out of the plan, so a block runs at most :math:`B` steps). With counts :math:`|G_1|, \dots, |G_K|` it is ``dus``.
 
 Because the positions of each step never depend on the model, the output law at temperature 1 is that of a
 fixed reveal order: every token of step :math:`k` is drawn from the model's conditional given what the
@@ -82,5 +82,8 @@ class DusScheduleSampler(ScheduledSampler, DusSampler):
     name = "dus-schedule"
 
     def groups(self, block_length: int, num_blocks: int) -> list[list[int]]:
-        counts = self.block_counts(block_length * num_blocks, num_blocks)
-        return order_groups(dilated_order(block_length, self.dilation, self.dilation_skip), list(counts))
+        """The offsets each step of a block commits: the dilated order cut by the schedule's non-zero counts.
+        A zero-count step commits nothing and makes no call, so leaving it out of the plan changes neither the
+        tokens, the random streams nor the NFE; it keeps ``-N 100000`` from looping over empty steps."""
+        counts = [c for c in self.block_counts(block_length * num_blocks, num_blocks) if c]
+        return order_groups(dilated_order(block_length, self.dilation, self.dilation_skip), counts)
