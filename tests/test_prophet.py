@@ -17,7 +17,7 @@ from mdm_energy.models import MDMConfig, MDMTransformer, as_denoiser
 from mdm_energy.sampling import CallableDenoiser, make_sampler
 from mdm_energy.sampling.prophet import PHASE_BOUNDS, phase_threshold
 from mdm_energy.sampling.rng import RowRNG
-from mdm_energy.schedules import parse_schedule
+from mdm_energy.schedules import Table, parse_schedule
 
 V, MASK, EOS, PAD = 30, 29, 28, 0
 PROMPTS = [[3, 9, 14], [5, 1, 12, 7, 2], [8]]  # different lengths: the batch is left-padded
@@ -52,6 +52,20 @@ def llada_counts(length: int, steps: int) -> list[int]:
     return [base + (1 if i < extra else 0) for i in range(steps)]
 
 
+def reference_counts(schedule: str, B: int, per: int) -> list[int]:
+    """The counts of a block's steps in the reference: LLaDA's rule for ``linear`` (the authors' code), the
+    schedule's own counts for the others (sin2, beta: ours by definition)."""
+    return llada_counts(B, per) if schedule == "linear" else parse_schedule(schedule).counts(B, per).tolist()
+
+
+def our_schedule(schedule: str, B: int, per: int) -> str:
+    """What our sampler is given for the reference's ``schedule``: itself, except ``linear`` where our rounding
+    differs from LLaDA's (steps that do not divide the block): then the table of LLaDA's counts."""
+    if schedule == "linear" and parse_schedule("linear").counts(B, per).tolist() != llada_counts(B, per):
+        return Table.from_counts(llada_counts(B, per)).spec
+    return schedule
+
+
 # --- the reference -------------------------------------------------------------------------------------------
 
 
@@ -75,7 +89,7 @@ def prophet_reference(row_logits, prompt, pad, G, steps, B, gaps, *, schedule="l
     early, mid, late = gaps
     blocks = G // B
     per = steps // blocks
-    counts = parse_schedule(schedule).counts(B, per).tolist()
+    counts = reference_counts(schedule, B, per)
     numbered = [(i, c) for i, c in enumerate(counts) if c or per <= B]  # beyond the positions: zero steps dropped
     lo_a = P + answer_start
     hi_a = P + G if answer_length is None else min(P + G, lo_a + answer_length)
@@ -140,6 +154,7 @@ CASES = [  # (seed, scale, G, steps, block, gaps, answer_start, answer_length, t
     (8, 2.0, 16, 8, 4, (6.0, 4.0, 2.5), 0, None, 0.0, 0.5, "linear"),  # guidance: the gap of the guided logits
     (9, 1.0, 12, 12, 12, (1e9, 1e9, 1e9), 0, None, 0.0, 0.0, "linear"),  # never exits: LLaDA's sampler
     (10, 2.0, 8, 24, 4, (6.0, 4.0, 2.0), 0, None, 0.0, 0.0, "linear"),  # more steps than positions
+    (11, 2.0, 16, 6, 8, (6.0, 4.0, 2.5), 0, None, 0.0, 0.0, "linear"),  # 3 steps per block of 8: LLaDA's 3, 3, 2
 ]
 
 
@@ -152,7 +167,7 @@ def _run_case(case, **extra):
     model = Sharp(seed, scale)
     sampler = make_sampler("prophet", steps=steps, block_length=B, gap_early=gaps[0], gap_mid=gaps[1],
                            gap_late=gaps[2], answer_start=a0, answer_length=alen, temperature=temp, cfg_scale=cfg,
-                           schedule=schedule, **extra)
+                           schedule=our_schedule(schedule, B, steps // (G // B)), **extra)
     return model, sampler(model.denoiser(), PROMPTS, G, pad_id=PAD, seeds=SEEDS)
 
 
@@ -202,6 +217,13 @@ def test_linear_counts_are_llada_counts_where_the_steps_divide_the_block():
     """Before the exit the default schedule gives LLaDA's counts (the cases above use these)."""
     for B, per in [(4, 4), (8, 4), (4, 2), (12, 12), (8, 8), (32, 8)]:
         assert parse_schedule("linear").counts(B, per).tolist() == llada_counts(B, per)
+
+
+def test_some_cases_check_the_authors_counts_where_ours_differ():
+    """The reference's linear counts are LLaDA's: where our linear rounds otherwise (steps that do not divide the
+    block, or more steps than positions), the parity runs ours on the table of LLaDA's counts."""
+    differ = [c for c in CASES if our_schedule(c[10], c[4], c[3] // (c[2] // c[4])) != c[10]]
+    assert {(c[2], c[3], c[4]) for c in differ} == {(8, 24, 4), (16, 6, 8)}
 
 
 def tiny_transformer(seed: int, scale: float = 8.0) -> MDMTransformer:
