@@ -210,3 +210,25 @@ def save_tiny(path, dream: bool = False, seed: int = 0):
     model.save_pretrained(path)
     tiny_tokenizer().save_pretrained(path)
     return model
+
+
+def scale_weights(model: torch.nn.Module, scale: float) -> torch.nn.Module:
+    """Multiply every parameter of ``model`` but the norms' by ``scale``, in place (larger weights: sharper,
+    context-dependent predictions, so that the samplers' thresholds are crossed). Returns ``model``."""
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "norm" not in name:
+                p.mul_(scale)
+    return model
+
+
+def tiny_transformer(seed: int, *, vocab: int, mask_id: int, eos_id: int, pad_id: int, scale: float = 8.0,
+                     layers: int = 2, max_len: int = 64):
+    """Our ``MDMTransformer``, tiny (d_model 32, 2 heads, d_ff 64, ``layers`` layers) and random (seeded), in
+    float64 and in eval mode, its weights scaled by ``scale`` (:func:`scale_weights`)."""
+    from mdm_energy.models import MDMConfig, MDMTransformer
+
+    torch.manual_seed(seed)
+    model = MDMTransformer(MDMConfig(vocab_size=vocab, mask_id=mask_id, eos_id=eos_id, pad_id=pad_id, max_len=max_len,
+                                     d_model=32, n_layers=layers, n_heads=2, d_ff=64)).double().eval()
+    return scale_weights(model, scale)

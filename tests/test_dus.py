@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from _references import llada_candidates
 from _stats import chi_square_pvalue
 from _tiny_mdm import PositionFromMask
 
@@ -92,14 +93,9 @@ def dus_reference(model, prompt, G, B, *, base=2, skip=1, temperature=0.0, seed=
                 logits = u + (cfg_scale + 1.0) * (logits - u)
             calls += 1
             logits[:, MASK] = -math.inf
-            if temperature > 0:
-                unif = rng.segments(torch.tensor([0]), torch.tensor([len(todo)]), V)
-            for j, t in enumerate(todo):
-                if temperature > 0:
-                    g = -torch.log(-torch.log(unif[j].clamp_min(torch.finfo(torch.float64).tiny)))
-                    x[t] = int((logits[t].double() / temperature + g).argmax())
-                else:
-                    x[t] = int(logits[t].argmax())
+            cand, _ = llada_candidates(logits, todo, temperature, rng)
+            for t in todo:
+                x[t] = cand[t]
                 when[t - P] = calls
             if stop_at_eos:
                 w = x[P:]

@@ -8,11 +8,15 @@ import json
 import math
 from pathlib import Path
 
+from functools import partial
+
 import pytest
 import torch
+from _references import llada_candidates, llada_counts
+from _tiny_mdm import tiny_transformer as _tiny_transformer
 
 from mdm_energy.cli import main
-from mdm_energy.models import MDMConfig, MDMTransformer, as_denoiser
+from mdm_energy.models import as_denoiser
 from mdm_energy.sampling import CallableDenoiser, make_sampler
 from mdm_energy.sampling.rng import RowRNG
 from mdm_energy.schedules import Table, parse_schedule
@@ -23,23 +27,9 @@ PROMPTS = [[1, 2, 3], [4, 5, 6, 7, 8], [9]]  # different lengths: the batch is l
 EPS = 1e-12
 
 
-def tiny_transformer(seed: int, scale: float = 16.0, layers: int = 2, max_len: int = 64) -> MDMTransformer:
-    """Our transformer, tiny and random, in float64, with enlarged weights: confident predictions that still move
-    from call to call, so both stable and unstable confident positions occur."""
-    torch.manual_seed(seed)
-    model = MDMTransformer(MDMConfig(vocab_size=V, mask_id=MASK, eos_id=EOS, pad_id=PAD, max_len=max_len, d_model=32,
-                                     n_layers=layers, n_heads=2, d_ff=64)).double().eval()
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if "norm" not in name:
-                p.mul_(scale)
-    return model
-
-
-def llada_counts(masked: int, steps: int) -> list[int]:
-    """LLaDA's tokens per step: ``masked`` split evenly over ``steps``, the remainder to the first steps."""
-    base, extra = divmod(masked, steps)
-    return [base + (1 if k < extra else 0) for k in range(steps)]
+#: Our transformer, tiny and random, in float64, with enlarged weights (scale 16): confident predictions that still
+#: move from call to call, so both stable and unstable confident positions occur.
+tiny_transformer = partial(_tiny_transformer, vocab=V, mask_id=MASK, eos_id=EOS, pad_id=PAD, scale=16.0)
 
 
 # --- the reference -------------------------------------------------------------------------------------------
@@ -92,16 +82,7 @@ def klass_reference(model, prompt, G, B, steps, tau, delta, H, *, pad=0, masked_
                 stats["first_kl"] = float(kl[s:e].min())
             history = torch.cat([history[:, 1:], kl[:, None]], dim=1)
             p_prev = p
-            cand, conf = {}, {}
-            if temperature > 0:
-                unif = rng.segments(torch.tensor([0]), torch.tensor([len(masked)]), V)
-            for i, t in enumerate(masked):
-                if temperature > 0:
-                    g = -torch.log(-torch.log(unif[i].clamp_min(torch.finfo(torch.float64).tiny)))
-                    cand[t] = int((logits[t].double() / temperature + g).argmax())
-                else:
-                    cand[t] = int(logits[t].argmax())
-                conf[t] = round(float(p[t, cand[t]]), 12)
+            cand, conf = llada_candidates(logits, masked, temperature, rng, p)
             stable = {t: j >= H - 1 and all(float(v) < delta for v in history[t]) for t in masked}
             ready = [t for t in masked if stable[t] and conf[t] > tau]
             stats["unstable_confident"] += sum(conf[t] > tau and not stable[t] for t in masked)

@@ -9,11 +9,15 @@ import re
 import math
 from pathlib import Path
 
+from functools import partial
+
 import pytest
 import torch
+from _references import llada_candidates, llada_counts
+from _tiny_mdm import tiny_transformer as _tiny_transformer
 
 from mdm_energy.cli import main
-from mdm_energy.models import MDMConfig, MDMTransformer, as_denoiser
+from mdm_energy.models import as_denoiser
 from mdm_energy.sampling import CallableDenoiser, make_sampler
 from mdm_energy.sampling.rng import RowRNG
 from mdm_energy.schedules import Table, parse_schedule
@@ -24,16 +28,8 @@ CHECKPOINT = Path(__file__).resolve().parents[1] / "checkpoints" / "countdown"
 PROMPTS = [[1, 2, 3], [4, 5, 6, 7, 8], [9]]  # different lengths: the batch is left-padded
 
 
-def tiny_transformer(seed: int, scale: float = 8.0) -> MDMTransformer:
-    """Our transformer, tiny and random, in float64, with enlarged weights (sharp, context-dependent predictions)."""
-    torch.manual_seed(seed)
-    model = MDMTransformer(MDMConfig(vocab_size=V, mask_id=MASK, eos_id=EOS, pad_id=PAD, max_len=64, d_model=32,
-                                     n_layers=2, n_heads=2, d_ff=64)).double().eval()
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if "norm" not in name:
-                p.mul_(scale)
-    return model
+#: Our transformer, tiny and random, in float64, with enlarged weights (scale 8: sharp, context-dependent predictions).
+tiny_transformer = partial(_tiny_transformer, vocab=V, mask_id=MASK, eos_id=EOS, pad_id=PAD)
 
 
 def write_prior(path: Path, seed: int, vocab: int = V, eos: int = EOS) -> Path:
@@ -48,11 +44,6 @@ def write_prior(path: Path, seed: int, vocab: int = V, eos: int = EOS) -> Path:
 
 
 # --- the reference -------------------------------------------------------------------------------------------
-
-
-def llada_counts(m: int, steps: int) -> list[int]:
-    """LLaDA's get_num_transfer_tokens for one row: m // steps each, the first m % steps steps one more."""
-    return [m // steps + (1 if i < m % steps else 0) for i in range(steps)]
 
 
 def background(prior, vocab: int = V):
@@ -101,16 +92,10 @@ def pc_reference(model, prompt, G, steps, B, lam, alpha, prior, *, pad=0, temper
                 continue
             logits[:, MASK] = -math.inf
             prob = torch.softmax(logits.double(), -1)
-            if temperature > 0:
-                unif = rng.segments(torch.tensor([0]), torch.tensor([len(masked)]), V)
-            cand, score = {}, {}
-            for j, t in enumerate(masked):
-                if temperature > 0:
-                    g = -torch.log(-torch.log(unif[j].clamp_min(torch.finfo(torch.float64).tiny)))
-                    cand[t] = int((logits[t].double() / temperature + g).argmax())
-                else:
-                    cand[t] = int(logits[t].argmax())
-                p = round(float(prob[t, cand[t]]), 12)
+            cand, conf = llada_candidates(logits, masked, temperature, rng, prob)
+            score = {}
+            for t in masked:
+                p = conf[t]
                 if f is None:
                     c = p
                 else:
@@ -173,16 +158,12 @@ def test_our_transformer_matches_the_reference(case, tmp_path):
 def test_a_hugging_face_model_matches_the_reference(seed, block, lam, tmp_path):
     """A tiny Hugging Face masked LM behind HFDenoiser, left-padded batch, the authors' format of prior."""
     pytest.importorskip("transformers")
-    from _tiny_mdm import TinyMDM, TinyMDMConfig
+    from _tiny_mdm import TinyMDM, TinyMDMConfig, scale_weights
 
     from mdm_energy.integrations.huggingface import HFDenoiser
 
     torch.manual_seed(seed)
-    model = TinyMDM(TinyMDMConfig(vocab_size=V, mask_token_id=MASK, eos_token_id=EOS)).double().eval()
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if "norm" not in name:
-                p.mul_(3.0)
+    model = scale_weights(TinyMDM(TinyMDMConfig(vocab_size=V, mask_token_id=MASK, eos_token_id=EOS)).double().eval(), 3.0)
     prior = _prior("file", tmp_path, seed)
 
     def forward(tokens, am):

@@ -8,12 +8,16 @@ import json
 import math
 from pathlib import Path
 
+from functools import partial
+
 import pytest
 import torch
 
-from _tiny_mdm import PositionFromMask
+from _references import llada_candidates, llada_counts
+from _tiny_mdm import PositionFromMask, scale_weights
+from _tiny_mdm import tiny_transformer as _tiny_transformer
 from mdm_energy.cli import main
-from mdm_energy.models import MDMConfig, MDMTransformer, as_denoiser
+from mdm_energy.models import as_denoiser
 from mdm_energy.sampling import CallableDenoiser, make_sampler
 from mdm_energy.sampling.prophet import PHASE_BOUNDS, phase_threshold
 from mdm_energy.sampling.rng import RowRNG
@@ -43,13 +47,6 @@ class Sharp:
         """The logits ``(T, V)`` of one left-padded row alone (its padding masked out)."""
         am = torch.tensor([[False] * pad + [True] * (len(tokens) - pad)])
         return self(torch.tensor([tokens]), am)[0]
-
-
-def llada_counts(length: int, steps: int) -> list[int]:
-    """LLaDA's ``get_num_transfer_tokens`` for a fully masked block: ``length // steps`` each, the remainder one
-    by one to the first steps."""
-    base, extra = divmod(length, steps)
-    return [base + (1 if i < extra else 0) for i in range(steps)]
 
 
 def reference_counts(schedule: str, B: int, per: int) -> list[int]:
@@ -104,11 +101,8 @@ def prophet_reference(row_logits, prompt, pad, G, steps, B, gaps, *, schedule="l
         return z
 
     def draw(z, positions):
-        if temperature == 0:
-            return [int(z[j].argmax()) for j in positions]
-        u = rng.segments(torch.tensor([0]), torch.tensor([len(positions)]), V)
-        g = -torch.log(-torch.log(u.clamp_min(torch.finfo(torch.float64).tiny)))
-        return [int((z[j].double() / temperature + g[n]).argmax()) for n, j in enumerate(positions)]
+        cand, _ = llada_candidates(z, positions, temperature, rng)
+        return [cand[j] for j in positions]
 
     for b in range(blocks):
         lo, hi = P + b * B, P + (b + 1) * B
@@ -226,16 +220,8 @@ def test_some_cases_check_the_authors_counts_where_ours_differ():
     assert {(c[2], c[3], c[4]) for c in differ} == {(8, 24, 4), (16, 6, 8)}
 
 
-def tiny_transformer(seed: int, scale: float = 8.0) -> MDMTransformer:
-    """Our transformer, tiny and random, in float64, with large weights."""
-    torch.manual_seed(seed)
-    model = MDMTransformer(MDMConfig(vocab_size=V, mask_id=MASK, eos_id=EOS, pad_id=PAD, max_len=64, d_model=32,
-                                     n_layers=2, n_heads=2, d_ff=64)).double().eval()
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if "norm" not in name:
-                p.mul_(scale)
-    return model
+#: Our transformer, tiny and random, in float64, with large weights (scale 8).
+tiny_transformer = partial(_tiny_transformer, vocab=V, mask_id=MASK, eos_id=EOS, pad_id=PAD)
 
 
 @pytest.mark.parametrize("seed,gaps,block,cfg", [(0, (0.45, 0.35, 0.3), 4, 0.0), (1, (0.45, 0.45, 0.45), 8, 0.0),
@@ -268,11 +254,7 @@ def test_a_hugging_face_model_matches_the_reference():
     from mdm_energy.integrations.huggingface import HFDenoiser
 
     torch.manual_seed(3)
-    model = TinyMDM(TinyMDMConfig(vocab_size=V, mask_token_id=MASK, eos_token_id=EOS)).eval()
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if "norm" not in name:
-                p.mul_(4.0)
+    model = scale_weights(TinyMDM(TinyMDMConfig(vocab_size=V, mask_token_id=MASK, eos_token_id=EOS)).eval(), 4.0)
 
     @torch.no_grad()
     def row(tokens, pad):

@@ -8,11 +8,16 @@ import json
 import math
 from pathlib import Path
 
+from functools import partial
+
 import pytest
 import torch
+from _references import llada_candidates
+from _tiny_mdm import scale_weights
+from _tiny_mdm import tiny_transformer as _tiny_transformer
 
 from mdm_energy.cli import main
-from mdm_energy.models import MDMConfig, MDMTransformer, as_denoiser
+from mdm_energy.models import as_denoiser
 from mdm_energy.sampling import CallableDenoiser, ExactTorchDenoiser, make_sampler
 from mdm_energy.sampling.rng import RowRNG
 from mdm_energy.sampling.wino import ShadowView
@@ -22,17 +27,9 @@ CHECKPOINT = Path(__file__).resolve().parents[1] / "checkpoints" / "countdown"
 PROMPTS = [[1, 2, 3], [4, 5, 6, 7, 8], [9]]  # different lengths: the batch is left-padded
 
 
-def tiny_transformer(seed: int, scale: float = 8.0, layers: int = 2) -> MDMTransformer:
-    """Our transformer, tiny and random, in float64, with large weights: sharp, context-dependent predictions,
-    so that drafts clear the thresholds and verification re-masks some of them."""
-    torch.manual_seed(seed)
-    model = MDMTransformer(MDMConfig(vocab_size=V, mask_id=MASK, eos_id=EOS, pad_id=PAD, max_len=64, d_model=32,
-                                     n_layers=layers, n_heads=2, d_ff=64)).double().eval()
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if "norm" not in name:
-                p.mul_(scale)
-    return model
+#: Our transformer, tiny and random, in float64, with large weights (scale 8): sharp, context-dependent
+#: predictions, so that drafts clear the thresholds and verification re-masks some of them.
+tiny_transformer = partial(_tiny_transformer, vocab=V, mask_id=MASK, eos_id=EOS, pad_id=PAD)
 
 
 def our_forward(model):
@@ -86,16 +83,7 @@ def wino_reference(model, prompt, G, B, tau, tau_back, *, pad=0, temperature=0.0
             stats["calls"] += 1
             logits[:, MASK] = -math.inf
             prob = torch.softmax(logits.double(), -1)
-            cand, conf = {}, {}
-            if temperature > 0:
-                unif = rng.segments(torch.tensor([0]), torch.tensor([m]), V)
-            for j, t in enumerate(masked):
-                if temperature > 0:
-                    g = -torch.log(-torch.log(unif[j].clamp_min(torch.finfo(torch.float64).tiny)))
-                    cand[t] = int((logits[t].double() / temperature + g).argmax())
-                else:
-                    cand[t] = int(logits[t].argmax())
-                conf[t] = round(float(prob[t, cand[t]]), 12)
+            cand, conf = llada_candidates(logits, masked, temperature, rng, prob)
             ranked = sorted(masked, key=lambda t: (-conf[t], t))
             D = [t for t in masked if conf[t] > tau]
             if len(D) > cap:
@@ -187,12 +175,8 @@ def tiny_hf(seed: int):
     from _tiny_mdm import TinyDream, TinyDreamConfig
 
     torch.manual_seed(seed)
-    model = TinyDream(TinyDreamConfig(vocab_size=V, mask_token_id=MASK, eos_token_id=EOS)).double().eval()
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if "norm" not in name:
-                p.mul_(6.0)
-    return model
+    return scale_weights(TinyDream(TinyDreamConfig(vocab_size=V, mask_token_id=MASK, eos_token_id=EOS)).double().eval(),
+                         6.0)
 
 
 @pytest.mark.parametrize("seed,tau,tau_back", [(0, 0.1, 0.99), (1, 0.05, 0.95), (2, 0.1, 0.99)])
