@@ -14,7 +14,8 @@ from torch import Tensor
 
 from ..registry import REMASKING
 
-__all__ = ["TIE_DECIMALS", "GUMBEL_MAX_ELEMENTS", "Uniform", "draw_candidates", "confidence_scores", "select_top_k"]
+__all__ = ["TIE_DECIMALS", "GUMBEL_MAX_ELEMENTS", "Uniform", "draw_candidates", "confidence_scores", "select_top_k",
+           "top_two_logits", "logit_gap"]
 
 #: Scores equal to this many decimals are tied (and ties go to the lower position), so float
 #: round-off cannot reorder positions whose scores are equal in exact arithmetic. The exact engine
@@ -88,6 +89,19 @@ def _inverse_cdf(logits: Tensor, temperature: float, uniform: "Uniform | torch.G
     return (c * _CHUNK + j).squeeze(-1).clamp(max=V - 1)
 
 
+def top_two_logits(logits: Tensor) -> Tensor:
+    """``(..., 2)`` float64: the largest and the second largest logit of each row (the ``margin`` rule's and
+    Prophet's ingredients; ties keep both equal)."""
+    return logits.topk(2, dim=-1).values.to(torch.float64)
+
+
+def logit_gap(logits: Tensor) -> Tensor:
+    """``(...)`` float64: top-1 minus top-2 logit of each row (Prophet's confidence gap; on log-probabilities
+    the same, the normaliser cancels)."""
+    top = top_two_logits(logits)
+    return top[..., 0] - top[..., 1]
+
+
 def confidence_scores(logits: Tensor, candidates: Tensor, rule: str, uniform: "Uniform | torch.Generator | None" = None,
                       lse: "Tensor | None" = None) -> Tensor:
     """Float64 score per row, higher = committed first (docs/design.md §4).
@@ -107,7 +121,7 @@ def confidence_scores(logits: Tensor, candidates: Tensor, rule: str, uniform: "U
     if rule == "low_confidence":
         score = (logits.gather(-1, candidates.unsqueeze(-1)).to(torch.float64) - lse64).squeeze(-1).exp()
     elif rule == "margin":
-        top = (logits.topk(2, dim=-1).values.to(torch.float64) - lse64).exp()
+        top = (top_two_logits(logits) - lse64).exp()
         score = top[..., 0] - top[..., 1]
     elif rule == "entropy":
         logp = logits - lse.unsqueeze(-1).to(logits.dtype)

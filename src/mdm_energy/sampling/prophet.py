@@ -50,6 +50,7 @@ from torch import Tensor
 from ..exit_rule import PHASE_BOUNDS, answer_region, phase_threshold, step_numbers
 from .base import Block, Decision, RunState, Step
 from .fixed import FixedCountSampler
+from .ops import logit_gap
 
 __all__ = ["ProphetSampler", "PHASE_BOUNDS", "phase_threshold"]
 
@@ -87,8 +88,7 @@ class ProphetSampler(FixedCountSampler):
         """``(R,)`` float64: each row's mean top-1 minus top-2 logit over the answer region."""
         where = run.scratch["prophet"]["region"].expand(step.rows.numel(), -1)
         flat, _ = self.logits_at(run, step, where)
-        top = flat.topk(2, dim=-1).values.to(torch.float64)
-        return (top[:, 0] - top[:, 1]).view(step.rows.numel(), -1).mean(-1)
+        return logit_gap(flat).view(step.rows.numel(), -1).mean(-1)
 
     def decide(self, run: RunState, block: Block, step: Step, masked: Tensor) -> Decision:
         state = run.scratch["prophet"]
