@@ -236,6 +236,24 @@ def test_ties_go_to_the_lower_position():
         assert seen == [[2 + k] for k in range(8)]
 
 
+@pytest.mark.parametrize("prior", ["off", "uniform"])
+def test_end_token_candidates_stay_last_tied_whatever_their_weight(prior):
+    """confidence_eos_eot_inf: when only end tokens are proposed they tie at the last resort and the row is filled
+    left to right, even with a strong position weight (the weight and calibration of a last-resort score would
+    otherwise order them, right to left here)."""
+    logits = torch.zeros(V)
+    logits[EOS], logits[6] = 3.0, 1.0
+
+    def fn(tokens):
+        return logits.expand(*tokens.shape, V).clone()
+
+    den = CallableDenoiser(fn, mask_id=MASK, vocab_size=V, eos_id=EOS)
+    seen = []
+    make_sampler("pc-sampler", steps=8, position_decay=2.0, token_prior=prior, confidence_eos_eot_inf=True)(
+        den, [[1, 2]], 8, callback=lambda c, x, com: seen.append(com[0].nonzero().flatten().tolist()))
+    assert seen == [[2 + k] for k in range(8)]
+
+
 @pytest.mark.parametrize("seed,block,steps,temp,cfg,eot", [
     (0, None, 16, 0.0, 0.0, False), (1, 8, 16, 0.0, 0.0, False), (2, 4, 8, 0.9, 0.0, False),
     (3, 8, 8, 0.0, 0.7, False), (4, 8, 16, 0.0, 0.0, True), (5, 16, 5, 0.5, 0.0, True),

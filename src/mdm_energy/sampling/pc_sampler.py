@@ -90,6 +90,9 @@ class PCSampler(FixedCountSampler):
             conf = torch.clamp(conf * surprisal[cand], max=self.calibration_clip)
         score = torch.where(masked, weight * conf, float("-inf"))
         if self.confidence_eos_eot_inf:
+            # again, not a repeat of candidates(): there an end token's p is LAST_RESORT, but the calibration and
+            # the weight above rescale it (a surprisal <= 0, f = 1, even flips its sign past the clip) and would
+            # order the end tokens among themselves; set back to one value they stay last, tied, lower position first
             score = torch.where(masked & torch.isin(cand, run.stops), LAST_RESORT, score)
         return score
 
