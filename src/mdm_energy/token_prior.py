@@ -5,9 +5,12 @@ PC-Sampler scores a candidate :math:`v` by its probability times its *surprisal*
 win early. The authors build :math:`f` from token counts of a reference corpus; here a user supplies the
 counts in a file (nothing is downloaded), or picks one of two keywords:
 
-* ``uniform`` (the default): no table, so every token counts as one the table lacks and gets the same
-  frequency :math:`1/V` — the calibration is then the constant factor :math:`-\log(1/V + 10^{-9}) \approx \log V`
-  (the clipped confidence :math:`\min(p \log V, \alpha)`);
+* ``uniform`` (the default): no table; every token gets the same frequency :math:`f = 1/V` (:math:`V` the
+  vocabulary size — not a table's :math:`1/N`), so the calibration is the constant factor
+  :math:`-\log(1/V + 10^{-9}) \approx \log V` and the confidence :math:`\min(p \log V, \alpha)`. With the
+  default clip :math:`\alpha = 10`, every candidate with :math:`p \log V > 10` — :math:`p > 0.851` for LLaDA's
+  :math:`V = 126{,}464` — ties at the clip, and those are ordered by the position weight alone (by position,
+  lower first, at :math:`\lambda = 0`);
 * ``off``: no calibration at all — the score's confidence is the plain probability :math:`p` (no clip).
 
 A file holds **counts** (non-negative numbers) per token id, in one of these forms:
@@ -18,7 +21,9 @@ A file holds **counts** (non-negative numbers) per token id, in one of these for
 * text, one ``id count`` pair per line (blank lines and lines starting with ``#`` are skipped).
 
 :math:`f_v = \text{count}_v / N`, with :math:`N` the file's ``num_token`` or else the sum of the counts, and a
-token the table lacks gets :math:`1/N` (one count), as in the authors' loader. :func:`count_tokens` makes such a
+token the table lacks gets :math:`1/N` (one count), as in the authors' loader. A token *listed* with count 0 is
+not the same: it gets :math:`f = 0`, so its surprisal is :math:`-\log(10^{-9}) \approx 20.7` (the most any token
+gets), as the authors' loader does too; leave a token out to give it one count. :func:`count_tokens` makes such a
 table from token ids of one's own texts (``count_tokens(ids).write("counts.json")``). This module is torch-free: the
 registry's validator reads the file (so a bad file is refused before anything runs) and the sampler turns it
 into a tensor.
