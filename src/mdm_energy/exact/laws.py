@@ -358,7 +358,7 @@ def exact_sampler(
 
     ``remasking`` picks the rule of the ``fixed`` sampler (default, as everywhere, ``low_confidence``);
     ``options`` are further sampler options (``remdm``: ``sigma``, ``eta``, ``revise_from``, ``loop_start``,
-    ``loop_end``, ``loop_alpha``). NFE counts every step, zero-token steps included (they still cost a model
+    ``loop_end``, ``loop_alpha``; ``dus-schedule``: ``dilation``, ``dilation_skip``). NFE counts every step, zero-token steps included (they still cost a model
     call); for ``remdm``, whose steps that reveal nothing make no call, and ``prophet``, whose run ends at its
     exit (options ``gap_early``, ``gap_mid``, ``gap_late``, ``answer_start``, ``answer_length``,
     ``skip_empty_steps``; :mod:`.prophet`), ``expected_calls`` is the expected number of model calls.
