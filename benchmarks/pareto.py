@@ -1,23 +1,29 @@
 """Quality against model calls: fixed schedules, adaptive decoding, and the schedule-aware adaptive samplers.
 
 On each task checkpoint, on the test items of benchmarks/real_tasks.py (the same items and per-item seeds,
-sharing its cache of per-item scores), three families of configurations:
+sharing its cache of per-item scores), these families of configurations:
 
-  (a) fixed schedules — linear, sin2, beta:0.9,0.3, beta:1,0.2 and the tuned Beta at every step count;
+  (a) fixed schedules — linear, sin2, beta:0.9,0.3, beta:1,0.2, the tuned Beta and the information profile's
+      schedule (as real_tasks.py profiled it) at every step count;
   (b) adaptive decoding — Fast-dLLM's threshold and the EB-sampler's entropy bound, swept;
   (c) schedule-aware adaptive — threshold-floor and threshold-cap with linear and the tuned Beta, at
-      several step counts and thresholds.
-
+      several step counts and thresholds;
   (d) revising decoders — ReMDM with random positions (``remdm``: its cap, rescale, conf and loop rules,
       temperature 1 as the authors sample, beside ``ancestral``, the same positions without revision) and
       with low confidence (``remdm-llada``, beside ``fixed`` at the same temperature), and WINO (``wino``,
       draft/verify threshold pairs), at the fixed schedules' step counts and beyond N = L (ReMDM's
-      inference-time scaling).
+      inference-time scaling);
+  (e) the rules that decide which tokens and when to stop — Prophet (early exit on the logit gap), KLASS
+      (confident and stable), PC-Sampler (position-aware, calibrated; a training-frequency token prior beside
+      the uniform one) and DUS (dilated groups) — at the authors' settings, and each with the tuned Beta or the
+      information profile (benchmarks/real_tasks.py) behind its count.
 
 Each family's Pareto front (quality up, mean model calls down), and for a ladder of budgets the best
-quality each family reaches within that many mean calls, with its standard error.
+quality each family reaches within that many mean calls, with its standard error; per budget, the best
+schedule-driven configuration against the best peer rule, paired, with a plain verdict per task.
 
-    python benchmarks/pareto.py [--tasks countdown,sudoku,pycode] [--quick]
+    python benchmarks/pareto.py [--tasks countdown,sudoku,pycode] [--families revising,peers] [--lean TASKS]
+        [--no-revising TASKS] [--quick]
 
 Run benchmarks/real_tasks.py first (it tunes the Beta schedules). Writes benchmarks/results/pareto.md,
 pareto.json and pareto.png.
@@ -35,7 +41,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from real_tasks import CONFIG, RESULTS, ROOT, TestItems, _cache  # noqa: E402
+from real_tasks import CONFIG, PC_DECAY, RESULTS, ROOT, TestItems, _cache  # noqa: E402
 from real_tasks import _cell as _cached_cell  # noqa: E402
 
 #: The cache keys of every cell this run read, for the compute time of what the tables show.
@@ -63,7 +69,13 @@ def _point(family: str, label: str, scores: np.ndarray, nfe: np.ndarray, base: "
 
 
 #: The families that never revise a committed token (what the revising decoders are measured against).
-NON_REVISING = ("fixed schedules", "adaptive", "schedule-aware adaptive")
+NON_REVISING = ("fixed schedules", "adaptive", "schedule-aware adaptive", "peer rules", "peer rules + schedule")
+
+
+def _paired_diff(a: dict, b: dict) -> dict:
+    """``a`` minus ``b`` over the same items: the mean difference and its paired standard error."""
+    d = a["_scores"] - b["_scores"]
+    return {"ref": b, "diff": float(d.mean()), "stderr": float(d.std(ddof=1) / math.sqrt(len(d)))}
 
 
 def _revision_rows(ladder: list[dict], points: list[dict]) -> list[dict]:
@@ -80,10 +92,40 @@ def _revision_rows(ladder: list[dict], points: list[dict]) -> list[dict]:
         out = {"budget": row["budget"], "revising": rev}
         for key, ref in (("vs_best", best), ("vs_base", by_label.get(rev.get("base")))):
             if ref is not None:
-                d = rev["_scores"] - ref["_scores"]
-                out[key] = {"ref": ref, "diff": float(d.mean()), "stderr": float(d.std(ddof=1) / math.sqrt(len(d)))}
+                out[key] = _paired_diff(rev, ref)
         rows.append(out)
     return rows
+
+
+#: Families whose configurations a mask schedule drives (hand-crafted, tuned or the model's information profile;
+#: the hybrids; the peer rules with a schedule behind their count) — and the peers' own rules at their settings.
+SCHEDULED = ("fixed schedules", "schedule-aware adaptive", "peer rules + schedule")
+PEERS = ("adaptive", "peer rules", "revising")
+
+
+def _schedule_rows(ladder: list[dict]) -> list[dict]:
+    """Per budget: the best schedule-driven configuration within the budget against the best peer rule within
+    it (:data:`SCHEDULED` against :data:`PEERS`), paired over the same items."""
+    rows = []
+    for row in ladder:
+        ours = [row[f] for f in SCHEDULED if row.get(f)]
+        theirs = [row[f] for f in PEERS if row.get(f)]
+        if ours and theirs:
+            best = max(ours, key=lambda p: p["value"])
+            rows.append({"budget": row["budget"], "schedule": best,
+                         "vs_peer": _paired_diff(best, max(theirs, key=lambda p: p["value"]))})
+    return rows
+
+
+def _verdict(rows: list[dict], key: str) -> dict:
+    """Budgets sorted into wins, ties and losses: a paired difference beyond 2 s.e. either way."""
+    out: dict = {"wins": [], "ties": [], "loses": []}
+    for r in rows:
+        c = r.get(key)
+        if c is not None:
+            out["wins" if c["diff"] > 2 * c["stderr"] else "loses" if c["diff"] < -2 * c["stderr"] else "ties"].append(
+                f"{r['budget']:g}")
+    return out
 
 
 def _front(points: list[dict]) -> list[dict]:
@@ -127,6 +169,81 @@ def revising_points(items, cfg: dict, tuned: str, L: int, cache: dict) -> list[d
     return points
 
 
+#: Prophet's exit gaps (early, mid, late): the authors' 7.5/5/2.5, set for LLaDA-8B's logits, and scaled up —
+#: a small model's logits are smaller, so the authors' gaps end decoding at once on our checkpoints.
+PROPHET_GAPS = tuple((7.5 * f, 5.0 * f, 2.5 * f) for f in (1, 2, 4))
+#: KLASS's (confidence, KL) thresholds of the authors' LLaDA scripts: GSM8K, MATH, HumanEval, MBPP (history 2).
+KLASS_SETTINGS = ((0.6, 0.015), (0.6, 0.01), (0.9, 0.01), (0.7, 0.01))
+#: DUS's block lengths (its calls per block are about log2 B; the authors use 8 to 64), those that tile the
+#: window, and the whole window.
+DUS_BLOCKS = (3, 4, 8, 9, 16, 27, 32)
+
+
+def token_prior_file(items) -> str:
+    """PC-Sampler's background token frequencies for a task: the authors count a corpus; ours counts the task's
+    training windows (prompt and answer with its EOS padding, 5,000 items), written once beside the results."""
+    from mdm_energy.token_prior import count_tokens
+
+    path = RESULTS / "token_priors" / f"{items.name}.json"
+    if not path.exists():
+        ids, _ = items.task.encode(items.task.examples("train", 5000, seed=11))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        count_tokens(ids.tolist()).write(tmp)
+        tmp.replace(path)
+    return str(path.relative_to(ROOT))
+
+
+def peer_points(items, cfg: dict, schedules: dict, L: int, cache: dict, lean: bool = False) -> list[dict]:
+    """Family (e): the rules that decide which tokens and when to stop — Prophet, KLASS, PC-Sampler, DUS — at the
+    authors' settings ("peer rules"), and each with a schedule behind its count ("peer rules + schedule": the
+    tuned Beta, and the information profile where its count is per step). ``schedules`` maps a label (``tuned``,
+    ``profile``) to ``{steps: spec}``. ``lean``: KLASS at its default and GSM8K settings only, PC-Sampler without
+    the training-frequency prior."""
+    tag, points, steps = items.tag, [], cfg["steps"]
+
+    def add(family: str, label: str, sampler: str, **opts) -> None:
+        s, nfe = _cell(cache, f"{tag}|{label}", items.sampler(sampler, **opts))
+        points.append(_point(family, label, s, nfe))
+
+    for early, mid, late in PROPHET_GAPS:  # the authors' steps = gen_length; their count is LLaDA's (linear)
+        gaps = {"gap_early": early, "gap_mid": mid, "gap_late": late}
+        add("peer rules", f"prophet linear N={L} gaps={early:g}/{mid:g}/{late:g}", "prophet", steps=L, **gaps)
+        for name, by_n in schedules.items():
+            n = max(by_n)
+            add("peer rules + schedule", f"prophet {name} N={n} gaps={early:g}/{mid:g}/{late:g}", "prophet",
+                schedule=by_n[n], steps=n, **gaps)
+    for conf, kl in KLASS_SETTINGS[::2] if lean else KLASS_SETTINGS:  # fallback one token per call (the authors' steps = gen_length)
+        add("peer rules", f"klass {conf}/{kl}", "klass", threshold=conf, kl_threshold=kl, steps=L)
+    for name, by_n in schedules.items():  # the schedule's count as the fallback: fewer calls when nothing is stable
+        for n in steps:
+            add("peer rules + schedule", f"klass {name} N={n} 0.9/0.01", "klass", schedule=by_n[n], steps=n)
+    decay, prior = PC_DECAY.get(items.name, 0.25), token_prior_file(items)
+    for n in steps:
+        for label, opts in ((f"pc-sampler linear N={n} decay={decay:g}", {}),
+                            (f"pc-sampler linear N={n} decay={decay:g} train-prior", {"token_prior": prior}))[:1 + (not lean)]:
+            add("peer rules", label, "pc-sampler", steps=n, position_decay=decay, **opts)
+        for name, by_n in schedules.items():
+            add("peer rules + schedule", f"pc-sampler {name} N={n} decay={decay:g}", "pc-sampler", schedule=by_n[n],
+                steps=n, position_decay=decay)
+    for b in [b for b in DUS_BLOCKS if b < L and L % b == 0] + [L]:  # blocks must tile the window
+        add("peer rules", f"dus B={b}", "dus", **({"block_length": b} if b < L else {}))
+    for name, by_n in schedules.items():  # the dilated order of the whole window, cut by the schedule's counts
+        for n in steps:
+            add("peer rules + schedule", f"dus-schedule {name} N={n}", "dus-schedule", schedule=by_n[n], steps=n)
+    return points
+
+
+def _profile_specs(name: str, steps: list[int]) -> "dict[int, str]":
+    """The information profile's schedule (confidence order) at each step count, as benchmarks/real_tasks.py
+    profiled it on validation prompts (no answers) — empty if it has not run."""
+    path = RESULTS / "real_tasks.json"
+    if not path.exists():
+        return {}
+    specs = json.loads(path.read_text()).get("tasks", {}).get(name, {}).get("profile", {}).get("confidence", {})
+    return {n: specs["specs"][str(n)] for n in steps if str(n) in specs.get("specs", {})}
+
+
 def run_task(name: str, args, cache: dict) -> dict:
     cfg = dict(CONFIG[name])
     items = TestItems.load(name, args.quick)
@@ -140,21 +257,35 @@ def run_task(name: str, args, cache: dict) -> dict:
         for n in cfg["steps"]:
             s, nfe = _cell(cache, f"{tag}|fixed|{spec}|{n}", items.fixed(spec, n))
             points.append(_point("fixed schedules", f"fixed {spec} N={n}", s, nfe))
+    profile = _profile_specs(name, cfg["steps"])
+    for n, spec in profile.items():
+        s, nfe = _cell(cache, f"{tag}|fixed|{spec}|{n}", items.fixed(spec, n))
+        points.append(_point("fixed schedules", f"fixed profile N={n}", s, nfe))
     for sampler, opts in ADAPTIVE:
         key, value = next(iter(opts.items()))
         label = f"{sampler} {value}"
         s, nfe = _cell(cache, f"{tag}|{label}", items.sampler(sampler, **opts))
         points.append(_point("adaptive", label, s, nfe))
-    hybrid_steps = cfg["steps"]  # every budget of the fixed schedules
+    lean = name in args.lean.split(",")
     for sampler in ("threshold-floor", "threshold-cap"):
         for spec in dict.fromkeys(["linear", tuned]):
-            for n in hybrid_steps:
+            for n in cfg["steps"]:
                 for th in HYBRID_THRESHOLDS:
                     label = f"{sampler} {spec} N={n} threshold={th}"
+                    if lean and f"{tag}|{label}|s" not in cache and not (
+                            sampler == "threshold-floor" and spec == tuned and n in cfg["steps"][::2]):
+                        continue  # lean: threshold-floor with the tuned Beta at every other N, and what is cached
                     s, nfe = _cell(cache, f"{tag}|{label}",
                                    items.sampler(sampler, schedule=spec, steps=n, threshold=th))
                     points.append(_point("schedule-aware adaptive", label, s, nfe))
-    points += revising_points(items, cfg, tuned, task.gen_len, cache)
+    if "revising" in args.families and name not in args.no_revising.split(","):
+        points += revising_points(items, cfg, tuned, task.gen_len, cache)
+    if "peers" in args.families:
+        peer_steps = cfg["steps"][::2] if lean else cfg["steps"]
+        schedules = {"tuned": {n: tuned for n in peer_steps}}
+        if len(profile) == len(cfg["steps"]) and not lean:
+            schedules["profile"] = profile
+        points += peer_points(items, {**cfg, "steps": peer_steps}, schedules, task.gen_len, cache, lean)
     print(f"{name}: {len(points)} configurations in {time.time() - t0:.0f} s", file=sys.stderr, flush=True)
     families = sorted({p["family"] for p in points})
     fronts = {f: _front([p for p in points if p["family"] == f]) for f in families}
@@ -168,7 +299,9 @@ def run_task(name: str, args, cache: dict) -> dict:
             row[f] = best
         ladder.append(row)
     return {"metric": task.metric, "L": task.gen_len, "n": len(items.test), "tuned": tuned, "points": points,
-            "fronts": fronts, "ladder": ladder, "revision": _revision_rows(ladder, points), "seconds": time.time() - t0}
+            "fronts": fronts, "ladder": ladder, "revision": _revision_rows(ladder, points),
+            "schedule_vs_peers": _schedule_rows(ladder), "lean": lean,
+            "revising": any(p["family"] == "revising" for p in points), "seconds": time.time() - t0}
 
 
 def _plot(all_res: dict) -> None:
@@ -210,6 +343,12 @@ def _markdown(all_res: dict, meta: dict) -> str:
     for name, res in all_res.items():
         fams = list(res["fronts"])
         lines += [f"## {name} ({res['metric']}, L = {res['L']}, {res['n']} items; tuned `{res['tuned']}`)", "",
+                  *(["Lean run (`--lean`): hybrids computed only as threshold-floor with the tuned Beta at every other "
+                     "step count (others shown where an earlier run cached them); peer rules at every other step "
+                     "count, their schedule variants with the tuned Beta only; KLASS at 0.6/0.015 and 0.9/0.01; "
+                     "PC-Sampler with the uniform prior only.", ""]
+                    if res.get("lean") else []),
+                  *(["Run without the revising decoders (`--no-revising`).", ""] if not res.get("revising") else []),
                   "| budget (mean calls) | " + " | ".join(fams) + " |", "|---|" + "---|" * len(fams)]
         for row in res["ladder"]:
             cells = []
@@ -237,15 +376,24 @@ def _markdown(all_res: dict, meta: dict) -> str:
                 rev = r["revising"]
                 lines.append(f"| {r['budget']:g} | {rev['value']:.3f} ({rev['nfe']:.1f}: {rev['label']}) | "
                              + " | ".join(cells) + " |")
-            verdict = {"wins": [], "ties": [], "loses": []}
-            for r in res["revision"]:
-                c = r.get("vs_best")
-                if c is not None:
-                    key = "wins" if c["diff"] > 2 * c["stderr"] else "loses" if c["diff"] < -2 * c["stderr"] else "ties"
-                    verdict[key].append(f"{r['budget']:g}")
+            verdict = _verdict(res["revision"], "vs_best")
             lines += ["", "Against the best decoder that never revises, within 2 paired s.e.: revision wins at budgets "
                       + (", ".join(verdict["wins"]) or "none") + "; ties at " + (", ".join(verdict["ties"]) or "none")
                       + "; loses at " + (", ".join(verdict["loses"]) or "none") + "."]
+        if res.get("schedule_vs_peers"):
+            lines += ["", "Schedules against the peers' rules, paired over the same items (Δ ± paired s.e.; > 0: the "
+                      "schedule is better): per budget, the best configuration a schedule drives (fixed — hand-crafted, "
+                      "tuned or profile —, the hybrids, the peer rules with a schedule behind their count) against the "
+                      "best peer rule at its own settings (threshold, EB, Prophet, KLASS, PC-Sampler, DUS, ReMDM, WINO).",
+                      "", "| budget | best schedule-driven | − best peer rule (its calls) |", "|---|---|---|"]
+            for r in res["schedule_vs_peers"]:
+                c, best = r["vs_peer"], r["schedule"]
+                lines.append(f"| {r['budget']:g} | {best['value']:.3f} ({best['nfe']:.1f}: {best['label']}) | "
+                             f"{c['diff']:+.3f} ± {c['stderr']:.3f} ({c['ref']['label']}, {c['ref']['nfe']:.1f}) |")
+            verdict = _verdict(res["schedule_vs_peers"], "vs_peer")
+            lines += ["", "Does a schedule improve on the best peer rule at equal calls (2 paired s.e.)? Better at budgets "
+                      + (", ".join(verdict["wins"]) or "none") + "; tied at " + (", ".join(verdict["ties"]) or "none")
+                      + "; worse at " + (", ".join(verdict["loses"]) or "none") + "."]
         lines += [""]
     lines += ["![fronts](pareto.png)", ""]
     return "\n".join(lines)
@@ -255,7 +403,19 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--tasks", default="countdown,sudoku,pycode")
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--lean", default="", metavar="TASKS",
+                    help="tasks (comma-separated) run with fewer new cells: the hybrids as threshold-floor with the "
+                         "tuned Beta (and any other already cached), they and the peer rules at every other step count "
+                         "(schedule variants with the tuned Beta only), KLASS at two settings, PC-Sampler with the "
+                         "uniform prior only")
+    ap.add_argument("--no-revising", default="", metavar="TASKS",
+                    help="tasks (comma-separated) run without the revising decoders (their N goes up to 2L)")
+    ap.add_argument("--families", default="revising,peers",
+                    help="optional families beside the fixed, adaptive and hybrid ones: revising, peers (comma-separated)")
     args = ap.parse_args()
+    args.families = {f for f in args.families.split(",") if f}
+    if args.families - {"revising", "peers"}:
+        ap.error(f"unknown --families {sorted(args.families - {'revising', 'peers'})}: choose from revising, peers")
 
     cache = _cache()
     t0 = time.time()

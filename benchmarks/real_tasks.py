@@ -12,7 +12,8 @@ pycode), in one process:
 * **steps to match**: for each schedule, the fewest steps at which it reaches linear's quality at the
   reference step count, as the ratio reference / steps with a 95% paired-bootstrap interval (the
   paper's "2x fewer steps");
-* the adaptive decoders (threshold, entropy-bounded) on the same quality / model-calls axes;
+* the adaptive decoders (threshold, entropy-bounded) and the peer rules that decide which tokens and when to
+  stop (Prophet, KLASS, PC-Sampler, DUS at their authors' settings) on the same quality / model-calls axes;
 * pycode: unigram entropy and generative perplexity under the reference LM, against the data's.
 
 Per-item scores are cached in benchmarks/results/real_tasks_items.npz, so an interrupted run resumes where
@@ -58,6 +59,20 @@ FIXED = ["linear", "sin2", "beta:0.9,0.3", "beta:1,0.2"]
 ADAPTIVE = [("threshold", {"threshold": t}) for t in (0.5, 0.7, 0.8, 0.9, 0.95)] + \
            [("entropy-bounded", {"epsilon": e}) for e in (0.1, 0.3, 1.0, 3.0)]
 BOOT = 1000
+#: PC-Sampler's position decay per task in the authors' scripts (countdown 1, sudoku 0, the rest 0.25).
+PC_DECAY = {"countdown": 1.0, "countdown-long": 1.0, "sudoku": 0.0}
+
+
+def peer_rules(name: str, L: int) -> list[tuple[str, str, dict]]:
+    """The rules that decide which tokens and when to stop, each at its authors' published settings (steps =
+    the window's length, as in all of theirs) — ``(label, sampler, options)``; benchmarks/pareto.py shares the
+    labels, so the cells are computed once."""
+    return [(f"prophet linear N={L} gaps=7.5/5/2.5", "prophet", {"steps": L, "gap_early": 7.5, "gap_mid": 5.0,
+                                                                 "gap_late": 2.5}),
+            ("klass 0.9/0.01", "klass", {"threshold": 0.9, "kl_threshold": 0.01, "steps": L}),
+            (f"pc-sampler linear N={L} decay={PC_DECAY.get(name, 0.25):g}", "pc-sampler",
+             {"steps": L, "position_decay": PC_DECAY.get(name, 0.25)}),
+            (f"dus B={L}", "dus", {})]
 
 
 def _cache() -> dict:
@@ -232,6 +247,10 @@ def run_task(name: str, args, cache: dict) -> dict:
         s, nfe = _cell(cache, f"{tag}|{label}", items.sampler(sampler, **opts), used)
         adaptive.append({"label": label, "value": float(s.mean()), "stderr": float(s.std(ddof=1) / math.sqrt(len(s))),
                          "nfe": float(nfe.mean())})
+    for label, sampler, opts in peer_rules(name, L):
+        s, nfe = _cell(cache, f"{tag}|{label}", items.sampler(sampler, **opts), used)
+        adaptive.append({"label": label, "value": float(s.mean()), "stderr": float(s.std(ddof=1) / math.sqrt(len(s))),
+                         "nfe": float(nfe.mean())})
 
     # 3. tables: values, paired differences to linear, steps to match
     rows = []
@@ -297,7 +316,7 @@ def _plot(all_res: dict) -> None:
                         label=spec if spec != res["tuned"]["schedule"] else f"tuned {spec}", color=f"C{k}")
         ada = res["adaptive"]
         ax.scatter([a["nfe"] for a in ada], [a["value"] for a in ada], marker="*", s=70, color="k", zorder=5,
-                   label="threshold / entropy-bounded")
+                   label="adaptive and peer rules")
         ax.set(xscale="log", xlabel="model calls per answer", ylabel=res["metric"], title=f"{name} (L={res['L']}, n={res['n']})")
         ax.set_xticks(res["steps"], [str(n) for n in res["steps"]])  # the step grid, not log-scale labels
         ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
@@ -365,7 +384,7 @@ def _markdown(all_res: dict, meta: dict) -> str:
                     hi = int(ref) / s["lo"] if math.isfinite(s["lo"]) else 0.0
                     cells.append(f"N={s['steps']:.0f}: {int(ref) / s['steps']:.2f}x [{lo:.2f}, {hi:.2f}]")
             lines.append(f"| `{spec}` | " + " | ".join(cells) + " |")
-        lines += ["", "Adaptive decoders on the same items:", "", "| sampler | mean calls | value |", "|---|---|---|"]
+        lines += ["", "Adaptive decoders and the peer rules (authors' settings) on the same items:", "", "| sampler | mean calls | value |", "|---|---|---|"]
         for a in res["adaptive"]:
             lines.append(f"| {a['label']} | {a['nfe']:.2f} | {a['value']:.3f} ± {a['stderr']:.3f} |")
         if "pycode" in res:
