@@ -63,10 +63,11 @@ def test_exact_dus_schedule_takes_dilation(capsys):
 
 def test_exact_has_a_flag_for_every_option_an_exact_law_takes():
     # read from the registry, so a new option of an exact sampler cannot be left without its flag again
-    from mdm_energy.cli.exact_cmd import EXACT_OPTIONS, law_option_names
+    from mdm_energy.cli.exact_cmd import EXACT_OPTIONS
+    from mdm_energy.registry import exact_law_options
     from mdm_energy.registry import EXACT_PINNED_OPTIONS, sampler_names, sampler_spec
 
-    flags = set(EXACT_OPTIONS + law_option_names())
+    flags = set(EXACT_OPTIONS + exact_law_options())
     for name in sampler_names(exact=True):
         assert set(sampler_spec(name).options) - set(EXACT_PINNED_OPTIONS) <= flags, name
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 
+from ..registry import exact_law_options
 from ._common import CLIError, emit, format_table, positive_floats, positive_int, progress_bar
 from ._sampler_args import add_sampler_arguments, check_sampler_options, given_sampler_options
 
@@ -17,15 +18,6 @@ REVISION_OPTIONS = ("sigma", "eta", "revise_from", "loop_start", "loop_end", "lo
 EXIT_OPTIONS = ("gap_early", "gap_mid", "gap_late", "answer_start", "answer_length", "skip_empty_steps")
 
 
-def law_option_names() -> tuple[str, ...]:
-    """Every sampler option an exact law may depend on, besides the schedule, the steps and ``remasking``: read
-    from the registry (the options of the samplers with an exact law, less those the exact laws pin), so a
-    sampler's new option gets its ``exact`` flag without a list here to keep up (``--dilation`` once lacked one)."""
-    from ..registry import exact_law_options
-
-    return exact_law_options()
-
-
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "exact",
@@ -34,7 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "(candidates at temperature 1, the model's own law), and KL(q || law) in nats and the total-variation distance.",
     )
     p.add_argument("--dist", required=True, help=DIST_HELP)
-    add_sampler_arguments(p, exact=True, options=EXACT_OPTIONS + law_option_names())
+    add_sampler_arguments(p, exact=True, options=EXACT_OPTIONS + exact_law_options())
     p.add_argument("--law", action="store_true", help="also output the law (row-major order of the array)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(run=run_exact)
@@ -61,7 +53,7 @@ def load_exact(args: argparse.Namespace):
     from ..exact import ExactDenoiser, check_confidence_size, load_distribution, remdm_plan
     from ..registry import exact_check_options, sampler_spec
 
-    given = given_sampler_options(args, EXACT_OPTIONS + law_option_names())
+    given = given_sampler_options(args, EXACT_OPTIONS + exact_law_options())
     check_sampler_options(args.sampler, given)
     if getattr(args, "steps", None) is None:
         raise CLIError(f"--steps is required for the {args.sampler} sampler")
@@ -85,7 +77,7 @@ def revision_options(opts: dict) -> dict:
 
 def law_options(opts: dict) -> dict:
     """The options an exact law depends on (ReMDM's, Prophet's, DUS's, ...) among the validated ``opts``."""
-    return {k: opts[k] for k in law_option_names() if k in opts}
+    return {k: opts[k] for k in exact_law_options() if k in opts}
 
 
 def _num(x: float) -> str:
