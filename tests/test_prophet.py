@@ -498,6 +498,25 @@ def test_tune_pareto_searches_the_phase_thresholds(tmp_path, capsys):
         assert o["schedule"].startswith("beta:") and o["steps"] in (8, 24) and "--sampler prophet" in t["command"]
 
 
+def test_the_pareto_search_keeps_the_phase_thresholds_in_order():
+    """The gaps fall as decoding progresses (early >= mid >= late): every proposal keeps that order, within the
+    registry's ranges, and still spreads over them (independent draws would break the order in most trials)."""
+    import optuna
+
+    from mdm_energy.tuning.pareto import ParetoSpace
+
+    space, study = ParetoSpace(steps=(8,)), optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    proposals = []
+    for _ in range(200):
+        trial = study.ask()
+        proposals.append(space.suggest(trial, "prophet"))
+        study.tell(trial, 0.0)
+    for o in proposals:
+        assert 1.0 <= o["gap_early"] <= 15.0 and 0.5 <= o["gap_mid"] <= 10.0 and 0.25 <= o["gap_late"] <= 7.5, o
+        assert o["gap_early"] >= o["gap_mid"] >= o["gap_late"], o
+    assert max(o["gap_early"] for o in proposals) > 10 and min(o["gap_late"] for o in proposals) < 0.5
+
+
 def test_tune_pareto_holds_the_answer_region_and_the_empty_steps_fixed(tmp_path, capsys, monkeypatch):
     """--answer-start, --answer-length and --skip-empty-steps are not searched: every prophet trial runs with them
     and every front point's command carries them (the switch as its bare flag); the fixed-count baselines, which

@@ -13,9 +13,6 @@ DIST_HELP = "a built-in law (toy1, toy2, markov:n,d,seed, potts:n,d,seed, templa
 EXACT_OPTIONS = ("schedule", "steps", "remasking")
 #: ReMDM's options (the remdm sampler's exact law depends on them); the other exact samplers refuse them.
 REVISION_OPTIONS = ("sigma", "eta", "revise_from", "loop_start", "loop_end", "loop_alpha")
-#: Prophet's options (its exact law depends on them; ``fixed`` takes ``skip_empty_steps`` too, and its law does not
-#: depend on it); the other exact samplers refuse them.
-EXIT_OPTIONS = ("gap_early", "gap_mid", "gap_late", "answer_start", "answer_length", "skip_empty_steps")
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -15,7 +15,8 @@ from ._common import (CLIError, add_trust_remote_code, bounds, check_output_path
                       non_negative_float, positive_floats, positive_int, progress_bar, seed_int)
 from ._pareto import FIXED_OPTIONS
 from ._sampler_args import add_sampler_arguments, check_sampler_options, given_sampler_options
-from .exact_cmd import DIST_HELP, EXIT_OPTIONS, load_exact
+from ..registry import exact_law_options
+from .exact_cmd import DIST_HELP, load_exact
 
 
 def _given_options(args: argparse.Namespace) -> dict:
@@ -38,8 +39,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "held-out validation items (--task, --checkpoint; fixed-count sampler); lm-eval: an lm-eval "
                    "task's metric through the mdm_energy model (--model-args, --tasks)")
     p.add_argument("--dist", help=DIST_HELP)
-    add_sampler_arguments(p, default="fixed", options=tuple(dict.fromkeys(("steps", *FIXED_OPTIONS, "eta", "dilation",
-                                                                         *EXIT_OPTIONS))),
+    # the options a Pareto run holds fixed, and every option an exact law depends on (from the registry, so a new
+    # exact sampler's options get flags here as in ``exact``)
+    add_sampler_arguments(p, default="fixed", options=tuple(dict.fromkeys(("steps", *FIXED_OPTIONS, *exact_law_options()))),
                           help_extra={"temperature": "; task objective only (exact laws are at temperature 1)"})
     p.add_argument("--task", help="countdown | sudoku | pycode (task objective)")
     p.add_argument("--checkpoint", help="trained model folder (task objective)")

@@ -86,6 +86,10 @@ _BETA_DEFAULT = (0.1, 1.0)
 #: Options whose search range starts at another option's value in the same trial: WINO refuses a verification
 #: threshold below its draft threshold, so the search never proposes one.
 _AT_LEAST = {"verify_threshold": "threshold"}
+#: Options whose search range ends at another option's value in the same trial: Prophet's gap thresholds fall as
+#: decoding progresses (early >= mid >= late — the later the phase, the less certainty it asks for), so the search
+#: keeps that order instead of proposing a rule that is stricter late than early.
+_AT_MOST = {"gap_mid": "gap_early", "gap_late": "gap_mid"}
 
 
 @dataclass(frozen=True)
@@ -179,6 +183,9 @@ class ParetoSpace:
             if _AT_LEAST.get(name) in out:  # searched from the value it may not fall below
                 lo = max(lo, out[_AT_LEAST[name]])
                 hi = max(hi, lo)
+            if _AT_MOST.get(name) in out:  # searched up to the value it may not exceed
+                hi = min(hi, out[_AT_MOST[name]])
+                lo = min(lo, hi)
             if isinstance(takes.get(name), int) and not isinstance(takes.get(name), bool):
                 out[name] = trial.suggest_int(name, math.ceil(lo), math.floor(hi), log=log)
             else:
