@@ -377,3 +377,15 @@ def test_generate_command_bad_input(capsys, tmp_path, monkeypatch, argv, needle)
     assert main(["generate", *argv]) == 2
     out, err = capsys.readouterr()
     assert out == "" and needle in err and err.count("\n") == 1
+
+
+def test_linear_counts_are_llada_s_when_the_steps_divide_the_block():
+    """docs/generation.md: ``linear`` gives LLaDA's ``get_num_transfer_tokens`` counts when the steps divide the
+    block; otherwise LLaDA puts the remainder on the first steps and ``linear`` spreads it, and the ``table:`` of
+    LLaDA's cumulative fractions gives theirs."""
+    from _references import llada_counts
+
+    for block, steps in [(32, 32), (32, 8), (12, 4), (256, 64)]:
+        assert list(make_sampler("fixed", steps=steps).block_counts(block, 1)) == llada_counts(block, steps)
+    assert list(make_sampler("fixed", steps=4).block_counts(10, 1)) == [3, 2, 3, 2] != llada_counts(10, 4)
+    assert list(make_sampler("fixed", steps=4, schedule="table:0.3,0.6,0.8").block_counts(10, 1)) == llada_counts(10, 4)
