@@ -10,6 +10,12 @@ numbers trials atomically, and among the trials that hold one point the lowest n
 (the storage's ``set_trial_user_attr``) are not public API, so they live here and nowhere else; finishing
 a trial goes through the public ``study.tell``.
 
+Reading one study attribute: ``study.user_attrs`` reads, decodes and deep-copies *every* attribute of the study,
+and the item scores live there, one attribute per schedule (:mod:`.items`), so reading one schedule's scores that
+way costs the whole study's — quadratic over a study's life (a 100-point grid spent most of its time there). An RDB
+storage keeps one row per (study, key); :func:`study_user_attr` reads that row alone (the storage's table model and
+session helper, not public API).
+
 Workers on other machines: a process id means nothing there, so a storage on a database server is opened
 with Optuna's heartbeat (``RDBStorage(heartbeat_interval=..., grace_period=...)``). A worker beats for its
 running trial while it evaluates (:func:`heartbeat`); a trial whose beat stopped longer than the grace
@@ -19,11 +25,12 @@ period ago belongs to a dead worker (:func:`stale_trial_ids`, the storage's own 
 from __future__ import annotations
 
 import contextlib
+import json
 import threading
 from typing import Any, Iterator
 
 __all__ = ["optuna", "create_running_trial", "trial_id", "set_trial_attr", "finish_trial", "heartbeat",
-           "stale_trial_ids"]
+           "stale_trial_ids", "study_user_attr", "read_study_user_attr"]
 
 
 def optuna():
@@ -118,3 +125,36 @@ def stale_trial_ids(study) -> set[int]:
     if storage is None:
         return set()
     return set(storage._get_stale_trial_ids(study._study_id))
+
+
+#: What :func:`read_study_user_attr` returns for a key the study does not have.
+MISSING = object()
+
+
+def read_study_user_attr(storage, study_id: int, key: str) -> Any:
+    """The value of one user attribute of study ``study_id`` in an ``RDBStorage``, or :data:`MISSING` — one row
+    of the storage's ``study_user_attributes`` table, decoded as the storage decodes it."""
+    from optuna.storages._rdb import models
+    from optuna.storages._rdb.storage import _create_scoped_session
+
+    with _create_scoped_session(storage.scoped_session) as session:
+        row = (session.query(models.StudyUserAttributeModel)
+               .filter(models.StudyUserAttributeModel.study_id == study_id)
+               .filter(models.StudyUserAttributeModel.key == key).one_or_none())
+        return MISSING if row is None else json.loads(row.value_json)
+
+
+def study_user_attr(study, key: str, default: Any = None) -> Any:
+    """One user attribute of ``study`` (``default`` when absent), read alone from an RDB storage (a patient one
+    rides out an outage as for every other call) and through the public ``study.user_attrs`` elsewhere."""
+    from optuna.storages import RDBStorage
+
+    storage = getattr(study._storage, "_backend", study._storage)  # Optuna wraps an RDB storage in its cache
+    patient = getattr(storage, "get_study_user_attr", None)
+    if patient is not None:
+        value = patient(study._study_id, key)
+    elif isinstance(storage, RDBStorage):
+        value = read_study_user_attr(storage, study._study_id, key)
+    else:
+        return study.user_attrs.get(key, default)
+    return default if value is MISSING else value

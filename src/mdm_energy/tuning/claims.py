@@ -46,7 +46,8 @@ from typing import Any, Callable, Iterator, Sequence
 
 from .._signals import describe, exit_status, held
 from ..schedules import Schedule, ScheduleFamily, ScheduleParam
-from ._optuna import create_running_trial, finish_trial, heartbeat, optuna, set_trial_attr, stale_trial_ids, trial_id
+from ._optuna import (create_running_trial, finish_trial, heartbeat, optuna, set_trial_attr, stale_trial_ids,
+                      study_user_attr, trial_id)
 from .items import StudyItemStore
 from .objectives import ItemObjective, Objective, Score
 from .outage import EXIT_STORAGE_OUTAGE, StorageOutage, impatient
@@ -337,7 +338,7 @@ def run_workers(target: Callable, args: tuple, workers: int, progress: "Callable
 
 def claim_objective(study, name: str, objective: Any) -> None:
     """A study holds one objective: a name reused for another is refused (its scores would be mixed)."""
-    held = study.user_attrs.get("objective")
+    held = study_user_attr(study, "objective")
     if held is None:
         study.set_user_attr("objective", objective.name)
     elif held != objective.name:
@@ -348,10 +349,10 @@ def claim_objective(study, name: str, objective: Any) -> None:
 def claim_family(study, name: str, family: str) -> None:
     """A study searches one schedule family: a name reused for another is refused. A study that holds trials
     but no ``family`` attribute is from before families, so it is a Beta study."""
-    held = study.user_attrs.get("family")
+    held = study_user_attr(study, "family")
     if held is None and study.get_trials(deepcopy=False):
         held = BETA
     if held is not None and held != family:
         raise ValueError(f"study {name!r} searches the schedule family {held!r}, not {family!r}; give another study name")
-    if study.user_attrs.get("family") is None:
+    if study_user_attr(study, "family") is None:
         study.set_user_attr("family", family)

@@ -38,7 +38,9 @@ class StudyItemStore(ItemStore):
         self.study = study
 
     def get(self, spec: str) -> dict[int, float]:
-        stored = self.study.user_attrs.get(f"items:{spec}", {})
+        from ._optuna import study_user_attr
+
+        stored = study_user_attr(self.study, f"items:{spec}", {})  # this schedule's scores alone
         return {int(k): float(v) for k, v in stored.items()}
 
     def put(self, spec: str, scores: dict[int, float]) -> None:

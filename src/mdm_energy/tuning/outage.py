@@ -188,7 +188,10 @@ def _patient_class() -> type:
     """Optuna's ``RDBStorage`` with :data:`_RETRIED` made patient (built on first use: optuna loads lazily)."""
     from optuna.storages import RDBStorage
 
+    from ._optuna import read_study_user_attr
+
     attrs = {name: _patient(getattr(RDBStorage, name)) for name in _RETRIED}
+    attrs["get_study_user_attr"] = _patient(read_study_user_attr)  # one attribute alone (see _optuna)
     attrs["__doc__"] = "Optuna's RDBStorage whose calls ride out a server outage (mdm_energy.tuning.outage)."
     attrs["__module__"] = __name__
     return type("PatientRDBStorage", (RDBStorage,), attrs)

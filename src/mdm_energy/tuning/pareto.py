@@ -26,7 +26,7 @@ from .._parse import positive_int
 from ..limits import STORAGE_PATIENCE, check_workers
 from ..registry import sampler_spec
 from ..schedules import HAND_CRAFTED, SHAPE_RANGE
-from ._optuna import optuna, trial_id
+from ._optuna import optuna, study_user_attr, trial_id
 from .claims import (BETA, AskJob, ask_worker, claim_family, claim_objective, fail_stale, optuna_sampler, record,
                      run_workers)
 from .objectives import Score
@@ -345,7 +345,7 @@ def _run(study, objective: ParetoObjective, config: ParetoRunConfig,
     run_id = uuid.uuid4().hex
     for label, base, options in _baselines(config.space):  # once per study
         key = f"baseline:{label}"
-        if key not in study.user_attrs:
+        if study_user_attr(study, key) is None:
             score, nfe = objective.evaluate(base, options)
             study.set_user_attr(key, {"sampler": base, "options": options, "quality": score.value,
                                       "stderr": score.stderr, "n": score.n, "nfe": float(nfe)})
