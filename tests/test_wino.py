@@ -8,7 +8,7 @@ import json
 import math
 from pathlib import Path
 
-from functools import partial
+from functools import lru_cache, partial
 
 import pytest
 import torch
@@ -135,20 +135,29 @@ CASES = [  # (seed, gen_length, block, threshold, verify_threshold, temperature,
 ]
 
 
+SEEDS = [11, 12, 13]  # each prompt's random stream
+
+
+@lru_cache(maxsize=None)
+def reference_runs(case) -> tuple:
+    """The reference's ``(tokens, stats)`` of each prompt of a case (left-padded to the batch's longest prompt, our
+    absolute positions), computed once for the parity test and the branch count below."""
+    seed, G, B, tau, tau_back, temp, cfg = case
+    model, P = tiny_transformer(seed), max(map(len, PROMPTS))
+    return tuple(wino_reference(our_forward(model), prompt, G, B, tau, tau_back, pad=P - len(prompt), temperature=temp,
+                                seed=SEEDS[row], cfg_scale=cfg) for row, prompt in enumerate(PROMPTS))
+
+
 @pytest.mark.parametrize("case", CASES, ids=lambda c: f"seed{c[0]}-G{c[1]}-B{c[2]}-{c[3]}-{c[4]}-T{c[5]}-cfg{c[6]}")
 def test_our_transformer_matches_the_reference(case):
     seed, G, B, tau, tau_back, temp, cfg = case
     model = tiny_transformer(seed)
     callback, seen = count_remasks(MASK)
-    seeds = [11, 12, 13]
     sampler = make_sampler("wino", threshold=tau, verify_threshold=tau_back, block_length=B, temperature=temp,
                            cfg_scale=cfg)
-    out = sampler(as_denoiser(model), PROMPTS, G, pad_id=PAD, callback=callback, seeds=seeds)
-    P = max(map(len, PROMPTS))
+    out = sampler(as_denoiser(model), PROMPTS, G, pad_id=PAD, callback=callback, seeds=SEEDS)
     remasked = 0
-    for row, prompt in enumerate(PROMPTS):  # our absolute positions: the reference runs the padded row
-        want, stats = wino_reference(our_forward(model), prompt, G, B, tau, tau_back, pad=P - len(prompt),
-                                     temperature=temp, seed=seeds[row], cfg_scale=cfg)
+    for row, (want, stats) in enumerate(reference_runs(case)):  # our absolute positions: the reference runs the padded row
         assert out.generated[row].tolist() == want
         assert int(out.nfe[row]) == stats["calls"] <= G
         remasked += stats["remasked"]
@@ -159,12 +168,8 @@ def test_our_transformer_matches_the_reference(case):
 def test_the_cases_exercise_every_branch():
     """Re-masking happens, both caps act and the fallback draft of one token occurs: the parity above is not vacuous."""
     total = {"remasked": 0, "draft_capped": 0, "remask_capped": 0, "fallback": 0}
-    for seed, G, B, tau, tau_back, temp, cfg in CASES:
-        model = tiny_transformer(seed)
-        P = max(map(len, PROMPTS))
-        for row, prompt in enumerate(PROMPTS):
-            _, stats = wino_reference(our_forward(model), prompt, G, B, tau, tau_back, pad=P - len(prompt),
-                                      temperature=temp, seed=11 + row, cfg_scale=cfg)
+    for case in CASES:
+        for _, stats in reference_runs(case):
             for k in total:
                 total[k] += stats[k]
     assert all(v > 0 for v in total.values()), total
