@@ -205,3 +205,12 @@ def test_ci_runs_the_readme_test_command():
         readme = fh.read()
     assert ci_cmd in readme and "pytest" in ci_cmd
     assert "mdm-energy demo" in readme
+
+
+def test_flags_are_taken_only_by_their_full_names(capsys):
+    """A prefix of a flag is not that flag (argparse's abbreviations are off): `tune --dilation` was once read as
+    `--dilation-skip`, so a prefix is refused by name instead of being guessed."""
+    code, out, err = run_cli(capsys, "schedule", "linear", "-N", "4", "-L", "8", "--js")
+    assert code == 2 and out == "" and "unrecognized arguments: --js" in err and err.count("\n") == 1
+    code, out, err = run_cli(capsys, "schedule", "linear", "-N", "4", "-L", "8", "--json")
+    assert code == 0 and out.startswith("{")

@@ -38,7 +38,13 @@ class CLIError(Exception):
 
 
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse that raises :class:`CLIError` instead of printing usage, so every error is one line."""
+    """argparse that raises :class:`CLIError` instead of printing usage, so every error is one line, and takes
+    every flag only by its full name: with abbreviations on, a prefix such as ``--dilation`` is silently read as
+    another flag (``--dilation-skip``) wherever the command lacks the one the user meant."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> None:  # type: ignore[override]
         raise CLIError(message)
