@@ -275,3 +275,23 @@ def test_margin_and_entropy_exact_objectives(tmp_path, rule):
     loop = {(a, b): exact_sampler("markov:4,3,2", "fixed", f"beta:{a},{b}", 2, rule).kl for a, b in space.grid()}
     assert {(t.a, t.b): t.value for t in r.trials if t.state == "COMPLETE"} == pytest.approx(loop, abs=1e-12)
     assert r.best.value == pytest.approx(min(loop.values()), abs=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite", "journal", "postgresql"])
+def test_one_study_attribute_reads_as_the_public_call_does(kind, tmp_path, request):
+    """``study_user_attr`` (one row of an RDB storage, the public ``study.user_attrs`` elsewhere) gives what the
+    public call gives, for present keys of every JSON type and for a missing key (the default)."""
+    from mdm_energy.tuning._optuna import study_user_attr
+    from mdm_energy.tuning.storage import optuna_storage
+
+    url = {"memory": None, "sqlite": f"sqlite:///{tmp_path}/a.db", "journal": f"journal:{tmp_path}/a.log",
+           "postgresql": request.getfixturevalue("postgres_url") if kind == "postgresql" else None}[kind]
+    name = f"attrs-{kind}-{os.getpid()}-{time.time_ns()}"
+    study = optuna.create_study(storage=optuna_storage(url), study_name=name)
+    values = {"items:beta:0.3,0.7": {"0": 0.5, "17": 1.0}, "family": "beta", "n": 3, "x": [1.5, None], "flag": True}
+    for k, v in values.items():
+        study.set_user_attr(k, v)
+    public = study.user_attrs
+    for k in values:
+        assert study_user_attr(study, k) == public[k] == values[k]
+    assert study_user_attr(study, "items:linear", {}) == {} and study_user_attr(study, "nothing") is None
