@@ -28,7 +28,7 @@ from torch import Tensor
 from ..sampling.uniform import UniformSettings, decode_uniform, uniform_rule
 
 __all__ = ["FAMILY", "PUBLISHED", "SETTINGS", "is_diffusion_gemma", "check_config", "DiffusionGemmaDenoiser",
-           "generation_settings", "uniform_options", "generate"]
+           "generation_settings", "uniform_options", "decode_with", "generate"]
 
 #: The family's name in :data:`mdm_energy.integrations.huggingface.FAMILIES`.
 FAMILY = "diffusion_gemma"
@@ -162,14 +162,6 @@ def generation_settings(model, denoiser: DiffusionGemmaDenoiser, *, stop_at_eos:
                            eos_ids=denoiser.stop_ids, pad_id=denoiser.pad_id, stop_at_eos=stop_at_eos)
 
 
-def _bound_of(model) -> float:
-    cfg = getattr(getattr(model, "generation_config", None), "sampler_config", None)
-    bound = getattr(cfg, "entropy_bound", None)
-    if bound is None and isinstance(cfg, dict):
-        bound = cfg.get("entropy_bound")
-    return float(PUBLISHED["entropy_bound"] if bound is None else bound)
-
-
 @dataclass(frozen=True)
 class _Plan:
     rule: Any
@@ -181,32 +173,42 @@ def uniform_options(model, denoiser: DiffusionGemmaDenoiser, sampler: str, gen_l
     """Check ``sampler`` and its ``given`` options (registry names, plus :data:`SETTINGS`) for DiffusionGemma
     and build the rule and settings; every refusal is one ``ValueError`` line naming the value.
 
-    Where not given: ``epsilon`` is the model's entropy bound (generation config, else 0.1); ``fixed`` ranks
-    by entropy (``remasking=entropy``); the steps of ``fixed``/``entropy-floor`` are the model's
-    ``max_denoising_steps`` per canvas. Given ``steps`` are the whole run's, split evenly over the canvases."""
+    The options mean what they mean in the registry: ``epsilon`` (default 0.1, the published bound) is the
+    entropy bound; ``steps`` of ``fixed``/``entropy-floor`` are the run's model calls, split evenly over the
+    canvases; ``entropy-bounded`` has no steps: each canvas takes the model's ``max_denoising_steps``
+    (generation config, else 48). ``fixed`` ranks by ``remasking`` (``entropy``: lowest entropy first;
+    ``low_confidence``, its default: the drawn token's probability; ``margin``)."""
     from ..registry import sampler_options
 
     family = {k: given.pop(k) for k in list(given) if k in SETTINGS}
-    if sampler == "entropy-bounded" or sampler == "entropy-floor":
-        given.setdefault("epsilon", _bound_of(model))
-    if sampler == "fixed":
-        given.setdefault("remasking", "entropy")
-    steps_given = "steps" in given
     options = sampler_options(sampler, **given)
     L = denoiser.canvas_length
     rule, steps = uniform_rule(sampler, options, L, family="DiffusionGemma")
     canvases = -(-int(gen_length) // L)
     per_canvas = None
-    if steps is not None and steps_given:
+    if steps is not None:
+        if "max_denoising_steps" in family:
+            raise ValueError(f"the {sampler} sampler's steps set the steps per canvas: give steps, not "
+                             "max_denoising_steps")
         if steps % canvases:
             raise ValueError(f"steps {steps} is not divisible by the {canvases} canvases of {L} tokens "
-                             f"(gen_length {gen_length})")
+                             f"(gen_length {gen_length}): give steps as a multiple of {canvases}")
         per_canvas = steps // canvases
-    if "max_denoising_steps" in family and per_canvas is not None:
-        raise ValueError("give steps or max_denoising_steps, not both")
     settings = generation_settings(model, denoiser, stop_at_eos=bool(options.get("stop_at_eos", False)),
                                    steps=per_canvas, **family)
     return _Plan(rule, settings, canvases)
+
+
+def decode_with(model, denoiser: DiffusionGemmaDenoiser):
+    """``run(prompt_ids, gen_length, sampler, options, generator, callback) -> UniformOutput`` for one prompt
+    (the command line's ``generate --model DIR``)."""
+
+    def run(prompt: list[int], gen_length: int, sampler: str, options: dict, generator=None, callback=None):
+        plan = uniform_options(model, denoiser, sampler, gen_length, **options)
+        return decode_uniform(denoiser, [prompt], int(gen_length), plan.rule, plan.settings, generator=generator,
+                              device=next(model.parameters()).device, callback=callback)
+
+    return run
 
 
 def generate(model, tokenizer, prompts, *, sampler: str = "entropy-bounded", gen_length: int = 256,
