@@ -222,10 +222,7 @@ def test_generate_command_and_bad_input(folder, capsys):
     assert out.count("\n") == 1 and "call 1:" in err
     for extra, needle in [
         (["--sampler", "threshold"], "the threshold sampler cannot run on uniform noise"),
-        (["--sampler", "fixed", "-N", "8", "--remasking", "random"], "cannot take remasking='random'"),
         (["--sampler", "entropy-bounded", "--temperature", "0.5"], "cannot take temperature=0.5"),
-        (["--sampler", "entropy-bounded", "--block-length", "4"], "block_length 4 does not match"),
-        (["--sampler", "entropy-bounded", "--cache", "prefix", "--block-length", "8"], "cannot take cache='prefix'"),
         (["--sampler", "fixed", "-N", "5"], "steps 5 is not divisible by the 2 canvases"),
     ]:
         assert main(["generate", "--model", str(folder), "--prompt", "1+2=", "--gen-length", "16", *extra]) == 2
@@ -233,14 +230,28 @@ def test_generate_command_and_bad_input(folder, capsys):
         assert out == "" and needle in err and err.count("\n") == 1, (extra, err)
 
 
-def test_config_lacking_fields_is_named(model, tmp_path, capsys):
-    bad = tmp_path / "bad"
-    model.save_pretrained(bad)
-    tiny_tokenizer().save_pretrained(bad)
+@pytest.mark.parametrize("sampler, options, needle", [
+    ("wino", {}, "the wino sampler cannot run on uniform noise (DiffusionGemma has no mask"),
+    ("fixed", {"steps": 8, "remasking": "random"}, "cannot take remasking='random'"),
+    ("entropy-bounded", {"block_length": 4}, "block_length 4 does not match"),
+    ("entropy-bounded", {"cache": "prefix", "block_length": 8}, "cannot take cache='prefix'"),
+    ("entropy-bounded", {"cfg_scale": 1.0}, "cannot take cfg_scale=1.0"),
+    ("fixed", {"steps": 8, "skip_empty_steps": True}, "cannot take skip_empty_steps=True"),
+    ("entropy-bounded", {"suppress_tokens": (3,)}, "cannot take suppress_tokens=(3,)"),
+])
+def test_what_uniform_noise_cannot_take_is_refused_in_one_line(model, sampler, options, needle):
+    with pytest.raises(ValueError) as err:
+        ours(model, PROMPTS, 16, 0, sampler=sampler, **options)
+    assert needle in str(err.value) and "\n" not in str(err.value)
+
+
+def test_config_lacking_fields_is_named(folder, tmp_path, capsys):
+    import shutil
+
+    bad = shutil.copytree(folder, tmp_path / "bad")
     data = json.loads((bad / "config.json").read_text())
     data["canvas_length"] = None
     (bad / "config.json").write_text(json.dumps(data))
-    capsys.readouterr()  # saving's progress bar
     assert main(["generate", "--model", str(bad), "--prompt", "1", "--sampler", "entropy-bounded"]) == 2
     out, err = capsys.readouterr()
     assert out == "" and "lacks canvas_length" in err and err.count("\n") == 1
