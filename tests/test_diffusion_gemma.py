@@ -245,6 +245,16 @@ def test_what_uniform_noise_cannot_take_is_refused_in_one_line(model, sampler, o
     assert needle in str(err.value) and "\n" not in str(err.value)
 
 
+def test_profile_refuses_a_uniform_noise_model(folder, tmp_path, capsys):
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("1+2=\n")
+    assert main(["profile", "--model", str(folder), "--prompts", str(prompts), "--length", "8",
+                 "--save", str(tmp_path / "prof.json")]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and "uniform-noise model (DiffusionGemma)" in err and err.count("\n") == 1
+    assert not (tmp_path / "prof.json").exists()
+
+
 def test_config_lacking_fields_is_named(folder, tmp_path, capsys):
     import shutil
 
