@@ -48,6 +48,7 @@ def tiny_model(seed: int = 0, sharpness: float = 30.0):
     with torch.no_grad():
         model.lm_head.weight.mul_(sharpness)
     model.generation_config.eos_token_id, model.generation_config.pad_token_id = EOS, PAD
+    model.generation_config.max_denoising_steps = 4  # read by ours where no steps are given (saved with the folder)
     return model
 
 
@@ -219,11 +220,10 @@ def test_generate_command_and_bad_input(folder, capsys):
     assert main(["generate", "--model", str(folder), "--prompt", "1+2=", "--gen-length", "8", "--sampler",
                  "entropy-bounded", "--stop-at-eos", "--show"]) == 0
     out, err = capsys.readouterr()
-    assert out.count("\n") == 1 and "call 1:" in err
+    assert out.count("\n") == 1 and "call 1:" in err and "call 4:" in err and "call 5:" not in err  # the folder's 4 steps
     for extra, needle in [
         (["--sampler", "threshold"], "the threshold sampler cannot run on uniform noise"),
         (["--sampler", "entropy-bounded", "--temperature", "0.5"], "cannot take temperature=0.5"),
-        (["--sampler", "fixed", "-N", "5"], "steps 5 is not divisible by the 2 canvases"),
     ]:
         assert main(["generate", "--model", str(folder), "--prompt", "1+2=", "--gen-length", "16", *extra]) == 2
         out, err = capsys.readouterr()
@@ -238,6 +238,7 @@ def test_generate_command_and_bad_input(folder, capsys):
     ("entropy-bounded", {"cfg_scale": 1.0}, "cannot take cfg_scale=1.0"),
     ("fixed", {"steps": 8, "skip_empty_steps": True}, "cannot take skip_empty_steps=True"),
     ("entropy-bounded", {"suppress_tokens": (3,)}, "cannot take suppress_tokens=(3,)"),
+    ("fixed", {"steps": 5}, "steps 5 is not divisible by the 2 canvases of 8 tokens (gen_length 16)"),
 ])
 def test_what_uniform_noise_cannot_take_is_refused_in_one_line(model, sampler, options, needle):
     with pytest.raises(ValueError) as err:

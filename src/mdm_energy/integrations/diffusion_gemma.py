@@ -46,14 +46,17 @@ def is_diffusion_gemma(model) -> bool:
 
 
 def check_config(config) -> None:
-    """``ValueError`` naming every field a DiffusionGemma config lacks (``canvas_length``,
-    ``text_config.vocab_size``)."""
+    """``ValueError`` naming every field a DiffusionGemma config (the object, or ``config.json`` as a dict) lacks
+    (``canvas_length``, ``text_config.vocab_size``)."""
+    def get(obj, name):
+        return obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)
+
     missing = []
-    canvas = getattr(config, "canvas_length", None)
+    canvas = get(config, "canvas_length")
     if isinstance(canvas, bool) or not isinstance(canvas, int) or canvas < 1:
         missing.append("canvas_length")
-    text = getattr(config, "text_config", None)
-    vocab = getattr(text, "vocab_size", None) if text is not None else None
+    text = get(config, "text_config")
+    vocab = get(text, "vocab_size") if text is not None else None
     if isinstance(vocab, bool) or not isinstance(vocab, int) or vocab < 1:
         missing.append("text_config.vocab_size")
     if missing:

@@ -76,6 +76,10 @@ def load_local_model(folder: "str | Path", *, chat: "bool | None" = None, device
         raise ValueError(f"{str(config)!r} is not valid JSON ({exc})") from None
     if isinstance(data, dict) and "d_model" in data and "mask_id" in data:
         return _our_checkpoint(path, device)
+    if isinstance(data, dict) and data.get("model_type") == "diffusion_gemma":  # its fields, before any weights load
+        from .diffusion_gemma import check_config
+
+        check_config(data)
     return _huggingface(path, chat, device, trust_remote_code)
 
 
