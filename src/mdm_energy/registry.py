@@ -25,6 +25,8 @@ name                      what each model call does                            e
 ``threshold-floor``       the schedule as a floor under the threshold rule:     at ``threshold = 1``: that
                           at least the schedule's cumulative count by step k,   of ``fixed`` (low_confidence)
                           plus every candidate clearing ``threshold``
+``entropy-floor``         the same floor under the entropy-bounded rule: at     none (Monte Carlo only)
+                          least ``C_k`` by step k, plus the EB-Sampler prefix
 ``threshold-cap``         the threshold rule under the schedule as a ceiling:   at ``threshold = 0``: that
                           at most the schedule's cumulative count by step k     of ``fixed`` (low_confidence)
 ``remdm``                 reveals masked positions as ``ancestral`` and         reveal-and-remask chain
@@ -639,6 +641,12 @@ register_sampler("threshold-floor",
                          "when confident tokens run ahead",
                  options={"schedule": "linear", "steps": 64, "threshold": 0.9, **RANKED_OPTIONS},
                  target=_S + "hybrid:ThresholdFloorSampler")
+register_sampler("entropy-floor",
+                 summary="the schedule as a floor under the entropy bound: by step `k` at least the cumulative count "
+                         "`C_k` (the `max(n_ε, C_k − r)` lowest-entropy), `n_ε` the EB-Sampler prefix with "
+                         "`Σ H − max H ≤ ε`; ≤ `steps` calls",
+                 options={"schedule": "linear", "steps": 64, "epsilon": 0.1, **RANKED_OPTIONS},
+                 target=_S + "hybrid:EntropyFloorSampler")
 register_sampler("threshold-cap",
                  summary="the schedule as a ceiling: every candidate with probability ≥ `threshold`, at least one, but "
                          "by step `k` at most `C_k` (no ceiling after `steps` calls)",

@@ -75,6 +75,14 @@ def run(args: argparse.Namespace) -> None:
     gen_length = args.gen_length or model.gen_length
     prompt = model.encode(args.prompt)
     canvas_start = len(prompt)
+    if model.uniform is not None:  # uniform noise (DiffusionGemma): its own loop, the sampler as its acceptance rule
+        out = model.uniform(prompt, gen_length, args.sampler, given, generator=torch.Generator().manual_seed(args.seed),
+                            callback=_renderer(model, canvas_start, sys.stderr) if args.show else None)
+        text = model.decode(out.generated[0].tolist())
+        payload = {"text": text, "nfe": int(out.nfe[0]), "counts": out.accepted[0], "stopped_early": bool(out.stopped[0]),
+                   "sampler": args.sampler, "canvases": out.canvases}
+        emit(args.json, payload, lambda: text)
+        return
     out = sampler(model.denoiser, [prompt], gen_length, generator=torch.Generator().manual_seed(args.seed),
                   return_trajectory=True, callback=_renderer(model, canvas_start, sys.stderr) if args.show else None)
     window = out.generated[0].tolist()

@@ -114,6 +114,9 @@ def _estimate(args: argparse.Namespace):
         raise CLIError("given completions are revealed in random order: use --order random")
     folder = args.model or args.checkpoint
     model = load_local_model(folder, trust_remote_code=args.trust_remote_code)
+    if model.uniform is not None:
+        raise CLIError(f"{folder!r} is a uniform-noise model (DiffusionGemma): the information profile reveals masked "
+                       "positions, and it has no mask")
     if args.task is not None:
         if model.task is None:
             raise CLIError(f"--task needs one of our task checkpoints; {folder!r} is a Hugging Face model: use --prompts")

@@ -7,6 +7,7 @@
   of a fixed reveal order (DUS);
 * :mod:`.revision` — the exact law of ReMDM's reveal-and-remask chain and its expected model calls;
 * :mod:`.prophet` — the exact law of Prophet (fixed counts with an exit test) and its expected model calls;
+* :mod:`.uniform` — the exact law of the uniform-noise fixed-count rule (DiffusionGemma-style decoding);
 * :mod:`.search` — the memoised KL objective, the true optimum and the information-curve schedule.
 
 Beta grids over the exact KL run through the tuner (:func:`mdm_energy.tuning.exact_grid_study`).
@@ -38,6 +39,7 @@ from .laws import (
 )
 from .prophet import law_prophet, prophet_gaps, prophet_options
 from .revision import remdm_plan
+from .uniform import law_uniform_fixed_count, uniform_marginals
 from .search import (
     InfoCurveSchedule,
     KLObjective,
@@ -73,6 +75,8 @@ __all__ = [
     "law_confidence",
     "law_remdm",
     "remdm_plan",
+    "law_uniform_fixed_count",
+    "uniform_marginals",
     "law_prophet",
     "prophet_gaps",
     "prophet_options",

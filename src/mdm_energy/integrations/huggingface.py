@@ -167,10 +167,14 @@ def load_pretrained(source: str, *, trust_remote_code: bool = False, tokenizer=N
     that ships its own Python (``auto_map`` in its config, as LLaDA's and Dream's do) would run that code on
     loading, so without consent it is refused with one line saying how to give it.
     """
-    from transformers import AutoModel, AutoTokenizer
+    from transformers import AutoConfig, AutoModel, AutoTokenizer
 
     try:
-        model = AutoModel.from_pretrained(source, trust_remote_code=trust_remote_code, **model_kwargs)
+        config = AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code)
+        cls = AutoModel
+        if getattr(config, "model_type", None) == "diffusion_gemma":  # AutoModel would drop its language-model head
+            from transformers import DiffusionGemmaForBlockDiffusion as cls
+        model = cls.from_pretrained(source, trust_remote_code=trust_remote_code, **model_kwargs)
         tokenizer = tokenizer or AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as exc:
         if not trust_remote_code and "trust_remote_code" in str(exc):
@@ -206,16 +210,19 @@ def caching_support(model) -> bool:
 
 #: LLaDA's end-of-sequence and end-of-turn token ids (generation is cut at the first of either).
 LLADA_EOS_ID, LLADA_EOT_ID = 126081, 126348
-FAMILIES = ("llada", "dream", "masked")
+FAMILIES = ("llada", "dream", "masked", "diffusion_gemma")
 
 
 def model_family(model, family: "str | None" = None) -> str:
-    """``llada``, ``dream`` or ``masked`` (any other masked LM), from ``family`` or the model config."""
+    """``llada``, ``dream``, ``diffusion_gemma`` (uniform noise: :mod:`.diffusion_gemma`) or ``masked`` (any other
+    masked LM), from ``family`` or the model config."""
     if family is not None:
         if family not in FAMILIES:
             raise ValueError(f"unknown model family {family!r} (known: {', '.join(FAMILIES)})")
         return family
     kind = str(getattr(getattr(model, "config", None), "model_type", "")).lower()
+    if kind == "diffusion_gemma":
+        return "diffusion_gemma"
     if "llada" in kind:
         return "llada"
     if "dream" in kind:
@@ -227,6 +234,10 @@ def denoiser_for(model, tokenizer=None, family: "str | None" = None, mask_id: "i
     """The :class:`HFDenoiser` of a LLaDA-, Dream- or plain masked-LM-style model, with its stop tokens — a
     :class:`CachingHFDenoiser` when the model's forward takes cached keys and values."""
     fam = model_family(model, family)
+    if fam == "diffusion_gemma":
+        from .diffusion_gemma import DiffusionGemmaDenoiser
+
+        return DiffusionGemmaDenoiser(model, tokenizer)
     config = getattr(model, "config", None)
     vocab = getattr(config, "vocab_size", None)
     kwargs = {"tokenizer": tokenizer, "stop_ids": tuple(i for i in stop_ids(model, tokenizer, fam) if vocab is None or i < vocab)}
@@ -314,6 +325,12 @@ def generate(
     from ..sampling import make_sampler
 
     fam = model_family(model, family)
+    if fam == "diffusion_gemma":  # uniform noise: its own loop (mdm_energy.sampling.uniform)
+        from . import diffusion_gemma
+
+        return diffusion_gemma.generate(model, tokenizer, prompts, sampler=sampler, gen_length=gen_length, chat=chat,
+                                        generator=generator, return_output=return_output, callback=callback,
+                                        seeds=seeds, **sampler_options)
     den = denoiser_for(model, tokenizer, fam)
     ids = encode_prompts(tokenizer, prompts, chat)
     s = make_sampler(sampler, **sampler_options)

@@ -173,6 +173,10 @@ class MDMEnergyLM(LM):
         self.family = model_family(self.model, family)
         self.denoiser = denoiser_for(self.model, tokenizer, self.family)
         self.gen_length = int(gen_length)
+        if self.family == "diffusion_gemma":  # uniform noise: refuse a sampler or option it cannot take, up front
+            from .diffusion_gemma import uniform_options
+
+            uniform_options(self.model, self.denoiser, sampler, self.gen_length, **self.sampler_options)
         self.batch_size = 1 if str(batch_size) == "auto" else int(batch_size)
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
@@ -324,6 +328,9 @@ class MDMEnergyLM(LM):
         return total / self.mc_num
 
     def loglikelihood(self, requests, disable_tqdm: bool = False) -> list[tuple[float, bool]]:
+        if self.family == "diffusion_gemma":
+            raise ValueError("loglikelihood is the masked-diffusion ELBO; DiffusionGemma (uniform noise) has no mask "
+                             "to score it with: evaluate it on generation tasks")
         g = torch.Generator(device=self._device).manual_seed(self.seed)
         out = []
         for r in requests:

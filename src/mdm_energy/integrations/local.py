@@ -31,6 +31,9 @@ class LocalModel:
     device: str = "cpu"
     task: "str | None" = None  # the task of one of our checkpoints
     encode_answer: "Callable[[str, int], list[int]] | None" = None  # an answer as ``length`` ids, EOS after it
+    #: a uniform-noise model's own decoding (DiffusionGemma), ``(prompt ids, gen_length, sampler, options,
+    #: generator, callback) -> UniformOutput``; ``None`` for masked models (their samplers run on ``denoiser``)
+    uniform: "Callable | None" = None
 
 
 def _fill(ids: list[int], length: int, eos: int, what: str) -> list[int]:
@@ -73,6 +76,10 @@ def load_local_model(folder: "str | Path", *, chat: "bool | None" = None, device
         raise ValueError(f"{str(config)!r} is not valid JSON ({exc})") from None
     if isinstance(data, dict) and "d_model" in data and "mask_id" in data:
         return _our_checkpoint(path, device)
+    if isinstance(data, dict) and data.get("model_type") == "diffusion_gemma":  # its fields, before any weights load
+        from .diffusion_gemma import check_config
+
+        check_config(data)
     return _huggingface(path, chat, device, trust_remote_code)
 
 
@@ -113,6 +120,12 @@ def _huggingface(path: Path, chat: "bool | None", device: str, trust_remote_code
     den = denoiser_for(model, tokenizer, family)
     stops = stop_ids(model, tokenizer, family)
     eos = den.eos_id if den.eos_id is not None else (min(stops) if stops else None)
+    uniform = None
+    if family == "diffusion_gemma":
+        from .diffusion_gemma import decode_with
+
+        stops = set(den.stop_ids)
+        uniform = decode_with(model, den)
 
     def encode_answer(text: str, length: int) -> list[int]:
         if eos is None:
@@ -124,5 +137,5 @@ def _huggingface(path: Path, chat: "bool | None", device: str, trust_remote_code
         encode=lambda prompt: encode_prompts(tokenizer, [prompt], chat)[0],
         decode=lambda ids: tokenizer.decode(trim_at_stop(list(ids), stops), skip_special_tokens=True),
         token_text=lambda i: tokenizer.decode([i]),
-        gen_length=128, stops=stops, device=device, encode_answer=encode_answer,
+        gen_length=128, stops=stops, device=device, encode_answer=encode_answer, uniform=uniform,
     )

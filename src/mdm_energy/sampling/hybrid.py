@@ -12,6 +12,10 @@ a schedule fixes them in advance. These samplers combine the two, with the sched
 * :class:`ThresholdCapSampler` — the schedule as a **ceiling**: call :math:`k` commits the candidates that
   clear the threshold, at least one, but at most :math:`\max(1, C_k - r)` (after ``steps`` calls, no
   ceiling), so early calls cannot over-commit. At ``threshold = 0`` it is the fixed-count sampler.
+* :class:`EntropyFloorSampler` — the schedule as a floor under the **entropy bound** (EB-Sampler): call
+  :math:`k` commits the :math:`\max(n_\varepsilon, C_k - r)` lowest-entropy masked positions, where
+  :math:`n_\varepsilon \ge 1` is the largest sorted prefix with :math:`\sum H - \max H \le \varepsilon`. At
+  ``epsilon = 0`` it is the fixed-count sampler with ``entropy`` remasking (unless entropies are zero).
 
 Candidates and confidences are LLaDA's (the probability of the drawn candidate, untempered).
 """
@@ -24,7 +28,7 @@ from torch import Tensor
 from .base import Block, Decision, Plan, RunState, ScheduledSampler, Step
 from .ops import select_top_k
 
-__all__ = ["ThresholdFloorSampler", "ThresholdCapSampler"]
+__all__ = ["ThresholdFloorSampler", "ThresholdCapSampler", "EntropyFloorSampler"]
 
 
 class ScheduledThresholdSampler(ScheduledSampler):
@@ -67,3 +71,20 @@ class ThresholdCapSampler(ScheduledThresholdSampler):
         if block.step < len(cumulative):
             passing = torch.minimum(passing, self._limit(masked, block, cumulative[block.step]))
         return Decision(select_top_k(conf, passing) & masked, cand)
+
+
+class EntropyFloorSampler(ScheduledThresholdSampler):
+    """The schedule as a floor under the entropy bound (see the module docstring)."""
+
+    name = "entropy-floor"
+    epsilon: float
+
+    def decide(self, run: RunState, block: Block, step: Step, masked: Tensor) -> Decision:
+        cand, neg_entropy = self.candidates(run, step, masked, "entropy")
+        entropy = -neg_entropy  # +inf where not eligible
+        sorted_h = torch.sort(entropy, dim=-1, stable=True).values
+        finite = torch.nan_to_num(sorted_h, posinf=0.0)
+        before = torch.cumsum(finite, dim=-1) - finite  # the sum of the earlier (smaller) entropies
+        bounded = (torch.isfinite(sorted_h) & (before <= self.epsilon + 1e-12)).sum(-1).clamp_min(1)
+        floor = self._limit(masked, block, run.plan.cumulative[block.step])
+        return Decision(select_top_k(neg_entropy, torch.maximum(bounded, floor)) & masked, cand)
