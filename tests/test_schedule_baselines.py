@@ -226,12 +226,14 @@ def test_randomised_sizes_probabilities_are_the_offsets_measure(scale):
     n, N = 9, 4
     r = randomised_counts(scale, n, N)
     assert sum(p for _, p in r.outcomes) == pytest.approx(1.0)
-    assert all(sum(c) == n and len(c) == N for c, _ in r.outcomes)
+    assert all(sum(c) == n and len(c) == N and min(c) >= 1 for c, _ in r.outcomes)
     inv = {"dtc": lambda g: (n + 1) ** g - 1, "tc": lambda g: n + 1 - (n + 1) ** (1 - g), "linear": lambda g: n * g}[scale]
     us = (np.arange(200_000) + 0.5) / 200_000  # the offset on a fine grid: the frequency of each count vector
     freq: dict = {}
     for u in us[::97]:
         cuts = [0] + [min(max(int(math.floor(inv((m - u) / N) + 0.5 + 1e-9)), 0), n) for m in range(1, N)] + [n]
+        for m in range(1, N):  # no empty step: each cut past the one before, room left for the rest
+            cuts[m] = min(max(cuts[m], cuts[m - 1] + 1), n - (N - m))
         c = tuple(b - a for a, b in zip(cuts, cuts[1:]))
         freq[c] = freq.get(c, 0) + 1
     total = sum(freq.values())

@@ -35,7 +35,8 @@ arXiv 2602.20126: the number of tokens revealed per step is random; two paramete
 :math:`u \sim U[0, 1)` on its own scale (cut :math:`m` at :math:`(m-u)/N`), so every run draws its step sizes
 while no step's position on the curve is fixed in advance. The sampler's law is then the mixture
 :math:`\sum_c P(c)\,\mathrm{law}(c)` over the finitely many count vectors the offset reaches, computed exactly
-by :func:`law_randomised` (a count vector may have an empty step: two cuts can round to the same count).
+by :func:`law_randomised`. Cuts that round to the same count are pushed apart as in the deterministic grids
+(ours: no draw spends a call that commits nothing).
 """
 
 from __future__ import annotations
@@ -96,9 +97,15 @@ def scale_counts(scale: str, n: int, steps: int) -> list[int]:
     at least one token when ``steps <= n`` (cuts pushed apart, in order, where rounding merged them)."""
     _check(n, steps)
     inv = _inverse(scale, n)
-    cuts = [0] + [min(max(_round(inv(m / steps)), 0), n) for m in range(1, steps)] + [n]
+    return _push_apart([0] + [min(max(_round(inv(m / steps)), 0), n) for m in range(1, steps)] + [n], n, steps)
+
+
+def _push_apart(cuts: list[int], n: int, steps: int) -> list[int]:
+    """Counts of the cuts made strictly increasing when ``steps <= n`` (each cut at least one past the one before,
+    leaving room for the steps after), so that no step commits nothing."""
+    cuts = list(cuts)
     if steps <= n:
-        for m in range(1, steps):  # strictly increasing, leaving room for the steps after
+        for m in range(1, steps):
             cuts[m] = min(max(cuts[m], cuts[m - 1] + 1), n - (steps - m))
     return _counts(cuts)
 
@@ -137,8 +144,9 @@ class RandomisedCounts:
 
 def randomised_counts(scale: str, n: int, steps: int) -> RandomisedCounts:
     r"""The count vectors of the ``scale`` grid shifted by :math:`u \sim U[0,1)` (cut ``m`` at ``(m-u)/steps`` on the
-    scale, rounded half up; no push-apart, so a draw may have an empty step) with their exact probabilities: the
-    lengths of the ``u`` intervals between the offsets where some cut crosses a half-integer."""
+    scale, rounded half up, then pushed apart as in :func:`scale_counts`, so no draw has an empty step when
+    ``steps <= n``) with their exact probabilities: the lengths of the ``u`` intervals between the offsets where
+    some cut crosses a half-integer."""
     _check(n, steps)
     inv = _inverse(scale, n)
     fwd = {"dtc": lambda c: math.log1p(c) / math.log1p(n),
@@ -158,7 +166,7 @@ def randomised_counts(scale: str, n: int, steps: int) -> RandomisedCounts:
             continue
         u = 0.5 * (lo + hi)
         cuts = [0] + [min(max(_round(inv((m - u) / steps)), 0), n) for m in range(1, steps)] + [n]
-        c = tuple(_counts(cuts))
+        c = tuple(_push_apart(cuts, n, steps))
         probs[c] = probs.get(c, 0.0) + (hi - lo)
     return RandomisedCounts(scale, steps, tuple(sorted(probs.items())))
 
