@@ -20,7 +20,8 @@ KL here (``--recompute`` recomputes them).
 **Real tasks** (benchmarks/real_tasks.py's ``TestItems`` and checkpoints, low_confidence remasking, paired items,
 this script's own cache file): quality at each N of each task's grid for ``profile`` (today's default: the
 confidence-order information profile), ``JYS`` (the KLUB estimated with the model on its own completions of
-validation prompts), the tuned Beta (checkpoints/<task>/tuned_schedule.json) and ``linear``, with the model calls
+validation prompts, the authors' random nested masks), ``JYS conf.`` (ours: the nested sets along the low_confidence
+sampler's own path, as the profile's confidence order), the tuned Beta (checkpoints/<task>/tuned_schedule.json) and ``linear``, with the model calls
 each spends to derive its schedule.
 
     python benchmarks/schedule_baselines.py [--quick] [--tasks countdown,...] [--exact-only | --real-only]
@@ -55,7 +56,7 @@ SAMPLERS = ["fixed", "ancestral"]
 EXTRA_STEPS = [3, 5, 6]
 EXACT_METHODS = ["linear", "tuned Beta", "infocurve DP", "JYS", "JYS exh.", "JYS+rate", "CCL", "CCL TC", "CCL DTC",
                  "rand. TC", "rand. DTC"]
-REAL_METHODS = ["linear", "tuned Beta", "profile", "JYS"]
+REAL_METHODS = ["linear", "tuned Beta", "profile", "JYS", "JYS conf."]
 
 
 # --- exact laws ------------------------------------------------------------------------------------------
@@ -148,10 +149,31 @@ class Cells:
         return self.data[key].astype(np.float64)
 
 
+def _jys_grid(klub, L: int, steps: list[int], rows: int, batch: int = 64) -> tuple[dict, dict]:
+    """JYS's schedule at every N of the grid from one KLUB (its cache shared across N), and the calls spent: for
+    the whole grid, and per N those its own search needed (the completions plus one call per revealed count)."""
+    from mdm_energy.jys import jys_counts
+
+    out, per_n = {}, {}
+    batches = math.ceil(rows / batch)
+    for N in steps:
+        used: set[int] = set()
+
+        def traced(a, m, b, used=used):
+            used.update((a, m))
+            return klub(a, m, b)
+
+        out[N] = jys_counts(traced, L, N)
+        per_n[N] = {"calls": klub.generation_calls + len(used) * batches,
+                    "row_calls": (L * rows if klub.generation_calls else 0) + len(used) * rows,
+                    "klub_evaluations": out[N].evaluations}
+    return out, {"per_N": per_n, "calls": klub.calls, "row_calls": klub.row_calls, "order": klub.order}
+
+
 def real_part(tasks: list[str], quick: bool, cells: Cells) -> dict:
     from real_tasks import CONFIG, TestItems
 
-    from mdm_energy.jys import ModelKLUB, jys_counts
+    from mdm_energy.jys import ModelKLUB
     from mdm_energy.models import as_denoiser
     from mdm_energy.profile import estimate_profile, profile_schedule
 
@@ -170,24 +192,15 @@ def real_part(tasks: list[str], quick: bool, cells: Cells) -> dict:
         tp = time.time()
         prof = estimate_profile(den, prompts, L, samples=rows_n, order="confidence", seed=3)
         t_prof = time.time() - tp
-        tj = time.time()
-        klub = ModelKLUB(den, prompts[:rows_n], L, samples=rows_n, seed=3)
         jys, jys_cost = {}, {}
-        for N in steps:
-            used: set[int] = set()
-
-            def traced(a, m, b, used=used):
-                used.update((a, m))
-                return klub(a, m, b)
-
-            jys[N] = jys_counts(traced, L, N)
-            batches = math.ceil(rows_n / 64)
-            jys_cost[N] = {"calls": klub.generation_calls + len(used) * batches,
-                           "row_calls": klub.generation_calls // batches * rows_n + len(used) * rows_n,
-                           "klub_evaluations": jys[N].evaluations}
-        t_jys = time.time() - tj
+        for label, order in (("JYS", "random"), ("JYS conf.", "confidence")):
+            tj = time.time()
+            klub = ModelKLUB(den, prompts[:rows_n], L, samples=rows_n, order=order, seed=3)
+            jys[label], jys_cost[label] = _jys_grid(klub, L, steps, rows_n)
+            jys_cost[label]["seconds"] = time.time() - tj  # the completions included
         specs = {"linear": {N: "linear" for N in steps}, "tuned Beta": {N: tuned_info["schedule"] for N in steps},
-                 "profile": {N: profile_schedule(prof, N).table for N in steps}, "JYS": {N: jys[N].spec for N in steps}}
+                 "profile": {N: profile_schedule(prof, N).table for N in steps}}
+        specs.update({label: {N: j.spec for N, j in by_n.items()} for label, by_n in jys.items()})
         res = {"L": L, "n": len(items.test), "metric": task.metric, "steps": steps, "specs": specs, "rows": [],
                "cost": {"linear": {"calls": 0, "row_calls": 0},
                         "tuned Beta": {"calls": None, "row_calls": tuned_info.get("row_calls"),
@@ -195,8 +208,8 @@ def real_part(tasks: list[str], quick: bool, cells: Cells) -> dict:
                                                f"{tuned_info.get('validation_examples')} items at N = {tuned_info.get('steps')}"
                                                + ("" if tuned_info.get("checkpoint") == items.digest else "; tuned on other weights")},
                         "profile": {"calls": prof.calls, "row_calls": prof.samples * L, "seconds": t_prof},
-                        "JYS": {"per_N": jys_cost, "calls": klub.calls, "row_calls": klub.row_calls, "seconds": t_jys}},
-               "jys_counts": {N: jys[N].counts for N in steps}}
+                        **jys_cost},
+               "jys_counts": {label: {N: j.counts for N, j in by_n.items()} for label, by_n in jys.items()}}
         for method in REAL_METHODS:
             for N in steps:
                 spec = specs[method][N]
@@ -267,7 +280,7 @@ def _markdown(exact: list, real: dict, meta: dict) -> str:
                 r = next(r for r in res["rows"] if r["method"] == method and r["steps"] == n)
                 cells.append(f"{r['value']:.3f}" + ("" if method == "linear" else f" ({r['diff_linear']:+.3f} ± {r['diff_se']:.3f})"))
             cost = res["cost"][method]
-            if method == "JYS":
+            if method.startswith("JYS"):
                 per = cost["per_N"]
                 c = (f"{cost['calls']} batched calls / {cost['row_calls']:,} row-calls for the whole grid (per N: "
                      + ", ".join(f"{n}: {per[n]['row_calls']:,}" for n in steps) + " row-calls)")
@@ -278,7 +291,9 @@ def _markdown(exact: list, real: dict, meta: dict) -> str:
             else:
                 c = "0"
             lines.append(f"| {method} | " + " | ".join(cells) + f" | {c} |")
-        lines += ["", "JYS counts: " + "; ".join(f"N={n}: {res['jys_counts'][n]}" for n in steps), ""]
+        for label, by_n in res["jys_counts"].items():
+            lines += ["", f"{label} counts: " + "; ".join(f"N={n}: {by_n[n]}" for n in steps)]
+        lines += [""]
     lines += ["![schedule baselines](schedule_baselines.png)", ""]
     return "\n".join(lines)
 

@@ -248,3 +248,28 @@ def test_the_randomised_law_is_the_mixture_of_its_draws():
     want = sum(p * law_fixed_random(den, c) for c, p in r.outcomes)
     assert np.allclose(law, want) and law.sum() == pytest.approx(1.0)
     assert counts_schedule([1, 1, 3]).spec.startswith("table:")
+
+
+def test_the_confidence_order_klub_follows_the_greedy_low_confidence_path():
+    """order='confidence' at temperature 0 on an exact law: every row walks the same greedy path (commit the most
+    probable value at the most confident position, one per call); the KLUB is the posterior KL along it."""
+    den = ExactDenoiser("markov:4,3,0")
+    x, S, path = [-1] * 4, [], []
+    for _ in range(4):  # the reference path, from the exact posteriors
+        post = den.posterior(x)
+        i = max((j for j in range(4) if x[j] < 0), key=lambda j: (post[j].max(), -j))
+        x[i] = int(post[i].argmax())
+        S.append(i)
+        path.append(list(x))
+
+    def post_at(k):
+        return den.posterior([v if j in S[:k] else -1 for j, v in enumerate(path[-1])])
+
+    mc = ModelKLUB(ExactTorchDenoiser(den), None, 4, samples=8, order="confidence", batch_size=8)
+    for a, m, b in [(0, 1, 4), (1, 2, 4), (0, 2, 3)]:
+        pa, pm = post_at(a), post_at(m)
+        kl = [float(np.sum(np.where(pm[i] > 0, pm[i] * np.log(np.where(pm[i] > 0, pm[i], 1) / pa[i]), 0)))
+              for i in range(4) if i not in S[:m]]
+        assert mc(a, m, b) == pytest.approx((b - m) * np.mean(kl), abs=1e-6)
+    with pytest.raises(ValueError, match="unknown order 'left'"):
+        ModelKLUB(ExactTorchDenoiser(den), None, 4, order="left")

@@ -49,10 +49,12 @@ import numpy as np
 
 from .schedules import Table
 
-__all__ = ["SEARCHES", "JYSSchedule", "golden_section_argmax", "exhaustive_argmax", "curve_klub", "ModelKLUB",
+__all__ = ["SEARCHES", "ORDERS", "JYSSchedule", "golden_section_argmax", "exhaustive_argmax", "curve_klub", "ModelKLUB",
            "jys_counts"]
 
 SEARCHES = ("golden", "exhaustive")
+#: The orders of :class:`ModelKLUB`: ``random`` (the authors' forward process) or ``confidence`` (ours).
+ORDERS = ("random", "confidence")
 #: The golden ratio as the authors write it.
 PHI = 1.618
 
@@ -151,12 +153,18 @@ class ModelKLUB:
 
     ``prompts`` (token ids, cycled to ``samples`` rows; ``None`` for unconditional windows) and ``length``, the
     window. ``completions`` (one per row, ``length`` tokens each) are used as :math:`x_0`; otherwise the model
-    generates them at ``temperature`` (1: its own law). ``calls`` / ``row_calls`` count every model call spent,
-    ``generation_calls`` those of the completions among them.
+    generates them. ``order="random"`` (the authors' nested masks of the forward process): completions at
+    ``temperature`` 1 (the model's own law), one uniformly random order per row. ``order="confidence"`` (ours, for
+    the low_confidence sampler, as the profile's confidence order): the sampler's own path, one token per call at
+    ``temperature`` 0 by default, and the nested sets are its commits in order — the KLUB then measures what
+    merging steps loses along the path the sampler really takes (not the authors' estimator: their masks are
+    random). ``calls`` / ``row_calls`` count every model call spent, ``generation_calls`` those of the
+    completions among them.
     """
 
     def __init__(self, denoiser, prompts, length: int, *, samples: int = 64, completions=None,
-                 temperature: float = 1.0, rate_term: bool = False, batch_size: int = 64, seed: int = 0) -> None:
+                 order: str = "random", temperature: "float | None" = None, rate_term: bool = False,
+                 batch_size: int = 64, seed: int = 0) -> None:
         import torch
 
         from .sampling import FixedCountSampler, make_canvas
@@ -168,8 +176,14 @@ class ModelKLUB:
         self.den, self.length, self.rate_term = denoiser, length, rate_term
         self.mask_id, self.V = int(denoiser.mask_id), int(denoiser.vocab_size)
         rows = [list(p) for p in prompts] if prompts else [[]]
+        if order not in ORDERS:
+            raise ValueError(f"unknown order {order!r} (known: {', '.join(ORDERS)})")
+        if completions is not None and order != "random":
+            raise ValueError("given completions are revealed in random order: use order='random'")
         if completions is not None and len(completions) != samples:
             raise ValueError(f"give one completion per row: {samples} samples, {len(completions)} completions")
+        tau = temperature if temperature is not None else (1.0 if order == "random" else 0.0)
+        self.order = order
         g = torch.Generator().manual_seed(seed)
         self.calls = self.row_calls = self.generation_calls = 0
         self._batches = []  # (canvas, completion (B, L), rank (B, L)) per batch
@@ -177,10 +191,15 @@ class ModelKLUB:
             b = min(batch_size, samples - start)
             batch = [rows[(start + k) % len(rows)] for k in range(b)]
             canvas = make_canvas(denoiser, batch if any(batch) else None, length, batch_size=b)
+            rank = None
             if completions is None:
-                out = FixedCountSampler("linear", length, remasking="random", temperature=temperature)(
-                    denoiser, batch if any(batch) else None, length, batch_size=b, generator=g)
+                rule = "random" if order == "random" else "low_confidence"
+                out = FixedCountSampler("linear", length, remasking=rule, temperature=tau)(
+                    denoiser, batch if any(batch) else None, length, batch_size=b, generator=g,
+                    return_trajectory=order == "confidence")
                 answer = out.generated.to(canvas.x.device)
+                if order == "confidence":  # one token per call: the call that committed a position is its rank + 1
+                    rank = (out.trajectory[:, out.tokens.shape[1] - length:] - 1).to(canvas.x.device)
                 self.calls += length
                 self.row_calls += length * b
                 self.generation_calls += length
@@ -189,9 +208,10 @@ class ModelKLUB:
                                       device=canvas.x.device)
                 if answer.shape[1] != length:
                     raise ValueError(f"completions must have {length} tokens each, got {answer.shape[1]}")
-            order = torch.argsort(torch.rand((b, length), generator=g), dim=1).to(canvas.x.device)
-            rank = torch.empty_like(order)
-            rank.scatter_(1, order, torch.arange(length, device=order.device).expand(b, length))
+            perm = torch.argsort(torch.rand((b, length), generator=g), dim=1).to(canvas.x.device)
+            if rank is None:
+                rank = torch.empty_like(perm)
+                rank.scatter_(1, perm, torch.arange(length, device=perm.device).expand(b, length))
             self._batches.append((canvas, answer, rank))
         self._logp: dict[int, list] = {}
         self.evaluations = 0
