@@ -273,3 +273,15 @@ def test_the_confidence_order_klub_follows_the_greedy_low_confidence_path():
         assert mc(a, m, b) == pytest.approx((b - m) * np.mean(kl), abs=1e-6)
     with pytest.raises(ValueError, match="unknown order 'left'"):
         ModelKLUB(ExactTorchDenoiser(den), None, 4, order="left")
+
+
+@pytest.mark.parametrize("law", LAWS + ["markov:8,4,0", "templates:7,3,0", "toy1"])
+def test_the_tc_and_dtc_schedules_meet_their_bounds(law):
+    """bound(tc) <= (g - 1)(TC + Z_n) and bound(dtc) <= (g - 1)(DTC + Z_n), g = (n+1)^(1/N), at every N."""
+    den = ExactDenoiser(law)
+    Z, n = den.information_curve(), den.n
+    tc, dtc = total_correlation(den), dual_total_correlation(den)
+    for N in range(1, n + 1):
+        g = (n + 1) ** (1 / N)
+        assert infocurve_bound(Z, tc_counts(n, N)) <= (g - 1) * (tc + Z[-1]) + 1e-12
+        assert infocurve_bound(Z, dtc_counts(n, N)) <= (g - 1) * (dtc + Z[-1]) + 1e-12

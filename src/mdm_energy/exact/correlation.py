@@ -13,20 +13,23 @@ counts — our :func:`~mdm_energy.exact.infocurve_bound` — and that the best s
 programming over the counts: our :func:`~mdm_energy.exact.infocurve_counts` is that DP (ours breaks ties toward
 even counts and never returns an empty step when :math:`N \le n`; on real models it runs on an estimated
 profile, :mod:`mdm_energy.profile`, where the paper shows that no schedule can compete without such knowledge).
-Without the curve, a step from :math:`a` to :math:`b` costs at most :math:`(b-a)(Z_b - Z_{a+1})`, bounded by
-:math:`(b-a)\,\mathrm{TC}/(n-b+1)` (:math:`Z` is non-decreasing, so :math:`Z_b` is at most the mean of
-:math:`Z_b..Z_n`) and by :math:`(b-a)\,\mathrm{DTC}/(a+1)`. Hence two curve-free schedules:
+Without the curve, a step from :math:`a` to :math:`b` costs at most :math:`(b-a)(Z_b - Z_{a+1})` (:math:`Z` is
+non-decreasing). Summing by parts over sizes that change by a constant factor :math:`g = (n+1)^{1/N}` bounds a
+whole schedule by the area under the curve or the area above it — hence two curve-free schedules:
 
 * :func:`tc_counts` — each step reveals a fixed share of the *still masked* tokens (sizes shrink
-  geometrically): :math:`n + 1 - c_m = (n+1)^{1 - m/N}`, every step's cost :math:`\lesssim \log(n+1)\,\mathrm{TC}/N`;
+  geometrically): :math:`n + 1 - c_m = (n+1)^{1 - m/N}`; bound :math:`\le (g - 1)(\mathrm{TC} + Z_n)`;
 * :func:`dtc_counts` — each step reveals a fixed share of the tokens *already revealed* (+1; sizes grow
-  geometrically): :math:`c_m + 1 = (n+1)^{m/N}`, every step's cost :math:`\lesssim \log(n+1)\,\mathrm{DTC}/N`;
+  geometrically): :math:`c_m + 1 = (n+1)^{m/N}`; bound :math:`\le (g - 1)(\mathrm{DTC} + Z_n)`;
 * :func:`correlation_counts` — the one of the two whose correlation is the smaller, TC and DTC computed exactly
   from the law (:func:`total_correlation`, :func:`dual_total_correlation`).
 
-The paper's text was not available here (only its abstract and summaries); these two rules are derived from
-the bounds above, which the abstract's claims (schedules in terms of TC and DTC, :math:`O(\log n)` steps for
-low-correlation laws) rest on, not copied from the paper's constants.
+Here :math:`g - 1 \approx \log(n+1)/N` and :math:`Z_n = (\mathrm{TC} + \mathrm{DTC})/n` (derived for real cut
+points; tests/test_schedule_baselines.py checks it on the rounded counts of several laws at every N).
+
+The paper's text was not available here (only its abstract and summaries, which name schedules in terms of TC
+and DTC and :math:`O(\log n)` steps for low-correlation laws); these two rules are derived here from the bounds
+above, not taken from the paper, whose constants and exact rules may differ.
 
 **Randomised step sizes** (Zhao & Cai, "Adaptation to intrinsic dependence in diffusion language models",
 arXiv 2602.20126: the number of tokens revealed per step is random; two parameter choices give KL
