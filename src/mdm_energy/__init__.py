@@ -112,6 +112,11 @@ _EXPORTS: dict[str, str] = {
     "MDMTransformer": "models",
     "load_model": "models",
     "as_denoiser": "models",
+    # the literature's schedules as baselines (docs/design.md §5)
+    "jys_counts": "jys",
+    "JYSSchedule": "jys",
+    "ModelKLUB": "jys",
+    "curve_klub": "jys",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

@@ -8,11 +8,15 @@
 * :mod:`.revision` — the exact law of ReMDM's reveal-and-remask chain and its expected model calls;
 * :mod:`.prophet` — the exact law of Prophet (fixed counts with an exit test) and its expected model calls;
 * :mod:`.uniform` — the exact law of the uniform-noise fixed-count rule (DiffusionGemma-style decoding);
-* :mod:`.search` — the memoised KL objective, the true optimum and the information-curve schedule.
+* :mod:`.search` — the memoised KL objective, the true optimum and the information-curve schedule;
+* :mod:`.correlation` — total and dual total correlation, Chen–Cong–Li's TC/DTC schedules and randomised step
+  sizes with their exact mixture law.
 
 Beta grids over the exact KL run through the tuner (:func:`mdm_energy.tuning.exact_grid_study`).
 """
 
+from .correlation import (RandomisedCounts, correlation_counts, dtc_counts, dual_total_correlation, law_randomised,
+                          randomised_counts, scale_counts, tc_counts, total_correlation)
 from .denoiser import ExactDenoiser
 from .distributions import (
     MAX_EXACT_STATES,
@@ -90,4 +94,13 @@ __all__ = [
     "infocurve_bound",
     "infocurve_counts",
     "counts_schedule",
+    "total_correlation",
+    "dual_total_correlation",
+    "scale_counts",
+    "tc_counts",
+    "dtc_counts",
+    "correlation_counts",
+    "RandomisedCounts",
+    "randomised_counts",
+    "law_randomised",
 ]
