@@ -206,7 +206,9 @@ def caching_support(model) -> bool:
 
 #: LLaDA's end-of-sequence and end-of-turn token ids (generation is cut at the first of either).
 LLADA_EOS_ID, LLADA_EOT_ID = 126081, 126348
-FAMILIES = ("llada", "dream", "masked")
+FAMILIES = ("llada", "dream", "masked", "llada2", "sdar")
+#: The families whose models attend block-causally (:mod:`~mdm_energy.integrations.block_diffusion`).
+BLOCK_CAUSAL = ("llada2", "sdar")
 
 
 def model_family(model, family: "str | None" = None) -> str:
@@ -215,6 +217,11 @@ def model_family(model, family: "str | None" = None) -> str:
         if family not in FAMILIES:
             raise ValueError(f"unknown model family {family!r} (known: {', '.join(FAMILIES)})")
         return family
+    from .block_diffusion import block_family
+
+    block = block_family(model)
+    if block is not None:
+        return block
     kind = str(getattr(getattr(model, "config", None), "model_type", "")).lower()
     if "llada" in kind:
         return "llada"
@@ -223,10 +230,19 @@ def model_family(model, family: "str | None" = None) -> str:
     return "masked"
 
 
-def denoiser_for(model, tokenizer=None, family: "str | None" = None, mask_id: "int | None" = None) -> HFDenoiser:
+def denoiser_for(model, tokenizer=None, family: "str | None" = None, mask_id: "int | None" = None, **block_options):
     """The :class:`HFDenoiser` of a LLaDA-, Dream- or plain masked-LM-style model, with its stop tokens — a
-    :class:`CachingHFDenoiser` when the model's forward takes cached keys and values."""
+    :class:`CachingHFDenoiser` when the model's forward takes cached keys and values; for a block-diffusion family
+    (LLaDA 2.x, SDAR) a :class:`~mdm_energy.integrations.block_diffusion.BlockDiffusionDenoiser`, which takes
+    ``block_options`` (``block_size``, ``block_cache``, ``eos_id``, ``stop_ids``)."""
     fam = model_family(model, family)
+    if fam in BLOCK_CAUSAL:
+        from .block_diffusion import BlockDiffusionDenoiser
+
+        return BlockDiffusionDenoiser(model, fam, mask_id=mask_id, tokenizer=tokenizer, **block_options)
+    if block_options:
+        raise ValueError(f"{', '.join(sorted(block_options))}: options of block-diffusion models only, and this is "
+                         f"a {fam} model")
     config = getattr(model, "config", None)
     vocab = getattr(config, "vocab_size", None)
     kwargs = {"tokenizer": tokenizer, "stop_ids": tuple(i for i in stop_ids(model, tokenizer, fam) if vocab is None or i < vocab)}
@@ -267,6 +283,11 @@ def stop_ids(model, tokenizer, family: str) -> set[int]:
     ids: set[int] = set()
     if family == "llada":
         ids |= {LLADA_EOS_ID, LLADA_EOT_ID}
+    if family in BLOCK_CAUSAL:
+        from .block_diffusion import BLOCK_FAMILIES
+
+        vocab = getattr(getattr(model, "config", None), "vocab_size", None)
+        ids |= {i for i in BLOCK_FAMILIES[family].eos_ids if vocab is None or i < vocab}
     for src in (tokenizer, getattr(model, "config", None)):
         eos = getattr(src, "eos_token_id", None) if src is not None else None
         if isinstance(eos, int):
@@ -297,6 +318,8 @@ def generate(
     return_output: bool = False,
     callback=None,
     seeds=None,
+    steps_per_block: "int | None" = None,
+    block_options: "dict | None" = None,
     **sampler_options,
 ):
     """Generate text for a batch of prompts (of any lengths) with a LLaDA-, Dream- or masked-LM model.
@@ -310,12 +333,25 @@ def generate(
     prompt) make each prompt's random draws independent of its batch. Returns the decoded
     strings, or ``(strings, SampleOutput)`` with ``return_output=True`` (the output's trajectory shows
     which call unmasked each position).
+
+    A block-diffusion model (LLaDA 2.x, SDAR) decodes its own blocks, the prompt and finished blocks from its
+    key/value cache (:mod:`~mdm_energy.integrations.block_diffusion`); ``steps_per_block`` then gives the
+    sampler's steps per block (the authors' ``steps`` / ``denoising_steps``) instead of ``steps`` for the
+    whole run, and ``block_options`` go to its denoiser (``block_size``, ``block_cache``, ``mask_id``).
     """
     from ..sampling import make_sampler
 
     fam = model_family(model, family)
-    den = denoiser_for(model, tokenizer, fam)
+    opts = dict(block_options or {})
+    den = denoiser_for(model, tokenizer, fam, opts.pop("mask_id", None), **opts)
     ids = encode_prompts(tokenizer, prompts, chat)
+    if steps_per_block is not None:
+        if fam not in BLOCK_CAUSAL:
+            raise ValueError(f"steps_per_block is for block-diffusion models; this is a {fam} model (give steps)")
+        if "steps" in sampler_options:
+            raise ValueError("give steps or steps_per_block, not both")
+        blocks = den.make_canvas(ids, gen_length).length // den.block_size
+        sampler_options["steps"] = int(steps_per_block) * blocks
     s = make_sampler(sampler, **sampler_options)
     device = next(model.parameters()).device if hasattr(model, "parameters") else None
     pad = getattr(tokenizer, "pad_token_id", None)
