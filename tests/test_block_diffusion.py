@@ -463,6 +463,12 @@ def test_the_lm_eval_model_runs_on_a_folder_and_logs_nfe(folders):
     texts = lm.generate_until(reqs)
     assert len(texts) == 2
     assert all(r.args[1][NFE_KEY][0] >= 1 for r in reqs) and len(lm.nfe) == 2
+    alone = MDMEnergyLM(pretrained=str(folders["sdar"]), trust_remote_code=True, sampler="threshold-count",
+                        gen_length=8, steps_per_block=4, batch_size=1, device="cpu", block_cache="false")
+    assert alone.generate_until([Instance("generate_until", {}, (p, {"until": ["\n"]}), i)
+                                 for i, p in enumerate(["ab", "what is 2+2"])]) == texts  # batch and cache: same text
+    with pytest.raises(ValueError, match="loglikelihood is not offered for block-diffusion models"):
+        lm.loglikelihood([Instance("loglikelihood", {}, ("ab", "c"), 0)])
 
 
 # --- bad input ---------------------------------------------------------------------------------------------
@@ -486,6 +492,14 @@ def test_bad_input_is_one_line_and_exit_2(folders, capsys):
     assert "not both" in error_line(
         capsys, base + ["--sampler", "fixed", "--steps", "8", "--steps-per-block", "2"])
     assert "ships its own Python code" in error_line(capsys, base[:3] + base[4:] + ["--steps", "8"])
+    config = folders["sdar"] / "config.json"
+    held = config.read_text()
+    try:  # a config without the mask id the family's default cannot stand in for
+        config.write_text(json.dumps({k: v for k, v in json.loads(held).items() if k != "mask_token_id"}))
+        assert "has no mask_token_id and the family's mask id 151669 is outside its vocabulary of 47" in error_line(
+            capsys, base + ["--sampler", "fixed", "--steps", "8"])
+    finally:
+        config.write_text(held)
 
 
 def test_a_config_without_the_family_s_fields_and_a_forward_without_a_cache_are_refused():

@@ -40,13 +40,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
-def _renderer(model, start: int, stream):
+def _renderer(model, start: int, stream, end: "int | None" = None):
     """A step callback that redraws the window: committed tokens, ``·`` for masked, this call's in inverse video."""
     state = {"lines": 0}
     tty = stream.isatty()
 
     def render(step: int, tokens, committed) -> None:
-        row, new = tokens[0, start:].tolist(), committed[0, start:].tolist()
+        row, new = tokens[0, start:end].tolist(), committed[0, start:end].tolist()
         mask = int(model.denoiser.mask_id)
         cells = []
         for tok, fresh in zip(row, new):
@@ -95,7 +95,7 @@ def run(args: argparse.Namespace) -> None:
         sampler = make_sampler(args.sampler, **{**given, "steps": per_block * blocks})
     canvas_start = len(prompt)
     out = sampler(model.denoiser, [prompt], gen_length, generator=torch.Generator().manual_seed(args.seed),
-                  return_trajectory=True, callback=_renderer(model, canvas_start, sys.stderr) if args.show else None)
+                  return_trajectory=True, callback=_renderer(model, canvas_start, sys.stderr, canvas_start + gen_length) if args.show else None)
     window = out.generated[0].tolist()
     text = model.decode(window)
     traj = out.trajectory[0, out.gen_start:]

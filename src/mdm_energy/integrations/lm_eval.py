@@ -319,6 +319,10 @@ class MDMEnergyLM(LM):
         ``linspace`` of ``k``, which over-weights some values when ``b`` is not a multiple of ``m``).
         """
         den, m = self.denoiser, len(target)
+        if getattr(den, "block_causal", False):  # its ELBO masks per block with clean blocks before: not this one
+            raise ValueError(f"loglikelihood is not offered for block-diffusion models ({type(self.model).__name__}): "
+                             "this ELBO masks the whole continuation under bidirectional attention; use "
+                             "generate_until tasks")
         seq = torch.tensor(prefix + target, device=self._device)
         P = len(prefix)
         total, done = 0.0, 0
