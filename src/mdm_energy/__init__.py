@@ -71,6 +71,8 @@ _EXPORTS: dict[str, str] = {
     "DreamSampler": "sampling",
     "ThresholdFloorSampler": "sampling",
     "ThresholdCapSampler": "sampling",
+    "ThresholdCountSampler": "sampling",
+    "JointThresholdSampler": "sampling",
     "ReMDMSampler": "sampling",
     "ReMDMLowConfidenceSampler": "sampling",
     "WinoSampler": "sampling",
@@ -99,6 +101,7 @@ _EXPORTS: dict[str, str] = {
     "HFDenoiser": "integrations.huggingface",
     "generate": "integrations.huggingface",
     "CachingHFDenoiser": "integrations.huggingface",
+    "BlockDiffusionDenoiser": "integrations.block_diffusion",
     "LMEvalObjective": "integrations.lm_eval_objective",
     # models trained here
     "MDMConfig": "models",

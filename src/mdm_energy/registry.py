@@ -445,9 +445,10 @@ for _option in (
            "pc-sampler: the clip alpha > 0 of the calibrated confidence min(-p log(f + 1e-9), alpha)"),
     Option("edit_threshold", 0.0, _unit("edit_threshold"),
            "joint-threshold: the probability above which a committed token of the block is replaced by a different "
-           "candidate, in [0, 1]"),
+           "candidate, in [0, 1]", search=SearchRange(0.0, 0.95)),
     Option("max_post_edit_steps", 16, _non_negative_int("max_post_edit_steps"),
-           "joint-threshold: model calls a block may take for edits once nothing in it is masked"),
+           "joint-threshold: model calls a block may take for edits once nothing in it is masked",
+           search=SearchRange(0, 16)),
     Option("token_prior", "uniform", _token_prior,
            "pc-sampler: the background token frequencies f: uniform (f = 1/V), off (no calibration: the plain "
            "confidence) or a file of token counts (JSON {id: count}, the authors' {num_token, p_baseline_dict}, "

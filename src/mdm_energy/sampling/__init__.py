@@ -9,7 +9,8 @@ from .denoiser import CallableDenoiser, Denoiser, ExactTorchDenoiser, check_deno
 from .dream import DreamSampler, dream_candidates, filter_top_k, filter_top_p
 from .factory import SAMPLER_CLASSES, make_sampler, sampler_class
 from .fixed import FixedCountSampler
-from .hybrid import ThresholdCapSampler, ThresholdFloorSampler
+from .hybrid import ThresholdCapSampler, ThresholdCountSampler, ThresholdFloorSampler
+from .joint_threshold import JointThresholdSampler
 from .klass import KlassSampler
 from .ops import TIE_DECIMALS, confidence_scores, draw_candidates, select_top_k
 from .prophet import ProphetSampler
@@ -49,6 +50,8 @@ __all__ = [
     "DreamSampler",
     "ThresholdFloorSampler",
     "ThresholdCapSampler",
+    "ThresholdCountSampler",
+    "JointThresholdSampler",
     "ReMDMSampler",
     "ReMDMLowConfidenceSampler",
     "WinoSampler",
