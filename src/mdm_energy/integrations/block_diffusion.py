@@ -91,6 +91,7 @@ class BlockCanvas(Canvas):
     lengths: tuple[int, ...] = ()
     pads: tuple[int, ...] = ()
     answer: int = 0
+    pad_id: int = 0
 
 
 @dataclass
@@ -210,7 +211,7 @@ class BlockDiffusionDenoiser:
         dev = torch.device(device) if device is not None else torch.device("cpu")
         return BlockCanvas(x=x.to(dev), attention_mask=None if all(p == 0 for p in pads) else attention.to(dev),
                            prompt_mask=fixed.to(dev), start=S, length=W, lengths=tuple(len(r) for r in rows),
-                           pads=tuple(pads), answer=L)
+                           pads=tuple(pads), answer=L, pad_id=pad)
 
     # --- the run -----------------------------------------------------------------------------------
     def begin(self, sampler, canvas: Canvas) -> _Prefix:
@@ -324,8 +325,7 @@ class BlockDiffusionDenoiser:
         canvas = state.canvas
         P, L = max(canvas.lengths), canvas.answer
         B = len(canvas.lengths)
-        pad = int(self.eos_id if self.eos_id is not None else 0)
-        tokens = out.tokens.new_full((B, P + L), pad)
+        tokens = out.tokens.new_full((B, P + L), canvas.pad_id)
         traj = None if out.trajectory is None else out.trajectory.new_zeros((B, P + L))
         attention = torch.ones((B, P + L), dtype=torch.bool, device=out.tokens.device)
         for b, (n, p0) in enumerate(zip(canvas.lengths, canvas.pads)):

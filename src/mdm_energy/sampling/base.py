@@ -19,6 +19,11 @@ revising decoders, committed positions to mask again), and applies it (trajector
 A sampler is a declaration in :mod:`mdm_energy.registry` plus a class that fills in :meth:`~Sampler.decide`
 and, where it needs them, :meth:`~Sampler.plan`, :meth:`~Sampler.need` and :meth:`~Sampler.block_steps`;
 it never writes its own loop. :meth:`~Sampler.candidates` draws candidates and scores them.
+
+**Block-causal models** (LLaDA 2.x, SDAR; :mod:`mdm_energy.integrations.block_diffusion`) run in the same loop:
+their denoiser lays the canvas out on the model's blocks (the window starts on the block boundary before the
+prompt's end, so its first positions hold the prompt's tail, never written), fixes ``block_length`` to the model's
+block size, and each call computes the current block alone on top of its own cache of finished blocks.
 """
 
 from __future__ import annotations
@@ -367,13 +372,14 @@ class Sampler(ABC):
         check_denoiser(denoiser)
         if device is None and generator is not None:
             device = generator.device
-        # a block-causal denoiser (block diffusion, docs/generation.md) lays the canvas out on its model's blocks
-        layout = getattr(denoiser, "make_canvas", None)
-        canvas = (layout if callable(layout) else partial(make_canvas, denoiser))(
+        # a block-causal denoiser (block diffusion: integrations/block_diffusion.py) lays the canvas out on its
+        # model's blocks, keeps its own run state (the keys and values of finished blocks; it also refuses what its
+        # model cannot do) and computes only the current block at each call
+        block_causal = bool(getattr(denoiser, "block_causal", False))
+        canvas = (denoiser.make_canvas if block_causal else partial(make_canvas, denoiser))(
             prompts, gen_length, batch_size, device, pad_id, max_length)
-        blocks = self._blocks(canvas.length, getattr(denoiser, "block_size", None))
-        # its own run state, which also refuses what its model cannot do (the loop's caches, guidance)
-        prefix = denoiser.begin(self, canvas) if getattr(denoiser, "block_causal", False) else None
+        blocks = self._blocks(canvas.length, denoiser.block_size if block_causal else None)
+        prefix = denoiser.begin(self, canvas) if block_causal else None
         B, T = canvas.x.shape
         dev = canvas.x.device
         run = RunState(
@@ -414,8 +420,7 @@ class Sampler(ABC):
             trajectory=run.trajectory if return_trajectory else None,
             stopped=run.stopped,
         )
-        finish = getattr(denoiser, "finish", None) if run.prefix is not None else None
-        return finish(out, run.prefix) if callable(finish) else out
+        return denoiser.finish(out, run.prefix) if block_causal else out
 
     def _fill_block(self, run: RunState, block: Block) -> None:
         """Unmask every position of one block: step after step, the rows that need a call, the call, the
