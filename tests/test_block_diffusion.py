@@ -492,6 +492,8 @@ def test_bad_input_is_one_line_and_exit_2(folders, capsys):
     assert "not both" in error_line(
         capsys, base + ["--sampler", "fixed", "--steps", "8", "--steps-per-block", "2"])
     assert "ships its own Python code" in error_line(capsys, base[:3] + base[4:] + ["--steps", "8"])
+    assert "--steps-per-block: the threshold sampler takes no steps" in error_line(
+        capsys, base + ["--sampler", "threshold", "--steps-per-block", "2"])
     config = folders["sdar"] / "config.json"
     held = config.read_text()
     try:  # a config without the mask id the family's default cannot stand in for

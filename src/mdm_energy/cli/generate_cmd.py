@@ -74,6 +74,8 @@ def run(args: argparse.Namespace) -> None:
     per_block = args.steps_per_block
     if per_block is not None and args.steps is not None:
         raise CLIError("give --steps or --steps-per-block, not both")
+    if per_block is not None and "steps" not in sampler_spec(args.sampler).params:
+        raise CLIError(f"--steps-per-block: the {args.sampler} sampler takes no steps")
     if sampler_spec(args.sampler).needs_steps and args.steps is None and per_block is None:
         raise CLIError(f"--steps is required for the {args.sampler} sampler")
     sampler = make_sampler(args.sampler, **given)  # the options are checked before the model is loaded

@@ -350,6 +350,10 @@ def generate(
             raise ValueError(f"steps_per_block is for block-diffusion models; this is a {fam} model (give steps)")
         if "steps" in sampler_options:
             raise ValueError("give steps or steps_per_block, not both")
+        from ..registry import sampler_spec
+
+        if "steps" not in sampler_spec(sampler).params:
+            raise ValueError(f"steps_per_block: the {sampler} sampler takes no steps")
         blocks = den.make_canvas(ids, gen_length).length // den.block_size
         sampler_options["steps"] = int(steps_per_block) * blocks
     s = make_sampler(sampler, **sampler_options)
