@@ -353,6 +353,22 @@ def test_the_cached_path_gives_what_a_full_recompute_gives(family, sampler, opti
     assert int(a.cache_nfe.sum()) > 0 and int(b.cache_nfe.sum()) == 0
 
 
+@pytest.mark.parametrize("family", ["llada2", "sdar"])
+def test_a_row_gets_in_a_batch_what_it_gets_alone(family):
+    """Rows of different prompt lengths, left-padded by whole blocks so that their blocks line up: each row's
+    tokens, calls and cache forwards are those of its run alone (seeded draws at temperature 1, early stop)."""
+    model = tiny(family, 2, eos_bias=2.0, block_length=4 if family == "sdar" else 8)
+    prompts = PROMPTS + [[9], list(range(4, 20))]
+    options = dict(steps=4 * windows(model, prompts, 12), temperature=1.0, stop_at_eos=True)
+    batch = ours(family, model, prompts, 12, "fixed", seeds=[3, 4, 5, 6], **options)
+    assert bool(batch.stopped.any())
+    for row, prompt in enumerate(prompts):
+        options["steps"] = 4 * windows(model, [prompt], 12)
+        alone = ours(family, model, [prompt], 12, "fixed", seeds=[3 + row], **options)
+        assert batch.generated[row].tolist() == alone.generated[0].tolist()
+        assert int(batch.nfe[row]) == int(alone.nfe[0]) and int(batch.cache_nfe[row]) == int(alone.cache_nfe[0])
+
+
 def test_the_denoising_calls_see_only_the_current_block():
     """A call's input is the current block alone (after the prompt's whole blocks, the cache): future blocks are
     never in the input, and no call is longer than a block."""
