@@ -87,7 +87,7 @@ def test_exact_check_options():
 def test_scheduled_flag():
     assert [n for n in SAMPLERS if sampler_spec(n).scheduled] == ["fixed", "ancestral", "euler", "dream", "threshold-floor", "entropy-floor",
                                                                     "threshold-cap", "remdm", "remdm-llada", "dus-schedule",
-                                                                    "klass", "prophet", "pc-sampler"]
+                                                                    "klass", "prophet", "pc-sampler", "threshold-count"]
     # the command lines ask every scheduled sampler for --steps but klass, whose schedule only paces a fallback
     assert [n for n in SAMPLERS if sampler_spec(n).scheduled and not sampler_spec(n).needs_steps] == ["klass"]
 

@@ -77,6 +77,8 @@ _EXPORTS: dict[str, str] = {
     "EntropyBound": "sampling.uniform",
     "FixedCount": "sampling.uniform",
     "EntropyFloor": "sampling.uniform",
+    "ThresholdCountSampler": "sampling",
+    "JointThresholdSampler": "sampling",
     "ReMDMSampler": "sampling",
     "ReMDMLowConfidenceSampler": "sampling",
     "WinoSampler": "sampling",
@@ -106,6 +108,7 @@ _EXPORTS: dict[str, str] = {
     "generate": "integrations.huggingface",
     "CachingHFDenoiser": "integrations.huggingface",
     "DiffusionGemmaDenoiser": "integrations.diffusion_gemma",
+    "BlockDiffusionDenoiser": "integrations.block_diffusion",
     "LMEvalObjective": "integrations.lm_eval_objective",
     # models trained here
     "MDMConfig": "models",

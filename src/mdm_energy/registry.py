@@ -445,6 +445,12 @@ for _option in (
            "start (0 = no position bias)", search=SearchRange(0.0, 1.0)),
     Option("calibration_clip", 10.0, _positive("calibration_clip"),
            "pc-sampler: the clip alpha > 0 of the calibrated confidence min(-p log(f + 1e-9), alpha)"),
+    Option("edit_threshold", 0.0, _unit("edit_threshold"),
+           "joint-threshold: the probability above which a committed token of the block is replaced by a different "
+           "candidate, in [0, 1]", search=SearchRange(0.0, 0.95)),
+    Option("max_post_edit_steps", 16, _non_negative_int("max_post_edit_steps"),
+           "joint-threshold: model calls a block may take for edits once nothing in it is masked",
+           search=SearchRange(0, 16)),
     Option("token_prior", "uniform", _token_prior,
            "pc-sampler: the background token frequencies f: uniform (f = 1/V), off (no calibration: the plain "
            "confidence) or a file of token counts (JSON {id: count}, the authors' {num_token, p_baseline_dict}, "
@@ -708,6 +714,19 @@ register_sampler("pc-sampler",
                  options={"schedule": "linear", "steps": 64, "position_decay": 0.25, "calibration_clip": 10.0,
                           "token_prior": "uniform", **RANKED_OPTIONS, "skip_empty_steps": False},
                  target=_S + "pc_sampler:PCSampler")
+
+register_sampler("threshold-count",
+                 summary="every candidate with probability > `threshold` when at least the step's count `c_k` clear "
+                         "it, else the `c_k` most confident (LLaDA 2.x's generate, SDAR's low_confidence_dynamic)",
+                 options={"schedule": "linear", "steps": 64, "threshold": 0.95, **RANKED_OPTIONS},
+                 target=_S + "hybrid:ThresholdCountSampler")
+register_sampler("joint-threshold",
+                 summary="SGLang's JointThreshold: masked candidates with probability > `threshold` (at least the most "
+                         "confident) and, in the same call, committed tokens whose different candidate has probability "
+                         "> `edit_threshold`; a block ends on a call that changes nothing or after "
+                         "`max_post_edit_steps` calls with nothing masked",
+                 options={"threshold": 0.5, "edit_threshold": 0.0, "max_post_edit_steps": 16, **RANKED_OPTIONS},
+                 target=_S + "joint_threshold:JointThresholdSampler")
 
 #: Names that meant something else in earlier versions, and what to write instead.
 _RENAMED = {

@@ -30,17 +30,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_trust_remote_code(p)
     p.add_argument("--show", action="store_true", help="redraw the canvas on stderr after every model call")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--steps-per-block", type=positive_int("steps-per-block"), metavar="N",
+                   help="block-diffusion models (LLaDA 2.x, SDAR): the sampler's steps per block of the model "
+                        "(the authors' steps / denoising_steps) instead of --steps for the whole window")
+    p.add_argument("--no-block-cache", action="store_true",
+                   help="block-diffusion models: recompute the prompt and finished blocks at every call instead of "
+                        "keeping their keys and values")
     add_sampler_arguments(p, default="fixed")
     p.set_defaults(run=run)
 
 
-def _renderer(model, start: int, stream):
+def _renderer(model, start: int, stream, end: "int | None" = None):
     """A step callback that redraws the window: committed tokens, ``·`` for masked, this call's in inverse video."""
     state = {"lines": 0}
     tty = stream.isatty()
 
     def render(step: int, tokens, committed) -> None:
-        row, new = tokens[0, start:].tolist(), committed[0, start:].tolist()
+        row, new = tokens[0, start:end].tolist(), committed[0, start:end].tolist()
         mask = int(model.denoiser.mask_id)
         cells = []
         for tok, fresh in zip(row, new):
@@ -65,15 +71,30 @@ def run(args: argparse.Namespace) -> None:
 
     given = given_sampler_options(args)
     check_sampler_options(args.sampler, given)
-    if sampler_spec(args.sampler).needs_steps and args.steps is None:
+    per_block = args.steps_per_block
+    if per_block is not None and args.steps is not None:
+        raise CLIError("give --steps or --steps-per-block, not both")
+    if per_block is not None and "steps" not in sampler_spec(args.sampler).params:
+        raise CLIError(f"--steps-per-block: the {args.sampler} sampler takes no steps")
+    if sampler_spec(args.sampler).needs_steps and args.steps is None and per_block is None:
         raise CLIError(f"--steps is required for the {args.sampler} sampler")
-    sampler = make_sampler(args.sampler, **given)
+    sampler = make_sampler(args.sampler, **given)  # the options are checked before the model is loaded
     model = load_local_model(args.model, chat={"auto": None, "yes": True, "no": False}[args.chat],
                              trust_remote_code=args.trust_remote_code)
+    den = model.denoiser
+    block_causal = getattr(den, "block_causal", False)
+    if (per_block is not None or args.no_block_cache) and not block_causal:
+        flag = "--steps-per-block" if per_block is not None else "--no-block-cache"
+        raise CLIError(f"{flag} is for block-diffusion models (LLaDA 2.x, SDAR); {args.model!r} is not one")
+    if args.no_block_cache:
+        den.block_cache = False
     if model.kind == "checkpoint" and args.gen_length not in (None, model.gen_length):
         raise CLIError(f"--gen-length of a task checkpoint is its task's window, {model.gen_length}")
     gen_length = args.gen_length or model.gen_length
     prompt = model.encode(args.prompt)
+    if per_block is not None:
+        blocks = den.make_canvas([prompt], gen_length).length // den.block_size
+        sampler = make_sampler(args.sampler, **{**given, "steps": per_block * blocks})
     canvas_start = len(prompt)
     if model.uniform is not None:  # uniform noise (DiffusionGemma): its own loop, the sampler as its acceptance rule
         out = model.uniform(prompt, gen_length, args.sampler, given, generator=torch.Generator().manual_seed(args.seed),
@@ -84,7 +105,7 @@ def run(args: argparse.Namespace) -> None:
         emit(args.json, payload, lambda: text)
         return
     out = sampler(model.denoiser, [prompt], gen_length, generator=torch.Generator().manual_seed(args.seed),
-                  return_trajectory=True, callback=_renderer(model, canvas_start, sys.stderr) if args.show else None)
+                  return_trajectory=True, callback=_renderer(model, canvas_start, sys.stderr, canvas_start + gen_length) if args.show else None)
     window = out.generated[0].tolist()
     text = model.decode(window)
     traj = out.trajectory[0, out.gen_start:]

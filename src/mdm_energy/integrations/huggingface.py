@@ -210,16 +210,24 @@ def caching_support(model) -> bool:
 
 #: LLaDA's end-of-sequence and end-of-turn token ids (generation is cut at the first of either).
 LLADA_EOS_ID, LLADA_EOT_ID = 126081, 126348
-FAMILIES = ("llada", "dream", "masked", "diffusion_gemma")
+FAMILIES = ("llada", "dream", "masked", "diffusion_gemma", "llada2", "sdar")
+#: The families whose models attend block-causally (:mod:`~mdm_energy.integrations.block_diffusion`).
+BLOCK_CAUSAL = ("llada2", "sdar")
 
 
 def model_family(model, family: "str | None" = None) -> str:
-    """``llada``, ``dream``, ``diffusion_gemma`` (uniform noise: :mod:`.diffusion_gemma`) or ``masked`` (any other
-    masked LM), from ``family`` or the model config."""
+    """``llada``, ``dream``, ``diffusion_gemma`` (uniform noise: :mod:`.diffusion_gemma`), ``llada2`` or ``sdar``
+    (block diffusion: :mod:`.block_diffusion`) or ``masked`` (any other masked LM), from ``family`` or the model
+    config."""
     if family is not None:
         if family not in FAMILIES:
             raise ValueError(f"unknown model family {family!r} (known: {', '.join(FAMILIES)})")
         return family
+    from .block_diffusion import block_family
+
+    block = block_family(model)
+    if block is not None:
+        return block
     kind = str(getattr(getattr(model, "config", None), "model_type", "")).lower()
     if kind == "diffusion_gemma":
         return "diffusion_gemma"
@@ -230,14 +238,23 @@ def model_family(model, family: "str | None" = None) -> str:
     return "masked"
 
 
-def denoiser_for(model, tokenizer=None, family: "str | None" = None, mask_id: "int | None" = None) -> HFDenoiser:
+def denoiser_for(model, tokenizer=None, family: "str | None" = None, mask_id: "int | None" = None, **block_options):
     """The :class:`HFDenoiser` of a LLaDA-, Dream- or plain masked-LM-style model, with its stop tokens — a
-    :class:`CachingHFDenoiser` when the model's forward takes cached keys and values."""
+    :class:`CachingHFDenoiser` when the model's forward takes cached keys and values; for a block-diffusion family
+    (LLaDA 2.x, SDAR) a :class:`~mdm_energy.integrations.block_diffusion.BlockDiffusionDenoiser`, which takes
+    ``block_options`` (``block_size``, ``block_cache``, ``eos_id``, ``stop_ids``)."""
     fam = model_family(model, family)
-    if fam == "diffusion_gemma":
+    if fam == "diffusion_gemma" and not block_options:
         from .diffusion_gemma import DiffusionGemmaDenoiser
 
         return DiffusionGemmaDenoiser(model, tokenizer)
+    if fam in BLOCK_CAUSAL:
+        from .block_diffusion import BlockDiffusionDenoiser
+
+        return BlockDiffusionDenoiser(model, fam, mask_id=mask_id, tokenizer=tokenizer, **block_options)
+    if block_options:
+        raise ValueError(f"{', '.join(sorted(block_options))}: options of block-diffusion models only, and this is "
+                         f"a {fam} model")
     config = getattr(model, "config", None)
     vocab = getattr(config, "vocab_size", None)
     kwargs = {"tokenizer": tokenizer, "stop_ids": tuple(i for i in stop_ids(model, tokenizer, fam) if vocab is None or i < vocab)}
@@ -278,6 +295,11 @@ def stop_ids(model, tokenizer, family: str) -> set[int]:
     ids: set[int] = set()
     if family == "llada":
         ids |= {LLADA_EOS_ID, LLADA_EOT_ID}
+    if family in BLOCK_CAUSAL:
+        from .block_diffusion import BLOCK_FAMILIES
+
+        vocab = getattr(getattr(model, "config", None), "vocab_size", None)
+        ids |= {i for i in BLOCK_FAMILIES[family].eos_ids if vocab is None or i < vocab}
     for src in (tokenizer, getattr(model, "config", None)):
         eos = getattr(src, "eos_token_id", None) if src is not None else None
         if isinstance(eos, int):
@@ -308,6 +330,8 @@ def generate(
     return_output: bool = False,
     callback=None,
     seeds=None,
+    steps_per_block: "int | None" = None,
+    block_options: "dict | None" = None,
     **sampler_options,
 ):
     """Generate text for a batch of prompts (of any lengths) with a LLaDA-, Dream- or masked-LM model.
@@ -321,18 +345,35 @@ def generate(
     prompt) make each prompt's random draws independent of its batch. Returns the decoded
     strings, or ``(strings, SampleOutput)`` with ``return_output=True`` (the output's trajectory shows
     which call unmasked each position).
+
+    A block-diffusion model (LLaDA 2.x, SDAR) decodes its own blocks, the prompt and finished blocks from its
+    key/value cache (:mod:`~mdm_energy.integrations.block_diffusion`); ``steps_per_block`` then gives the
+    sampler's steps per block (the authors' ``steps`` / ``denoising_steps``) instead of ``steps`` for the
+    whole run, and ``block_options`` go to its denoiser (``block_size``, ``block_cache``, ``mask_id``).
     """
     from ..sampling import make_sampler
 
     fam = model_family(model, family)
-    if fam == "diffusion_gemma":  # uniform noise: its own loop (mdm_energy.sampling.uniform)
+    if fam == "diffusion_gemma" and steps_per_block is None and not block_options:  # uniform noise: its own loop
         from . import diffusion_gemma
 
         return diffusion_gemma.generate(model, tokenizer, prompts, sampler=sampler, gen_length=gen_length, chat=chat,
                                         generator=generator, return_output=return_output, callback=callback,
                                         seeds=seeds, **sampler_options)
-    den = denoiser_for(model, tokenizer, fam)
+    opts = dict(block_options or {})
+    den = denoiser_for(model, tokenizer, fam, opts.pop("mask_id", None), **opts)
     ids = encode_prompts(tokenizer, prompts, chat)
+    if steps_per_block is not None:
+        if fam not in BLOCK_CAUSAL:
+            raise ValueError(f"steps_per_block is for block-diffusion models; this is a {fam} model (give steps)")
+        if "steps" in sampler_options:
+            raise ValueError("give steps or steps_per_block, not both")
+        from ..registry import sampler_spec
+
+        if "steps" not in sampler_spec(sampler).params:
+            raise ValueError(f"steps_per_block: the {sampler} sampler takes no steps")
+        blocks = den.make_canvas(ids, gen_length).length // den.block_size
+        sampler_options["steps"] = int(steps_per_block) * blocks
     s = make_sampler(sampler, **sampler_options)
     device = next(model.parameters()).device if hasattr(model, "parameters") else None
     pad = getattr(tokenizer, "pad_token_id", None)

@@ -148,6 +148,12 @@ class MDMEnergyLM(LM):
     ) -> None:
         super().__init__()
         spec = sampler_spec(sampler)
+        # block-diffusion models (LLaDA 2.x, SDAR): steps per block of the model, and the finished-block cache
+        per_block, block_cache = options.pop("steps_per_block", None), options.pop("block_cache", None)
+        if per_block is not None and "steps" in options:
+            raise ValueError("give steps or steps_per_block in model_args, not both")
+        self.steps_per_block = None if per_block is None else int(per_block)
+        self.block_options = {} if block_cache is None else {"block_cache": str(block_cache).lower() in ("1", "true", "yes")}
         unknown = sorted(k for k in options if k not in spec.defaults)
         if unknown:
             raise ValueError(f"unknown model_args for the {sampler} sampler: {', '.join(unknown)} "
@@ -278,10 +284,17 @@ class MDMEnergyLM(LM):
                   disable=True if disable_tqdm or self.rank != 0 else None) as bar:
             for start in range(0, len(order), self.batch_size):
                 batch = order[start:start + self.batch_size]
+                options = dict(self.sampler_options)
+                block = {}
+                if self.steps_per_block is not None:
+                    options.pop("steps", None)
+                    block["steps_per_block"] = self.steps_per_block
+                if self.block_options:
+                    block["block_options"] = self.block_options
                 texts, self.last_output = generate(
                     self.model, self.tokenizer, [ids[i] for i in batch], sampler=self.sampler,
                     gen_length=self.gen_length, family=self.family, seeds=[seeds[i] for i in batch],
-                    return_output=True, **self.sampler_options,
+                    return_output=True, **block, **options,
                 )
                 self.batched_calls += 1
                 for i, text, calls in zip(batch, texts, self.last_output.nfe.tolist()):
@@ -310,6 +323,10 @@ class MDMEnergyLM(LM):
         ``linspace`` of ``k``, which over-weights some values when ``b`` is not a multiple of ``m``).
         """
         den, m = self.denoiser, len(target)
+        if getattr(den, "block_causal", False):  # its ELBO masks per block with clean blocks before: not this one
+            raise ValueError(f"loglikelihood is not offered for block-diffusion models ({type(self.model).__name__}): "
+                             "this ELBO masks the whole continuation under bidirectional attention; use "
+                             "generate_until tasks")
         seq = torch.tensor(prefix + target, device=self._device)
         P = len(prefix)
         total, done = 0.0, 0

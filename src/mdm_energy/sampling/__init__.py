@@ -9,7 +9,8 @@ from .denoiser import CallableDenoiser, Denoiser, ExactTorchDenoiser, check_deno
 from .dream import DreamSampler, dream_candidates, filter_top_k, filter_top_p
 from .factory import SAMPLER_CLASSES, make_sampler, sampler_class
 from .fixed import FixedCountSampler
-from .hybrid import EntropyFloorSampler, ThresholdCapSampler, ThresholdFloorSampler
+from .hybrid import EntropyFloorSampler, ThresholdCapSampler, ThresholdCountSampler, ThresholdFloorSampler
+from .joint_threshold import JointThresholdSampler
 from .klass import KlassSampler
 from .ops import TIE_DECIMALS, confidence_scores, draw_candidates, select_top_k
 from .prophet import ProphetSampler
@@ -50,6 +51,8 @@ __all__ = [
     "ThresholdFloorSampler",
     "ThresholdCapSampler",
     "EntropyFloorSampler",
+    "ThresholdCountSampler",
+    "JointThresholdSampler",
     "ReMDMSampler",
     "ReMDMLowConfidenceSampler",
     "WinoSampler",

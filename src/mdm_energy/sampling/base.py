@@ -19,6 +19,11 @@ revising decoders, committed positions to mask again), and applies it (trajector
 A sampler is a declaration in :mod:`mdm_energy.registry` plus a class that fills in :meth:`~Sampler.decide`
 and, where it needs them, :meth:`~Sampler.plan`, :meth:`~Sampler.need` and :meth:`~Sampler.block_steps`;
 it never writes its own loop. :meth:`~Sampler.candidates` draws candidates and scores them.
+
+**Block-causal models** (LLaDA 2.x, SDAR; :mod:`mdm_energy.integrations.block_diffusion`) run in the same loop:
+their denoiser lays the canvas out on the model's blocks (the window starts on the block boundary before the
+prompt's end, so its first positions hold the prompt's tail, never written), fixes ``block_length`` to the model's
+block size, and each call computes the current block alone on top of its own cache of finished blocks.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ import itertools
 import warnings
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, partial
 from typing import Any, Callable, ClassVar, Protocol, Sequence
 
 import torch
@@ -70,6 +75,7 @@ class SampleOutput:
     attention_mask: "Tensor | None" = None
     trajectory: "Tensor | None" = None
     stopped: "Tensor | None" = None  # (B,) rows that stopped early at an end token (stop_at_eos)
+    cache_nfe: "Tensor | None" = None  # (B,) block-causal models: the calls that only encoded finished blocks
 
     @property
     def generated(self) -> Tensor:
@@ -254,6 +260,7 @@ class RunState:
     scratch: dict = field(default_factory=dict)  # the sampler's own state across blocks (this run only)
     kv: Any = None  # the key/value cache of the block's last full call (cache modes)
     kv_rows: "Tensor | None" = None  # the batch rows that cache holds, ascending
+    prefix: Any = None  # a block-causal denoiser's own state: the keys and values of finished blocks
 
 
 def spread(where: Tensor, cand: Tensor, scores: "Tensor | None" = None) -> tuple[Tensor, "Tensor | None"]:
@@ -365,8 +372,14 @@ class Sampler(ABC):
         check_denoiser(denoiser)
         if device is None and generator is not None:
             device = generator.device
-        canvas = make_canvas(denoiser, prompts, gen_length, batch_size, device, pad_id, max_length)
-        blocks = self._blocks(gen_length)
+        # a block-causal denoiser (block diffusion: integrations/block_diffusion.py) lays the canvas out on its
+        # model's blocks, keeps its own run state (the keys and values of finished blocks; it also refuses what its
+        # model cannot do) and computes only the current block at each call
+        block_causal = bool(getattr(denoiser, "block_causal", False))
+        canvas = (denoiser.make_canvas if block_causal else partial(make_canvas, denoiser))(
+            prompts, gen_length, batch_size, device, pad_id, max_length)
+        blocks = self._blocks(canvas.length, denoiser.block_size if block_causal else None)
+        prefix = denoiser.begin(self, canvas) if block_causal else None
         B, T = canvas.x.shape
         dev = canvas.x.device
         run = RunState(
@@ -375,7 +388,7 @@ class Sampler(ABC):
             nfe=torch.zeros(B, dtype=torch.long, device=dev),
             trajectory=torch.zeros((B, T), dtype=torch.long, device=dev),
             rng=RowRNG(generator, B, dev, None if seeds is None else [_seed(s) for s in seeds]),
-            plan=self.plan(gen_length, len(blocks)),
+            plan=self.plan(canvas.length, len(blocks)),
             active=torch.ones(B, dtype=torch.bool, device=dev),
             stopped=torch.zeros(B, dtype=torch.bool, device=dev),
             callback=callback,
@@ -384,6 +397,7 @@ class Sampler(ABC):
         if self.cache != "none" and not (hasattr(denoiser, "full") and hasattr(denoiser, "span")):
             raise ValueError(f"cache {self.cache!r} needs a denoiser with key/value caching (full and span calls); "
                              f"{type(getattr(denoiser, 'model', denoiser)).__name__} has none")
+        run.prefix = prefix
         with torch.no_grad():
             self.begin(run)
             for b, (lo, hi) in enumerate(blocks):
@@ -397,7 +411,7 @@ class Sampler(ABC):
                 if left:  # a sampler whose steps ran out before its block was full: its bug, never silent
                     raise RuntimeError(f"the {self.name} sampler left {left} position(s) of block {b} masked after "
                                        f"its last step ({self.block_steps(run, run.block)} steps)")
-        return SampleOutput(
+        out = SampleOutput(
             tokens=run.canvas.x,
             nfe=run.nfe,
             calls=run.calls,
@@ -406,6 +420,7 @@ class Sampler(ABC):
             trajectory=run.trajectory if return_trajectory else None,
             stopped=run.stopped,
         )
+        return denoiser.finish(out, run.prefix) if block_causal else out
 
     def _fill_block(self, run: RunState, block: Block) -> None:
         """Unmask every position of one block: step after step, the rows that need a call, the call, the
@@ -473,12 +488,18 @@ class Sampler(ABC):
         A ``view`` (:class:`View`) makes the call on another layout of the same rows — the canvas followed by
         ``view.extra`` slots of its own — and its logits cover all ``T + view.extra`` slots; guidance works as
         for a plain call (both halves go through the view), a key/value cache does not."""
-        rows = (need & run.active).nonzero(as_tuple=True)[0]
+        need = need & run.active
+        if run.prefix is not None:  # a block-causal canvas: a row's blocks past its own window hold nothing to write
+            need = need & ~run.canvas.prompt_mask[:, run.block.lo:run.block.hi].all(-1)
+        rows = need.nonzero(as_tuple=True)[0]
         if rows.numel() == 0:
             return None
         if view is not None and self.cache != "none":
             raise ValueError(f"the {self.name} sampler's views cannot use a key/value cache (cache {self.cache!r})")
         den, canvas, block = run.denoiser, run.canvas, run.block
+        if view is not None and run.prefix is not None:
+            raise ValueError(f"the {self.name} sampler's views cannot run on a block-causal model "
+                             f"({type(getattr(den, 'model', den)).__name__})")
         x = canvas.x[rows]
         am = None if canvas.attention_mask is None else canvas.attention_mask[rows]
         if self.cfg_scale > 0:
@@ -493,6 +514,9 @@ class Sampler(ABC):
         offset = 0
         if view is not None:
             logits = view(den, x, am)
+        elif run.prefix is not None:  # block-causal: finished blocks from the model's own cache, the block alone
+            offset = block.lo
+            logits = den.block_logits(run.prefix, x, rows, block.lo, block.hi, am)
         elif reuse:
             idx = torch.searchsorted(run.kv_rows, rows)
             if self.cfg_scale > 0:
@@ -509,6 +533,7 @@ class Sampler(ABC):
             logits = uncond_logits + (self.cfg_scale + 1.0) * (cond_logits - uncond_logits)
         V = int(den.vocab_size)
         want = (rows.numel(), x.shape[1] + view.extra if view is not None
+                else block.hi - offset if run.prefix is not None
                 else x.shape[1] - offset if not reuse or self.cache == "prefix" else block.hi - offset)
         if logits.ndim != 3 or tuple(logits.shape[:2]) != want or logits.shape[2] < V:
             raise ValueError(f"denoiser returned logits of shape {tuple(logits.shape)}; expected {want + (V,)}")
@@ -562,7 +587,9 @@ class Sampler(ABC):
         if not bool(where.any()):
             return
         x = run.canvas.x
-        where = where & run.block.positions  # this block only: inside the window, after every prompt token
+        # this block only (inside the window), never a prompt token (a block-causal canvas starts its window on
+        # the block boundary before the prompt's end)
+        where = where & run.block.positions & ~run.canvas.prompt_mask[rows]
         x[rows] = torch.where(where, torch.full_like(x[rows], run.denoiser.mask_id), x[rows])
         run.trajectory[rows] = torch.where(where, torch.zeros_like(run.trajectory[rows]), run.trajectory[rows])
 
@@ -594,8 +621,16 @@ class Sampler(ABC):
                 "stops": torch.tensor(sorted(stops), dtype=torch.long, device=device),
                 "fill": int(eos) if eos is not None else (min(stops) if stops else int(denoiser.mask_id))}
 
-    def _blocks(self, gen_length: int) -> list[tuple[int, int]]:
-        B = self.block_length or gen_length
+    def _blocks(self, gen_length: int, model_block: "int | None" = None) -> list[tuple[int, int]]:
+        """The window's blocks ``[lo, hi)``: ``block_length`` each (the whole window without one); a block-causal
+        model's own block size (``model_block``) fixes them, and a different ``block_length`` is refused."""
+        if model_block is not None:
+            if self.block_length not in (None, model_block):
+                raise ValueError(f"block_length {self.block_length} differs from the model's block size {model_block} "
+                                 "(a block-causal model decodes its own blocks; leave block_length unset)")
+            B = model_block
+        else:
+            B = self.block_length or gen_length
         if gen_length % B:
             raise ValueError(f"block_length {B} does not divide gen_length {gen_length}")
         return [(k * B, (k + 1) * B) for k in range(gen_length // B)]
@@ -606,7 +641,7 @@ class Sampler(ABC):
         x, start, mask = run.canvas.x, run.canvas.start, run.denoiser.mask_id
         w = x[rows, start:]
         L = w.shape[1]
-        is_stop = torch.isin(w, run.stops)
+        is_stop = torch.isin(w, run.stops) & ~run.canvas.prompt_mask[rows, start:]  # a prompt token never ends a row
         idx = torch.arange(L, device=w.device)
         first = torch.where(is_stop.any(1), is_stop.long().argmax(1), torch.full_like(rows, L))
         masked = w == mask

@@ -18,6 +18,13 @@ boolean query-by-key attention mask has ``pairwise(tokens, allowed, position_ids
 ``position_ids(attention_mask, length)`` where it has one, else they are ``0 .. T - 1``; so the plain call
 is the pairwise call with those positions and every padding key refused. A denoiser whose ``pairwise`` exists
 but cannot run for its model says so with ``supports_pairwise = False``; :func:`check_pairwise` refuses it.
+
+**Block-causal denoisers** (``block_causal = True``: LLaDA 2.x, SDAR,
+:class:`~mdm_energy.integrations.block_diffusion.BlockDiffusionDenoiser`) also have ``block_size``,
+``make_canvas(prompts, gen_length, batch_size, device, pad_id, max_length)`` (the canvas laid out on the model's
+blocks), ``begin(sampler, canvas)`` (a run's state: the keys and values of finished blocks),
+``block_logits(state, tokens, rows, lo, hi, attention_mask)`` (the logits of block ``[lo, hi)`` alone) and
+``finish(output, state)`` (the output in the usual layout); the decoding loop calls these instead of the plain call.
 """
 
 from __future__ import annotations

@@ -16,6 +16,11 @@ a schedule fixes them in advance. These samplers combine the two, with the sched
   :math:`k` commits the :math:`\max(n_\varepsilon, C_k - r)` lowest-entropy masked positions, where
   :math:`n_\varepsilon \ge 1` is the largest sorted prefix with :math:`\sum H - \max H \le \varepsilon`. At
   ``epsilon = 0`` it is the fixed-count sampler with ``entropy`` remasking (unless entropies are zero).
+* :class:`ThresholdCountSampler` — the schedule's **per-step** count as a floor (LLaDA 2.x's ``generate``,
+  SDAR's ``low_confidence_dynamic``): call :math:`k` commits every candidate whose probability is *above*
+  the threshold when at least :math:`c_k` of them are, else the :math:`c_k` most confident — i.e. the
+  :math:`\max(c_k, n_k)` most confident, :math:`n_k` the number above the threshold. Unlike the floor above it
+  does not catch up with the cumulative count: a call that ran ahead does not lower the next call's count.
 
 Candidates and confidences are LLaDA's (the probability of the drawn candidate, untempered).
 """
@@ -28,7 +33,7 @@ from torch import Tensor
 from .base import Block, Decision, Plan, RunState, ScheduledSampler, Step
 from .ops import select_top_k
 
-__all__ = ["ThresholdFloorSampler", "ThresholdCapSampler", "EntropyFloorSampler"]
+__all__ = ["ThresholdFloorSampler", "ThresholdCapSampler", "EntropyFloorSampler", "ThresholdCountSampler"]
 
 
 class ScheduledThresholdSampler(ScheduledSampler):
@@ -88,3 +93,19 @@ class EntropyFloorSampler(ScheduledThresholdSampler):
         bounded = (torch.isfinite(sorted_h) & (before <= self.epsilon + 1e-12)).sum(-1).clamp_min(1)
         floor = self._limit(masked, block, run.plan.cumulative[block.step])
         return Decision(select_top_k(neg_entropy, torch.maximum(bounded, floor)) & masked, cand)
+
+
+class ThresholdCountSampler(ScheduledThresholdSampler):
+    """The step's own count as a floor under a strict threshold (see the module docstring).
+
+    With a count larger than what is masked (a block-causal model's first block, which holds the prompt's last
+    tokens) every masked position is committed. A zero-count step still calls the model and commits what clears
+    the threshold, as the authors' loop does."""
+
+    name = "threshold-count"
+
+    def decide(self, run: RunState, block: Block, step: Step, masked: Tensor) -> Decision:
+        cand, conf = self.candidates(run, step, masked, "low_confidence")
+        above = (masked & (conf > self.threshold)).sum(-1)
+        count = torch.full_like(above, run.plan.counts[block.step])
+        return Decision(select_top_k(conf, torch.maximum(count, above)) & masked, cand)
