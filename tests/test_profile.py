@@ -140,7 +140,7 @@ def test_profile_command_with_a_prompts_file_and_completions(tmp_path, capsys):
     prompts = tmp_path / "p.jsonl"
     prompts.write_text("".join(json.dumps({"prompt": p, "completion": c}) + "\n"
                                for p, c in [("3 7 12 25:37", "25+12"), ("2 5 9 40:47", "40+9-2")]))
-    assert main(["profile", "--model", CKPT, "--prompts", str(prompts), "--samples", "8", "--json"]) == 0
+    assert main(["profile", "--model", CKPT, "--prompts", str(prompts), "--samples", "8", "--order", "random", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["profile"]["meta"]["given_completions"] is True and out["profile"]["calls"] == 24
 

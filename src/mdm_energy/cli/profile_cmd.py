@@ -244,9 +244,7 @@ def run(args: argparse.Namespace) -> None:
                            "its own; profile again to change it)")
         prof = load_profile(args.load)
         if folder is not None:
-            from pathlib import Path as _P
-
-            if not _P(folder).is_dir():
+            if not Path(folder).is_dir():
                 raise CLIError(f"model folder {folder!r} does not exist")
             try:
                 check_profile_model(prof, model_fingerprint(folder), f"profile file {args.load!r}")
