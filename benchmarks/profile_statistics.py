@@ -150,6 +150,15 @@ def _markdown(all_res: dict, meta: dict) -> str:
                 else "") + ". Test split, paired items and seeds as benchmarks/real_tasks.py; low_confidence "
              "remasking; every profile in the confidence order (the default sampler's) from validation prompts "
              "only. Cells: value (paired difference to linear ± s.e.); `mean diff`: over the grid.", ""]
+    stats = list(dict.fromkeys(r["schedule"] for res in all_res.values() for r in res["rows"] if r["schedule"] != "linear"))
+    lines += ["Summary: each statistic's mean paired difference to linear over the step grid, per task, and the worst "
+              "task (the default is the statistic whose worst task is best; ties to the sounder rationale, "
+              "src/mdm_energy/profile.py):", "",
+              "| statistic | " + " | ".join(all_res) + " | worst |", "|---|" + "---|" * (len(all_res) + 1)]
+    for st in stats:
+        per = [np.mean([r["diff_linear"] for r in res["rows"] if r["schedule"] == st]) for res in all_res.values()]
+        lines.append(f"| `{st}` | " + " | ".join(f"{v:+.3f}" for v in per) + f" | {min(per):+.3f} |")
+    lines.append("")
     for name, res in all_res.items():
         lines += [f"## {name} ({res['metric']}, L = {res['L']}, {res['n']} test items, profile of {res['samples']} "
                   f"completions in {res['profile_seconds']:.0f} s)", ""] + _table(res["rows"], res["steps"]) + [""]
@@ -193,9 +202,18 @@ def main() -> None:
     ap.add_argument("--tasks", default="countdown,countdown-long,sudoku,pycode")
     ap.add_argument("--quick", action="store_true", help="40 test items and 64 profile samples per task (a smoke run)")
     ap.add_argument("--fresh", action="store_true", help="ignore the cache of per-item scores")
+    ap.add_argument("--rewrite", action="store_true", help="only rebuild the table and plot from the saved .json")
     args = ap.parse_args()
 
     import torch
+
+    stem = "profile_statistics" + ("_quick" if args.quick else "")
+    if args.rewrite:
+        saved = json.loads((RESULTS / f"{stem}.json").read_text())
+        _plot(saved["tasks"], RESULTS / f"{stem}.png")
+        (RESULTS / f"{stem}.md").write_text(_markdown(saved["tasks"], saved["meta"]))
+        print((RESULTS / f"{stem}.md").read_text())
+        return
 
     real_tasks.ITEMS = ITEMS  # the cell cache of this script, not real_tasks'
     cache = {} if args.fresh else real_tasks._cache()
@@ -207,7 +225,6 @@ def main() -> None:
             continue
         all_res[name] = run_task(name, args, cache)
         print(f"{name}: {all_res[name]['seconds']:.0f} s", file=sys.stderr, flush=True)
-    stem = "profile_statistics" + ("_quick" if args.quick else "")
     meta = {"command": "python benchmarks/profile_statistics.py " + " ".join(sys.argv[1:]), "quick": args.quick,
             "minutes": (time.time() - t0) / 60, "threads": torch.get_num_threads(), "png": f"{stem}.png"}
     RESULTS.mkdir(parents=True, exist_ok=True)

@@ -251,6 +251,9 @@ def test_profile_with_blocks_gives_a_blocks_spec_that_eval_runs(capsys):
     assert main(["eval", "--task", "countdown", "--checkpoint", CKPT, "--schedule", s["table"], "-N", "6",
                  "--block-length", "12", "--limit", "4", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["nfe"] == 6
+    assert main(["eval", "--task", "countdown", "--checkpoint", CKPT, "--schedule", s["table"], "-N", "6", "--limit",
+                 "4"]) == 2  # a schedule per block, and no blocks: one line
+    assert "give block_length so that the window has 2 blocks" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("flags,order,remasking", [
