@@ -180,6 +180,13 @@ def _estimate(args: argparse.Namespace):
                        "sampler)")
     folder = args.model or args.checkpoint
     model = load_local_model(folder, trust_remote_code=args.trust_remote_code)
+    length = args.length or model.gen_length
+    bl = path.get("block_length")
+    if bl is not None and length % bl:
+        raise CLIError(f"--block-length {bl} does not divide the window of {length}")
+    if bl is not None and answers is not None:
+        raise CLIError("given completions are revealed over the whole window: leave --block-length out")
+    _check_steps(args.steps, length, bl)
     if args.task is not None:
         if model.task is None:
             raise CLIError(f"--task needs one of our task checkpoints; {folder!r} is a Hugging Face model: use --prompts")
@@ -189,17 +196,10 @@ def _estimate(args: argparse.Namespace):
         prompts = task.prompts(task.examples("valid", min(args.samples, 4096), seed=args.seed))
     else:
         prompts = [model.encode(t) for t in texts]
-    length = args.length or model.gen_length
     limit = getattr(model.denoiser, "max_length", None)
     longest = max(len(p) for p in prompts)
     if limit is not None and longest + length > limit:
         raise CLIError(f"a prompt of {longest} tokens plus --length {length} exceeds the model's window of {limit}")
-    bl = path.get("block_length")
-    if bl is not None and length % bl:
-        raise CLIError(f"--block-length {bl} does not divide the window of {length}")
-    if bl is not None and answers is not None:
-        raise CLIError("given completions are revealed over the whole window: leave --block-length out")
-    _check_steps(args.steps, length, bl)
     completions = [model.encode_answer(a, length) for a in answers] if answers is not None else None
     with progress_bar(args.samples, "profile") as progress:
         prof = estimate_profile(model.denoiser, prompts, length, samples=args.samples, order=order,
