@@ -312,3 +312,26 @@ def test_given_completions_need_the_random_order(tmp_path, capsys):
     assert main(["profile", "--model", CKPT, "--prompts", str(prompts), "--samples", "2", "--save",
                  str(tmp_path / "o.json")]) == 2
     assert "give --order random" in capsys.readouterr().err and not (tmp_path / "o.json").exists()
+
+
+def _scheduled_samplers() -> list[str]:
+    from mdm_energy.registry import sampler_names, sampler_spec
+
+    return [n for n in sampler_names() if "schedule" in sampler_spec(n).params]
+
+
+@pytest.mark.parametrize("name", _scheduled_samplers())
+def test_every_scheduled_sampler_takes_a_blocks_schedule(name):
+    """A blocks: spec of one schedule repeated is that schedule (same tokens, same calls, per-row seeds); one of
+    different schedules runs through every block."""
+    from mdm_energy.sampling import make_sampler
+
+    den = ExactTorchDenoiser(ExactDenoiser(load_distribution("markov:6,3,2")))
+
+    def run(spec):
+        return make_sampler(name, schedule=spec, steps=4, block_length=3)(den, None, 6, batch_size=3, seeds=[1, 2, 3])
+
+    a, b = run("blocks:sin2;sin2"), run("sin2")
+    assert torch.equal(a.tokens, b.tokens) and torch.equal(a.nfe, b.nfe)
+    c = run("blocks:table:0.75;table:0.25")
+    assert not (c.tokens[:, c.gen_start:] == den.mask_id).any()
