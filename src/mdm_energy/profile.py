@@ -31,7 +31,9 @@ counts per step that minimise the information-curve bound (:func:`~mdm_energy.ex
   where the committed tokens were certain.
 * ``"answer"`` — the mean of :math:`H_i(j)` over the masked positions before the first committed end token
   (the answer span; all of :math:`M_j` until an end token is committed; 0 once the span is filled), so
-  that padding beyond the answer does not enter the curve.
+  that padding beyond the answer does not enter the curve. It only helps once the end token that closes
+  the answer is committed: where the sampler fills the padding from the window's end leftwards (pycode),
+  every masked position stays before the first committed end token and ``answer`` is ``mean``.
 
 With ``block_length`` (semi-autoregressive blocks) every statistic is taken over the current block's
 positions (:math:`L` above is then the block length) and the profile holds one curve per block, block
