@@ -29,7 +29,8 @@ def exact_profile(exact: ExactDenoiser) -> np.ndarray:
 @pytest.mark.parametrize("law", ["markov:6,3,2", "templates:5,3,1"])
 def test_profile_converges_to_the_exact_information_curve(law):
     exact = ExactDenoiser(load_distribution(law))
-    prof = estimate_profile(ExactTorchDenoiser(exact), None, exact.n, samples=12_000, batch_size=4000, seed=1)
+    prof = estimate_profile(ExactTorchDenoiser(exact), None, exact.n, samples=12_000, batch_size=4000, seed=1,
+                            order="random", statistic="mean")
     want = exact_profile(exact)
     se = np.asarray(prof.stderr)
     # a Monte Carlo mean of 12,000 independent completions per j: within 4.5 standard errors (+ float slack)
@@ -39,7 +40,8 @@ def test_profile_converges_to_the_exact_information_curve(law):
 
 def test_the_profile_schedule_is_the_exact_engines_information_curve_schedule():
     exact = ExactDenoiser(load_distribution("markov:6,3,2"))
-    prof = estimate_profile(ExactTorchDenoiser(exact), None, exact.n, samples=12_000, batch_size=4000, seed=2)
+    prof = estimate_profile(ExactTorchDenoiser(exact), None, exact.n, samples=12_000, batch_size=4000, seed=2,
+                            order="random", statistic="mean")
     Z = exact.information_curve()
     for steps in (2, 3, 4):
         got = profile_schedule(prof, steps)
@@ -66,7 +68,8 @@ def test_given_completions_revealed_in_random_order_give_the_same_profile():
     flat = rng.choice(exact.q.size, size=8000, p=exact.q.reshape(-1))
     completions = np.stack(np.unravel_index(flat, exact.q.shape), axis=1).tolist()
     prof = estimate_profile(ExactTorchDenoiser(exact), [[]] * len(completions), exact.n, samples=len(completions),
-                            completions=completions, batch_size=4000, seed=3)
+                            completions=completions, batch_size=4000, seed=3, order="random",
+                            statistic="mean")
     want = exact_profile(exact)
     assert np.all(np.abs(np.asarray(prof.entropy) - want) <= 4.5 * np.asarray(prof.stderr) + 1e-6)
 
@@ -137,7 +140,7 @@ def test_profile_command_with_a_prompts_file_and_completions(tmp_path, capsys):
     prompts = tmp_path / "p.jsonl"
     prompts.write_text("".join(json.dumps({"prompt": p, "completion": c}) + "\n"
                                for p, c in [("3 7 12 25:37", "25+12"), ("2 5 9 40:47", "40+9-2")]))
-    assert main(["profile", "--model", CKPT, "--prompts", str(prompts), "--samples", "8", "--json"]) == 0
+    assert main(["profile", "--model", CKPT, "--prompts", str(prompts), "--samples", "8", "--order", "random", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["profile"]["meta"]["given_completions"] is True and out["profile"]["calls"] == 24
 

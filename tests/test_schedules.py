@@ -254,7 +254,7 @@ def test_spec_canonical_forms_and_objects():
     assert Beta(0.9, 0.3).spec == "beta:0.9,0.3"
     assert parse_schedule(Sine()) == Sine()
     assert MaskGIT().spec == "maskgit"
-    assert schedule_families() == ["beta", "dream", "linear", "maskgit", "poly", "sin2", "sine", "table"]
+    assert schedule_families() == ["beta", "blocks", "dream", "linear", "maskgit", "poly", "sin2", "sine", "table"]
 
 
 def test_table_from_counts_replays_the_counts():

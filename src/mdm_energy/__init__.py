@@ -21,6 +21,7 @@ _EXPORTS: dict[str, str] = {
     "Poly": "schedules",
     "Beta": "schedules",
     "Table": "schedules",
+    "PerBlock": "schedules",
     "ScheduleSpecError": "schedules",
     "parse_schedule": "schedules",
     "schedule_families": "schedules",

@@ -197,7 +197,7 @@ def plot_toy(panels: Sequence[dict], path: "str | os.PathLike[str]", title: str 
 
 
 def plot_profile(profile, schedules: Sequence, path: "str | os.PathLike[str]") -> Path:
-    """An information profile h(j) (bits, ± 2 s.e.) and its information curve, beside the counts per step of
+    """An information profile u(j) (bits, ± 2 s.e.) and its information curve, beside the counts per step of
     the schedules it implies (:class:`~mdm_energy.profile.ProfileSchedule`)."""
     plt = _pyplot()
     fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(11, 4))
@@ -205,9 +205,13 @@ def plot_profile(profile, schedules: Sequence, path: "str | os.PathLike[str]") -
     h = np.asarray(profile.entropy) / np.log(2)
     se = np.nan_to_num(np.asarray(profile.stderr) / np.log(2))
     ax0.fill_between(j, h - 2 * se, h + 2 * se, alpha=0.25, label="± 2 s.e.")
-    ax0.plot(j, h, label="h(j), mean entropy at a masked position")
+    what = {"mean": "mean entropy at a masked position", "total": "total remaining entropy / L",
+            "committed": "entropy still to commit / L", "answer": "mean entropy over the answer span"}
+    stat = getattr(profile, "statistic", "mean")
+    ax0.plot(j, h, label=f"u(j) ({stat}): {what.get(stat, stat)}")
     ax0.plot(j, profile.smoothed() / np.log(2), "--", label="non-increasing fit")
-    ax0.set_xlabel("positions revealed j")
+    blocks = getattr(profile, "block_length", None)
+    ax0.set_xlabel("positions revealed j" + (f" (blocks of {blocks}, back to back)" if blocks else ""))
     ax0.set_ylabel("bits")
     ax0.set_title(f"information profile ({profile.order} order, {profile.samples} samples)")
     ax0.legend(fontsize=8)

@@ -51,6 +51,7 @@ __all__ = [
     "Poly",
     "Beta",
     "Table",
+    "PerBlock",
     "Dream",
     "ScheduleSpecError",
     "parse_schedule",
@@ -615,6 +616,48 @@ class Table(Schedule):
         return np.where(a <= 0.0, 0.0, ts[j - 1] + frac * (ts[j] - ts[j - 1]))
 
 
+@dataclass(frozen=True)
+class PerBlock(Schedule):
+    r"""``blocks:S1;S2;...;SB``: one schedule per semi-autoregressive block — block :math:`b` of a sampler
+    with ``block_length`` is filled with :math:`S_b`'s counts (its share of the steps, which every scheduled
+    sampler splits evenly over the blocks), so a profile with one curve per block can give each block its
+    own schedule (:func:`~mdm_energy.profile.profile_schedule`). The number of schedules must be the number of
+    blocks. Anywhere a single curve is needed (plots, energies) it is the mean :math:`\alpha = \frac1B\sum_b
+    \alpha_b`."""
+
+    schedules: tuple[Schedule, ...]
+    family: ClassVar[str] = "blocks"
+
+    def __post_init__(self) -> None:
+        scheds = tuple(parse_schedule(x) for x in self.schedules)
+        if not scheds:
+            raise ScheduleSpecError("a blocks: schedule needs at least one schedule")
+        if any(isinstance(x, PerBlock) for x in scheds):
+            raise ScheduleSpecError("a blocks: schedule cannot contain another blocks: schedule")
+        object.__setattr__(self, "schedules", scheds)
+
+    @property
+    def spec(self) -> str:
+        return "blocks:" + ";".join(x.spec for x in self.schedules)
+
+    def block(self, index: int) -> Schedule:
+        """Block ``index``'s schedule."""
+        return self.schedules[index]
+
+    def _alpha(self, t):
+        return np.mean([x._alpha(t) for x in self.schedules], axis=0)
+
+    def _one_minus_alpha(self, t):
+        return np.mean([x._one_minus_alpha(t) for x in self.schedules], axis=0)
+
+    def _alpha_dot(self, t):
+        return np.mean([x._alpha_dot(t) for x in self.schedules], axis=0)
+
+    def _t_of_alpha(self, a):
+        grid = np.linspace(0.0, 1.0, 4097)  # alpha is non-decreasing: invert on a fine grid
+        return np.interp(a, np.maximum.accumulate(self._alpha(grid)), grid)
+
+
 # ---------------------------------------------------------------------------------------------------
 # Spec strings
 
@@ -730,6 +773,15 @@ def schedule_family(name: str) -> ScheduleFamily:
     return _FAMILIES[name]
 
 
+class _BlocksFamily(ScheduleFamily):
+    """The ``blocks:`` family: its body is schedule specs separated by ``;``, not numbers."""
+
+    def parse(self, body: "str | None") -> Schedule:
+        if body is None or not body.strip():
+            raise ScheduleSpecError("malformed schedule spec 'blocks': blocks needs schedules ('blocks:S1;S2;…')")
+        return PerBlock(tuple(part.strip() for part in body.split(";")))
+
+
 _PAPER = tuple(round(0.1 * k, 1) for k in range(1, 11))
 register_schedule("linear", Linear)
 register_schedule("sin2", Sin2)
@@ -739,6 +791,7 @@ register_schedule("poly", Poly, params=(ScheduleParam("k", 0.25, 4.0, log=True),
 register_schedule("beta", Beta, params=(ScheduleParam("a", 0.1, 1.0, grid=_PAPER), ScheduleParam("b", 0.1, 1.0, grid=_PAPER)))
 register_schedule("table", Table, params=None)
 register_schedule("dream", Dream, params=(ScheduleParam("eps"),))
+_FAMILIES["blocks"] = _BlocksFamily("blocks", None, PerBlock)
 
 
 #: The hand-crafted schedules every comparison and tuning study reports as baselines.

@@ -398,6 +398,7 @@ class Sampler(ABC):
             raise ValueError(f"cache {self.cache!r} needs a denoiser with key/value caching (full and span calls); "
                              f"{type(getattr(denoiser, 'model', denoiser)).__name__} has none")
         run.prefix = prefix
+        per_block = self._block_schedules(len(blocks))
         with torch.no_grad():
             self.begin(run)
             for b, (lo, hi) in enumerate(blocks):
@@ -406,11 +407,19 @@ class Sampler(ABC):
                 positions = torch.zeros(T, dtype=torch.bool, device=dev)
                 positions[canvas.start + lo: canvas.start + hi] = True
                 run.block, run.kv = Block(b, canvas.start + lo, canvas.start + hi, positions), None
-                self._fill_block(run, run.block)
-                left = int(self._masked(run, positions).sum())
-                if left:  # a sampler whose steps ran out before its block was full: its bug, never silent
-                    raise RuntimeError(f"the {self.name} sampler left {left} position(s) of block {b} masked after "
-                                       f"its last step ({self.block_steps(run, run.block)} steps)")
+                whole = getattr(self, "schedule", None)
+                try:
+                    if per_block is not None:  # a blocks: schedule: this block's own, for its plan and steps
+                        self.schedule = per_block[b]
+                        run.plan = self.plan(canvas.length, len(blocks))
+                    self._fill_block(run, run.block)
+                    left = int(self._masked(run, positions).sum())
+                    if left:  # a sampler whose steps ran out before its block was full: its bug, never silent
+                        raise RuntimeError(f"the {self.name} sampler left {left} position(s) of block {b} masked "
+                                           f"after its last step ({self.block_steps(run, run.block)} steps)")
+                finally:
+                    if per_block is not None:
+                        self.schedule = whole
         out = SampleOutput(
             tokens=run.canvas.x,
             nfe=run.nfe,
@@ -620,6 +629,20 @@ class Sampler(ABC):
         return {"banned": torch.tensor(sorted(set(banned)), dtype=torch.long, device=device),
                 "stops": torch.tensor(sorted(stops), dtype=torch.long, device=device),
                 "fill": int(eos) if eos is not None else (min(stops) if stops else int(denoiser.mask_id))}
+
+    def _block_schedules(self, num_blocks: int) -> "tuple | None":
+        """The per-block schedules of a ``blocks:`` schedule (:class:`~mdm_energy.schedules.PerBlock`), one per
+        block (``ValueError`` when their number is not the number of blocks); ``None`` for any other."""
+        from ..schedules import PerBlock
+
+        sched = getattr(self, "schedule", None)
+        if not isinstance(sched, PerBlock):
+            return None
+        if len(sched.schedules) != num_blocks:
+            raise ValueError(f"the schedule {sched.spec[:60]}{'…' if len(sched.spec) > 60 else ''} has "
+                             f"{len(sched.schedules)} block schedules for {num_blocks} block(s): give block_length "
+                             f"so that the window has {len(sched.schedules)} blocks")
+        return sched.schedules
 
     def _blocks(self, gen_length: int, model_block: "int | None" = None) -> list[tuple[int, int]]:
         """The window's blocks ``[lo, hi)``: ``block_length`` each (the whole window without one); a block-causal
