@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 
 from .base import Block, Decision, RunState, Sampler, Step
-from .ops import select_top_k
+from .ops import entropy_bound_count, select_top_k
 
 __all__ = ["ThresholdSampler", "EntropyBoundedSampler", "FactorSampler", "best_one"]
 
@@ -63,10 +63,5 @@ class EntropyBoundedSampler(Sampler):
 
     def decide(self, run: RunState, block: Block, step: Step, masked: Tensor) -> Decision:
         cand, neg_entropy = self.candidates(run, step, masked, "entropy")
-        entropy = -neg_entropy  # +inf where not eligible
-        sorted_h = torch.sort(entropy, dim=-1, stable=True).values
-        finite = torch.nan_to_num(sorted_h, posinf=0.0)
-        before = torch.cumsum(finite, dim=-1) - finite  # the sum of the earlier (smaller) entropies
-        ok = torch.isfinite(sorted_h) & (before <= self.epsilon + 1e-12)
-        k = ok.sum(-1).clamp_min(1)
+        k = entropy_bound_count(-neg_entropy, self.epsilon)  # -neg_entropy is +inf where not eligible
         return Decision(select_top_k(neg_entropy, k) & masked, cand)

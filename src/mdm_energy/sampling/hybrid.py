@@ -31,7 +31,7 @@ import torch
 from torch import Tensor
 
 from .base import Block, Decision, Plan, RunState, ScheduledSampler, Step
-from .ops import select_top_k
+from .ops import entropy_bound_count, select_top_k
 
 __all__ = ["ThresholdFloorSampler", "ThresholdCapSampler", "EntropyFloorSampler", "ThresholdCountSampler"]
 
@@ -86,11 +86,7 @@ class EntropyFloorSampler(ScheduledThresholdSampler):
 
     def decide(self, run: RunState, block: Block, step: Step, masked: Tensor) -> Decision:
         cand, neg_entropy = self.candidates(run, step, masked, "entropy")
-        entropy = -neg_entropy  # +inf where not eligible
-        sorted_h = torch.sort(entropy, dim=-1, stable=True).values
-        finite = torch.nan_to_num(sorted_h, posinf=0.0)
-        before = torch.cumsum(finite, dim=-1) - finite  # the sum of the earlier (smaller) entropies
-        bounded = (torch.isfinite(sorted_h) & (before <= self.epsilon + 1e-12)).sum(-1).clamp_min(1)
+        bounded = entropy_bound_count(-neg_entropy, self.epsilon)  # -neg_entropy is +inf where not eligible
         floor = self._limit(masked, block, run.plan.cumulative[block.step])
         return Decision(select_top_k(neg_entropy, torch.maximum(bounded, floor)) & masked, cand)
 

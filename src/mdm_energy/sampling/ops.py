@@ -132,6 +132,17 @@ def confidence_scores(logits: Tensor, candidates: Tensor, rule: str, uniform: "U
     return torch.round(score, decimals=TIE_DECIMALS)
 
 
+def entropy_bound_count(entropy: Tensor, epsilon: float) -> Tensor:
+    r"""EB-Sampler's count per row: the largest :math:`n \ge 1` such that the :math:`n` smallest entropies satisfy
+    :math:`\sum_{j \le n} H_{(j)} - H_{(n)} \le arepsilon` (ascending, stable: ties to the lower position;
+    ``+inf`` marks a position that is not eligible and never counts). The ``1e-12`` keeps a sum that equals the
+    bound in exact arithmetic from failing by a rounding."""
+    sorted_h = torch.sort(entropy, dim=-1, stable=True).values
+    finite = torch.nan_to_num(sorted_h, posinf=0.0)
+    before = torch.cumsum(finite, dim=-1) - finite  # the sum of the earlier (smaller) entropies
+    return (torch.isfinite(sorted_h) & (before <= epsilon + 1e-12)).sum(-1).clamp_min(1)
+
+
 def select_top_k(scores: Tensor, k: Tensor) -> Tensor:
     """Boolean mask of the ``k[b]`` highest ``scores[b]`` in each row (``-inf`` = never), ties to the lower index.
 
