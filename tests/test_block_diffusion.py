@@ -487,6 +487,33 @@ def test_the_lm_eval_model_runs_on_a_folder_and_logs_nfe(folders):
         lm.loglikelihood([Instance("loglikelihood", {}, ("ab", "c"), 0)])
 
 
+def test_tune_with_the_lm_eval_objective_runs_on_a_folder(folders, tmp_path, capsys):
+    """``tune --objective lm-eval`` on a block-diffusion model: a task whose reference answers are what ``linear``
+    generates on half the documents (and a wrong answer on the other half) scores linear 0.5 exactly, and the
+    grid's trials are scored through the same model."""
+    pytest.importorskip("lm_eval")
+    from test_lm_eval_tuning import _yaml
+
+    from mdm_energy.integrations.huggingface import generate, load_pretrained
+
+    model, tok = load_pretrained(str(folders["sdar"]), trust_remote_code=True)
+    questions = [f"{a}+{b}=" for a in range(1, 4) for b in range(3, 5)]
+    outs = [t.split("\n")[0] for t in generate(model, tok, questions, steps=4, gen_length=8, schedule="linear",
+                                                chat=False)]
+    tasks = tmp_path / "tasks"
+    tasks.mkdir()
+    rows = [{"question": q, "answer": o if i % 2 == 0 else o + "x"} for i, (q, o) in enumerate(zip(questions, outs))]
+    (tasks / "mdm_tune_gen.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (tasks / "mdm_tune_gen.yaml").write_text(_yaml("mdm_tune_gen"))
+    argv = ["tune", "--objective", "lm-eval", "--model-args",
+            f"pretrained={folders['sdar']},trust_remote_code=True,gen_length=8,chat=False", "--tasks", "mdm_tune_gen",
+            "--include-path", str(tasks), "--steps", "4", "--strategy", "grid", "--a-values", "0.5,1", "--b-values",
+            "0.5", "--storage", f"sqlite:///{tmp_path}/t.db", "--study", "t", "--json"]
+    assert main(argv) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["baselines"]["linear"] == 0.5 and out["new_evaluations"] == 2 and out["best"]["n"] == len(rows)
+
+
 # --- bad input ---------------------------------------------------------------------------------------------
 
 
