@@ -183,6 +183,9 @@ def _estimate(args: argparse.Namespace):
     if model.uniform is not None:
         raise CLIError(f"{folder!r} is a uniform-noise model (DiffusionGemma): the information profile reveals masked "
                        "positions, and it has no mask")
+    if getattr(model.denoiser, "block_causal", False):  # its canvas starts on the model's block boundary
+        raise CLIError(f"{folder!r} is a block-diffusion model: profiles follow a window that starts after the prompt, "
+                       "its blocks start on the model's block boundary inside the prompt (not supported yet)")
     length = args.length or model.gen_length
     bl = path.get("block_length")
     if bl is not None and length % bl:
