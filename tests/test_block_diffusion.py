@@ -569,8 +569,14 @@ def test_a_config_without_the_family_s_fields_and_a_forward_without_a_cache_are_
     torch.manual_seed(0)
     plain = TinyNoCacheLM(LLaDA2MoeConfig(vocab_size=V, mask_token_id=MASK)).double().eval()
     with pytest.raises(ValueError, match="forward takes no past_key_values.*block_cache=False"):
-        BlockDiffusionDenoiser(plain)
+        make_sampler("fixed", steps=32)(BlockDiffusionDenoiser(plain), [[5, 6]], 20)  # refused when the run starts
     out = make_sampler("fixed", steps=32)(BlockDiffusionDenoiser(plain, block_cache=False), [[5, 6]], 20)
     assert out.generated.shape == (1, 20)
+    later = BlockDiffusionDenoiser(plain)  # the command line turns the cache off after building the denoiser
+    later.block_cache = False
+    assert make_sampler("fixed", steps=32)(later, [[5, 6]], 20).generated.tolist() == out.generated.tolist()
+    for name, needle in (("prophet", "early exit commits every masked position"), ("wino", "verification view")):
+        with pytest.raises(ValueError, match=f"the {name} sampler is not supported on a block-causal model.*{needle}"):
+            make_sampler(name)(BlockDiffusionDenoiser(plain, block_cache=False), [[5]], 20)
     with pytest.raises(ValueError, match="cfg_scale 1.0.*not supported on a block-causal model"):
         make_sampler("fixed", steps=32, cfg_scale=1.0)(BlockDiffusionDenoiser(plain, block_cache=False), [[5]], 20)

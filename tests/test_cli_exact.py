@@ -152,3 +152,23 @@ def test_bad_input_exits_2_and_writes_nothing(capsys, tmp_path, make, needle):
     assert code == 2 and out == ""
     assert err.count("\n") == 1 and err.startswith("mdm-energy: error: ") and needle in err
     assert sorted(tmp_path.iterdir()) == before
+
+
+def test_a_blocks_schedule_is_refused_where_there_is_one_block(capsys):
+    """The exact engine runs one block: a blocks: schedule (one schedule per block) is refused in one line instead of
+    being replaced by its mean curve; the uniform-noise rule and its exact law refuse it too."""
+    from mdm_energy.exact import ExactDenoiser, exact_sampler
+    from mdm_energy.exact.uniform import law_uniform_fixed_count
+    from mdm_energy.registry import sampler_options
+    from mdm_energy.sampling.uniform import uniform_rule
+
+    assert main(["exact", "--dist", "toy1", "--sampler", "fixed", "--schedule", "blocks:linear;sin2", "--steps", "2"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and "a blocks: schedule (2 block schedules) does not apply" in err and err.count("\n") == 1
+    den = ExactDenoiser("toy1")
+    with pytest.raises(ValueError, match="an exact law has one block"):
+        exact_sampler(den, "fixed", "blocks:linear;sin2", 2)
+    with pytest.raises(ValueError, match="the uniform-noise exact law has one block"):
+        law_uniform_fixed_count(den.dist, "blocks:linear;sin2", 2)
+    with pytest.raises(ValueError, match="a uniform-noise canvas has one block"):
+        uniform_rule("fixed", sampler_options("fixed", schedule="blocks:linear;sin2", steps=4), 8, "DiffusionGemma")

@@ -24,7 +24,7 @@ minimises globally; where they differ, the DP's bound is never larger.
   reuses the same nested masks);
 * :func:`jys_counts` — the hierarchical search.
 
-**The authors' rule** (sony/jys ``main.py``, ``jys.py``; /work notes ``jys_rule.md``): start from one step;
+**The authors' rule** (sony/jys ``main.py``, ``jys.py``): start from one step;
 per level split *every* interval at the point that maximises the KLUB, found by their golden-section variant
 (:func:`golden_section_argmax`: first probe at the 0.382 point, the next always in the larger side, the
 bracket left unchanged when a probe improves, stop when the bracket is at most ``err`` = 0.25 wide on the

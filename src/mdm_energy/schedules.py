@@ -55,6 +55,7 @@ __all__ = [
     "Dream",
     "ScheduleSpecError",
     "parse_schedule",
+    "single_schedule",
     "schedule_families",
     "schedule_family",
     "register_schedule",
@@ -660,6 +661,16 @@ class PerBlock(Schedule):
 
 # ---------------------------------------------------------------------------------------------------
 # Spec strings
+
+
+def single_schedule(schedule: "Schedule | str", where: str) -> Schedule:
+    """``schedule`` parsed, refusing a ``blocks:`` schedule where there is one block (``where`` says which rule):
+    its per-block counts would otherwise be replaced silently by its mean curve's."""
+    parsed = parse_schedule(schedule)
+    if isinstance(parsed, PerBlock):
+        raise ValueError(f"{where} has one block, so a blocks: schedule ({len(parsed.schedules)} block schedules) "
+                         "does not apply: give one schedule")
+    return parsed
 
 
 def _numbers(family: str, body: str, count: int | None) -> list[float]:

@@ -18,9 +18,9 @@ non-decreasing). Summing by parts over sizes that change by a constant factor :m
 whole schedule by the area under the curve or the area above it — hence two curve-free schedules:
 
 * :func:`tc_counts` — each step reveals a fixed share of the *still masked* tokens (sizes shrink
-  geometrically): :math:`n + 1 - c_m = (n+1)^{1 - m/N}`; bound :math:`\le (g - 1)(\mathrm{TC} + Z_n)`;
+  geometrically): the cumulative count after step :math:`m` is :math:`C_m` with :math:`n + 1 - C_m = (n+1)^{1 - m/N}`; bound :math:`\le (g - 1)(\mathrm{TC} + Z_n)`;
 * :func:`dtc_counts` — each step reveals a fixed share of the tokens *already revealed* (+1; sizes grow
-  geometrically): :math:`c_m + 1 = (n+1)^{m/N}`; bound :math:`\le (g - 1)(\mathrm{DTC} + Z_n)`;
+  geometrically): :math:`C_m + 1 = (n+1)^{m/N}`; bound :math:`\le (g - 1)(\mathrm{DTC} + Z_n)`;
 * :func:`correlation_counts` — the one of the two whose correlation is the smaller, TC and DTC computed exactly
   from the law (:func:`total_correlation`, :func:`dual_total_correlation`).
 

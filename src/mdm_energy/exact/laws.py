@@ -290,6 +290,9 @@ def exact_options(sampler: str, schedule: "Schedule | str", steps: int, remaskin
     """The validated options of the torch sampler whose law the exact engine computes (see
     :func:`mdm_energy.registry.exact_check_options`); ``remasking`` ``None`` means the sampler's default, and
     ``options`` are further options of the sampler (``remdm``: ``sigma``, ``eta``, ``revise_from``, ``loop_*``)."""
+    from ..schedules import single_schedule
+
+    schedule = single_schedule(schedule, "an exact law")  # the exact engine runs one block
     given: dict[str, Any] = {**(options or {}), "schedule": schedule, "steps": steps}
     if remasking is not None:
         given["remasking"] = remasking

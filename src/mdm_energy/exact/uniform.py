@@ -38,7 +38,7 @@ import itertools
 
 import numpy as np
 
-from ..schedules import Schedule, parse_schedule
+from ..schedules import Schedule, single_schedule
 from .distributions import ExplicitDistribution
 from .laws import CONFIDENCE_TIE_DECIMALS
 
@@ -79,7 +79,7 @@ def law_uniform_fixed_count(dist: ExplicitDistribution, schedule: "Schedule | st
     if output not in UNIFORM_OUTPUTS:
         raise ValueError(f"unknown output {output!r} (known: {', '.join(UNIFORM_OUTPUTS)})")
     n, d = dist.n, dist.d
-    cumulative = np.cumsum(parse_schedule(schedule).counts(n, steps))
+    cumulative = np.cumsum(single_schedule(schedule, "the uniform-noise exact law").counts(n, steps))
     grid = _states(n, d)
     law = np.full(len(grid), 1.0 / len(grid))  # the canvas: uniform noise
     for k in range(1, steps + 1):

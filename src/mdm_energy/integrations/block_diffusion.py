@@ -114,6 +114,14 @@ def _takes(model, name: str) -> bool:
     return name in params
 
 
+#: Samplers whose rule needs the whole window in every call, which a block-causal model never sees, and why.
+_WHOLE_WINDOW = {
+    "prophet": "its early exit commits every masked position of the window, and its gap is averaged over an answer "
+               "region that later blocks hold",
+    "wino": "its verification view appends a shadow copy of the block after the whole canvas",
+}
+
+
 class BlockDiffusionDenoiser:
     """A block-causal Hugging Face model (LLaDA 2.x, SDAR) as a denoiser of the decoding loop (module docstring).
 
@@ -163,10 +171,7 @@ class BlockDiffusionDenoiser:
         self.eos_id = None if eos_id is None or not 0 <= int(eos_id) < self.vocab_size else int(eos_id)
         self.stop_ids = tuple(sorted(ids)) or None
         self.max_length = getattr(config, "max_position_embeddings", None)
-        self.block_cache = bool(block_cache)
-        if self.block_cache and not _takes(model, "past_key_values"):
-            raise ValueError(f"{type(model).__name__}'s forward takes no past_key_values, so finished blocks cannot be "
-                             "cached: use block_cache=False (--no-block-cache) to recompute them at every call")
+        self.block_cache = bool(block_cache)  # checked against the forward in begin(): the CLI may turn it off after
         from ..sampling.denoiser import check_denoiser
 
         check_denoiser(self)
@@ -225,6 +230,12 @@ class BlockDiffusionDenoiser:
         if sampler.cfg_scale > 0:
             raise ValueError(f"cfg_scale {sampler.cfg_scale} (classifier-free guidance) is not supported on a "
                              f"block-causal model ({cls})")
+        if sampler.name in _WHOLE_WINDOW:
+            raise ValueError(f"the {sampler.name} sampler is not supported on a block-causal model ({cls}): "
+                             f"{_WHOLE_WINDOW[sampler.name]}")
+        if self.block_cache and not _takes(self.model, "past_key_values"):
+            raise ValueError(f"{cls}'s forward takes no past_key_values, so finished blocks cannot be cached: use "
+                             "block_cache=False (--no-block-cache) to recompute them at every call")
         B = canvas.x.shape[0]
         am = canvas.attention_mask
         if am is None:

@@ -15,7 +15,8 @@ a schedule fixes them in advance. These samplers combine the two, with the sched
 * :class:`EntropyFloorSampler` — the schedule as a floor under the **entropy bound** (EB-Sampler): call
   :math:`k` commits the :math:`\max(n_\varepsilon, C_k - r)` lowest-entropy masked positions, where
   :math:`n_\varepsilon \ge 1` is the largest sorted prefix with :math:`\sum H - \max H \le \varepsilon`. At
-  ``epsilon = 0`` it is the fixed-count sampler with ``entropy`` remasking (unless entropies are zero).
+  ``epsilon = 0`` it is the fixed-count sampler with ``entropy`` remasking (unless entropies are zero, or the
+  schedule has a step that commits nothing: the floor commits at least one).
 * :class:`ThresholdCountSampler` — the schedule's **per-step** count as a floor (LLaDA 2.x's ``generate``,
   SDAR's ``low_confidence_dynamic``): call :math:`k` commits every candidate whose probability is *above*
   the threshold when at least :math:`c_k` of them are, else the :math:`c_k` most confident — i.e. the

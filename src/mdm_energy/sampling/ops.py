@@ -134,7 +134,7 @@ def confidence_scores(logits: Tensor, candidates: Tensor, rule: str, uniform: "U
 
 def entropy_bound_count(entropy: Tensor, epsilon: float) -> Tensor:
     r"""EB-Sampler's count per row: the largest :math:`n \ge 1` such that the :math:`n` smallest entropies satisfy
-    :math:`\sum_{j \le n} H_{(j)} - H_{(n)} \le arepsilon` (ascending, stable: ties to the lower position;
+    :math:`\sum_{j \le n} H_{(j)} - H_{(n)} \le \varepsilon` (ascending, stable: ties to the lower position;
     ``+inf`` marks a position that is not eligible and never counts). The ``1e-12`` keeps a sum that equals the
     bound in exact arithmetic from failing by a rounding."""
     sorted_h = torch.sort(entropy, dim=-1, stable=True).values

@@ -57,7 +57,7 @@ from typing import Callable, Protocol, Sequence
 import torch
 from torch import Tensor
 
-from ..schedules import Schedule, parse_schedule
+from ..schedules import Schedule, single_schedule
 from .base import SampleOutput
 
 __all__ = ["UniformDenoiser", "UniformContext", "StepScores", "AcceptanceRule", "EntropyBound", "FixedCount",
@@ -217,7 +217,7 @@ def uniform_rule(name: str, options: dict, canvas_length: int, family: str = "un
         raise ValueError(f"{family} decodes canvases of {canvas_length} tokens: block_length {block} does not match")
     if name == "entropy-bounded":
         return EntropyBound(float(options["epsilon"])), None
-    schedule = parse_schedule(options["schedule"])
+    schedule = single_schedule(options["schedule"], "a uniform-noise canvas")  # its canvases share one schedule
     if name == "entropy-floor":
         return EntropyFloor(float(options["epsilon"]), schedule), int(options["steps"])
     remasking = options.get("remasking", "entropy")
