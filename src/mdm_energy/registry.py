@@ -368,7 +368,9 @@ for _option in (
            "semi-autoregressive block length (default: one block)", parse=strict_int),
     Option("cfg_scale", 0.0, _non_negative("cfg_scale"), "classifier-free guidance scale (0 = off)"),
     Option("skip_empty_steps", False, _flag("skip_empty_steps"), "make no model call on steps whose count is zero"),
-    Option("threshold", 0.9, _unit("threshold"), "confidence a candidate needs to be committed, in [0, 1]",
+    Option("threshold", 0.9, _unit("threshold"), "confidence a candidate needs to be committed, in [0, 1] (at least "
+           "it for threshold/threshold-floor/threshold-cap, as Fast-dLLM; above it for wino, klass, threshold-count "
+           "and joint-threshold, as their authors)",
            search=SearchRange(0.3, 0.99)),
     Option("epsilon", 0.1, _non_negative("epsilon"), "entropy budget of the entropy-bounded rule, >= 0",
            search=SearchRange(0.01, 4.0, log=True)),
