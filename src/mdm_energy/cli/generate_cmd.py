@@ -93,8 +93,7 @@ def run(args: argparse.Namespace) -> None:
     gen_length = args.gen_length or model.gen_length
     prompt = model.encode(args.prompt)
     if per_block is not None:
-        blocks = den.make_canvas([prompt], gen_length).length // den.block_size
-        sampler = make_sampler(args.sampler, **{**given, "steps": per_block * blocks})
+        sampler = make_sampler(args.sampler, **{**given, "steps": den.total_steps([prompt], gen_length, per_block)})
     canvas_start = len(prompt)
     if model.uniform is not None:  # uniform noise (DiffusionGemma): its own loop, the sampler as its acceptance rule
         out = model.uniform(prompt, gen_length, args.sampler, given, generator=torch.Generator().manual_seed(args.seed),

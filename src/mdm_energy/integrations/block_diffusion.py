@@ -177,6 +177,11 @@ class BlockDiffusionDenoiser:
         check_denoiser(self)
 
     # --- the canvas ------------------------------------------------------------------------------
+    def total_steps(self, prompts, gen_length: int, steps_per_block: int) -> int:
+        """The sampler's ``steps`` for the authors' steps per block: ``steps_per_block`` times the blocks the canvas
+        of ``prompts`` decodes (the first may hold the prompt's tail; see :meth:`make_canvas`)."""
+        return int(steps_per_block) * (self.make_canvas(prompts, gen_length).length // self.block_size)
+
     def make_canvas(self, prompts, gen_length: int, batch_size: int = 1, device=None, pad_id: "int | None" = None,
                     max_length: "int | None" = None) -> BlockCanvas:
         """The block-aligned canvas of ``prompts`` (module docstring); same arguments as

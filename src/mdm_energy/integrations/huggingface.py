@@ -372,8 +372,7 @@ def generate(
 
         if "steps" not in sampler_spec(sampler).params:
             raise ValueError(f"steps_per_block: the {sampler} sampler takes no steps")
-        blocks = den.make_canvas(ids, gen_length).length // den.block_size
-        sampler_options["steps"] = int(steps_per_block) * blocks
+        sampler_options["steps"] = den.total_steps(ids, gen_length, steps_per_block)
     s = make_sampler(sampler, **sampler_options)
     device = next(model.parameters()).device if hasattr(model, "parameters") else None
     pad = getattr(tokenizer, "pad_token_id", None)
