@@ -349,12 +349,13 @@ def test_lm_eval_scores_equal_a_direct_computation(tiny_dirs, tmp_path):
             yaml += 'target_delimiter: ""\n'  # the choice is the next token itself, not " 5"
         (folder / f"{name}.yaml").write_text(yaml)
     env = {**os.environ, **OFFLINE}
+    out_dir = tmp_path / "out"  # both tasks in one lm-eval run (one start-up)
+    proc = subprocess.run([sys.executable, "-m", "mdm_energy", "lm-eval", "run", "--model", "mdm_energy", "--model_args",
+                           f"pretrained={tiny_dirs / 'llada'},trust_remote_code=true,schedule='beta:0.9,0.3',steps=4,gen_length=8,block_length=8,"
+                           "mc_num=2,chat=false", "--tasks", "mdm_check_gen,mdm_check_mc", "--include_path", str(folder),
+                           "--output_path", str(out_dir)],
+                          cwd=folder, capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads(next(out_dir.rglob("results*.json")).read_text())["results"]
     for task, key, want in (("mdm_check_gen", "exact_match,none", 0.5), ("mdm_check_mc", "acc,none", float(np.mean(expected_acc)))):
-        out_dir = tmp_path / f"out-{task}"
-        proc = subprocess.run([sys.executable, "-m", "mdm_energy", "lm-eval", "run", "--model", "mdm_energy", "--model_args",
-                               f"pretrained={tiny_dirs / 'llada'},trust_remote_code=true,schedule='beta:0.9,0.3',steps=4,gen_length=8,block_length=8,"
-                               "mc_num=2,chat=false", "--tasks", task, "--include_path", str(folder), "--output_path", str(out_dir)],
-                              cwd=folder, capture_output=True, text=True, env=env, timeout=600)
-        assert proc.returncode == 0, proc.stderr[-3000:]
-        result = json.loads(next(out_dir.rglob("results*.json")).read_text())["results"][task]
-        assert result[key] == pytest.approx(want), (task, result)
+        assert results[task][key] == pytest.approx(want), (task, results[task])
