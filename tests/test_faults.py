@@ -91,6 +91,7 @@ def stop(proc: subprocess.Popen, sig: signal.Signals, logs: bool = False) -> tup
     os.kill(proc.pid, sig)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 128 + sig, err
+    err = "".join(ln for ln in err.splitlines(keepends=True) if ln.strip() != "MARK")  # start()'s markers
     line = err.strip().splitlines()[-1] if logs and "Traceback" not in err else one_line(err)
     assert line == f"mdm-energy: interrupted ({sig.name})", err
     return out, err
@@ -136,14 +137,14 @@ def test_an_interrupted_profile_writes_no_file(tmp_path):
 
 
 def _interrupt_a_running_trial(cmd: list[str], storage: str, study: str, cwd: Path, logs: bool = False,
-                               after_one: bool = True, slowed: "str | None" = None) -> int:
+                               after_one: bool = True, slowed: "str | None" = None, linger: float = 3.0) -> int:
     """Start ``cmd``, SIGTERM it while it evaluates a trial (after one finished, with ``after_one``), check the
     study then holds no running trial and the interrupted one is marked for redoing; returns how many trials
-    had completed. ``slowed`` names the scoring function (as ``start``'s ``marked``) to hold for 3 s after each
-    call, so a trial seen running cannot end (and the command with it) before the signal lands."""
+    had completed. ``slowed`` names the scoring function (as ``start``'s ``marked``) to hold for ``linger`` seconds
+    after each call, so a trial seen running cannot end (and the command with it) before the signal lands."""
     import optuna
 
-    proc = start(cmd, cwd, marked=slowed, linger=3.0 if slowed else 0.0)
+    proc = start(cmd, cwd, marked=slowed, linger=linger if slowed else 0.0)
     opened: list = []
 
     def evaluating() -> bool:
@@ -202,7 +203,10 @@ def test_an_interrupted_task_tune_resumes_without_redoing_finished_trials(capsys
     argv = ["tune", "--objective", "task", "--task", "countdown", "--checkpoint", str(CHECKPOINT), "-N", "4",
             "--limit", "8", "--strategy", "grid", "--a-values", "0.3,1", "--b-values", "0.4,0.8",
             "--storage", storage, "--study", "t", "--json"]
-    done = _interrupt_a_running_trial(argv, storage, "t", tmp_path)
+    # each scoring call held 1.5 s: the tuner's own bookkeeping is fast enough that a 4-point grid on 8 items can end
+    # between two polls of the study
+    done = _interrupt_a_running_trial(argv, storage, "t", tmp_path, slowed="mdm_energy.tasks.evaluate:evaluate",
+                                      linger=1.5)
     assert 1 <= done < 4, "the run should have been stopped mid-way"
     assert main(argv) == 0
     result = json.loads(capsys.readouterr().out)
