@@ -14,6 +14,13 @@ For each task:
 Every run is a plain ``mdm-energy train`` command (printed and recorded), so any of them can be rerun.
 
     python benchmarks/train_task_models.py --work /tmp/train-runs --cache /tmp/mdm-cache [--tasks countdown]
+
+``--continue-minutes M`` trains the committed checkpoints longer instead: each task's committed weights are
+copied into the work folder and warm-started (``mdm-energy train --init``: a new optimiser and cosine
+schedule, the chosen recipe of the earlier stage) for ``M`` more minutes of training, stopping early after
+``--patience`` validations without a new best; the export then records both stages. Interrupted, the same
+command resumes the run where its last checkpoint left it (every 5 minutes). ``--export-only`` rewrites
+the checkpoint folders from the work folder's records (nothing is trained).
 """
 
 from __future__ import annotations
@@ -98,12 +105,12 @@ def steps_per_second(task_name: str, d: int, layers: int, batch: int) -> float:
 
 
 def command(task: str, out: Path, cache: Path, d: int, layers: int, lr: float, batch: int, minutes: float, horizon: int,
-            plan: dict, patience: "int | None") -> list[str]:
+            plan: dict, patience: "int | None", init: "Path | None" = None) -> list[str]:
     cmd = ["mdm-energy", "train", "--task", task, "--out", str(out), "--minutes", f"{minutes:g}", "--d-model", str(d),
            "--layers", str(layers), "--lr", f"{lr:g}", "--batch-size", str(batch), "--max-steps", str(horizon),
            "--warmup-steps", "300", "--train-examples", str(plan["pool"]), "--valid-examples", str(plan["valid"]),
            "--valid-every", str(plan["valid_every"]), "--cache", str(cache), "--checkpoint-minutes", "5", "--json"]
-    return cmd + (["--patience", str(patience)] if patience else [])
+    return cmd + (["--patience", str(patience)] if patience else []) + (["--init", str(init)] if init else [])
 
 
 def run(cmd: list[str], log: Path) -> dict:
@@ -203,6 +210,122 @@ def training_md(task: str, record: dict) -> str:
     return "\n".join(lines)
 
 
+def continue_training(task: str, args: argparse.Namespace, plan: dict) -> None:
+    """Warm-start the committed checkpoint of ``task`` for ``args.continue_minutes`` more minutes (resumable)."""
+    work = args.work / task
+    work.mkdir(parents=True, exist_ok=True)
+    stage_file, init = work / "continue.json", work / "init"
+    if stage_file.is_file():  # a resumed continuation: the same start, horizon and command
+        stage = json.loads(stage_file.read_text())
+    else:
+        dest = args.export / task
+        earlier = json.loads((dest / "train_summary.json").read_text())
+        if init.exists():
+            shutil.rmtree(init)
+        init.mkdir()
+        for name in ("model.safetensors", "config.json", "trainer.json", "train_summary.json"):
+            shutil.copy2(dest / name, init / name)  # the start, kept apart from the folder the export rewrites
+        name, d, layers, lr, batch = next(s for s in plan["sweep"] if s[0] == earlier["chosen"])
+        horizon = int(steps_per_second(task, d, layers, batch) * args.continue_minutes * 60)
+        cmd = command(task, work / "continued", args.cache, d, layers, lr, batch, args.continue_minutes, horizon, plan,
+                      args.patience, init=init)
+        stage = {"task": task, "date": time.strftime("%Y-%m-%d"), "earlier": earlier, "horizon": horizon,
+                 "command": cmd, "pool": prepare(task, plan, args.cache), "loads": []}
+        stage_file.write_text(json.dumps(stage, indent=1))
+    with LoadMonitor() as load:
+        final = run(stage["command"], work / "train.log")
+    stage["loads"].append(load.samples)
+    stage["final"] = final
+    stage_file.write_text(json.dumps(stage, indent=1))
+    export_continued(task, work, args.export / task)
+    print(f"{task}: continued {final['steps']:,} steps, best validation loss {final['best_valid']:.4f} (earlier "
+          f"{stage['earlier']['final']['best_valid']:.4f})", file=sys.stderr, flush=True)
+
+
+def export_continued(task: str, work: Path, dest: Path) -> None:
+    """The better of the two stages' best weights (by validation loss, the same fixed masks), in half precision,
+    with both stages' logs, ``TRAINING.md`` and ``training.png``, into ``dest``."""
+    stage = json.loads((work / "continue.json").read_text())
+    run_dir, init = work / "continued", work / "init"
+    earlier_best, best = stage["earlier"]["final"]["best_valid"], stage["final"]["best_valid"]
+    improved = best is not None and best < earlier_best
+    if improved:
+        import torch
+        from safetensors.torch import load_file
+
+        from mdm_energy.models import load_model, save_model
+
+        model = load_model(run_dir)
+        model.load_state_dict({k: v.float() for k, v in load_file(run_dir / "best.safetensors").items()})
+        save_model(model, dest, dtype=torch.float16)
+    else:  # the continuation never beat the committed weights: they stay
+        for name in ("model.safetensors", "config.json"):
+            shutil.copy2(init / name, dest / name)
+    stage_meta = json.loads((run_dir / "trainer.json").read_text())
+    earlier_meta = json.loads((init / "trainer.json").read_text())
+    keys = ("step", "elapsed", "config", "log", "valid_log", "best_valid", "best_step")
+    (dest / "trainer.json").write_text(json.dumps({"earlier": earlier_meta,
+                                                   "continued": {k: stage_meta[k] for k in keys}}, indent=1))
+    stage["improved"] = improved
+    (dest / "train_summary.json").write_text(json.dumps(stage, indent=2) + "\n")
+    plot_stages(task, earlier_meta, stage_meta, dest / "training.png")
+    (dest / "TRAINING.md").write_text(continued_md(task, stage, stage_meta, improved))
+
+
+def plot_stages(task: str, earlier: dict, continued: dict, path: Path) -> None:
+    """Training and validation loss of both stages against minutes of training (the second after the first)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    offset = earlier["elapsed"] / 60
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for label, meta, shift in (("first stage", earlier, 0.0), ("warm-started stage", continued, offset)):
+        (line,) = ax.plot([shift + x[1] / 60 for x in meta["log"]], [x[2] for x in meta["log"]], lw=0.8, alpha=0.6,
+                          label=f"{label}: train")
+        ax.plot([shift + x[1] / 60 for x in meta["valid_log"]], [x[2] for x in meta["valid_log"]], "o-", ms=3,
+                color=line.get_color(), label=f"{label}: validation")
+    ax.axvline(offset, color="grey", lw=0.8, ls="--")
+    ax.set(xlabel="minutes of training", ylabel="loss (negative ELBO per answer token)", yscale="log",
+           title=f"{task}: first stage and warm-started continuation")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+
+
+def continued_md(task: str, stage: dict, meta: dict, improved: bool) -> str:
+    earlier, final = stage["earlier"], stage["final"]
+    samples = [x for run in stage["loads"] for x in run]
+    load = (f"mean {sum(samples) / len(samples):.2f}, max {max(samples):.2f}" if samples else "not sampled")
+    lines = [f"# {task} checkpoint", "",
+             f"Two stages, both on this machine (2 CPU cores; training uses both). The first ({earlier['date']}): a "
+             f"sweep, then **{earlier['chosen']}** trained for {earlier['final']['minutes']:.1f} minutes "
+             f"({earlier['final']['steps']:,} steps), best validation loss {earlier['final']['best_valid']:.4f}. The "
+             f"second ({stage['date']}, `python benchmarks/train_task_models.py --continue-minutes`): those weights "
+             f"warm-started with the same recipe (a new AdamW and warm-up + cosine schedule over "
+             f"{stage['horizon']:,} steps) for {final['minutes']:.1f} minutes, {final['steps']:,} steps, over "
+             f"{len(stage['loads'])} run(s); best validation loss **{final['best_valid']:.4f}** at step "
+             f"{final['best_step']:,}. The 1-minute load average, sampled every 30 s while it trained: {load} "
+             "(about 2 means the training alone).", "",
+             ("The committed weights are the second stage's best, in half precision." if improved else
+              "The second stage never beat the first stage's best validation loss, so the committed weights are "
+              "still the first stage's."), "",
+             f"Data: a pool of {stage['pool']['train']['examples']:,} training examples and "
+             f"{stage['pool']['valid']['examples']:,} validation examples (fixed masks), the same as the first "
+             "stage's.", "", "Validation loss of the second stage:", "", "| step | minutes | validation loss |",
+             "|---|---|---|"]
+    lines += [f"| {s:,} | {sec / 60:.1f} | {v:.4f} |" for s, sec, v in meta["valid_log"]]
+    lines += ["", "Commands (in order): the first stage's", ""]
+    lines += [f"    {c}" for c in earlier["commands"]]
+    lines += ["", "then the second stage's (the `--init` folder holds a copy of the first stage's committed weights):",
+              "", "    " + " ".join(stage["command"]), "", "![training and validation loss](training.png)", "",
+              "`trainer.json` holds both stages' hyper-parameters and loss logs; the optimiser state is not committed "
+              "(size), so this folder evaluates but does not resume (`--init` warm-starts it).", ""]
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--work", type=Path, required=True, help="folder for the runs")
@@ -210,16 +333,29 @@ def main() -> None:
     ap.add_argument("--tasks", default="countdown,sudoku,pycode")
     ap.add_argument("--sweep-minutes", type=float, default=8.0)
     ap.add_argument("--final-minutes", type=float, default=45.0)
-    ap.add_argument("--patience", type=int, default=4)
+    ap.add_argument("--patience", type=int,
+                    help="validations without a new best before a run stops (default 4; 12 for --continue-minutes, "
+                    "whose warm restart first raises the loss)")
     ap.add_argument("--pool-scale", type=float, default=1.0, help="scale the pool sizes (for a quick trial)")
     ap.add_argument("--valid-every", type=int, help="override the validation cadence (for a quick trial)")
     ap.add_argument("--export", type=Path, default=ROOT / "checkpoints")
+    ap.add_argument("--continue-minutes", type=float,
+                    help="warm-start the committed checkpoints for this many more minutes instead of a sweep")
+    ap.add_argument("--export-only", action="store_true",
+                    help="with --continue-minutes: rewrite the checkpoint folders from the work folder's records")
     args = ap.parse_args()
+    args.patience = args.patience or (12 if args.continue_minutes else 4)
     for task in args.tasks.split(","):
         plan = dict(PLAN[task])
         plan["pool"] = max(64, int(plan["pool"] * args.pool_scale))
         plan["valid"] = max(16, int(plan["valid"] * min(1.0, args.pool_scale * 10)))
         plan["valid_every"] = args.valid_every or plan["valid_every"]
+        if args.continue_minutes:
+            if args.export_only:
+                export_continued(task, args.work / task, args.export / task)
+            else:
+                continue_training(task, args, plan)
+            continue
         work = args.work / task
         work.mkdir(parents=True, exist_ok=True)
         log = work / "train.log"

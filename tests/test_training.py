@@ -274,3 +274,52 @@ def test_half_precision_weights_load_back_as_float32(tmp_path):
     assert all(p.dtype == torch.float32 for p in half.parameters())
     x = torch.randint(0, 20, (2, 16))
     assert torch.allclose(half(x), model(x), atol=2e-2)
+
+
+# --- warm start (--init) -----------------------------------------------------------------------------------
+
+
+def test_a_warm_start_begins_at_the_init_weights_and_resumes_exactly(tmp_path):
+    task = CountdownTask()
+    train(task, tmp_path / "base", TrainConfig(task="countdown", minutes=5, **TINY), max_steps_this_run=60,
+          progress=False)
+    base = load_model(tmp_path / "base")
+    warm = TrainConfig(task="countdown", minutes=5, init=str(tmp_path / "base"), **TINY)
+    summary = train(task, tmp_path / "zero", warm, max_steps_this_run=0, progress=False)
+    assert summary.steps == 0 and not summary.resumed  # a new run: step 0, its own optimiser and schedule
+    for (k, v), (_, w) in zip(base.state_dict().items(), load_model(tmp_path / "zero").state_dict().items()):
+        assert torch.equal(v, w), k  # it starts exactly at the init weights
+    # a warm-started run interrupted and resumed ends where the uninterrupted one does
+    train(task, tmp_path / "straight", warm, max_steps_this_run=30, progress=False)
+    train(task, tmp_path / "resumed", warm, max_steps_this_run=10, progress=False)
+    again = train(task, tmp_path / "resumed", warm, max_steps_this_run=20, progress=False)
+    assert again.resumed and again.steps == 30
+    a, b = load_model(tmp_path / "straight"), load_model(tmp_path / "resumed")
+    for (k, v), (_, w) in zip(a.state_dict().items(), b.state_dict().items()):
+        assert torch.equal(v, w), k
+    # the learned weights carry over: its first validation loss is that of the base model, far below a fresh run's
+    fresh = TrainConfig(task="countdown", minutes=5, **TINY)
+    train(task, tmp_path / "fresh", fresh, max_steps_this_run=50, progress=False)
+    first = {name: json.loads((tmp_path / name / "trainer.json").read_text())["valid_log"][0][2]
+             for name in ("fresh", "base")}
+    warm50 = train(task, tmp_path / "warm50", warm, max_steps_this_run=50, progress=False)
+    assert warm50.valid_loss < first["fresh"] and warm50.valid_loss < first["base"]
+    # resuming with another --init (or none) is refused by name
+    with pytest.raises(ValueError, match="init"):
+        train(task, tmp_path / "resumed", TrainConfig(task="countdown", minutes=5, **TINY), max_steps_this_run=1,
+              progress=False)
+
+
+def test_train_cli_refuses_a_bad_init(capsys, tmp_path):
+    base = tmp_path / "base"
+    train(CountdownTask(), base, TrainConfig(task="countdown", minutes=5, **TINY), max_steps_this_run=2, progress=False)
+    argv = ["train", "--task", "countdown", "--minutes", "1", "--out", str(tmp_path / "x"), "--layers", "1"]
+    assert main(argv + ["--d-model", "48", "--init", str(base)]) == 2  # another width
+    err = capsys.readouterr()[1]
+    assert "d_model=32" in err and "d_model=48" in err and len(err.strip().splitlines()) == 1
+    assert main(argv + ["--d-model", "32", "--init", str(tmp_path / "nothing")]) == 2
+    assert "is not a model folder" in capsys.readouterr()[1]
+    assert main(["train", "--task", "pycode-reference", "--minutes", "1", "--out", str(tmp_path / "x"),
+                 "--init", str(base)]) == 2
+    assert "--init" in capsys.readouterr()[1]
+    assert not (tmp_path / "x").exists()

@@ -29,6 +29,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--patience", type=positive_int("patience"),
                    help="stop after this many validation losses without a new best (default: never)")
     p.add_argument("--cache", metavar="DIR", help="cache the training pool here, so later runs start at once")
+    p.add_argument("--init", metavar="DIR",
+                   help="start from the weights of this model folder (same task and size) with a new optimiser and "
+                   "learning-rate schedule: a warm start, e.g. to train a committed checkpoint longer")
     p.add_argument("--seed", type=seed_int(), default=0)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(run=run)
@@ -47,11 +50,14 @@ def run(args: argparse.Namespace) -> None:
         raise CLIError(f"--d-model must be divisible by the 4 heads, got {args.d_model}")
     if args.cache and Path(args.cache).exists() and not Path(args.cache).is_dir():
         raise CLIError(f"--cache exists and is not a folder: {args.cache!r}")
+    if args.init and args.task == "pycode-reference":
+        raise CLIError("--init warm-starts a task model; the pycode-reference LM always starts afresh")
     cfg = TrainConfig(task=args.task, minutes=args.minutes, batch_size=args.batch_size, lr=args.lr, max_steps=args.max_steps,
                       train_examples=args.train_examples, seed=args.seed, checkpoint_seconds=60 * args.checkpoint_minutes,
                       d_model=args.d_model, n_layers=args.layers, d_ff=4 * args.d_model, warmup_steps=args.warmup_steps,
                       valid_every=args.valid_every, valid_examples=args.valid_examples, patience=args.patience,
-                      cache=str(Path(args.cache).resolve()) if args.cache else None)
+                      cache=str(Path(args.cache).resolve()) if args.cache else None,
+                      init=str(Path(args.init).resolve()) if args.init else None)
     if args.task == "pycode-reference":
         from ..training import train_reference_lm
 

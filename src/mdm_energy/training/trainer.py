@@ -34,7 +34,7 @@ from ..models.transformer import model_files
 from ..tasks.base import Task
 
 __all__ = ["TrainConfig", "TrainState", "TrainSummary", "mdm_loss", "lr_at", "make_optimizer", "fit", "train",
-           "validation_loss", "save_trainer", "load_trainer", "open_state", "check_resume", "check_fits", "LOCK_NAME",
+           "validation_loss", "save_trainer", "load_trainer", "open_state", "check_resume", "check_init", "check_fits", "LOCK_NAME",
            "exclusive"]
 
 
@@ -64,6 +64,7 @@ class TrainConfig:
     valid_every: int = 500  # steps between two validation losses (0: never)
     patience: "int | None" = None  # stop after this many validation losses without a new best (None: never)
     cache: "str | None" = None  # folder of cached training pools (None: no cache)
+    init: "str | None" = None  # model folder whose weights start a new run (a warm start; None: random weights)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "TrainConfig":
@@ -183,8 +184,9 @@ def load_trainer(folder: Path, state: TrainState) -> None:
     state.resumed = True
 
 
-#: The settings a resumed run must share with the run it continues (they fix the model and its task).
-RESUME_FIELDS = ("task", "d_model", "n_layers", "n_heads", "d_ff")
+#: The settings a resumed run must share with the run it continues (they fix the model, its task and the
+#: weights it started from).
+RESUME_FIELDS = ("task", "d_model", "n_layers", "n_heads", "d_ff", "init")
 
 
 def check_resume(out: Path, cfg: TrainConfig) -> bool:
@@ -208,6 +210,23 @@ def check_resume(out: Path, cfg: TrainConfig) -> bool:
             raise ValueError(f"{str(out)!r} holds a run with {name}={getattr(saved, name)!r}; resuming it with "
                              f"{name}={getattr(cfg, name)!r} is not possible (use a new folder)")
     return True
+
+
+def check_init(cfg: TrainConfig, expected: MDMConfig) -> None:
+    """Refuse a warm start (``cfg.init``) from a folder that is not a model of exactly this shape (vocabulary,
+    length, width, depth, heads): ``ValueError`` naming the folder and the first setting that differs."""
+    if cfg.init is None:
+        return
+    from ..models import load_config
+
+    folder = Path(cfg.init)
+    if not (folder / "config.json").is_file() or not (folder / "model.safetensors").is_file():
+        raise ValueError(f"--init {str(folder)!r} is not a model folder (config.json and model.safetensors)")
+    found = load_config(folder)
+    for name in ("vocab_size", "mask_id", "max_len", "d_model", "n_layers", "n_heads", "d_ff"):
+        if getattr(found, name) != getattr(expected, name):
+            raise ValueError(f"--init {str(folder)!r} holds a model with {name}={getattr(found, name)!r}; this run "
+                             f"trains {name}={getattr(expected, name)!r}")
 
 
 def check_fits(cfg: TrainConfig, seq_len: int, vocab_size: int) -> None:
@@ -268,10 +287,17 @@ def exclusive(out: Path) -> Iterator[None]:
 
 
 def open_state(out: Path, cfg: TrainConfig, new_model: Callable[[], MDMTransformer]) -> TrainState:
-    """A fresh :class:`TrainState` (``new_model()``), or the one saved in ``out`` when it holds a checkpoint."""
+    """A fresh :class:`TrainState` (``new_model()``, or the weights of ``cfg.init`` with a new optimiser, step
+    0 and a new learning-rate schedule: a warm start), or the one saved in ``out`` when it holds a checkpoint
+    (a resumed run continues from its own weights; ``cfg.init`` only starts a run)."""
     torch.manual_seed(cfg.seed)
     resuming = check_resume(out, cfg)
-    model = load_model(out).train() if resuming else new_model()
+    if resuming:
+        model = load_model(out).train()
+    elif cfg.init is not None:
+        model = load_model(cfg.init).train()
+    else:
+        model = new_model()
     state = TrainState(model, make_optimizer(model, cfg), torch.Generator().manual_seed(cfg.seed))
     if resuming:
         load_trainer(out, state)
@@ -372,6 +398,7 @@ def train(task: Task, out: "str | Path", cfg: TrainConfig, max_steps_this_run: "
     out = Path(out)
     t0 = time.time()
     check_fits(cfg, task.prompt_len + task.gen_len, task.vocab.size)
+    check_init(cfg, _model_config(task, cfg))
     check_resume(out, cfg)  # refuses a folder this run cannot continue before anything is created
     with exclusive(out):
         return _train(task, out, cfg, t0, max_steps_this_run, progress)
