@@ -234,13 +234,21 @@ def peer_points(items, cfg: dict, schedules: dict, L: int, cache: dict, lean: bo
     return points
 
 
-def _profile_specs(name: str, steps: list[int]) -> "dict[int, str]":
+def _profile_specs(items, steps: list[int]) -> "dict[int, str]":
     """The information profile's schedule (confidence order) at each step count, as benchmarks/real_tasks.py
-    profiled it on validation prompts (no answers) — empty if it has not run."""
+    profiled it on validation prompts (no answers) — empty if it has not run on this task; the script stops
+    with one line if it ran on other weights (the profile is the model's, so it is stale after retraining)."""
     path = RESULTS / "real_tasks.json"
     if not path.exists():
         return {}
-    specs = json.loads(path.read_text()).get("tasks", {}).get(name, {}).get("profile", {}).get("confidence", {})
+    table = json.loads(path.read_text()).get("tasks", {}).get(items.name, {})
+    if not table:
+        return {}
+    digest = table.get("checkpoint", table.get("tuned", {}).get("checkpoint"))
+    if digest != items.digest:
+        raise SystemExit(f"{path}'s {items.name} profile was measured on other weights ({digest!r}; these are "
+                         f"{items.digest!r}): run `python benchmarks/real_tasks.py --tasks {items.name}` first")
+    specs = table.get("profile", {}).get("confidence", {})
     return {n: specs["specs"][str(n)] for n in steps if str(n) in specs.get("specs", {})}
 
 
@@ -248,8 +256,7 @@ def run_task(name: str, args, cache: dict) -> dict:
     cfg = dict(CONFIG[name])
     items = TestItems.load(name, args.quick)
     task, tag = items.task, items.tag
-    tuned_file = items.checkpoint / "tuned_schedule.json"
-    tuned = json.loads(tuned_file.read_text())["schedule"] if tuned_file.exists() else "beta:0.9,0.3"
+    tuned = items.tuned_schedule()["schedule"]
     t0 = time.time()
 
     points = []
@@ -257,7 +264,7 @@ def run_task(name: str, args, cache: dict) -> dict:
         for n in cfg["steps"]:
             s, nfe = _cell(cache, f"{tag}|fixed|{spec}|{n}", items.fixed(spec, n))
             points.append(_point("fixed schedules", f"fixed {spec} N={n}", s, nfe))
-    profile = _profile_specs(name, cfg["steps"])
+    profile = _profile_specs(items, cfg["steps"])
     for n, spec in profile.items():
         s, nfe = _cell(cache, f"{tag}|fixed|{spec}|{n}", items.fixed(spec, n))
         points.append(_point("fixed schedules", f"fixed profile N={n}", s, nfe))

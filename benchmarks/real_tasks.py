@@ -141,6 +141,23 @@ class TestItems:
         test = task.examples("test", n, seed=0)
         return cls(name, ck, fingerprint(ck), task, load_model(ck), test, [10_007 * k + 1 for k in range(len(test))])
 
+    def tuned_schedule(self, required: bool = True) -> "dict | None":
+        """The record of ``checkpoints/<task>/tuned_schedule.json`` (``schedule``, its validation score, how it
+        was tuned) if it was tuned on these weights — its ``checkpoint`` is their :func:`fingerprint`. A record
+        from other weights (or none): ``None`` when not ``required`` (the caller tunes again), else the script
+        stops with one line saying how to tune it. The one reader of that file for every benchmark, so none
+        of them runs a schedule tuned on retrained-away weights."""
+        path = self.checkpoint / "tuned_schedule.json"
+        info = json.loads(path.read_text()) if path.is_file() else None
+        if info is not None and info.get("checkpoint") == self.digest:
+            return info
+        if not required:
+            return None
+        why = (f"was tuned on other weights ({info.get('checkpoint')!r}; these are {self.digest!r})" if info
+               else "does not exist")
+        raise SystemExit(f"{path} {why}: run `python benchmarks/real_tasks.py --tasks {self.name}` first, which "
+                         "tunes it on these weights")
+
     def fixed(self, spec: str, n: int):
         """A cell runner: the fixed-count sampler (low_confidence) with ``spec`` in ``n`` steps (pycode keeps
         its outputs, for the text-quality table)."""
@@ -205,8 +222,8 @@ def run_task(name: str, args, cache: dict) -> dict:
 
     # 1. the tuned Beta (validation, TPE) and the profile's schedule (validation prompts only)
     tuned_path = ck / "tuned_schedule.json"
-    tuned_info = json.loads(tuned_path.read_text()) if tuned_path.exists() else {}
-    if args.retune or tuned_info.get("checkpoint") != items.digest:  # tuned on other weights: tune again
+    tuned_info = items.tuned_schedule(required=False)
+    if args.retune or tuned_info is None:  # none, or tuned on other weights: tune again
         t_tune = time.time()
         obj = task_objective(task, model, cfg["tune"], remasking="low_confidence", n=args.tune_limit, seed=1)
         with tempfile.TemporaryDirectory() as tmp:
@@ -265,7 +282,7 @@ def run_task(name: str, args, cache: dict) -> dict:
     rng = np.random.default_rng(0)
     match = {ref: _steps_to_match({s: curves[s] for s in specs}, cfg["steps"], curves["linear"][ref], rng)
              for ref in cfg["refs"]}
-    out = {"metric": task.metric, "L": L, "n": len(test), "steps": cfg["steps"] + cfg["extra"], "tuned": tuned_info,
+    out = {"metric": task.metric, "checkpoint": items.digest, "L": L, "n": len(test), "steps": cfg["steps"] + cfg["extra"], "tuned": tuned_info,
            "profile": {order: {"samples": prof[order].samples, "seconds": profile_seconds[order],
                                "row_calls": prof[order].samples * L,
                                "specs": {n: p.table for n, p in profiles[order].items()},

@@ -188,7 +188,7 @@ def real_part(tasks: list[str], quick: bool, cells: Cells) -> dict:
         task, L, steps = items.task, items.task.gen_len, CONFIG[name]["steps"]
         den = as_denoiser(items.model)
         prompts = task.prompts(task.examples("valid", 256, seed=3))
-        tuned_info = json.loads((items.checkpoint / "tuned_schedule.json").read_text())
+        tuned_info = items.tuned_schedule()
         tp = time.time()
         prof = estimate_profile(den, prompts, L, samples=rows_n, order="confidence", seed=3)
         t_prof = time.time() - tp
