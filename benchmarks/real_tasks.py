@@ -128,7 +128,10 @@ class TestItems:
 
     @property
     def tag(self) -> str:
-        return f"{self.name}|{len(self.test)}|{self.digest}"
+        """``task|items|weights``, and ``|v<k>`` once the task's score has changed (``Task.score_version``):
+        a cell is reused only for the same items, weights and metric."""
+        version = self.task.score_version
+        return f"{self.name}|{len(self.test)}|{self.digest}" + (f"|v{version}" if version > 1 else "")
 
     @classmethod
     def load(cls, name: str, quick: bool = False) -> "TestItems":

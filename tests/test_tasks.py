@@ -124,6 +124,40 @@ def test_pycode_compile_framing(prompt, generated, ok):
     assert compiles(prompt, generated) is ok
 
 
+@pytest.mark.parametrize(
+    "prompt,generated,code",
+    [
+        ("def f(x):", "", False),  # EOS at once: compiles (the framing adds a pass) but writes nothing
+        ("def f(x):", "    \n  \n", False),  # whitespace only
+        ("x = 1", "# a comment\n    # another", False),  # comments only
+        ("x = 1", "y = 2  # and a comment", True),
+        ("x = foo(a,", "      b)", True),  # only closes the prompt's call: still code
+        ('s = """abc', 'def"""', True),  # only ends the prompt's string: still code
+        ("class A:", '    """Doc."""', True),  # a docstring is a statement
+        ("if x:", "    pass", True),  # an explicit pass is code, the framing's is not
+    ],
+)
+def test_pycode_scores_only_answers_that_hold_code(prompt, generated, code):
+    from mdm_energy.tasks import PyCodeTask, adds_code, compiles
+    from mdm_energy.tasks.base import Example
+
+    assert compiles(prompt, generated)  # all of them compile: version 1 scored every one 1
+    assert adds_code(prompt, generated) is code
+    assert PyCodeTask().score(Example(prompt, "x = 0"), generated) == float(code)
+
+
+def test_pycode_rewards_no_empty_answer_on_the_test_set():
+    from mdm_energy.tasks import PyCodeTask
+
+    task = PyCodeTask()
+    assert task.score_version == 2
+    test = task.examples("test", 300)
+    assert all(task.score(e, e.answer) == 1.0 for e in test)  # every reference scores 1
+    for empty in ("", "\n\n", "# nothing"):
+        assert sum(task.score(e, empty) for e in test) == 0  # version 1 scored 278 of these 300 at 1 for ""
+    assert not any(all(ln.lstrip().startswith("#") for ln in e.answer.split("\n")) for e in test)
+
+
 def test_pycode_uses_stdlib_files_split_by_file():
     from mdm_energy.tasks import PyCodeTask, unigram_entropy
 

@@ -94,6 +94,9 @@ class Task(ABC):
         """The metric of one generated answer (1 = valid)."""
 
     metric: str = "valid"
+    #: the version of :meth:`score` (and of which examples it is scored on): raised whenever either changes,
+    #: and part of every cache key of stored scores, so scores of the older rule are never reused
+    score_version: int = 1
 
     def encode(self, examples: list[Example]) -> tuple[torch.Tensor, torch.Tensor]:
         """Token ids ``(B, prompt_len + gen_len)`` and the prompt mask (prompt tokens and their padding)."""

@@ -6,8 +6,12 @@ hash of their path, so no file contributes to two splits.
 
 **Compile framing.** A snippet — the prompt line and the generated lines — is dedented, and if its last
 line opens a block (ends with ``:``) an indented ``pass`` is appended; it counts as valid when the
-result compiles in ``exec`` mode. Only windows whose *original* text compiles under this framing are
-used, so every reference answer scores 1 and a failure is the model's.
+result compiles in ``exec`` mode **and the generated lines hold code** (:func:`adds_code`: a token other
+than comments, blank lines and indentation ends on one of them). Without the second condition an empty
+answer — EOS at once, whitespace, or only comments — would score 1 after almost any prompt line, so a
+model that stops early would look better than one that writes code (score version 2; version 1 was the
+compile test alone). Only windows whose *original* text scores 1 are used, so every reference answer
+scores 1 and a failure is the model's.
 
 Also reported: the unigram entropy (bits per character) of generated text, which collapses when a
 model repeats itself.
@@ -15,11 +19,13 @@ model repeats itself.
 
 from __future__ import annotations
 
+import io
 import itertools
 import math
 import random
 import sysconfig
 import textwrap
+import tokenize
 from collections import Counter
 from functools import lru_cache
 from pathlib import Path
@@ -27,24 +33,48 @@ from typing import Iterator
 
 from .base import CharVocab, Example, Task, check_split, split_of
 
-__all__ = ["PyCodeTask", "compiles", "unigram_entropy", "stdlib_files"]
+__all__ = ["PyCodeTask", "compiles", "adds_code", "unigram_entropy", "stdlib_files"]
 
 PROMPT_CHARS, ANSWER_CHARS, ANSWER_LINES = 64, 96, 3
 _CHARS = "".join(chr(c) for c in range(32, 127)) + "\n"
 
 
-def compiles(prompt_line: str, generated: str) -> bool:
-    """Whether ``prompt_line`` + ``generated`` compiles under the framing in the module docstring."""
+def _framed(prompt_line: str, generated: str) -> tuple[str, int]:
+    """The snippet under the framing in the module docstring, and how many of its lines are the prompt's and
+    the answer's (the appended ``pass``, if any, is the line after them)."""
     text = textwrap.dedent(prompt_line + "\n" + generated).rstrip("\n")
     lines = text.split("\n")
     if lines and lines[-1].rstrip().endswith(":"):
         indent = len(lines[-1]) - len(lines[-1].lstrip())
         text += "\n" + " " * (indent + 4) + "pass"
+    return text, len(lines)
+
+
+def compiles(prompt_line: str, generated: str) -> bool:
+    """Whether ``prompt_line`` + ``generated`` compiles under the framing in the module docstring."""
     try:
-        compile(text, "<snippet>", "exec")
+        compile(_framed(prompt_line, generated)[0], "<snippet>", "exec")
     except (SyntaxError, ValueError):
         return False
     return True
+
+
+#: tokens that are not code: comments, line ends and indentation
+_NOT_CODE = {tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT, tokenize.ENDMARKER}
+
+
+def adds_code(prompt_line: str, generated: str) -> bool:
+    """Whether the generated lines hold code: some token of the framed snippet other than a comment, a line
+    end or indentation *ends* on a generated line (line 2 onwards, the appended ``pass`` excluded). Ends, so
+    that an answer which only closes what the prompt opened — the rest of a string or of a call's arguments —
+    counts. False for an empty, whitespace-only or comment-only answer, and for a snippet Python cannot
+    tokenize (it does not compile either)."""
+    text, own_lines = _framed(prompt_line, generated)
+    try:
+        tokens = list(tokenize.generate_tokens(io.StringIO(text).readline))
+    except (tokenize.TokenError, SyntaxError):
+        return False
+    return any(t.type not in _NOT_CODE and 2 <= t.end[0] <= own_lines for t in tokens)
 
 
 def unigram_entropy(texts: list[str]) -> float:
@@ -65,6 +95,7 @@ def stdlib_files() -> tuple[Path, ...]:
 class PyCodeTask(Task):
     name = "pycode"
     metric = "compiling snippets"
+    score_version = 2  # 2: an answer without code scores 0 (see the module docstring)
     prompt_len = PROMPT_CHARS
     gen_len = ANSWER_CHARS
 
@@ -74,7 +105,7 @@ class PyCodeTask(Task):
 
     def _windows(self, path: Path, scored: bool = True) -> list[Example]:
         """The windows of one file that fit the layout; ``scored`` ones (the evaluation splits) also have three
-        non-blank lines and compile under the framing, so that every reference answer scores 1."""
+        non-blank lines and score 1 (compile under the framing, with code), so that every reference answer scores 1."""
         try:
             lines = path.read_text(encoding="utf-8").expandtabs(4).split("\n")
         except (UnicodeDecodeError, OSError):
@@ -87,7 +118,8 @@ class PyCodeTask(Task):
                 continue
             if any(ch not in _CHARS for ch in prompt + answer):
                 continue
-            if not scored or (all(ln.strip() for ln in body) and compiles(prompt, answer)):
+            if not scored or (all(ln.strip() for ln in body) and compiles(prompt, answer)
+                              and adds_code(prompt, answer)):
                 out.append(Example(prompt, answer, {"file": str(path.relative_to(self.root)), "line": i + 1}))
         return out
 
@@ -120,4 +152,5 @@ class PyCodeTask(Task):
         return list(itertools.islice(self._take(split, seed, per_file), n))
 
     def score(self, example: Example, output: str) -> float:
-        return float(compiles(example.prompt, output))
+        """1 if the prompt line and ``output`` compile under the framing and ``output`` holds code, else 0."""
+        return float(compiles(example.prompt, output) and adds_code(example.prompt, output))
