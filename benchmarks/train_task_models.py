@@ -245,18 +245,21 @@ def continue_training(task: str, args: argparse.Namespace, plan: dict) -> None:
 def export_continued(task: str, work: Path, dest: Path) -> None:
     """The better of the two stages' best weights (by validation loss, the same fixed masks), in half precision,
     with both stages' logs, ``TRAINING.md`` and ``training.png``, into ``dest``."""
+    import torch
+    from safetensors.torch import load_file
+
+    from mdm_energy.models import load_model, save_model
+
     stage = json.loads((work / "continue.json").read_text())
     run_dir, init = work / "continued", work / "init"
-    earlier_best, best = stage["earlier"]["final"]["best_valid"], stage["final"]["best_valid"]
-    improved = best is not None and best < earlier_best
+    model = load_model(run_dir)
+    model.load_state_dict({k: v.float() for k, v in load_file(run_dir / "best.safetensors").items()})
+    # both stages' best weights on this run's validation set (the records' numbers may come from an earlier
+    # version of the split, e.g. after a task's score version changed which windows are scored)
+    stage["compared"] = {"first stage": held_out_loss(task, load_model(init), stage),
+                         "second stage": held_out_loss(task, model, stage)}
+    improved = stage["compared"]["second stage"] < stage["compared"]["first stage"]
     if improved:
-        import torch
-        from safetensors.torch import load_file
-
-        from mdm_energy.models import load_model, save_model
-
-        model = load_model(run_dir)
-        model.load_state_dict({k: v.float() for k, v in load_file(run_dir / "best.safetensors").items()})
         save_model(model, dest, dtype=torch.float16)
     else:  # the continuation never beat the committed weights: they stay
         for name in ("model.safetensors", "config.json"):
@@ -270,6 +273,21 @@ def export_continued(task: str, work: Path, dest: Path) -> None:
     (dest / "train_summary.json").write_text(json.dumps(stage, indent=2) + "\n")
     plot_stages(task, earlier_meta, stage_meta, dest / "training.png")
     (dest / "TRAINING.md").write_text(continued_md(task, stage, stage_meta, improved))
+
+
+def held_out_loss(task: str, model, stage: dict) -> float:
+    """The validation loss (fixed masks) of ``model`` on the held-out set the stage's run validated on."""
+    import torch
+
+    from mdm_energy.tasks import get_task
+    from mdm_energy.training import validation_loss
+    from mdm_energy.training.data import training_pool
+
+    cmd = stage["command"]
+    n, cache = int(cmd[cmd.index("--valid-examples") + 1]), cmd[cmd.index("--cache") + 1]
+    pool = training_pool(get_task(task), n, 0, cache=cache, split="valid", progress=False)
+    ids, prompt_mask = pool.batch(torch.arange(len(pool)))
+    return validation_loss(model.eval(), ids, prompt_mask)
 
 
 def plot_stages(task: str, earlier: dict, continued: dict, path: Path) -> None:
@@ -309,9 +327,11 @@ def continued_md(task: str, stage: dict, meta: dict, improved: bool) -> str:
              f"{len(stage['loads'])} run(s); best validation loss **{final['best_valid']:.4f}** at step "
              f"{final['best_step']:,}. The 1-minute load average, sampled every 30 s while it trained: {load} "
              "(about 2 means the training alone).", "",
-             ("The committed weights are the second stage's best, in half precision." if improved else
-              "The second stage never beat the first stage's best validation loss, so the committed weights are "
-              "still the first stage's."), "",
+             f"Both stages' best weights on that validation set (float32): first {stage['compared']['first stage']:.4f}, "
+             f"second {stage['compared']['second stage']:.4f}. "
+             + ("The committed weights are the second stage's best, in half precision." if improved else
+                "The second stage did not beat the first, so the committed weights are still the first stage's."),
+             "",
              f"Data: a pool of {stage['pool']['train']['examples']:,} training examples and "
              f"{stage['pool']['valid']['examples']:,} validation examples (fixed masks), the same as the first "
              "stage's.", "", "Validation loss of the second stage:", "", "| step | minutes | validation loss |",
