@@ -226,7 +226,7 @@ def continue_training(task: str, args: argparse.Namespace, plan: dict) -> None:
         for name in ("model.safetensors", "config.json", "trainer.json", "train_summary.json"):
             shutil.copy2(dest / name, init / name)  # the start, kept apart from the folder the export rewrites
         name, d, layers, lr, batch = next(s for s in plan["sweep"] if s[0] == earlier["chosen"])
-        horizon = int(steps_per_second(task, d, layers, batch) * args.continue_minutes * 60)
+        horizon = args.horizon or int(steps_per_second(task, d, layers, batch) * args.continue_minutes * 60)
         cmd = command(task, work / "continued", args.cache, d, layers, lr, batch, args.continue_minutes, horizon, plan,
                       args.patience, init=init)
         stage = {"task": task, "date": time.strftime("%Y-%m-%d"), "earlier": earlier, "horizon": horizon,
@@ -325,7 +325,8 @@ def continued_md(task: str, stage: dict, meta: dict, improved: bool) -> str:
              f"warm-started with the same recipe (a new AdamW and warm-up + cosine schedule over "
              f"{stage['horizon']:,} steps) for {final['minutes']:.1f} minutes, {final['steps']:,} steps, over "
              f"{len(stage['loads'])} run(s); best validation loss **{final['best_valid']:.4f}** at step "
-             f"{final['best_step']:,}. The 1-minute load average, sampled every 30 s while it trained: {load} "
+             f"{final['best_step']:,}. " + (stage["horizon_note"] + ". " if stage.get("horizon_note") else "")
+             + f"The 1-minute load average, sampled every 30 s while it trained: {load} "
              "(about 2 means the training alone).", "",
              f"Both stages' best weights on that validation set (float32): first {stage['compared']['first stage']:.4f}, "
              f"second {stage['compared']['second stage']:.4f}. "
@@ -361,6 +362,9 @@ def main() -> None:
     ap.add_argument("--export", type=Path, default=ROOT / "checkpoints")
     ap.add_argument("--continue-minutes", type=float,
                     help="warm-start the committed checkpoints for this many more minutes instead of a sweep")
+    ap.add_argument("--horizon", type=int,
+                    help="with --continue-minutes: the cosine horizon in steps (default: a 12-step speed probe times "
+                    "the minutes; the probe can read low, and then the horizon, not the minutes, ends the run)")
     ap.add_argument("--export-only", action="store_true",
                     help="with --continue-minutes: rewrite the checkpoint folders from the work folder's records")
     args = ap.parse_args()
