@@ -27,7 +27,6 @@ Writes benchmarks/results/real_tasks.md, real_tasks.json, real_tasks_items.npz a
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import math
 import os
@@ -105,15 +104,10 @@ def _cell(cache, key, run, used: "list | None" = None):
     return cache[f"{key}|s"].astype(np.float64), cache[f"{key}|n"].astype(np.float64)
 
 
-def fingerprint(checkpoint: Path) -> str:
-    """The first 12 hex digits of the SHA-256 of a checkpoint's weights: part of every cache key and recorded
-    with the tuned schedule, so retrained weights never reuse scores or a schedule measured on the old ones."""
-    return hashlib.sha256((checkpoint / "model.safetensors").read_bytes()).hexdigest()[:12]
-
-
 @dataclass
 class TestItems:
-    """One task's paired test set — its checkpoint (and its weights' :func:`fingerprint`), test items and one
+    """One task's paired test set — its checkpoint (and its weights' digest,
+    :func:`mdm_energy.tasks.tuned.weights_digest`), test items and one
     seed per item — and the cache tag under which each configuration's per-item scores are stored. This script
     and pareto.py both build it here, so their cells score the same items with the same seeds and share one
     cache."""
@@ -128,38 +122,35 @@ class TestItems:
 
     @property
     def tag(self) -> str:
-        """``task|items|weights``, and ``|v<k>`` once the task's score has changed (``Task.score_version``):
-        a cell is reused only for the same items, weights and metric."""
-        version = self.task.score_version
-        return f"{self.name}|{len(self.test)}|{self.digest}" + (f"|v{version}" if version > 1 else "")
+        """``task|items|weights``, and ``|sv<k>`` once the task's score has changed (``Task.score_tag``): a
+        cell is reused only for the same items, weights and metric."""
+        return f"{self.name}|{len(self.test)}|{self.digest}" + (f"|{self.task.score_tag}" if self.task.score_tag else "")
 
     @classmethod
     def load(cls, name: str, quick: bool = False) -> "TestItems":
         from mdm_energy.models import load_model
         from mdm_energy.tasks import get_task
+        from mdm_energy.tasks.tuned import weights_digest
 
         n = 40 if quick else CONFIG[name]["n"]
         ck = ROOT / "checkpoints" / name
         task = get_task(name)
         test = task.examples("test", n, seed=0)
-        return cls(name, ck, fingerprint(ck), task, load_model(ck), test, [10_007 * k + 1 for k in range(len(test))])
+        return cls(name, ck, weights_digest(ck), task, load_model(ck), test, [10_007 * k + 1 for k in range(len(test))])
 
     def tuned_schedule(self, required: bool = True) -> "dict | None":
         """The record of ``checkpoints/<task>/tuned_schedule.json`` (``schedule``, its validation score, how it
-        was tuned) if it was tuned on these weights — its ``checkpoint`` is their :func:`fingerprint`. A record
-        from other weights (or none): ``None`` when not ``required`` (the caller tunes again), else the script
-        stops with one line saying how to tune it. The one reader of that file for every benchmark, so none
-        of them runs a schedule tuned on retrained-away weights."""
-        path = self.checkpoint / "tuned_schedule.json"
-        info = json.loads(path.read_text()) if path.is_file() else None
-        if info is not None and info.get("checkpoint") == self.digest:
+        was tuned) if it was tuned on these weights under this score rule
+        (:func:`mdm_energy.tasks.tuned.tuned_schedule`, the one reader of that file). Otherwise ``None`` when
+        not ``required`` (the caller tunes again), else the script stops with one line saying how to tune it —
+        so no benchmark runs a schedule tuned on retrained-away weights or under an older metric."""
+        from mdm_energy.tasks.tuned import tuned_schedule
+
+        info, why = tuned_schedule(self.checkpoint, self.task)
+        if info is not None or not required:
             return info
-        if not required:
-            return None
-        why = (f"was tuned on other weights ({info.get('checkpoint')!r}; these are {self.digest!r})" if info
-               else "does not exist")
-        raise SystemExit(f"{path} {why}: run `python benchmarks/real_tasks.py --tasks {self.name}` first, which "
-                         "tunes it on these weights")
+        raise SystemExit(f"{why}: run `python benchmarks/real_tasks.py --tasks {self.name}` first, which tunes it "
+                         "on these weights")
 
     def fixed(self, spec: str, n: int):
         """A cell runner: the fixed-count sampler (low_confidence) with ``spec`` in ``n`` steps (pycode keeps
@@ -214,6 +205,7 @@ def run_task(name: str, args, cache: dict) -> dict:
     from mdm_energy.models import as_denoiser
     from mdm_energy.profile import estimate_profile, profile_schedule
     from mdm_energy.tasks.evaluate import task_objective
+    from mdm_energy.tasks.tuned import TUNED_FILE, tuned_stamp
     from mdm_energy.tuning import SearchSpace, tune
 
     cfg = dict(CONFIG[name])
@@ -224,7 +216,7 @@ def run_task(name: str, args, cache: dict) -> dict:
     used: list[str] = []  # the cells this table shows
 
     # 1. the tuned Beta (validation, TPE) and the profile's schedule (validation prompts only)
-    tuned_path = ck / "tuned_schedule.json"
+    tuned_path = ck / TUNED_FILE
     tuned_info = items.tuned_schedule(required=False)
     if args.retune or tuned_info is None:  # none, or tuned on other weights: tune again
         t_tune = time.time()
@@ -234,7 +226,8 @@ def run_task(name: str, args, cache: dict) -> dict:
                      space=SearchSpace(bounds={"a": (0.1, 1.5), "b": (0.1, 1.5)}), seed=0)
         tuned_info = {"schedule": f"beta:{r.best.a:.3g},{r.best.b:.3g}", "validation_score": r.best.value,
                       "steps": cfg["tune"], "budget": args.tune_budget, "validation_examples": args.tune_limit,
-                      "row_calls": (args.tune_budget + 4) * args.tune_limit * cfg["tune"], "checkpoint": items.digest,
+                      "row_calls": (args.tune_budget + 4) * args.tune_limit * cfg["tune"],
+                      **tuned_stamp(ck, task),
                       "seconds": round(time.time() - t_tune, 1)}
         if not args.quick:
             tuned_path.write_text(json.dumps(tuned_info, indent=2) + "\n")
@@ -363,6 +356,8 @@ def _markdown(all_res: dict, meta: dict) -> str:
                        if "seconds" not in r["tuned"]) + "). Test split; "
              "every cell scores the same items with the same per-item seeds (paired); low_confidence remasking. "
              "`diff` is the paired difference to linear at the same step count ± its standard error.", "",
+             *([f"The tables of {', '.join(meta['kept_from_earlier_runs'])} are kept from an earlier run (this one "
+                "ran the others).", ""] if meta.get("kept_from_earlier_runs") else []),
              "What these tables say about the paper's claims, written by hand from them: "
              "[real_tasks_findings.md](real_tasks_findings.md).", ""]
     for name, res in all_res.items():
@@ -421,6 +416,19 @@ def _markdown(all_res: dict, meta: dict) -> str:
     return "\n".join(lines)
 
 
+def merged_tables(new: dict, path: Path, meta: dict, quick: bool) -> dict:
+    """This run's task tables (in their JSON form) over those of ``path`` for the tasks it did not run, in the
+    order of :data:`CONFIG` — so rerunning one task (say after retraining it) keeps the others' tables, which
+    pareto.py reads; a ``--quick`` run keeps nothing. The kept tasks are listed in ``meta``."""
+    new = json.loads(json.dumps(new, default=str))
+    old = {} if quick or not path.is_file() else json.loads(path.read_text()).get("tasks", {})
+    kept = [n for n in old if n not in new]
+    if kept:
+        meta["kept_from_earlier_runs"] = kept
+    merged = {**old, **new}
+    return {n: merged[n] for n in dict.fromkeys([*CONFIG, *merged]) if n in merged}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--tasks", default="countdown,countdown-long,sudoku,pycode")
@@ -445,7 +453,8 @@ def main() -> None:
     meta = {"command": "python benchmarks/real_tasks.py " + " ".join(sys.argv[1:]), "minutes": (time.time() - t0) / 60,
             "threads": torch.get_num_threads()}
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "real_tasks.json").write_text(json.dumps({"meta": meta, "tasks": all_res}, indent=1, default=str) + "\n")
+    all_res = merged_tables(all_res, RESULTS / "real_tasks.json", meta, args.quick)
+    (RESULTS / "real_tasks.json").write_text(json.dumps({"meta": meta, "tasks": all_res}, indent=1) + "\n")
     _plot(all_res)
     (RESULTS / "real_tasks.md").write_text(_markdown(all_res, meta))
     print((RESULTS / "real_tasks.md").read_text())

@@ -205,8 +205,7 @@ def real_part(tasks: list[str], quick: bool, cells: Cells) -> dict:
                "cost": {"linear": {"calls": 0, "row_calls": 0},
                         "tuned Beta": {"calls": None, "row_calls": tuned_info.get("row_calls"),
                                        "note": f"TPE on validation, {tuned_info.get('budget')} evaluations of "
-                                               f"{tuned_info.get('validation_examples')} items at N = {tuned_info.get('steps')}"
-                                               + ("" if tuned_info.get("checkpoint") == items.digest else "; tuned on other weights")},
+                                               f"{tuned_info.get('validation_examples')} items at N = {tuned_info.get('steps')}"},
                         "profile": {"calls": prof.calls, "row_calls": prof.samples * L, "seconds": t_prof},
                         **jys_cost},
                "jys_counts": {label: {N: j.counts for N, j in by_n.items()} for label, by_n in jys.items()}}

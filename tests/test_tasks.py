@@ -135,6 +135,8 @@ def test_pycode_compile_framing(prompt, generated, ok):
         ('s = """abc', 'def"""', True),  # only ends the prompt's string: still code
         ("class A:", '    """Doc."""', True),  # a docstring is a statement
         ("if x:", "    pass", True),  # an explicit pass is code, the framing's is not
+        ("x = f()", "y = g()  # Example:", True),  # a colon in a comment opens no block (v1 appended a pass: 0)
+        ("if a:  # why:", "    b = 1\nelse:", True),  # a real block colon after the comment's still gets its pass
     ],
 )
 def test_pycode_scores_only_answers_that_hold_code(prompt, generated, code):

@@ -87,12 +87,12 @@ def _toy() -> dict[str, ToyTarget]:
 
 def _real_tasks(folder: Path, limit: int, log: Callable[[str], None]) -> dict[str, RealTaskTable]:
     """Schedules compared on each committed task model at its lowest step counts (skipped if absent)."""
-    import json
 
     from ..models import load_model
     from ..sampling import FixedCountSampler
     from ..tasks import TASKS, get_task
     from ..tasks.evaluate import evaluate, load_task_examples
+    from ..tasks.tuned import TUNED_FILE, tuned_schedule
 
     out: dict[str, RealTaskTable] = {}
     for name in TASKS:
@@ -101,9 +101,10 @@ def _real_tasks(folder: Path, limit: int, log: Callable[[str], None]) -> dict[st
             log(f"      {name}: no checkpoint in {str(ck)!r}, skipped")
             continue
         task, model = get_task(name), load_model(ck)
-        tuned = None
-        if (ck / "tuned_schedule.json").is_file():
-            tuned = json.loads((ck / "tuned_schedule.json").read_text())["schedule"]
+        record, why = tuned_schedule(ck, task)  # a schedule tuned on other weights or metric is not the tuned one
+        tuned = record["schedule"] if record else None
+        if record is None and (ck / TUNED_FILE).is_file():
+            log(f"      {name}: tuned schedule not used ({why})")
         specs = ["linear", "sin2", "beta:0.9,0.3"] + ([tuned] if tuned and tuned not in ("linear", "sin2", "beta:0.9,0.3") else [])
         steps = sorted({max(2, task.gen_len // 16), max(2, task.gen_len // 8)})
         test = load_task_examples(task, "test", limit, 0)

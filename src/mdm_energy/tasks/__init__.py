@@ -2,7 +2,7 @@
 
 from .base import EOS, MASK, PAD, CharVocab, Example, Task
 from .countdown import CountdownLongTask, CountdownTask, check_expression
-from .pycode import PyCodeTask, adds_code, compiles, unigram_entropy
+from .pycode import PyCodeTask, adds_code, compiles, scores_one, unigram_entropy
 from .sudoku import SudokuTask, is_valid_solution
 
 TASKS = {"countdown": CountdownTask, "countdown-long": CountdownLongTask, "sudoku": SudokuTask, "pycode": PyCodeTask}
@@ -17,4 +17,4 @@ def get_task(name: str) -> Task:
 
 __all__ = ["PAD", "EOS", "MASK", "CharVocab", "Example", "Task", "CountdownTask", "CountdownLongTask", "SudokuTask", "TASKS", "get_task",
            "check_expression", "is_valid_solution",
-           "PyCodeTask", "compiles", "adds_code", "unigram_entropy"]
+           "PyCodeTask", "compiles", "adds_code", "scores_one", "unigram_entropy"]

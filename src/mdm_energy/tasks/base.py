@@ -94,9 +94,15 @@ class Task(ABC):
         """The metric of one generated answer (1 = valid)."""
 
     metric: str = "valid"
-    #: the version of :meth:`score` (and of which examples it is scored on): raised whenever either changes,
-    #: and part of every cache key of stored scores, so scores of the older rule are never reused
+    #: the version of :meth:`score` (and of which examples it is scored on): raised whenever either changes
     score_version: int = 1
+
+    @property
+    def score_tag(self) -> str:
+        """``""`` at score version 1, else ``"sv<version>"``: appended to the name of everything stored that
+        depends on the score — tuning objectives (so a study's stored item scores), held-out pools, the
+        benchmarks' cached cells and tuned schedules — so that nothing measured under an older rule is reused."""
+        return f"sv{self.score_version}" if self.score_version > 1 else ""
 
     def encode(self, examples: list[Example]) -> tuple[torch.Tensor, torch.Tensor]:
         """Token ids ``(B, prompt_len + gen_len)`` and the prompt mask (prompt tokens and their padding)."""

@@ -88,7 +88,9 @@ def task_objective(task: Task, model, steps: int, *, split: str = "valid", n: in
         seeds = [seed * 1_000_003 + i for i, _ in subset]
         return list(evaluate(task, model, [ex for _, ex in subset], sampler, item_seeds=seeds).scores)
 
-    return TaskObjective(score_fn, items, direction="maximize", name=f"task:{task.name}:{opts['remasking']}:N{steps}")
+    tag = f":{task.score_tag}" if task.score_tag else ""  # a study's stored item scores are of this score rule
+    return TaskObjective(score_fn, items, direction="maximize",
+                         name=f"task:{task.name}:{opts['remasking']}:N{steps}{tag}")
 
 
 def task_pareto_objective(task: Task, model, *, split: str = "valid", n: int = 200, seed: int = 0, **fixed):
@@ -110,5 +112,5 @@ def task_pareto_objective(task: Task, model, *, split: str = "valid", n: int = 2
         r = evaluate(task, model, items, s, item_seeds=seeds)
         return Score(r.value, r.n, r.stderr), r.nfe
 
-    extra = "".join(f":{k}={v}" for k, v in sorted(fixed.items()))
+    extra = "".join(f":{k}={v}" for k, v in sorted(fixed.items())) + (f":{task.score_tag}" if task.score_tag else "")
     return SamplerObjective(fn, name=f"task:{task.name}:{split}{len(items)}{extra}", fixed=fixed)

@@ -5,12 +5,13 @@ lines (the answer, at most 96 characters with newlines). Files are split into tr
 hash of their path, so no file contributes to two splits.
 
 **Compile framing.** A snippet — the prompt line and the generated lines — is dedented, and if its last
-line opens a block (ends with ``:``) an indented ``pass`` is appended; it counts as valid when the
-result compiles in ``exec`` mode **and the generated lines hold code** (:func:`adds_code`: a token other
+line opens a block (its last code token is a ``:``; one in a trailing comment opens nothing) an indented
+``pass`` is appended; it counts as valid (:func:`scores_one`) when the result compiles in ``exec`` mode
+**and the generated lines hold code** (:func:`adds_code`: a token other
 than comments, blank lines and indentation ends on one of them). Without the second condition an empty
 answer — EOS at once, whitespace, or only comments — would score 1 after almost any prompt line, so a
 model that stops early would look better than one that writes code (score version 2; version 1 was the
-compile test alone). Only windows whose *original* text scores 1 are used, so every reference answer
+compile test alone, and appended the ``pass`` after a colon in a comment too). Only windows whose *original* text scores 1 are used, so every reference answer
 scores 1 and a failure is the model's.
 
 Also reported: the unigram entropy (bits per character) of generated text, which collapses when a
@@ -33,48 +34,64 @@ from typing import Iterator
 
 from .base import CharVocab, Example, Task, check_split, split_of
 
-__all__ = ["PyCodeTask", "compiles", "adds_code", "unigram_entropy", "stdlib_files"]
+__all__ = ["PyCodeTask", "compiles", "adds_code", "scores_one", "unigram_entropy", "stdlib_files"]
 
 PROMPT_CHARS, ANSWER_CHARS, ANSWER_LINES = 64, 96, 3
 _CHARS = "".join(chr(c) for c in range(32, 127)) + "\n"
-
-
-def _framed(prompt_line: str, generated: str) -> tuple[str, int]:
-    """The snippet under the framing in the module docstring, and how many of its lines are the prompt's and
-    the answer's (the appended ``pass``, if any, is the line after them)."""
-    text = textwrap.dedent(prompt_line + "\n" + generated).rstrip("\n")
-    lines = text.split("\n")
-    if lines and lines[-1].rstrip().endswith(":"):
-        indent = len(lines[-1]) - len(lines[-1].lstrip())
-        text += "\n" + " " * (indent + 4) + "pass"
-    return text, len(lines)
-
-
-def compiles(prompt_line: str, generated: str) -> bool:
-    """Whether ``prompt_line`` + ``generated`` compiles under the framing in the module docstring."""
-    try:
-        compile(_framed(prompt_line, generated)[0], "<snippet>", "exec")
-    except (SyntaxError, ValueError):
-        return False
-    return True
 
 
 #: tokens that are not code: comments, line ends and indentation
 _NOT_CODE = {tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT, tokenize.ENDMARKER}
 
 
-def adds_code(prompt_line: str, generated: str) -> bool:
-    """Whether the generated lines hold code: some token of the framed snippet other than a comment, a line
-    end or indentation *ends* on a generated line (line 2 onwards, the appended ``pass`` excluded). Ends, so
-    that an answer which only closes what the prompt opened — the rest of a string or of a call's arguments —
-    counts. False for an empty, whitespace-only or comment-only answer, and for a snippet Python cannot
-    tokenize (it does not compile either)."""
-    text, own_lines = _framed(prompt_line, generated)
+def _snippet(prompt_line: str, generated: str) -> "tuple[str, list[tokenize.TokenInfo] | None]":
+    """The dedented snippet (prompt line, then the answer) and its tokens (``None`` when Python cannot
+    tokenize it: an unclosed string or bracket, a bad dedent — it cannot compile either)."""
+    text = textwrap.dedent(prompt_line + "\n" + generated).rstrip("\n")
     try:
-        tokens = list(tokenize.generate_tokens(io.StringIO(text).readline))
+        return text, list(tokenize.generate_tokens(io.StringIO(text).readline))
     except (tokenize.TokenError, SyntaxError):
+        return text, None
+
+
+def _compiles(text: str, tokens: "list[tokenize.TokenInfo] | None") -> bool:
+    """The compile test of the framing: a snippet whose last code token is a block's ``:`` gets an indented
+    ``pass`` (a colon in a trailing comment opens nothing)."""
+    if tokens is None:
         return False
-    return any(t.type not in _NOT_CODE and 2 <= t.end[0] <= own_lines for t in tokens)
+    code = [t for t in tokens if t.type not in _NOT_CODE]
+    if code and code[-1].type == tokenize.OP and code[-1].string == ":":
+        last = text.split("\n")[-1]
+        text += "\n" + " " * (len(last) - len(last.lstrip()) + 4) + "pass"
+    try:
+        compile(text, "<snippet>", "exec")
+    except (SyntaxError, ValueError):
+        return False
+    return True
+
+
+def _adds_code(tokens: "list[tokenize.TokenInfo] | None") -> bool:
+    """Some token other than a comment, a line end or indentation *ends* on a generated line (line 2 on)."""
+    return tokens is not None and any(t.type not in _NOT_CODE and t.end[0] >= 2 for t in tokens)
+
+
+def compiles(prompt_line: str, generated: str) -> bool:
+    """Whether ``prompt_line`` + ``generated`` compiles under the framing in the module docstring."""
+    return _compiles(*_snippet(prompt_line, generated))
+
+
+def adds_code(prompt_line: str, generated: str) -> bool:
+    """Whether the generated lines hold code: some token of the snippet other than a comment, a line end or
+    indentation *ends* on a generated line. Ends, so that an answer which only closes what the prompt opened —
+    the rest of a string or of a call's arguments — counts. False for an empty, whitespace-only or
+    comment-only answer, and for a snippet Python cannot tokenize (it does not compile either)."""
+    return _adds_code(_snippet(prompt_line, generated)[1])
+
+
+def scores_one(prompt_line: str, generated: str) -> bool:
+    """The pycode metric (score version 2): the snippet compiles under the framing and the answer holds code."""
+    text, tokens = _snippet(prompt_line, generated)
+    return _compiles(text, tokens) and _adds_code(tokens)
 
 
 def unigram_entropy(texts: list[str]) -> float:
@@ -118,8 +135,7 @@ class PyCodeTask(Task):
                 continue
             if any(ch not in _CHARS for ch in prompt + answer):
                 continue
-            if not scored or (all(ln.strip() for ln in body) and compiles(prompt, answer)
-                              and adds_code(prompt, answer)):
+            if not scored or (all(ln.strip() for ln in body) and scores_one(prompt, answer)):
                 out.append(Example(prompt, answer, {"file": str(path.relative_to(self.root)), "line": i + 1}))
         return out
 
@@ -153,4 +169,4 @@ class PyCodeTask(Task):
 
     def score(self, example: Example, output: str) -> float:
         """1 if the prompt line and ``output`` compile under the framing and ``output`` holds code, else 0."""
-        return float(compiles(example.prompt, output) and adds_code(example.prompt, output))
+        return float(scores_one(example.prompt, output))

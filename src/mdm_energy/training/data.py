@@ -78,7 +78,10 @@ def training_pool(task: Task, n: int, seed: int, *, cache: "str | os.PathLike[st
     from ``cache`` when it is there."""
     from safetensors.torch import load_file
 
-    name = f"pool-{task.name}-{split}-s{seed}-n{n}-v{POOL_VERSION}.safetensors"
+    # an evaluation split holds the examples the task scores, which its score version can change (pycode v2
+    # drops comment-only references): part of the name, so a split of the older rule is rebuilt
+    scored = f"-{task.score_tag}" if split != "train" and task.score_tag else ""
+    name = f"pool-{task.name}-{split}-s{seed}-n{n}-v{POOL_VERSION}{scored}.safetensors"
     path = Path(cache) / name if cache is not None else None
     if path is not None and path.is_file():
         try:
