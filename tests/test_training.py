@@ -128,8 +128,18 @@ def test_reference_lm_trains_resumes_and_scores(tmp_path):
 def test_demo_compares_schedules_on_a_trained_checkpoint(capsys, tmp_path):
     cfg = TrainConfig(task="countdown", minutes=5, **TINY)
     train(CountdownTask(), tmp_path / "cks" / "countdown", cfg, max_steps_this_run=5, progress=False)
-    (tmp_path / "cks" / "countdown" / "tuned_schedule.json").write_text('{"schedule": "beta:0.4,1.2"}')
-    assert main(["demo", "--out", str(tmp_path / "demo"), "--checkpoints", str(tmp_path / "cks"), "--limit", "6", "--json"]) == 0
+    from mdm_energy.tasks.tuned import weights_digest
+
+    ck = tmp_path / "cks" / "countdown"
+    argv = ["demo", "--out", str(tmp_path / "demo"), "--checkpoints", str(tmp_path / "cks"), "--limit", "6", "--json"]
+    (ck / "tuned_schedule.json").write_text('{"schedule": "beta:0.4,1.2", "checkpoint": "0123456789ab"}')
+    assert main(argv) == 0  # tuned on other weights: not shown as the tuned schedule
+    out, err = capsys.readouterr()
+    real = json.loads(out)["real_tasks"]
+    assert real["countdown"]["tuned"] is None and "tuned on other weights ('0123456789ab'" in err
+    assert len(real["countdown"]["cells"]) == 3 * 2
+    (ck / "tuned_schedule.json").write_text(json.dumps({"schedule": "beta:0.4,1.2", "checkpoint": weights_digest(ck)}))
+    assert main(argv) == 0
     real = json.loads(capsys.readouterr()[0])["real_tasks"]
     assert set(real) == {"countdown"} and real["countdown"]["tuned"] == "beta:0.4,1.2"
     assert real["countdown"]["steps"] == [2, 3] and len(real["countdown"]["cells"]) == 4 * 2
@@ -242,6 +252,28 @@ def test_the_pool_is_cached_and_reused(tmp_path, monkeypatch):
     assert torch.equal(again.ids, first.ids)
 
 
+def test_a_held_out_pool_is_rebuilt_when_the_score_version_changes(tmp_path, monkeypatch):
+    """The valid/test splits hold the windows a task scores: a pool of them cached under an older score rule is
+    not reused (pycode v2 scores fewer windows); the training pool does not depend on it and stays cached."""
+    from mdm_energy.training.data import training_pool
+
+    task = CountdownTask()
+    training_pool(task, 8, 0, cache=tmp_path, progress=False, split="valid")
+    training_pool(task, 8, 0, cache=tmp_path, progress=False)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    monkeypatch.setattr(CountdownTask, "score_version", 2)
+    calls = []
+    stream = CountdownTask.stream
+    monkeypatch.setattr(CountdownTask, "stream", lambda self, *a, **k: calls.append(a) or stream(self, *a, **k))
+    training_pool(task, 8, 0, cache=tmp_path, progress=False, split="valid")
+    assert calls and calls[0][0] == "valid"  # rebuilt
+    after = sorted(p.name for p in tmp_path.iterdir())
+    assert len(after) == 3 and set(before) < set(after) and any(n.endswith("-sv2.safetensors") for n in after)
+    calls.clear()
+    monkeypatch.setattr(CountdownTask, "train_stream", lambda *a, **k: (_ for _ in ()).throw(AssertionError("rebuilt")))
+    training_pool(task, 8, 0, cache=tmp_path, progress=False)  # the training pool is read from the cache
+
+
 def test_validation_loss_is_logged_the_best_weights_kept_and_patience_stops(tmp_path):
     import safetensors.torch
 
@@ -297,29 +329,58 @@ def test_a_warm_start_begins_at_the_init_weights_and_resumes_exactly(tmp_path):
     a, b = load_model(tmp_path / "straight"), load_model(tmp_path / "resumed")
     for (k, v), (_, w) in zip(a.state_dict().items(), b.state_dict().items()):
         assert torch.equal(v, w), k
-    # the learned weights carry over: its first validation loss is that of the base model, far below a fresh run's
+    # the learned weights carry over: 50 steps from the base weights end below the base run's own loss at
+    # its step 50 and below a fresh run's
     fresh = TrainConfig(task="countdown", minutes=5, **TINY)
     train(task, tmp_path / "fresh", fresh, max_steps_this_run=50, progress=False)
     first = {name: json.loads((tmp_path / name / "trainer.json").read_text())["valid_log"][0][2]
              for name in ("fresh", "base")}
     warm50 = train(task, tmp_path / "warm50", warm, max_steps_this_run=50, progress=False)
     assert warm50.valid_loss < first["fresh"] and warm50.valid_loss < first["base"]
-    # resuming with another --init (or none) is refused by name
-    with pytest.raises(ValueError, match="init"):
-        train(task, tmp_path / "resumed", TrainConfig(task="countdown", minutes=5, **TINY), max_steps_this_run=1,
+
+
+def test_a_warm_started_run_resumes_only_from_the_same_init(tmp_path, monkeypatch):
+    task = CountdownTask()
+    for name in ("base", "other"):
+        train(task, tmp_path / name, TrainConfig(task="countdown", minutes=5, **TINY), max_steps_this_run=2,
               progress=False)
+    monkeypatch.chdir(tmp_path)
+    train(task, tmp_path / "run", TrainConfig(task="countdown", minutes=5, init=str(tmp_path / "base"), **TINY),
+          max_steps_this_run=2, progress=False)
+    again = train(task, tmp_path / "run", TrainConfig(task="countdown", minutes=5, init="base", **TINY),
+                  max_steps_this_run=2, progress=False)  # the same folder, spelled relative
+    assert again.resumed and again.steps == 4
+    base = str((tmp_path / "base").resolve())
+    with pytest.raises(ValueError, match=f"init='{base}'; resuming it with init=None is not possible \\(pass --init"):
+        train(task, tmp_path / "run", TrainConfig(task="countdown", minutes=5, **TINY), max_steps_this_run=1,
+              progress=False)
+    with pytest.raises(ValueError, match="resuming it with init='.*other' is not possible"):
+        train(task, tmp_path / "run", TrainConfig(task="countdown", minutes=5, init="other", **TINY),
+              max_steps_this_run=1, progress=False)
 
 
-def test_train_cli_refuses_a_bad_init(capsys, tmp_path):
+def test_train_cli_refuses_a_bad_init_and_takes_the_init_size(capsys, tmp_path):
     base = tmp_path / "base"
-    train(CountdownTask(), base, TrainConfig(task="countdown", minutes=5, **TINY), max_steps_this_run=2, progress=False)
-    argv = ["train", "--task", "countdown", "--minutes", "1", "--out", str(tmp_path / "x"), "--layers", "1"]
+    small = dict(TINY, d_ff=4 * TINY["d_model"])  # the command line's d_ff is 4 x d_model
+    train(CountdownTask(), base, TrainConfig(task="countdown", minutes=5, **small), max_steps_this_run=2, progress=False)
+    argv = ["train", "--task", "countdown", "--minutes", "1", "--out", str(tmp_path / "x")]
     assert main(argv + ["--d-model", "48", "--init", str(base)]) == 2  # another width
     err = capsys.readouterr()[1]
     assert "d_model=32" in err and "d_model=48" in err and len(err.strip().splitlines()) == 1
-    assert main(argv + ["--d-model", "32", "--init", str(tmp_path / "nothing")]) == 2
-    assert "is not a model folder" in capsys.readouterr()[1]
+    assert main(argv + ["--init", str(tmp_path / "nothing")]) == 2
+    assert "--init: no checkpoint" in capsys.readouterr()[1]
+    causal = tmp_path / "causal"  # a causal LM of the same shape is not a masked model to warm-start
+    cfg = load_model(base).config
+    save_model(MDMTransformer(MDMConfig(**{**cfg.__dict__, "causal": True})), causal)
+    assert main(argv + ["--init", str(causal)]) == 2
+    assert "causal=True" in capsys.readouterr()[1]
     assert main(["train", "--task", "pycode-reference", "--minutes", "1", "--out", str(tmp_path / "x"),
                  "--init", str(base)]) == 2
     assert "--init" in capsys.readouterr()[1]
     assert not (tmp_path / "x").exists()
+    # without --d-model/--layers the run takes the init model's size (32 wide, 1 layer; the defaults are 192, 4)
+    assert main(argv + ["--init", str(base), "--train-examples", "64", "--batch-size", "8", "--valid-examples", "8",
+                        "--max-steps", "2", "--json"]) == 0
+    assert json.loads(capsys.readouterr()[0])["steps"] == 2
+    config = load_model(tmp_path / "x").config
+    assert (config.d_model, config.n_layers) == (32, 1)

@@ -19,8 +19,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lr", type=positive_float("lr"), default=1e-3)
     p.add_argument("--max-steps", type=positive_int("max-steps"), default=20_000, help="horizon of the cosine decay")
     p.add_argument("--train-examples", type=positive_int("train-examples"), default=20_000)
-    p.add_argument("--d-model", type=positive_int("d-model"), default=192)
-    p.add_argument("--layers", type=positive_int("layers"), default=4)
+    p.add_argument("--d-model", type=positive_int("d-model"), help="width (default 192, or the --init model's)")
+    p.add_argument("--layers", type=positive_int("layers"), help="depth (default 4, or the --init model's)")
     p.add_argument("--warmup-steps", type=positive_int("warmup-steps"), default=200)
     p.add_argument("--checkpoint-minutes", type=positive_float("checkpoint-minutes"), default=3.0)
     p.add_argument("--valid-every", type=positive_int("valid-every"), default=500,
@@ -46,12 +46,21 @@ def run(args: argparse.Namespace) -> None:
     if args.task not in TASKS and args.task != "pycode-reference":
         raise CLIError(f"unknown task {args.task!r} (known: {', '.join(sorted(TASKS))})")
     out = check_output_path(args.out, "--out", folder=True)
+    if args.init and args.task == "pycode-reference":
+        raise CLIError("--init warm-starts a task model; the pycode-reference LM always starts afresh")
+    if args.init:  # the size defaults to the warm start's
+        from ..models import load_config
+
+        try:
+            init = load_config(args.init)
+        except ValueError as exc:
+            raise CLIError(f"--init: {exc}") from None
+        args.d_model, args.layers = args.d_model or init.d_model, args.layers or init.n_layers
+    args.d_model, args.layers = args.d_model or 192, args.layers or 4
     if args.d_model % 4:
         raise CLIError(f"--d-model must be divisible by the 4 heads, got {args.d_model}")
     if args.cache and Path(args.cache).exists() and not Path(args.cache).is_dir():
         raise CLIError(f"--cache exists and is not a folder: {args.cache!r}")
-    if args.init and args.task == "pycode-reference":
-        raise CLIError("--init warm-starts a task model; the pycode-reference LM always starts afresh")
     cfg = TrainConfig(task=args.task, minutes=args.minutes, batch_size=args.batch_size, lr=args.lr, max_steps=args.max_steps,
                       train_examples=args.train_examples, seed=args.seed, checkpoint_seconds=60 * args.checkpoint_minutes,
                       d_model=args.d_model, n_layers=args.layers, d_ff=4 * args.d_model, warmup_steps=args.warmup_steps,

@@ -42,6 +42,8 @@ def train_reference_lm(out: "str | Path", cfg: TrainConfig, max_steps_this_run: 
     """Train (or resume) the reference LM for ``cfg.minutes``; windows of :data:`REF_LEN` characters."""
     task = PyCodeTask()
     out = Path(out)
+    if cfg.init is not None:
+        raise ValueError("--init warm-starts a task model; the pycode reference LM always starts afresh")
     check_fits(cfg, REF_LEN, task.vocab.size)
     config = MDMConfig(vocab_size=task.vocab.size, mask_id=MASK, eos_id=EOS, pad_id=PAD, max_len=REF_LEN,
                        d_model=cfg.d_model, n_layers=cfg.n_layers, n_heads=cfg.n_heads, d_ff=cfg.d_ff, causal=True)

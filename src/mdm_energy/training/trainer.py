@@ -191,7 +191,8 @@ RESUME_FIELDS = ("task", "d_model", "n_layers", "n_heads", "d_ff", "init")
 
 def check_resume(out: Path, cfg: TrainConfig) -> bool:
     """Whether ``out`` holds a run to resume; ``ValueError`` if it holds something that this run would
-    overwrite or that cannot continue as ``cfg`` asks (another task or model size). Creates nothing."""
+    overwrite or that cannot continue as ``cfg`` asks (another task, model size or ``--init``). Creates
+    nothing."""
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out exists and is not a folder: {str(out)!r}")
     has_trainer = (out / "trainer.json").is_file() and (out / "trainer.safetensors").is_file()
@@ -206,27 +207,34 @@ def check_resume(out: Path, cfg: TrainConfig) -> bool:
     except (ValueError, KeyError, TypeError) as exc:
         raise ValueError(f"{str(out / 'trainer.json')!r} is not a trainer state this version can read ({exc})") from None
     for name in RESUME_FIELDS:
-        if getattr(saved, name) != getattr(cfg, name):
-            raise ValueError(f"{str(out)!r} holds a run with {name}={getattr(saved, name)!r}; resuming it with "
-                             f"{name}={getattr(cfg, name)!r} is not possible (use a new folder)")
+        before, now = getattr(saved, name), getattr(cfg, name)
+        if name == "init":  # one folder however it is spelled
+            before, now = (None if v is None else str(Path(v).resolve()) for v in (before, now))
+        if before != now:
+            hint = f"pass --init {before}" if name == "init" and before else "use a new folder"
+            raise ValueError(f"{str(out)!r} holds a run with {name}={before!r}; resuming it with "
+                             f"{name}={now!r} is not possible ({hint})")
     return True
 
 
 def check_init(cfg: TrainConfig, expected: MDMConfig) -> None:
-    """Refuse a warm start (``cfg.init``) from a folder that is not a model of exactly this shape (vocabulary,
-    length, width, depth, heads): ``ValueError`` naming the folder and the first setting that differs."""
+    """Refuse a warm start (``cfg.init``) from a folder that is not a model of exactly this kind — every
+    setting of its ``config.json`` but dropout must equal ``expected`` (sizes, special ids, a masked rather
+    than a causal model): ``ValueError`` naming the folder and the first setting that differs."""
     if cfg.init is None:
         return
+    from dataclasses import fields as config_fields
+
     from ..models import load_config
 
-    folder = Path(cfg.init)
-    if not (folder / "config.json").is_file() or not (folder / "model.safetensors").is_file():
-        raise ValueError(f"--init {str(folder)!r} is not a model folder (config.json and model.safetensors)")
-    found = load_config(folder)
-    for name in ("vocab_size", "mask_id", "max_len", "d_model", "n_layers", "n_heads", "d_ff"):
-        if getattr(found, name) != getattr(expected, name):
-            raise ValueError(f"--init {str(folder)!r} holds a model with {name}={getattr(found, name)!r}; this run "
-                             f"trains {name}={getattr(expected, name)!r}")
+    try:
+        found = load_config(cfg.init)
+    except ValueError as exc:
+        raise ValueError(f"--init: {exc}") from None
+    for f in config_fields(MDMConfig):
+        if f.name != "dropout" and getattr(found, f.name) != getattr(expected, f.name):
+            raise ValueError(f"--init {cfg.init!r} holds a model with {f.name}={getattr(found, f.name)!r}; this run "
+                             f"trains {f.name}={getattr(expected, f.name)!r}")
 
 
 def check_fits(cfg: TrainConfig, seq_len: int, vocab_size: int) -> None:
@@ -398,8 +406,8 @@ def train(task: Task, out: "str | Path", cfg: TrainConfig, max_steps_this_run: "
     out = Path(out)
     t0 = time.time()
     check_fits(cfg, task.prompt_len + task.gen_len, task.vocab.size)
-    check_init(cfg, _model_config(task, cfg))
-    check_resume(out, cfg)  # refuses a folder this run cannot continue before anything is created
+    if not check_resume(out, cfg):  # refuses a folder this run cannot continue before anything is created
+        check_init(cfg, _model_config(task, cfg))  # a resumed run continues its own weights, reads no --init
     with exclusive(out):
         return _train(task, out, cfg, t0, max_steps_this_run, progress)
 
