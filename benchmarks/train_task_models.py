@@ -119,7 +119,9 @@ def run(cmd: list[str], log: Path) -> dict:
     with open(log, "a") as fh:
         fh.write("$ " + " ".join(cmd) + "\n")
         fh.flush()
-        proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=fh, text=True)
+        # the recorded command says `mdm-energy`; it runs as this interpreter's module (whatever is on PATH)
+        argv = [sys.executable, "-m", "mdm_energy", *cmd[1:]] if cmd[0] == "mdm-energy" else cmd
+        proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=fh, text=True)
     if proc.returncode != 0:
         raise SystemExit(f"training failed ({proc.returncode}); see {log}")
     out = json.loads(proc.stdout)
@@ -150,7 +152,9 @@ def export(task: str, run_dir: Path, dest: Path, record: dict) -> None:
 
     model = load_model(run_dir)
     model.load_state_dict({k: v.float() for k, v in load_file(run_dir / "best.safetensors").items()})
-    keep = [p for p in ("tuned_schedule.json",) if (dest / p).exists()]
+    from mdm_energy.tasks.tuned import TUNED_FILE
+
+    keep = [p for p in (TUNED_FILE,) if (dest / p).exists()]  # kept as a record; its reader refuses it if stale
     saved = {p: (dest / p).read_text() for p in keep}
     if dest.exists():
         shutil.rmtree(dest)
@@ -217,20 +221,30 @@ def continue_training(task: str, args: argparse.Namespace, plan: dict) -> None:
     stage_file, init = work / "continue.json", work / "init"
     if stage_file.is_file():  # a resumed continuation: the same start, horizon and command
         stage = json.loads(stage_file.read_text())
+        if args.horizon and args.horizon != stage["horizon"]:
+            print(f"{task}: resuming with the recorded horizon {stage['horizon']:,} (--horizon {args.horizon:,} "
+                  "applies to a new continuation only)", file=sys.stderr, flush=True)
     else:
         dest = args.export / task
         earlier = json.loads((dest / "train_summary.json").read_text())
+        if "earlier" in earlier:
+            raise SystemExit(f"{dest} is already a continued checkpoint; train it longer with `mdm-energy train "
+                             "--init` (this script continues a swept one)")
         if init.exists():
             shutil.rmtree(init)
         init.mkdir()
         for name in ("model.safetensors", "config.json", "trainer.json", "train_summary.json"):
             shutil.copy2(dest / name, init / name)  # the start, kept apart from the folder the export rewrites
         name, d, layers, lr, batch = next(s for s in plan["sweep"] if s[0] == earlier["chosen"])
-        horizon = args.horizon or int(steps_per_second(task, d, layers, batch) * args.continue_minutes * 60)
+        probe = steps_per_second(task, d, layers, batch)
+        horizon = args.horizon or int(probe * args.continue_minutes * 60)
         cmd = command(task, work / "continued", args.cache, d, layers, lr, batch, args.continue_minutes, horizon, plan,
                       args.patience, init=init)
         stage = {"task": task, "date": time.strftime("%Y-%m-%d"), "earlier": earlier, "horizon": horizon,
                  "command": cmd, "pool": prepare(task, plan, args.cache), "loads": []}
+        if args.horizon:
+            stage["horizon_note"] = (f"The cosine horizon was given (--horizon {args.horizon:,}); the 12-step probe "
+                                     f"measured {probe:.2f} steps/s ({int(probe * args.continue_minutes * 60):,} steps)")
         stage_file.write_text(json.dumps(stage, indent=1))
     with LoadMonitor() as load:
         final = run(stage["command"], work / "train.log")
@@ -243,36 +257,44 @@ def continue_training(task: str, args: argparse.Namespace, plan: dict) -> None:
 
 
 def export_continued(task: str, work: Path, dest: Path) -> None:
-    """The better of the two stages' best weights (by validation loss, the same fixed masks), in half precision,
-    with both stages' logs, ``TRAINING.md`` and ``training.png``, into ``dest``."""
+    """The better of the two stages' best weights — compared on the same held-out set, each as it would be
+    committed (half precision) — with both stages' logs, ``TRAINING.md`` and ``training.png``, into ``dest``.
+    Everything is checked and computed before the first file is written."""
     import torch
     from safetensors.torch import load_file
 
     from mdm_energy.models import load_model, save_model
 
-    stage = json.loads((work / "continue.json").read_text())
-    run_dir, init = work / "continued", work / "init"
+    stage_file, run_dir, init = work / "continue.json", work / "continued", work / "init"
+    needed = [stage_file, run_dir / "best.safetensors", run_dir / "trainer.json", init / "model.safetensors",
+              init / "trainer.json"]
+    missing = [str(f) for f in needed if not f.is_file()]
+    if missing:
+        raise SystemExit(f"cannot export {task}: missing {', '.join(missing)} (has the continuation run?)")
+    stage = json.loads(stage_file.read_text())
+    if "final" not in stage:
+        raise SystemExit(f"cannot export {task}: {stage_file} records no finished run (rerun the same command)")
     model = load_model(run_dir)
-    model.load_state_dict({k: v.float() for k, v in load_file(run_dir / "best.safetensors").items()})
-    # both stages' best weights on this run's validation set (the records' numbers may come from an earlier
-    # version of the split, e.g. after a task's score version changed which windows are scored)
+    model.load_state_dict({k: v.half().float() for k, v in load_file(run_dir / "best.safetensors").items()})
     stage["compared"] = {"first stage": held_out_loss(task, load_model(init), stage),
                          "second stage": held_out_loss(task, model, stage)}
     improved = stage["compared"]["second stage"] < stage["compared"]["first stage"]
+    stage["improved"] = improved
+    stage_meta = json.loads((run_dir / "trainer.json").read_text())
+    earlier_meta = json.loads((init / "trainer.json").read_text())
+    keys = ("step", "elapsed", "config", "log", "valid_log", "best_valid", "best_step")
+    # the continued stage at the top level (its config names the task, as every trainer.json's does)
+    trainer = {**{k: stage_meta[k] for k in keys}, "earlier": earlier_meta}
+    text = continued_md(task, stage, stage_meta, improved)
     if improved:
         save_model(model, dest, dtype=torch.float16)
     else:  # the continuation never beat the committed weights: they stay
         for name in ("model.safetensors", "config.json"):
             shutil.copy2(init / name, dest / name)
-    stage_meta = json.loads((run_dir / "trainer.json").read_text())
-    earlier_meta = json.loads((init / "trainer.json").read_text())
-    keys = ("step", "elapsed", "config", "log", "valid_log", "best_valid", "best_step")
-    (dest / "trainer.json").write_text(json.dumps({"earlier": earlier_meta,
-                                                   "continued": {k: stage_meta[k] for k in keys}}, indent=1))
-    stage["improved"] = improved
+    (dest / "trainer.json").write_text(json.dumps(trainer, indent=1))
     (dest / "train_summary.json").write_text(json.dumps(stage, indent=2) + "\n")
     plot_stages(task, earlier_meta, stage_meta, dest / "training.png")
-    (dest / "TRAINING.md").write_text(continued_md(task, stage, stage_meta, improved))
+    (dest / "TRAINING.md").write_text(text)
 
 
 def held_out_loss(task: str, model, stage: dict) -> float:
@@ -328,14 +350,17 @@ def continued_md(task: str, stage: dict, meta: dict, improved: bool) -> str:
              f"{final['best_step']:,}. " + (stage["horizon_note"] + ". " if stage.get("horizon_note") else "")
              + f"The 1-minute load average, sampled every 30 s while it trained: {load} "
              "(about 2 means the training alone).", "",
-             f"Both stages' best weights on that validation set (float32): first {stage['compared']['first stage']:.4f}, "
+             f"Both stages' best weights in half precision, as committed, on this run's validation set: first "
+             f"{stage['compared']['first stage']:.4f}, "
              f"second {stage['compared']['second stage']:.4f}. "
              + ("The committed weights are the second stage's best, in half precision." if improved else
                 "The second stage did not beat the first, so the committed weights are still the first stage's."),
              "",
              f"Data: a pool of {stage['pool']['train']['examples']:,} training examples and "
-             f"{stage['pool']['valid']['examples']:,} validation examples (fixed masks), the same as the first "
-             "stage's.", "", "Validation loss of the second stage:", "", "| step | minutes | validation loss |",
+             f"{stage['pool']['valid']['examples']:,} validation examples (fixed masks), built as the first "
+             "stage's (if the task's score version changed in between, which held-out windows it scores differs: "
+             "hence the comparison of both stages above on this run's set).", "", "Validation loss of the second stage:",
+             "", "| step | minutes | validation loss |",
              "|---|---|---|"]
     lines += [f"| {s:,} | {sec / 60:.1f} | {v:.4f} |" for s, sec, v in meta["valid_log"]]
     lines += ["", "Commands (in order): the first stage's", ""]
@@ -368,7 +393,10 @@ def main() -> None:
     ap.add_argument("--export-only", action="store_true",
                     help="with --continue-minutes: rewrite the checkpoint folders from the work folder's records")
     args = ap.parse_args()
+    if (args.export_only or args.horizon) and not args.continue_minutes:
+        ap.error("--export-only and --horizon apply to --continue-minutes only")
     args.patience = args.patience or (12 if args.continue_minutes else 4)
+    args.work, args.cache, args.export = args.work.resolve(), args.cache.resolve(), args.export.resolve()
     for task in args.tasks.split(","):
         plan = dict(PLAN[task])
         plan["pool"] = max(64, int(plan["pool"] * args.pool_scale))

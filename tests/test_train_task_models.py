@@ -1,0 +1,82 @@
+"""benchmarks/train_task_models.py --continue-minutes end to end on a tiny run: a committed (first-stage)
+checkpoint is warm-started, exported with both stages, re-exported identically, refused a second time, and
+bad flag combinations are refused."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+from mdm_energy.models import MDMConfig, MDMTransformer, load_model, save_model
+from mdm_energy.tasks import CountdownTask
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "train_task_models.py"
+
+
+def _first_stage(dest: Path) -> None:
+    """A checkpoint folder as the sweep exports it: the chosen recipe's size (d128, 4 layers), its logs."""
+    task = CountdownTask()
+    torch.manual_seed(0)
+    save_model(MDMTransformer(MDMConfig(vocab_size=task.vocab.size, mask_id=2, eos_id=1, pad_id=0,
+                                        max_len=task.prompt_len + task.gen_len, d_model=128, n_layers=4, n_heads=4,
+                                        d_ff=512)), dest, dtype=torch.float16)
+    (dest / "trainer.json").write_text(json.dumps({"step": 10, "elapsed": 60.0, "config": {"task": "countdown"},
+                                                   "log": [[5, 30.0, 2.5], [10, 60.0, 2.4]],
+                                                   "valid_log": [[10, 60.0, 2.45]], "best_valid": 2.45,
+                                                   "best_step": 10}))
+    (dest / "train_summary.json").write_text(json.dumps({
+        "task": "countdown", "date": "2026-11-29", "chosen": "d128-lr1e-3-b128", "commands": ["mdm-energy train ..."],
+        "final": {"minutes": 1.0, "steps": 10, "best_valid": 2.45, "best_step": 10}}))
+    (dest / "tuned_schedule.json").write_text('{"schedule": "beta:0.5,0.5", "checkpoint": "0123456789ab"}')
+
+
+def _run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, env=os.environ.copy(),
+                          timeout=300)
+
+
+def test_continue_exports_both_stages_and_keeps_the_better(tmp_path):
+    export, work, cache = tmp_path / "checkpoints", tmp_path / "work", tmp_path / "cache"
+    _first_stage(export / "countdown")
+    first = load_model(export / "countdown").state_dict()
+    common = ["--work", str(work), "--cache", str(cache), "--tasks", "countdown", "--export", str(export),
+              "--continue-minutes", "1", "--pool-scale", "0.001", "--valid-every", "3", "--horizon", "6"]
+    r = _run(*common)
+    assert r.returncode == 0, r.stderr[-2000:]
+    dest = export / "countdown"
+    stage = json.loads((dest / "train_summary.json").read_text())
+    assert stage["final"]["steps"] == 6 and stage["horizon"] == 6 and "--init" in stage["command"]
+    assert stage["improved"] == (stage["compared"]["second stage"] < stage["compared"]["first stage"])
+    trainer = json.loads((dest / "trainer.json").read_text())
+    assert trainer["config"]["task"] == "countdown" and trainer["step"] == 6 and trainer["earlier"]["step"] == 10
+    committed = load_model(dest).state_dict()
+    if stage["improved"]:  # the second stage's best weights, rounded to half precision
+        from safetensors.torch import load_file
+
+        best = load_file(work / "countdown" / "continued" / "best.safetensors")
+        assert all(torch.equal(committed[k], best[k].half().float()) for k in committed)
+    else:
+        assert all(torch.equal(committed[k], first[k]) for k in committed)
+    text = (dest / "TRAINING.md").read_text()
+    assert "--horizon 6" in text and "**d128-lr1e-3-b128**" in text and (dest / "training.png").stat().st_size > 0
+    assert json.loads((dest / "tuned_schedule.json").read_text())["schedule"] == "beta:0.5,0.5"  # kept, as a record
+    # --export-only rewrites the same files from the work folder's record
+    before = {f.name: f.read_bytes() for f in dest.iterdir() if f.name != "training.png"}
+    assert _run(*common, "--export-only").returncode == 0
+    assert {f.name: f.read_bytes() for f in dest.iterdir() if f.name != "training.png"} == before
+    # a continued checkpoint is not continued again by this script (its record is a stage, not a sweep)
+    r = _run(*[a if a != str(work) else str(tmp_path / "work2") for a in common])
+    assert r.returncode == 1 and "already a continued checkpoint" in r.stderr
+
+
+def test_bad_flag_combinations_are_refused(tmp_path):
+    r = _run("--work", str(tmp_path / "w"), "--cache", str(tmp_path / "c"), "--export-only")
+    assert r.returncode == 2 and "--continue-minutes only" in r.stderr and not (tmp_path / "w").exists()
+    r = _run("--work", str(tmp_path / "w"), "--cache", str(tmp_path / "c"), "--continue-minutes", "1", "--export-only",
+             "--export", str(tmp_path / "nothing"))
+    assert r.returncode == 1 and "missing" in r.stderr and r.stderr.strip().count("\n") == 0
