@@ -455,6 +455,10 @@ def test_generate_runs_on_each_family_folder(folders):
         again = generate(model, tok, ["ab", "hello there"], sampler="threshold-count", gen_length=9, steps_per_block=4,
                          stop_at_eos=True, block_options={"block_cache": False})
         assert again == texts
+    with pytest.raises(ValueError, match="^give steps or steps_per_block, not both$"):
+        generate(model, tok, ["ab"], sampler="fixed", gen_length=8, steps=8, steps_per_block=4)
+    with pytest.raises(ValueError, match="^steps_per_block: the threshold sampler takes no steps$"):
+        generate(model, tok, ["ab"], sampler="threshold", gen_length=8, steps_per_block=4)
 
 
 def test_the_generate_command_runs_on_a_folder(folders, capsys):
@@ -485,6 +489,11 @@ def test_the_lm_eval_model_runs_on_a_folder_and_logs_nfe(folders):
                                  for i, p in enumerate(["ab", "what is 2+2"])]) == texts  # batch and cache: same text
     with pytest.raises(ValueError, match="loglikelihood is not offered for block-diffusion models"):
         lm.loglikelihood([Instance("loglikelihood", {}, ("ab", "c"), 0)])
+    # the steps checks are the library's and the command line's, in model_args' words, before any model loads
+    with pytest.raises(ValueError, match="^give steps or steps_per_block in model_args, not both$"):
+        MDMEnergyLM(pretrained="/no/such/folder", sampler="fixed", steps=8, steps_per_block=4)
+    with pytest.raises(ValueError, match="^steps_per_block in model_args: the threshold sampler takes no steps$"):
+        MDMEnergyLM(pretrained="/no/such/folder", sampler="threshold", steps_per_block=4)
 
 
 def test_tune_with_the_lm_eval_objective_runs_on_a_folder(folders, tmp_path, capsys):

@@ -65,6 +65,7 @@ def _renderer(model, start: int, stream, end: "int | None" = None):
 def run(args: argparse.Namespace) -> None:
     import torch
 
+    from ..integrations.block_diffusion import check_steps_per_block
     from ..integrations.local import load_local_model
     from ..registry import sampler_spec
     from ..sampling import make_sampler
@@ -72,10 +73,7 @@ def run(args: argparse.Namespace) -> None:
     given = given_sampler_options(args)
     check_sampler_options(args.sampler, given)
     per_block = args.steps_per_block
-    if per_block is not None and args.steps is not None:
-        raise CLIError("give --steps or --steps-per-block, not both")
-    if per_block is not None and "steps" not in sampler_spec(args.sampler).params:
-        raise CLIError(f"--steps-per-block: the {args.sampler} sampler takes no steps")
+    check_steps_per_block(args.sampler, args.steps, per_block, ("--steps", "--steps-per-block"))
     if sampler_spec(args.sampler).needs_steps and args.steps is None and per_block is None:
         raise CLIError(f"--steps is required for the {args.sampler} sampler")
     sampler = make_sampler(args.sampler, **given)  # the options are checked before the model is loaded

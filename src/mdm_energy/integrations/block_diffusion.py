@@ -41,7 +41,8 @@ from torch import Tensor
 
 from ..sampling.base import Canvas, SampleOutput, _as_rows
 
-__all__ = ["BlockFamily", "BLOCK_FAMILIES", "block_family", "BlockCanvas", "BlockDiffusionDenoiser"]
+__all__ = ["BlockFamily", "BLOCK_FAMILIES", "block_family", "check_steps_per_block", "BlockCanvas",
+           "BlockDiffusionDenoiser"]
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,22 @@ def block_family(model) -> "str | None":
         if kind in fam.model_types or archs & set(fam.architectures):
             return fam.name
     return None
+
+
+def check_steps_per_block(sampler: str, steps: "int | None", steps_per_block: "int | None",
+                          names: tuple[str, str] = ("steps", "steps_per_block")) -> None:
+    """Refuse ``steps`` and ``steps_per_block`` together (one decides the other: :meth:`BlockDiffusionDenoiser.
+    total_steps`), and ``steps_per_block`` for a sampler that takes no steps — ``ValueError`` in the caller's
+    spelling of the two options (``names``: the library's, ``--steps``/``--steps-per-block``, lm-eval's
+    model_args). The one check behind ``generate()``, the ``generate`` command and the lm-eval model."""
+    if steps_per_block is None:
+        return
+    if steps is not None:
+        raise ValueError(f"give {names[0]} or {names[1]}, not both")
+    from ..registry import sampler_spec
+
+    if "steps" not in sampler_spec(sampler).params:
+        raise ValueError(f"{names[1]}: the {sampler} sampler takes no steps")
 
 
 @dataclass

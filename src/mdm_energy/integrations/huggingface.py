@@ -366,12 +366,9 @@ def generate(
     if steps_per_block is not None:
         if fam not in BLOCK_CAUSAL:
             raise ValueError(f"steps_per_block is for block-diffusion models; this is a {fam} model (give steps)")
-        if "steps" in sampler_options:
-            raise ValueError("give steps or steps_per_block, not both")
-        from ..registry import sampler_spec
+        from .block_diffusion import check_steps_per_block
 
-        if "steps" not in sampler_spec(sampler).params:
-            raise ValueError(f"steps_per_block: the {sampler} sampler takes no steps")
+        check_steps_per_block(sampler, sampler_options.get("steps"), steps_per_block)
         sampler_options["steps"] = den.total_steps(ids, gen_length, steps_per_block)
     s = make_sampler(sampler, **sampler_options)
     device = next(model.parameters()).device if hasattr(model, "parameters") else None

@@ -46,6 +46,7 @@ from lm_eval.api.registry import register_model
 
 from ..registry import sampler_options, sampler_spec
 from ._distributed import join_world
+from .block_diffusion import check_steps_per_block
 from .huggingface import denoiser_for, encode_prompts, generate, load_pretrained, model_family
 
 __all__ = ["MDMEnergyLM", "parse_model_args"]
@@ -150,9 +151,9 @@ class MDMEnergyLM(LM):
         spec = sampler_spec(sampler)
         # block-diffusion models (LLaDA 2.x, SDAR): steps per block of the model, and the finished-block cache
         per_block, block_cache = options.pop("steps_per_block", None), options.pop("block_cache", None)
-        if per_block is not None and "steps" in options:
-            raise ValueError("give steps or steps_per_block in model_args, not both")
         self.steps_per_block = None if per_block is None else int(per_block)
+        check_steps_per_block(sampler, options.get("steps"), self.steps_per_block,
+                              ("steps", "steps_per_block in model_args"))
         self.block_options = {} if block_cache is None else {"block_cache": str(block_cache).lower() in ("1", "true", "yes")}
         unknown = sorted(k for k in options if k not in spec.defaults)
         if unknown:
