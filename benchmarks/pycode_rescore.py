@@ -26,15 +26,10 @@ from real_tasks import CONFIG, RESULTS, ROOT, _cache  # noqa: E402
 def compiles_v1(prompt_line: str, generated: str) -> bool:
     """Version 1's whole metric (the compile test alone, a ``pass`` after any last line ending in ``:``):
     needed only to rebuild the item list the cached cells were scored on."""
+    from mdm_energy.tasks.pycode import compiles_framed
+
     text = textwrap.dedent(prompt_line + "\n" + generated).rstrip("\n")
-    last = text.split("\n")[-1]
-    if last.rstrip().endswith(":"):
-        text += "\n" + " " * (len(last) - len(last.lstrip()) + 4) + "pass"
-    try:
-        compile(text, "<snippet>", "exec")
-    except (SyntaxError, ValueError):
-        return False
-    return True
+    return compiles_framed(text, text.split("\n")[-1].rstrip().endswith(":"))
 
 
 def version1_items(n: int) -> list:

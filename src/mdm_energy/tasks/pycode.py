@@ -34,7 +34,7 @@ from typing import Iterator
 
 from .base import CharVocab, Example, Task, check_split, split_of
 
-__all__ = ["PyCodeTask", "compiles", "adds_code", "scores_one", "unigram_entropy", "stdlib_files"]
+__all__ = ["PyCodeTask", "compiles", "compiles_framed", "adds_code", "scores_one", "unigram_entropy", "stdlib_files"]
 
 PROMPT_CHARS, ANSWER_CHARS, ANSWER_LINES = 64, 96, 3
 _CHARS = "".join(chr(c) for c in range(32, 127)) + "\n"
@@ -60,7 +60,13 @@ def _compiles(text: str, tokens: "list[tokenize.TokenInfo] | None") -> bool:
     if tokens is None:
         return False
     code = [t for t in tokens if t.type not in _NOT_CODE]
-    if code and code[-1].type == tokenize.OP and code[-1].string == ":":
+    return compiles_framed(text, bool(code) and code[-1].type == tokenize.OP and code[-1].string == ":")
+
+
+def compiles_framed(text: str, opens_block: bool) -> bool:
+    """Whether ``text`` compiles in ``exec`` mode, with an indented ``pass`` after its last line when it
+    ``opens_block``."""
+    if opens_block:
         last = text.split("\n")[-1]
         text += "\n" + " " * (len(last) - len(last.lstrip()) + 4) + "pass"
     try:
