@@ -556,16 +556,6 @@ def test_bad_input_is_one_line_and_exit_2(folders, capsys):
         config.write_text(held)
 
 
-def test_profile_refuses_a_block_diffusion_model(folders, tmp_path, capsys):
-    """The profile's window starts after the prompt while a block-causal model's blocks start on its own boundary
-    inside the prompt: refused in one line (not a profile of another path), nothing written."""
-    prompts = tmp_path / "p.txt"
-    prompts.write_text("ab\nhello there\n")
-    line = error_line(capsys, ["profile", "--model", str(folders["sdar"]), "--trust-remote-code", "--prompts",
-                               str(prompts), "--length", "8", "--save", str(tmp_path / "prof.json")])
-    assert "is a block-diffusion model" in line and not (tmp_path / "prof.json").exists()
-
-
 def test_a_config_without_the_family_s_fields_and_a_forward_without_a_cache_are_refused():
     model = tiny("llada2", 0)
     model.config.mask_token_id = None

@@ -6,6 +6,10 @@ The profile u(j) says how much uncertainty is left once j positions of the model
 metric, printed as a ``table:`` spec (with ``--block-length``, one per block: a ``blocks:`` spec) usable
 wherever a schedule is, with the nearest ``beta:a,b``.
 
+A block-diffusion model (LLaDA 2.x, SDAR) is profiled in its own blocks, through its cache, on the path its
+samplers take (the first block decoded holds the prompt's end); its schedules are for ``--steps-per-block``,
+as ``generate`` takes them.
+
 The reveal order follows the sampler options (``--sampler``, ``--remasking``, ``--temperature``,
 ``--block-length``; by default the default sampler's: ``fixed`` with low_confidence remasking, the
 confidence order), so that ``profile`` and then ``eval``/``generate`` with the printed options and spec is
@@ -66,6 +70,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help=f"with --block-length: one schedule per block (each; default {DEFAULT_BLOCK_SCHEDULE}) or one "
                    "shared by all blocks")
     p.add_argument("--steps", "-N", type=_steps_list, help="also print the schedule for these step counts, e.g. 8,16")
+    p.add_argument("--steps-per-block", type=_steps_list, metavar="N[,N...]",
+                   help="block-diffusion models (LLaDA 2.x, SDAR): also print the schedule for these steps per block "
+                   "of the model (as generate --steps-per-block takes them)")
     p.add_argument("--batch-size", type=positive_int("batch-size"), default=128)
     p.add_argument("--seed", type=seed_int(), default=0)
     add_trust_remote_code(p)
@@ -150,6 +157,24 @@ def _check_outputs(args: argparse.Namespace) -> None:
         check_output_path(args.save, "--save")
 
 
+def _check_step_options(args: argparse.Namespace, block_causal: bool, length: int, block_length: "int | None",
+                        what: str) -> None:
+    """``--steps`` for a window, ``--steps-per-block`` for a block-causal model's blocks; ``what`` names the model
+    or profile in the message."""
+    if block_causal:
+        if args.steps:
+            raise CLIError(f"--steps does not apply to {what} (block diffusion: steps are per block, and how many "
+                           "blocks a run decodes depends on its prompt): give --steps-per-block")
+        big = [n for n in args.steps_per_block or () if n > block_length]
+        if big:
+            raise CLIError(f"--steps-per-block {big[0]} exceeds the model's blocks of {block_length} (at most one call "
+                           "per token)")
+        return
+    if args.steps_per_block:
+        raise CLIError(f"--steps-per-block is for block-diffusion models (LLaDA 2.x, SDAR), not {what}: give --steps")
+    _check_steps(args.steps, length, block_length)
+
+
 def _check_steps(steps, length: int, block_length: "int | None") -> None:
     too_many = [n for n in steps or () if n > length]
     if too_many:
@@ -183,16 +208,23 @@ def _estimate(args: argparse.Namespace):
     if model.uniform is not None:
         raise CLIError(f"{folder!r} is a uniform-noise model (DiffusionGemma): the information profile reveals masked "
                        "positions, and it has no mask")
-    if getattr(model.denoiser, "block_causal", False):  # its canvas starts on the model's block boundary
-        raise CLIError(f"{folder!r} is a block-diffusion model: profiles follow a window that starts after the prompt, "
-                       "its blocks start on the model's block boundary inside the prompt (not supported yet)")
     length = args.length or model.gen_length
     bl = path.get("block_length")
-    if bl is not None and length % bl:
-        raise CLIError(f"--block-length {bl} does not divide the window of {length}")
-    if bl is not None and answers is not None:
-        raise CLIError("given completions are revealed over the whole window: leave --block-length out")
-    _check_steps(args.steps, length, bl)
+    if getattr(model.denoiser, "block_causal", False):  # its own blocks, from the one holding the prompt's end
+        size = int(model.denoiser.block_size)
+        if bl is not None and bl != size:
+            raise CLIError(f"--block-length {bl} differs from the model's block size {size} (a block-causal model "
+                           "decodes its own blocks; leave --block-length out)")
+        if answers is not None:
+            raise CLIError("given completions are not supported on a block-diffusion model (its blocks start inside "
+                           "the prompt): give prompts without \"completion\"")
+        _check_step_options(args, True, length, size, f"the block-diffusion model {folder!r}")
+    else:
+        if bl is not None and length % bl:
+            raise CLIError(f"--block-length {bl} does not divide the window of {length}")
+        if bl is not None and answers is not None:
+            raise CLIError("given completions are revealed over the whole window: leave --block-length out")
+        _check_step_options(args, False, length, bl, repr(folder))
     if args.task is not None:
         if model.task is None:
             raise CLIError(f"--task needs one of our task checkpoints; {folder!r} is a Hugging Face model: use --prompts")
@@ -224,6 +256,8 @@ def _matched(prof) -> str:
         path = {"sampler": "fixed", "remasking": "random" if prof.order == "random" else prof.meta.get("remasking", "low_confidence")}
         if prof.block_length:
             path["block_length"] = prof.block_length
+    if prof.layout == "block-causal":  # the model's own blocks: generate takes no --block-length for them
+        path.pop("block_length", None)
     parts = [f"--sampler {path.pop('sampler')}"]
     for k, v in path.items():
         if v is not None and not (k == "temperature" and v == 0.0):
@@ -238,8 +272,10 @@ def run(args: argparse.Namespace) -> None:
 
     _check_outputs(args)
     folder = args.model or args.checkpoint
-    if args.blocks is not None and args.load is None and getattr(args, "block_length", None) is None:
-        raise CLIError("--blocks applies to a profile with blocks: give --block-length")
+    if (args.blocks is not None and args.load is None and getattr(args, "block_length", None) is None
+            and args.steps_per_block is None):
+        raise CLIError("--blocks applies to a profile with blocks: give --block-length (or, for a block-diffusion "
+                       "model, --steps-per-block)")
     if args.load:
         given = [f for f, v in (("--task", args.task), ("--prompts", args.prompts), ("--length", args.length),
                                 ("--order", args.order), ("--sampler", args.sampler), ("--statistic", args.statistic),
@@ -262,9 +298,13 @@ def run(args: argparse.Namespace) -> None:
         prof = _estimate(args)
     if args.blocks is not None and not prof.block_length:
         raise CLIError("--blocks applies to a profile with blocks: give --block-length")
-    _check_steps(args.steps, prof.length, prof.block_length)
+    causal = prof.layout == "block-causal"
+    _check_step_options(args, causal, prof.length, prof.block_length,
+                        (f"profile file {args.load!r}" if args.load else "the profile")
+                        + (" (of a block-diffusion model)" if causal else " (of a window)"))
     try:
-        schedules = [profile_schedule(prof, n, blocks=args.blocks) for n in args.steps or ()]
+        schedules = ([profile_schedule(prof, steps_per_block=n, blocks=args.blocks) for n in args.steps_per_block or ()]
+                     if causal else [profile_schedule(prof, n, blocks=args.blocks) for n in args.steps or ()])
     except ValueError as exc:
         raise CLIError(str(exc)) from None
     if args.save is not None and not args.load:
@@ -280,14 +320,17 @@ def run(args: argparse.Namespace) -> None:
         se = np.asarray(prof.stderr) / np.log(2)
         picks = sorted(set(np.linspace(0, prof.length - 1, min(prof.length, 12)).round().astype(int).tolist()))
         rows = [[str(j), f"{h[j]:.4f}", f"{se[j]:.4f}"] for j in picks]
-        blocks = f", {prof.blocks} blocks of {prof.block_length}" if prof.block_length else ""
+        blocks = (f", {prof.blocks} blocks of the model's {prof.block_length} (block 0 holds the prompt's end)" if causal
+                  else f", {prof.blocks} blocks of {prof.block_length}" if prof.block_length else "")
         out = [f"information profile of {prof.source or 'a model'}: {prof.samples} samples, {prof.order} order, "
                f"statistic {prof.statistic}{blocks}, {prof.calls} batched model calls",
                format_table(["revealed j", "u(j) bits", "s.e."], rows)]
         for s in schedules:
-            out += [f"N={s.steps}: counts {s.counts}", f"  {s.table}", f"  nearest {s.beta} (counts {s.beta_counts})"]
+            steps = f"{s.steps_per_block} steps per block" if causal else f"N={s.steps}"
+            out += [f"{steps}: counts {s.counts}", f"  {s.table}", f"  nearest {s.beta} (counts {s.beta_counts})"]
         if schedules:
-            out.append(f"matched sampler options (the path profiled): {_matched(prof)} --schedule SPEC -N N")
+            out.append(f"matched sampler options (the path profiled): {_matched(prof)} --schedule SPEC "
+                       + ("--steps-per-block N" if causal else "-N N"))
         return "\n".join(out)
 
     emit(args.json, payload, human)

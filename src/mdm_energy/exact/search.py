@@ -47,6 +47,7 @@ __all__ = [
     "true_optimum",
     "infocurve_bound",
     "infocurve_counts",
+    "infocurve_counts_shared",
     "counts_schedule",
 ]
 
@@ -234,13 +235,23 @@ def true_optimum(objective: KLObjective, starts: Iterable["Schedule | str | Sequ
     return optimal_reveal(objective, [objective.reveal(s) for s in starts if isinstance(s, (str, Schedule))])
 
 
-def infocurve_bound(Z: np.ndarray, counts: Sequence[int]) -> float:
-    """The information-curve bound of docs/design.md §5 for per-step ``counts`` (Z[j-1] = Z_j)."""
+def infocurve_bound(Z: np.ndarray, counts: Sequence[int], weights: "Sequence[float] | None" = None) -> float:
+    r"""The information-curve bound of docs/design.md §5 for per-step ``counts`` (Z[j-1] = Z_j).
+
+    With ``weights`` :math:`w_j \ge 0` (one per position), each position's term is weighted:
+    :math:`\sum_m \sum_{j=c_{m-1}}^{c_m-1} w_j (Z_{j+1} - Z_{c_{m-1}+1})` — the pooled bound of rows of which
+    only a share :math:`w_j` still has a ``j``-th token to commit (a block-causal model's first block, whose
+    first positions hold the prompt's tail: :func:`~mdm_energy.profile.profile_schedule`); ``None`` is
+    :math:`w \equiv 1`."""
     total, c_prev = 0.0, 0
+    w = None if weights is None else _checked_weights(weights, len(Z))
     for c in counts:
         c_next = c_prev + int(c)
         if c_next > c_prev:
-            total += float(np.sum(Z[c_prev:c_next]) - (c_next - c_prev) * Z[c_prev])
+            if w is None:
+                total += float(np.sum(Z[c_prev:c_next]) - (c_next - c_prev) * Z[c_prev])
+            else:
+                total += float(np.sum(w[c_prev:c_next] * (np.asarray(Z[c_prev:c_next]) - Z[c_prev])))
         c_prev = c_next
     return total
 
@@ -249,7 +260,58 @@ def infocurve_bound(Z: np.ndarray, counts: Sequence[int]) -> float:
 BOUND_TIE_RTOL = 1e-12
 
 
-def infocurve_counts(Z: np.ndarray, steps: int) -> InfoCurveSchedule:
+def _checked_weights(weights: Sequence[float], n: int) -> np.ndarray:
+    w = np.asarray(weights, dtype=np.float64)
+    if w.shape != (n,) or not np.all(np.isfinite(w)) or (w < 0).any():
+        raise ValueError(f"weights must be {n} finite values >= 0, one per position")
+    return w
+
+
+def _step_costs(Z: np.ndarray, weights: "Sequence[float] | None" = None) -> tuple[np.ndarray, np.ndarray]:
+    """``(cost, size)``, both ``(n + 1, n + 1)``: ``cost[a, b]`` the bound of one step that takes the cumulative
+    count from ``a`` to ``b`` (``a <= b``; ``inf`` below the diagonal) and ``size[a, b]`` its squared (weighted)
+    number of tokens, the tie-break of :func:`infocurve_counts`."""
+    n = len(Z)
+    Z = np.asarray(Z, dtype=np.float64)
+    a_idx, b_idx = np.arange(n + 1)[:, None], np.arange(n + 1)[None, :]
+    Za = np.append(Z, 0.0)[:, None]  # Z[a]; the row a = n only ever pairs with b = n (cost 0)
+    if weights is None:
+        csum = np.concatenate([[0.0], np.cumsum(Z)])
+        cost = np.where(b_idx >= a_idx, csum[None, :] - csum[:, None] - (b_idx - a_idx) * Za, np.inf)
+        size = np.where(b_idx >= a_idx, (b_idx - a_idx) ** 2, 0).astype(np.float64)
+        return cost, size
+    w = _checked_weights(weights, n)
+    cw, cwz = np.concatenate([[0.0], np.cumsum(w)]), np.concatenate([[0.0], np.cumsum(w * Z)])
+    cost = np.where(b_idx >= a_idx, cwz[None, :] - cwz[:, None] - (cw[None, :] - cw[:, None]) * Za, np.inf)
+    size = np.where(b_idx >= a_idx, (cw[None, :] - cw[:, None]) ** 2, 0.0)
+    return cost, size
+
+
+def _counts_from_costs(cost: np.ndarray, size: np.ndarray, steps: int) -> InfoCurveSchedule:
+    """The dynamic programme of :func:`infocurve_counts` over step costs (:func:`_step_costs`, or a sum of them)."""
+    n = cost.shape[0] - 1
+    cost = cost.copy()
+    cost[np.arange(n + 1), np.arange(n + 1)] = 0.0 if steps > n else np.inf  # empty steps only when unavoidable
+    V = np.full((steps + 1, n + 1), math.inf)
+    W = np.full((steps + 1, n + 1), math.inf)
+    arg = np.zeros((steps + 1, n + 1), dtype=np.int64)
+    V[0, 0], W[0, 0] = 0.0, 0.0
+    cols = np.arange(n + 1)
+    for m in range(1, steps + 1):
+        total = V[m - 1][:, None] + cost  # (a, b)
+        best = total.min(axis=0)
+        tied = total <= best + BOUND_TIE_RTOL * np.maximum(1.0, np.abs(best))
+        second = np.where(tied, W[m - 1][:, None] + size, math.inf)
+        arg[m] = np.argmin(second, axis=0)  # first minimum: the smallest a among the evenest
+        V[m], W[m] = total[arg[m], cols], second[arg[m], cols]
+    cum = [n]
+    for m in range(steps, 0, -1):
+        cum.append(int(arg[m, cum[-1]]))
+    cum = cum[::-1]
+    return InfoCurveSchedule([b - a for a, b in zip(cum, cum[1:])], float(V[steps, n]))
+
+
+def infocurve_counts(Z: np.ndarray, steps: int, weights: "Sequence[float] | None" = None) -> InfoCurveSchedule:
     r"""Counts minimising :func:`infocurve_bound` over ``steps`` steps (dynamic programme over cumulative counts).
 
     **No empty step when** ``steps <= n``: every step commits at least one token. Nothing is lost by it:
@@ -262,33 +324,27 @@ def infocurve_counts(Z: np.ndarray, steps: int) -> InfoCurveSchedule:
     **Ties** (a flat curve makes every composition's bound equal, to :data:`BOUND_TIE_RTOL`) go to the most
     even counts (least :math:`\sum_k c_k^2`), then to the smaller earlier cumulative counts — a curve with no
     information to use gives the linear schedule, not one that front-loads every token.
+
+    With ``weights`` (:func:`infocurve_bound`'s) the weighted bound is minimised and "even" means even in
+    weighted tokens (least :math:`\sum_k (\sum_{j \in \text{step } k} w_j)^2`), so positions of weight 0 —
+    tokens no row has — join a step of real tokens rather than take a step of their own while real tokens
+    share one (splitting still never raises the weighted bound: the change is
+    :math:`(\sum_{j=m}^{b-1} w_j)(Z_{a+1} - Z_{m+1}) \le 0`).
     """
-    n = len(Z)
-    Z = np.asarray(Z, dtype=np.float64)
-    csum = np.concatenate([[0.0], np.cumsum(Z)])
-    a_idx, b_idx = np.arange(n + 1)[:, None], np.arange(n + 1)[None, :]
-    Za = np.append(Z, 0.0)[:, None]  # Z[a]; the row a = n only ever pairs with b = n (cost 0)
-    # cost[a, b]: the bound of one step that takes the cumulative count from a to b (a <= b)
-    cost = np.where(b_idx >= a_idx, csum[None, :] - csum[:, None] - (b_idx - a_idx) * Za, np.inf)
-    cost[np.arange(n + 1), np.arange(n + 1)] = 0.0 if steps > n else np.inf  # empty steps only when unavoidable
-    spread = np.where(b_idx >= a_idx, (b_idx - a_idx) ** 2, 0).astype(np.float64)  # the tie-break, sum of c^2
-    V = np.full((steps + 1, n + 1), math.inf)
-    W = np.full((steps + 1, n + 1), math.inf)
-    arg = np.zeros((steps + 1, n + 1), dtype=np.int64)
-    V[0, 0], W[0, 0] = 0.0, 0.0
-    cols = np.arange(n + 1)
-    for m in range(1, steps + 1):
-        total = V[m - 1][:, None] + cost  # (a, b)
-        best = total.min(axis=0)
-        tied = total <= best + BOUND_TIE_RTOL * np.maximum(1.0, np.abs(best))
-        second = np.where(tied, W[m - 1][:, None] + spread, math.inf)
-        arg[m] = np.argmin(second, axis=0)  # first minimum: the smallest a among the evenest
-        V[m], W[m] = total[arg[m], cols], second[arg[m], cols]
-    cum = [n]
-    for m in range(steps, 0, -1):
-        cum.append(int(arg[m, cum[-1]]))
-    cum = cum[::-1]
-    return InfoCurveSchedule([b - a for a, b in zip(cum, cum[1:])], float(V[steps, n]))
+    cost, size = _step_costs(Z, weights)
+    return _counts_from_costs(cost, size, steps)
+
+
+def infocurve_counts_shared(curves: Sequence[np.ndarray], steps: int,
+                            weights: "Sequence[Sequence[float]] | None" = None) -> InfoCurveSchedule:
+    """One count vector for several curves of the same length (the blocks of a run, all replaying the same
+    counts) minimising the sum of their bounds (:func:`infocurve_bound`, each with its own ``weights``);
+    ties as in :func:`infocurve_counts`, on the summed sizes."""
+    weights = [None] * len(curves) if weights is None else list(weights)
+    if not curves or len(weights) != len(curves) or len({len(Z) for Z in curves}) != 1:
+        raise ValueError("give one or more curves of the same length, and one weight vector per curve")
+    parts = [_step_costs(Z, w) for Z, w in zip(curves, weights)]
+    return _counts_from_costs(sum(c for c, _ in parts), sum(s for _, s in parts), steps)
 
 
 def counts_schedule(counts: Sequence[int]) -> Table:

@@ -398,7 +398,7 @@ class Sampler(ABC):
             raise ValueError(f"cache {self.cache!r} needs a denoiser with key/value caching (full and span calls); "
                              f"{type(getattr(denoiser, 'model', denoiser)).__name__} has none")
         run.prefix = prefix
-        per_block = self._block_schedules(len(blocks))
+        per_block = self._block_schedules(len(blocks), block_causal)
         with torch.no_grad():
             self.begin(run)
             for b, (lo, hi) in enumerate(blocks):
@@ -630,15 +630,28 @@ class Sampler(ABC):
                 "stops": torch.tensor(sorted(stops), dtype=torch.long, device=device),
                 "fill": int(eos) if eos is not None else (min(stops) if stops else int(denoiser.mask_id))}
 
-    def _block_schedules(self, num_blocks: int) -> "tuple | None":
+    def _block_schedules(self, num_blocks: int, block_causal: bool = False) -> "tuple | None":
         """The per-block schedules of a ``blocks:`` schedule (:class:`~mdm_energy.schedules.PerBlock`), one per
-        block (``ValueError`` when their number is not the number of blocks); ``None`` for any other."""
+        block (``ValueError`` when their number is not the number of blocks); ``None`` for any other.
+
+        On a block-causal canvas (block diffusion) block ``k`` is the ``k``-th from the one holding the prompt's
+        end, whatever the prompt, and how many blocks a run decodes depends on its prompts — by at most one for
+        one answer length (the prompt's tail in the first block is shorter than a block): a schedule for one
+        block more gives its first ``num_blocks`` (a block-causal profile's schedule covers its longest layout);
+        any other difference is refused."""
         from ..schedules import PerBlock
 
         sched = getattr(self, "schedule", None)
         if not isinstance(sched, PerBlock):
             return None
+        if block_causal and len(sched.schedules) == num_blocks + 1:
+            return sched.schedules[:num_blocks]
         if len(sched.schedules) != num_blocks:
+            if block_causal:
+                raise ValueError(f"the schedule {sched.spec[:60]}{'…' if len(sched.spec) > 60 else ''} has "
+                                 f"{len(sched.schedules)} block schedules and these prompts' layout decodes "
+                                 f"{num_blocks} blocks of the model: give one for each, or one more (a profile "
+                                 "for the same answer length covers them)")
             raise ValueError(f"the schedule {sched.spec[:60]}{'…' if len(sched.spec) > 60 else ''} has "
                              f"{len(sched.schedules)} block schedules for {num_blocks} block(s): give block_length "
                              f"so that the window has {len(sched.schedules)} blocks")
