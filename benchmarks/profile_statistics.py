@@ -37,7 +37,6 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import real_tasks  # noqa: E402  (the paired test items, the step grid, the cache cell)
 
-ROOT = real_tasks.ROOT
 RESULTS = real_tasks.RESULTS
 ITEMS = RESULTS / "profile_statistics_items.npz"
 #: the block study: task and block length (must divide the window and every step count of its grid)
@@ -187,11 +186,7 @@ def _plot(all_res: dict, path: Path) -> None:
             pts = [r for r in res["rows"] if r["schedule"] == label]
             ax.errorbar([r["steps"] for r in pts], [r["value"] for r in pts], yerr=[r["stderr"] for r in pts],
                         fmt="-o" if label in ("linear", "total") else ":.", ms=3, capsize=2, label=label, color=f"C{k}")
-        ax.set(xscale="log", xlabel="steps N", ylabel=res["metric"], title=f"{name} (n={res['n']})")
-        ax.set_xticks(res["steps"], [str(n) for n in res["steps"]])
-        ax.minorticks_off()
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+        real_tasks.style_axis(ax, res, f"{name} (n={res['n']})", legend_size=7, minor_ticks=False)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -218,13 +213,7 @@ def main() -> None:
     real_tasks.ITEMS = ITEMS  # the cell cache of this script, not real_tasks'
     cache = {} if args.fresh else real_tasks._cache()
     t0 = time.time()
-    all_res = {}
-    for name in [t for t in args.tasks.split(",") if t]:
-        if not (ROOT / "checkpoints" / name / "model.safetensors").exists():
-            print(f"skip {name}: no checkpoint", file=sys.stderr)
-            continue
-        all_res[name] = run_task(name, args, cache)
-        print(f"{name}: {all_res[name]['seconds']:.0f} s", file=sys.stderr, flush=True)
+    all_res = real_tasks.run_tasks(args.tasks, run_task, args, cache)
     meta = {"command": "python benchmarks/profile_statistics.py " + " ".join(sys.argv[1:]), "quick": args.quick,
             "minutes": (time.time() - t0) / 60, "threads": torch.get_num_threads(), "png": f"{stem}.png"}
     RESULTS.mkdir(parents=True, exist_ok=True)

@@ -309,12 +309,47 @@ def _pycode_quality(task, test, cache, tag, tuned, steps, extra) -> dict:
     return out
 
 
+def run_tasks(names: str, run_one, args, cache: dict) -> dict:
+    """``{task: run_one(task, args, cache)}`` for each comma-separated task that has a checkpoint under
+    ``checkpoints/<task>/`` (the others are skipped, said on stderr), each one's seconds printed as it ends —
+    the task loop of real_tasks.py and profile_statistics.py."""
+    out = {}
+    for name in [t for t in names.split(",") if t]:
+        if not has_checkpoint(name):
+            continue
+        out[name] = run_one(name, args, cache)
+        print(f"{name}: {out[name]['seconds']:.0f} s", file=sys.stderr, flush=True)
+    return out
+
+
+def has_checkpoint(name: str) -> bool:
+    """Whether ``checkpoints/<name>/`` holds weights; if not, says on stderr that the task is skipped."""
+    if (ROOT / "checkpoints" / name / "model.safetensors").exists():
+        return True
+    print(f"skip {name}: no checkpoint", file=sys.stderr)
+    return False
+
+
+def style_axis(ax, res: dict, title: str, xlabel: str = "steps N", legend_size: int = 6,
+               minor_ticks: bool = True) -> None:
+    """A real-task panel's axes: log steps (or calls) labelled at the task's step grid, the task's metric, a
+    grid and a legend — shared by the real-task benchmarks' plots (``minor_ticks=False``: no minor marks)."""
+    import matplotlib.ticker
+
+    ax.set(xscale="log", xlabel=xlabel, ylabel=res["metric"], title=title)
+    ax.set_xticks(res["steps"], [str(n) for n in res["steps"]])  # the step grid, not log-scale labels
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    if not minor_ticks:
+        ax.minorticks_off()
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=legend_size)
+
+
 def _plot(all_res: dict) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import matplotlib.ticker
 
     names = list(all_res)
     fig, axes = plt.subplots(1, len(names), figsize=(5.2 * len(names), 4.3), squeeze=False)
@@ -330,11 +365,7 @@ def _plot(all_res: dict) -> None:
         ada = res["adaptive"]
         ax.scatter([a["nfe"] for a in ada], [a["value"] for a in ada], marker="*", s=70, color="k", zorder=5,
                    label="adaptive and peer rules")
-        ax.set(xscale="log", xlabel="model calls per answer", ylabel=res["metric"], title=f"{name} (L={res['L']}, n={res['n']})")
-        ax.set_xticks(res["steps"], [str(n) for n in res["steps"]])  # the step grid, not log-scale labels
-        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=6)
+        style_axis(ax, res, f"{name} (L={res['L']}, n={res['n']})", xlabel="model calls per answer")
     fig.tight_layout()
     fig.savefig(RESULTS / "real_tasks.png", dpi=130)
     plt.close(fig)
@@ -443,13 +474,7 @@ def main() -> None:
 
     cache = {} if args.fresh else _cache()
     t0 = time.time()
-    all_res = {}
-    for name in [t for t in args.tasks.split(",") if t]:
-        if not (ROOT / "checkpoints" / name / "model.safetensors").exists():
-            print(f"skip {name}: no checkpoint", file=sys.stderr)
-            continue
-        all_res[name] = run_task(name, args, cache)
-        print(f"{name}: {all_res[name]['seconds']:.0f} s", file=sys.stderr, flush=True)
+    all_res = run_tasks(args.tasks, run_task, args, cache)
     meta = {"command": "python benchmarks/real_tasks.py " + " ".join(sys.argv[1:]), "minutes": (time.time() - t0) / 60,
             "threads": torch.get_num_threads()}
     RESULTS.mkdir(parents=True, exist_ok=True)

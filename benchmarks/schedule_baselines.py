@@ -171,7 +171,7 @@ def _jys_grid(klub, L: int, steps: list[int], rows: int, batch: int = 64) -> tup
 
 
 def real_part(tasks: list[str], quick: bool, cells: Cells) -> dict:
-    from real_tasks import CONFIG, TestItems
+    from real_tasks import CONFIG, TestItems, has_checkpoint
 
     from mdm_energy.jys import ModelKLUB
     from mdm_energy.models import as_denoiser
@@ -180,8 +180,7 @@ def real_part(tasks: list[str], quick: bool, cells: Cells) -> dict:
     rows_n = 64 if quick else 256
     out = {}
     for name in tasks:
-        if not (ROOT / "checkpoints" / name / "model.safetensors").exists():
-            print(f"skip {name}: no checkpoint", file=sys.stderr)
+        if not has_checkpoint(name):
             continue
         t0 = time.time()
         items = TestItems.load(name, quick)
@@ -302,7 +301,7 @@ def _plot(exact: list, real: dict) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import matplotlib.ticker
+    from real_tasks import style_axis
 
     panels = (1 if exact else 0) + len(real)
     if not panels:
@@ -326,11 +325,7 @@ def _plot(exact: list, real: dict) -> None:
             pts = [r for r in res["rows"] if r["method"] == m]
             ax.errorbar([r["steps"] for r in pts], [r["value"] for r in pts], yerr=[r["stderr"] for r in pts], fmt="-o",
                         ms=3, capsize=2, label=m, color=f"C{j}")
-        ax.set(xscale="log", xlabel="steps N", ylabel=res["metric"], title=f"{name} (L={res['L']}, n={res['n']})")
-        ax.set_xticks(res["steps"], [str(n) for n in res["steps"]])
-        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=6)
+        style_axis(ax, res, f"{name} (L={res['L']}, n={res['n']})")
     fig.tight_layout()
     fig.savefig(RESULTS / "schedule_baselines.png", dpi=130)
     plt.close(fig)

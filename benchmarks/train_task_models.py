@@ -17,10 +17,12 @@ Every run is a plain ``mdm-energy train`` command (printed and recorded), so any
 
 ``--continue-minutes M`` trains the committed checkpoints longer instead: each task's committed weights are
 copied into the work folder and warm-started (``mdm-energy train --init``: a new optimiser and cosine
-schedule, the chosen recipe of the earlier stage) for ``M`` more minutes of training, stopping early after
-``--patience`` validations without a new best; the export then records both stages. Interrupted, the same
+schedule, the chosen recipe of the first stage) for ``M`` more minutes of training, stopping early after
+``--patience`` validations without a new best; the export then records every stage. Interrupted, the same
 command resumes the run where its last checkpoint left it (every 5 minutes). ``--export-only`` rewrites
-the checkpoint folders from the work folder's records (nothing is trained).
+the checkpoint folders from the work folder's records (nothing is trained). A continued checkpoint is
+continued again the same way with a new ``--work`` folder (one work folder holds one continuation): its
+record then holds a chain of stages, the sweep's first.
 """
 
 from __future__ import annotations
@@ -182,8 +184,14 @@ def plot_curves(record: dict, path: Path) -> None:
                           label=f"{name} train")
         ax.plot([x[1] / 60 for x in meta["valid_log"]], [x[2] for x in meta["valid_log"]], "o-", ms=3,
                 color=line.get_color(), label=f"{name} validation")
-    ax.set(xlabel="minutes", ylabel="loss (negative ELBO per answer token)", yscale="log",
-           title=f"{record['task']}: sweep and continued run")
+    _save_loss_plot(fig, ax, "minutes", f"{record['task']}: sweep and continued run", path)
+
+
+def _save_loss_plot(fig, ax, xlabel: str, title: str, path: Path) -> None:
+    """The loss axes of every training plot (log loss against minutes, a grid, a legend), saved and closed."""
+    import matplotlib.pyplot as plt
+
+    ax.set(xlabel=xlabel, ylabel="loss (negative ELBO per answer token)", yscale="log", title=title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     fig.savefig(path, dpi=120, bbox_inches="tight")
@@ -221,21 +229,23 @@ def continue_training(task: str, args: argparse.Namespace, plan: dict) -> None:
     stage_file, init = work / "continue.json", work / "init"
     if stage_file.is_file():  # a resumed continuation: the same start, horizon and command
         stage = json.loads(stage_file.read_text())
+        exported = json.loads((args.export / task / "train_summary.json").read_text())
+        if "final" in stage and exported.get("command") == stage["command"]:
+            raise SystemExit(f"{task}: {work} holds a finished continuation, already exported to {args.export / task}; "
+                             "to continue it again give a new --work (one work folder holds one continuation), or "
+                             "--export-only to rewrite the export")
         if args.horizon and args.horizon != stage["horizon"]:
             print(f"{task}: resuming with the recorded horizon {stage['horizon']:,} (--horizon {args.horizon:,} "
                   "applies to a new continuation only)", file=sys.stderr, flush=True)
     else:
         dest = args.export / task
         earlier = json.loads((dest / "train_summary.json").read_text())
-        if "earlier" in earlier:
-            raise SystemExit(f"{dest} is already a continued checkpoint; train it longer with `mdm-energy train "
-                             "--init` (this script continues a swept one)")
         if init.exists():
             shutil.rmtree(init)
         init.mkdir()
         for name in ("model.safetensors", "config.json", "trainer.json", "train_summary.json"):
             shutil.copy2(dest / name, init / name)  # the start, kept apart from the folder the export rewrites
-        name, d, layers, lr, batch = next(s for s in plan["sweep"] if s[0] == earlier["chosen"])
+        name, d, layers, lr, batch = next(s for s in plan["sweep"] if s[0] == stage_chain(earlier)[0]["chosen"])
         probe = steps_per_second(task, d, layers, batch)
         horizon = args.horizon or int(probe * args.continue_minutes * 60)
         cmd = command(task, work / "continued", args.cache, d, layers, lr, batch, args.continue_minutes, horizon, plan,
@@ -256,10 +266,28 @@ def continue_training(task: str, args: argparse.Namespace, plan: dict) -> None:
           f"{stage['earlier']['final']['best_valid']:.4f})", file=sys.stderr, flush=True)
 
 
+def stage_chain(record: dict) -> list[dict]:
+    """The stages behind a checkpoint's ``train_summary.json``, oldest first: the sweep's record (``chosen``,
+    ``commands``), then each continuation's (``command``, ``earlier``: the record of the weights it started from)."""
+    chain = [record]
+    while "earlier" in chain[-1]:
+        chain.append(chain[-1]["earlier"])
+    return chain[::-1]
+
+
+ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth")
+
+
+def ordinal(k: int) -> str:
+    """``k``-th (0-based) in words, as TRAINING.md names the stages."""
+    return ORDINALS[k] if k < len(ORDINALS) else f"{k + 1}th"
+
+
 def export_continued(task: str, work: Path, dest: Path) -> None:
-    """The better of the two stages' best weights — compared on the same held-out set, each as it would be
-    committed (half precision) — with both stages' logs, ``TRAINING.md`` and ``training.png``, into ``dest``.
-    Everything is checked and computed before the first file is written."""
+    """The better of the start's weights and the continuation's best — compared on the same held-out set, each
+    as it would be committed (half precision; recorded as ``compared["first stage"]`` and ``["second stage"]``,
+    the start and the continuation) — with every stage's logs, ``TRAINING.md`` and ``training.png``, into
+    ``dest``. Everything is checked and computed before the first file is written."""
     import torch
     from safetensors.torch import load_file
 
@@ -313,62 +341,91 @@ def held_out_loss(task: str, model, stage: dict) -> float:
 
 
 def plot_stages(task: str, earlier: dict, continued: dict, path: Path) -> None:
-    """Training and validation loss of both stages against minutes of training (the second after the first)."""
+    """Training and validation loss of every stage against minutes of training, each after the one before
+    (``earlier``: the start's trainer log, which holds the stages before it under ``"earlier"``)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    offset = earlier["elapsed"] / 60
+    metas = [*stage_chain(earlier), continued]
+    labels = (["first stage", "warm-started stage"] if len(metas) == 2
+              else [f"{ordinal(k)} stage" + (" (warm-started)" if k else "") for k in range(len(metas))])
     fig, ax = plt.subplots(figsize=(8, 4.5))
-    for label, meta, shift in (("first stage", earlier, 0.0), ("warm-started stage", continued, offset)):
+    shift = 0.0
+    for k, (label, meta) in enumerate(zip(labels, metas)):
+        if k:
+            ax.axvline(shift, color="grey", lw=0.8, ls="--")
         (line,) = ax.plot([shift + x[1] / 60 for x in meta["log"]], [x[2] for x in meta["log"]], lw=0.8, alpha=0.6,
                           label=f"{label}: train")
         ax.plot([shift + x[1] / 60 for x in meta["valid_log"]], [x[2] for x in meta["valid_log"]], "o-", ms=3,
                 color=line.get_color(), label=f"{label}: validation")
-    ax.axvline(offset, color="grey", lw=0.8, ls="--")
-    ax.set(xlabel="minutes of training", ylabel="loss (negative ELBO per answer token)", yscale="log",
-           title=f"{task}: first stage and warm-started continuation")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.savefig(path, dpi=120, bbox_inches="tight")
-    plt.close(fig)
+        shift += meta["elapsed"] / 60
+    title = (f"{task}: first stage and warm-started continuation" if len(metas) == 2
+             else f"{task}: {len(metas)} stages, each warm-started from the one before")
+    _save_loss_plot(fig, ax, "minutes of training", title, path)
+
+
+def _stage_sentence(k: int, record: dict) -> str:
+    """The sentences on an earlier continued stage (the ``k``-th, 0-based) of a chain: what ran, its horizon's
+    history and the load average while it trained (its own TRAINING.md said the same)."""
+    final = record["final"]
+    samples = [x for run in record.get("loads", ()) for x in run]
+    load = (f"mean {sum(samples) / len(samples):.2f}, max {max(samples):.2f}" if samples else "not sampled")
+    return (f"The {ordinal(k)} ({record['date']}): warm-started from the {ordinal(k - 1)} stage's committed weights for "
+            f"{final['minutes']:.1f} minutes, {final['steps']:,} steps over {len(record.get('loads', ()))} run(s) "
+            f"(cosine horizon {record['horizon']:,}), best validation loss {final['best_valid']:.4f}"
+            + ("" if record.get("improved", True) else " (it did not beat its start, which stayed committed)") + ". "
+            + (record["horizon_note"] + ". " if record.get("horizon_note") else "")
+            + f"Its load average: {load}. ")
 
 
 def continued_md(task: str, stage: dict, meta: dict, improved: bool) -> str:
-    earlier, final = stage["earlier"], stage["final"]
+    chain = stage_chain(stage)
+    earlier, final, k = chain[0], stage["final"], len(chain) - 1
     samples = [x for run in stage["loads"] for x in run]
     load = (f"mean {sum(samples) / len(samples):.2f}, max {max(samples):.2f}" if samples else "not sampled")
+    count = {2: "Two stages, both", 3: "Three stages, all", 4: "Four stages, all"}.get(
+        len(chain), f"{len(chain)} stages, all")
+    start = "those weights" if k == 1 else f"the {ordinal(k - 1)} stage's committed weights"
     lines = [f"# {task} checkpoint", "",
-             f"Two stages, both on this machine (2 CPU cores; training uses both). The first ({earlier['date']}): a "
+             f"{count} on this machine (2 CPU cores; training uses both). The first ({earlier['date']}): a "
              f"sweep, then **{earlier['chosen']}** trained for {earlier['final']['minutes']:.1f} minutes "
-             f"({earlier['final']['steps']:,} steps), best validation loss {earlier['final']['best_valid']:.4f}. The "
-             f"second ({stage['date']}, `python benchmarks/train_task_models.py --continue-minutes`): those weights "
-             f"warm-started with the same recipe (a new AdamW and warm-up + cosine schedule over "
+             f"({earlier['final']['steps']:,} steps), best validation loss {earlier['final']['best_valid']:.4f}. "
+             + "".join(_stage_sentence(j, chain[j]) for j in range(1, k))
+             + f"The {ordinal(k)} ({stage['date']}, `python benchmarks/train_task_models.py --continue-minutes`): "
+             f"{start} warm-started with the same recipe (a new AdamW and warm-up + cosine schedule over "
              f"{stage['horizon']:,} steps) for {final['minutes']:.1f} minutes, {final['steps']:,} steps, over "
              f"{len(stage['loads'])} run(s); best validation loss **{final['best_valid']:.4f}** at step "
              f"{final['best_step']:,}. " + (stage["horizon_note"] + ". " if stage.get("horizon_note") else "")
              + f"The 1-minute load average, sampled every 30 s while it trained: {load} "
              "(about 2 means the training alone).", "",
-             f"Both stages' best weights in half precision, as committed, on this run's validation set: first "
-             f"{stage['compared']['first stage']:.4f}, "
-             f"second {stage['compared']['second stage']:.4f}. "
-             + ("The committed weights are the second stage's best, in half precision." if improved else
-                "The second stage did not beat the first, so the committed weights are still the first stage's."),
+             (f"Both stages' best weights in half precision, as committed, on this run's validation set: first "
+              f"{stage['compared']['first stage']:.4f}, second {stage['compared']['second stage']:.4f}. " if k == 1 else
+              f"The {ordinal(k - 1)} stage's committed weights and the {ordinal(k)} stage's best, in half precision, on "
+              f"this run's validation set: {stage['compared']['first stage']:.4f} and "
+              f"{stage['compared']['second stage']:.4f}. ")
+             + (f"The committed weights are the {ordinal(k)} stage's best, in half precision." if improved else
+                f"The {ordinal(k)} stage did not beat the {ordinal(k - 1)}, so the committed weights are still the "
+                f"{ordinal(k - 1)} stage's."),
              "",
              f"Data: a pool of {stage['pool']['train']['examples']:,} training examples and "
              f"{stage['pool']['valid']['examples']:,} validation examples (fixed masks), built as the first "
              "stage's (if the task's score version changed in between, which held-out windows it scores differs: "
-             "hence the comparison of both stages above on this run's set).", "", "Validation loss of the second stage:",
+             "hence the comparison of both stages above on this run's set).", "",
+             f"Validation loss of the {ordinal(k)} stage:",
              "", "| step | minutes | validation loss |",
              "|---|---|---|"]
     lines += [f"| {s:,} | {sec / 60:.1f} | {v:.4f} |" for s, sec, v in meta["valid_log"]]
     lines += ["", "Commands (in order): the first stage's", ""]
     lines += [f"    {c}" for c in earlier["commands"]]
-    lines += ["", "then the second stage's (the `--init` folder holds a copy of the first stage's committed weights):",
-              "", "    " + " ".join(stage["command"]), "", "![training and validation loss](training.png)", "",
-              "`trainer.json` holds both stages' hyper-parameters and loss logs; the optimiser state is not committed "
-              "(size), so this folder evaluates but does not resume (`--init` warm-starts it).", ""]
+    for j in range(1, k + 1):
+        lines += ["", f"then the {ordinal(j)} stage's (the `--init` folder holds a copy of the {ordinal(j - 1)} stage's "
+                  "committed weights):", "", "    " + " ".join(chain[j]["command"])]
+    lines += ["", "![training and validation loss](training.png)", "",
+              f"`trainer.json` holds {'both' if k == 1 else 'every'} stages' hyper-parameters and loss logs; the "
+              "optimiser state is not committed (size), so this folder evaluates but does not resume (`--init` "
+              "warm-starts it).", ""]
     return "\n".join(lines)
 
 

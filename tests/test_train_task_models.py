@@ -1,6 +1,6 @@
 """benchmarks/train_task_models.py --continue-minutes end to end on a tiny run: a committed (first-stage)
-checkpoint is warm-started, exported with both stages, re-exported identically, refused a second time, and
-bad flag combinations are refused."""
+checkpoint is warm-started, exported with both stages, re-exported identically, continued again (three stages
+chained in its records), and bad flag combinations are refused."""
 
 from __future__ import annotations
 
@@ -69,9 +69,22 @@ def test_continue_exports_both_stages_and_keeps_the_better(tmp_path):
     before = {f.name: f.read_bytes() for f in dest.iterdir() if f.name != "training.png"}
     assert _run(*common, "--export-only").returncode == 0
     assert {f.name: f.read_bytes() for f in dest.iterdir() if f.name != "training.png"} == before
-    # a continued checkpoint is not continued again by this script (its record is a stage, not a sweep)
+    # the same work folder holds one continuation: rerunning it once exported is refused (not a silent re-export)
+    r = _run(*common)
+    assert r.returncode == 1 and "holds a finished continuation" in r.stderr
+    # a continued checkpoint is continued again with a new work folder: three stages, chained in every record
     r = _run(*[a if a != str(work) else str(tmp_path / "work2") for a in common])
-    assert r.returncode == 1 and "already a continued checkpoint" in r.stderr
+    assert r.returncode == 0, r.stderr[-2000:]
+    third = json.loads((dest / "train_summary.json").read_text())
+    assert third["earlier"]["command"] == stage["command"] and third["earlier"]["earlier"]["chosen"] == "d128-lr1e-3-b128"
+    assert str(tmp_path / "work2" / "countdown" / "init") in third["command"]
+    trainer = json.loads((dest / "trainer.json").read_text())
+    assert trainer["step"] == 6 and trainer["earlier"]["step"] == 6 and trainer["earlier"]["earlier"]["step"] == 10
+    text = (dest / "TRAINING.md").read_text()
+    assert "Three stages, all on this machine" in text and "The second (" in text and "The third (" in text
+    assert text.count("    mdm-energy train --task countdown") == 2 and "then the third stage's" in text
+    assert str(work / "countdown" / "init") in text and str(tmp_path / "work2" / "countdown" / "init") in text
+    assert "Validation loss of the third stage:" in text and (dest / "training.png").stat().st_size > 0
 
 
 def test_bad_flag_combinations_are_refused(tmp_path):
@@ -80,3 +93,24 @@ def test_bad_flag_combinations_are_refused(tmp_path):
     r = _run("--work", str(tmp_path / "w"), "--cache", str(tmp_path / "c"), "--continue-minutes", "1", "--export-only",
              "--export", str(tmp_path / "nothing"))
     assert r.returncode == 1 and "missing" in r.stderr and r.stderr.strip().count("\n") == 0
+
+
+def test_the_committed_two_stage_training_notes_are_what_the_export_writes():
+    """A re-export must not change a committed TRAINING.md: the notes of every committed two-stage checkpoint are
+    exactly what ``continued_md`` writes from its records (the text of the code that exported them)."""
+    sys.path.insert(0, str(SCRIPT.parent))
+    try:
+        from train_task_models import continued_md
+    finally:
+        sys.path.remove(str(SCRIPT.parent))
+    root = SCRIPT.parents[1] / "checkpoints"
+    checked = 0
+    for folder in sorted(root.iterdir()):
+        summary = folder / "train_summary.json"
+        stage = json.loads(summary.read_text()) if summary.is_file() else {}
+        if "earlier" not in stage or "earlier" in stage["earlier"]:
+            continue  # a sweep's checkpoint, or a longer chain
+        meta = json.loads((folder / "trainer.json").read_text())
+        assert continued_md(folder.name, stage, meta, stage["improved"]) == (folder / "TRAINING.md").read_text()
+        checked += 1
+    assert checked >= 1  # countdown's, at least
