@@ -14,18 +14,11 @@ import pytest
 import torch
 
 from test_block_diffusion import EOS, MASK, PROMPTS, block_mask, choose, error_line, save_folder, tiny
+from test_block_diffusion import one_thread  # noqa: F401  (its autouse fixture: tiny models on one thread)
 from mdm_energy.exact import compositions, infocurve_bound, infocurve_counts, infocurve_counts_shared
 from mdm_energy.integrations.block_diffusion import BlockDiffusionDenoiser
 from mdm_energy.profile import STATISTICS, InformationProfile, estimate_profiles, load_profile, profile_schedule
 from mdm_energy.sampling import make_sampler
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    held = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(held)
 
 
 # --- the reference: one row, full recompute, by hand ----------------------------------------------------------

@@ -409,13 +409,10 @@ def _summarise(records, length: int, allow_unreached: bool = False) -> tuple[np.
     if (count == 0).any() and not allow_unreached:
         missing = np.flatnonzero(count == 0)[:5].tolist()
         raise ValueError(f"no sample reached revealed counts {missing}; increase samples")
-    if allow_unreached:
-        mean = sums / np.maximum(count, 1)
-        var = np.where(count > 1, (sq - count * mean ** 2) / np.maximum(count - 1, 1), np.nan)
-        return mean, np.sqrt(np.maximum(var, 0.0) / np.maximum(count, 1)), count
-    mean = sums / count
+    n = np.maximum(count, 1)  # = count wherever an index was reached
+    mean = sums / n
     var = np.where(count > 1, (sq - count * mean ** 2) / np.maximum(count - 1, 1), np.nan)
-    return mean, np.sqrt(np.maximum(var, 0.0) / count), count
+    return mean, np.sqrt(np.maximum(var, 0.0) / n), count
 
 
 def _check_int(name: str, value: Any, low: int, high: "int | None" = None) -> None:
@@ -528,13 +525,8 @@ def estimate_profiles(
     g = torch.Generator().manual_seed(seed)
     records: dict[str, list] = {s: [] for s in statistics}
     calls, done = 0, 0
-    def layout_width(batch: list) -> int:
-        """A block-causal canvas's window for these prompts (integrations/block_diffusion.py's make_canvas): the
-        blocks from the one holding a prompt's end to the one holding its answer's end, the longest of them."""
-        return max(-(-(len(r) % Lb + length) // Lb) for r in batch) * Lb
-
     # a block-causal profile covers the longest layout among the prompts used: block k means the same in every batch
-    size = layout_width(rows[:min(samples, len(rows))]) if block_causal else length
+    size = denoiser.window_length(rows[:min(samples, len(rows))], length) if block_causal else length
     while done < samples:
         b = min(batch_size, samples - done)
         idx = [(done + k) % len(rows) for k in range(b)]
@@ -542,7 +534,8 @@ def estimate_profiles(
         given = batch if any(batch) else None
         if block_causal:  # the sampler's own loop on the model's canvas, one token per call in every block
             traj = _Trajectory(denoiser)
-            out = FixedCountSampler("linear", layout_width(batch), remasking=remasking, temperature=tau)(
+            out = FixedCountSampler("linear", denoiser.window_length(batch, length), remasking=remasking,
+                                    temperature=tau)(
                 traj, given, length, batch_size=b, generator=g)
             final, start = traj.canvas.x, traj.start
             calls += out.calls

@@ -197,7 +197,19 @@ class BlockDiffusionDenoiser:
     def total_steps(self, prompts, gen_length: int, steps_per_block: int) -> int:
         """The sampler's ``steps`` for the authors' steps per block: ``steps_per_block`` times the blocks the canvas
         of ``prompts`` decodes (the first may hold the prompt's tail; see :meth:`make_canvas`)."""
-        return int(steps_per_block) * (self.make_canvas(prompts, gen_length).length // self.block_size)
+        return int(steps_per_block) * (self.window_length(prompts, gen_length) // self.block_size)
+
+    def window_length(self, prompts, gen_length: int) -> int:
+        """The window of the canvas of ``prompts`` (:meth:`make_canvas`'s ``length``), without building it: the
+        longest row's blocks from the one holding its prompt's end to the one holding its answer's end."""
+        rows = [[]] if prompts is None else _as_rows(prompts)
+        return max(self._row_window(len(r), gen_length) for r in rows)
+
+    def _row_window(self, prompt_length: int, gen_length: int) -> int:
+        """Positions one row decodes: whole blocks from the one holding its prompt's end (which starts with the
+        prompt's tail, ``prompt_length mod B`` positions) to the one holding its answer's end."""
+        B = self.block_size
+        return -(-(prompt_length % B + gen_length) // B) * B
 
     def make_canvas(self, prompts, gen_length: int, batch_size: int = 1, device=None, pad_id: "int | None" = None,
                     max_length: "int | None" = None) -> BlockCanvas:
@@ -215,7 +227,7 @@ class BlockDiffusionDenoiser:
         B, L = self.block_size, gen_length
         full = [len(r) // B * B for r in rows]  # each row's prompt blocks (encoded once, cached)
         S = max(full)
-        ends = [-(-(len(r) + L) // B) * B - f for r, f in zip(rows, full)]  # window each row needs
+        ends = [self._row_window(len(r), L) for r in rows]  # window each row needs
         W = max(ends)
         T = S + W
         limit = max_length if max_length is not None else self.max_length
