@@ -164,14 +164,15 @@ class TestItems:
             return r.scores, [n] * len(self.test), r.outputs if self.name == "pycode" else None
         return run
 
-    def sampler(self, sampler: str, **options):
-        """A cell runner: any sampler of the registry, with each item's own model-call count."""
+    def sampler(self, sampler: str, keep_outputs: bool = False, **options):
+        """A cell runner: any sampler of the registry, with each item's own model-call count (and its answers
+        with ``keep_outputs``, for a text-quality measure)."""
         def run():
             from mdm_energy.sampling import make_sampler
             from mdm_energy.tasks.evaluate import evaluate
 
             r = evaluate(self.task, self.model, self.test, make_sampler(sampler, **options), item_seeds=self.seeds)
-            return r.scores, r.item_nfe, None
+            return r.scores, r.item_nfe, r.outputs if keep_outputs else None
         return run
 
 
@@ -293,19 +294,24 @@ def run_task(name: str, args, cache: dict) -> dict:
     return out
 
 
-def _pycode_quality(task, test, cache, tag, tuned, steps, extra) -> dict:
-    from mdm_energy.models import load_model
+def text_quality(ref, task, prompts: list[str], texts: list[str]) -> dict:
+    """Generative perplexity of ``texts`` under the reference model ``ref`` and the unigram entropy of their
+    characters (bits/char): pycode's two measures of text, for its answers and for the data alike."""
     from mdm_energy.tasks import unigram_entropy
     from mdm_energy.training import perplexity
 
+    return {"gen_ppl": perplexity(ref, task, prompts, texts), "unigram_entropy": unigram_entropy(texts)}
+
+
+def _pycode_quality(task, test, cache, tag, tuned, steps, extra) -> dict:
+    from mdm_energy.models import load_model
+
     ref = load_model(ROOT / "checkpoints" / "pycode-reference")
     prompts = [e.prompt for e in test]
-    out = {"data": {"gen_ppl": perplexity(ref, task, prompts, [e.answer for e in test]),
-                    "unigram_entropy": unigram_entropy([e.answer for e in test])}}
+    out = {"data": text_quality(ref, task, prompts, [e.answer for e in test])}
     for spec in ("linear", tuned):
         for n in steps + (extra if spec == "linear" else []):
-            texts = [str(t) for t in cache[f"{tag}|fixed|{spec}|{n}|o"]]
-            out[f"{spec}|{n}"] = {"gen_ppl": perplexity(ref, task, prompts, texts), "unigram_entropy": unigram_entropy(texts)}
+            out[f"{spec}|{n}"] = text_quality(ref, task, prompts, [str(t) for t in cache[f"{tag}|fixed|{spec}|{n}|o"]])
     return out
 
 

@@ -130,16 +130,22 @@ def exact_part(recompute: bool = False) -> list[dict]:
 
 
 class Cells:
-    """Per-item scores of each (task, schedule, N) cell in this script's own .npz file (never real_tasks')."""
+    """Per-item scores of each (task, schedule, N) cell in this script's own .npz file; a cell real_tasks.py has
+    already computed (the same ``TestItems.fixed(spec, N)`` on the same items, seeds and weights, so the same
+    scores) is read from its cache instead of recomputed — read only: nothing here writes real_tasks' file."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, shared: "dict | None" = None) -> None:
         self.path = path
+        self.shared = shared or {}
         self.data: dict = {}
         if path.exists():
             with np.load(path, allow_pickle=False) as z:
                 self.data = {k: z[k] for k in z.files}
 
-    def get(self, key: str, run) -> np.ndarray:
+    def get(self, key: str, run, shared_key: "str | None" = None) -> np.ndarray:
+        """The scores of ``key``: this file's, else real_tasks' under ``shared_key``, else computed by ``run``."""
+        if key not in self.data and shared_key is not None and f"{shared_key}|s" in self.shared:
+            return self.shared[f"{shared_key}|s"].astype(np.float64)
         if key not in self.data:
             self.data[key] = np.asarray(run()[0], dtype=np.float32)
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -200,7 +206,8 @@ def real_part(tasks: list[str], quick: bool, cells: Cells) -> dict:
         specs = {"linear": {N: "linear" for N in steps}, "tuned Beta": {N: tuned_info["schedule"] for N in steps},
                  "profile": {N: profile_schedule(prof, N).table for N in steps}}
         specs.update({label: {N: j.spec for N, j in by_n.items()} for label, by_n in jys.items()})
-        res = {"L": L, "n": len(items.test), "metric": task.metric, "steps": steps, "specs": specs, "rows": [],
+        res = {"L": L, "n": len(items.test), "checkpoint": items.digest, "metric": task.metric, "steps": steps,
+               "specs": specs, "rows": [],
                "cost": {"linear": {"calls": 0, "row_calls": 0},
                         "tuned Beta": {"calls": None, "row_calls": tuned_info.get("row_calls"),
                                        "note": f"TPE on validation, {tuned_info.get('budget')} evaluations of "
@@ -211,8 +218,8 @@ def real_part(tasks: list[str], quick: bool, cells: Cells) -> dict:
         for method in REAL_METHODS:
             for N in steps:
                 spec = specs[method][N]
-                s = cells.get(f"{items.tag}|{spec}|{N}", items.fixed(spec, N))
-                lin = cells.get(f"{items.tag}|linear|{N}", items.fixed("linear", N))
+                s = cells.get(f"{items.tag}|{spec}|{N}", items.fixed(spec, N), f"{items.tag}|fixed|{spec}|{N}")
+                lin = cells.get(f"{items.tag}|linear|{N}", items.fixed("linear", N), f"{items.tag}|fixed|linear|{N}")
                 d = s - lin
                 res["rows"].append({"method": method, "steps": N, "spec": spec, "value": float(s.mean()),
                                     "stderr": float(s.std(ddof=1) / math.sqrt(len(s))), "diff_linear": float(d.mean()),
@@ -266,7 +273,10 @@ def _markdown(exact: list, real: dict, meta: dict) -> str:
             lines += _exact_tables(ext, "## Exact laws, step counts that are not powers of two (fixed-count random)",
                                    "Beyond bench_exact.py: N = " + ", ".join(str(n) for n in EXTRA_STEPS) + ", where "
                                    "JYS's last level splits only some intervals; the optimum is exhaustive.")
-    for name, res in real.items():
+    if meta.get("kept_from_earlier_runs"):
+        lines += [f"The tables of {', '.join(meta['kept_from_earlier_runs'])} are kept from an earlier run (this one ran "
+                  "the others).", ""]
+    for name, res in real.items():  # in JSON form: keys by N are strings
         steps = res["steps"]
         lines += [f"## {name} ({res['metric']}, L = {res['L']}, {res['n']} test items{', quick' if meta['quick'] else ''})", "",
                   "Low_confidence remasking, paired items; each cell: value (paired difference to linear ± s.e.).", "",
@@ -281,7 +291,7 @@ def _markdown(exact: list, real: dict, meta: dict) -> str:
             if method.startswith("JYS"):
                 per = cost["per_N"]
                 c = (f"{cost['calls']} batched calls / {cost['row_calls']:,} row-calls for the whole grid (per N: "
-                     + ", ".join(f"{n}: {per[n]['row_calls']:,}" for n in steps) + " row-calls)")
+                     + ", ".join(f"{n}: {per[str(n)]['row_calls']:,}" for n in steps) + " row-calls)")
             elif method == "tuned Beta":
                 c = f"~{cost['row_calls']:,} row-calls ({cost['note']})" if cost.get("row_calls") else cost["note"]
             elif method == "profile":
@@ -290,7 +300,7 @@ def _markdown(exact: list, real: dict, meta: dict) -> str:
                 c = "0"
             lines.append(f"| {method} | " + " | ".join(cells) + f" | {c} |")
         for label, by_n in res["jys_counts"].items():
-            lines += ["", f"{label} counts: " + "; ".join(f"N={n}: {by_n[n]}" for n in steps)]
+            lines += ["", f"{label} counts: " + "; ".join(f"N={n}: {by_n[str(n)]}" for n in steps)]
         lines += [""]
     lines += ["![schedule baselines](schedule_baselines.png)", ""]
     return "\n".join(lines)
@@ -331,6 +341,30 @@ def _plot(exact: list, real: dict) -> None:
     plt.close(fig)
 
 
+def _kept_tables(real: dict, args, meta: dict) -> dict:
+    """This run's real-task tables over the last run's for the tasks it did not run (real_tasks.py's
+    ``merged_tables``), when both are full runs and the kept table was measured on the task's weights of today:
+    a ``--quick`` run, or one after a quick run, keeps nothing, and a table from retrained-away weights (or from
+    before the tables recorded theirs) is dropped, said on stderr."""
+    from real_tasks import merged_tables
+
+    from mdm_energy.tasks.tuned import weights_digest
+
+    path = RESULTS / "schedule_baselines.json"
+    last_quick = not path.is_file() or json.loads(path.read_text()).get("meta", {}).get("quick", True)
+    merged = merged_tables(real, path, meta, args.quick or last_quick)
+    for name in meta.get("kept_from_earlier_runs", [])[:]:
+        ck = ROOT / "checkpoints" / name
+        if merged[name].get("checkpoint") != (weights_digest(ck) if (ck / "model.safetensors").exists() else None):
+            print(f"{name}: the last run's table is dropped: measured on other weights than checkpoints/{name}'s",
+                  file=sys.stderr)
+            del merged[name]
+            meta["kept_from_earlier_runs"].remove(name)
+    if not meta.get("kept_from_earlier_runs"):
+        meta.pop("kept_from_earlier_runs", None)
+    return merged
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--tasks", default=None, help="comma-separated (default: all four; with --quick, countdown)")
@@ -353,10 +387,14 @@ def main() -> None:
             path = Path(args.cache) if args.cache else (Path(tmp) / "items.npz" if args.quick
                                                        else RESULTS / "schedule_baselines_items.npz")
             tasks = args.tasks or ("countdown" if args.quick else "countdown,countdown-long,sudoku,pycode")
-            real = real_part([t for t in tasks.split(",") if t], args.quick, Cells(path))
+            from real_tasks import _cache as real_tasks_cells
+
+            real = real_part([t for t in tasks.split(",") if t], args.quick,
+                             Cells(path, shared=None if args.quick else real_tasks_cells()))
     meta = {"command": "python benchmarks/schedule_baselines.py " + " ".join(sys.argv[1:]),
             "minutes": (time.time() - t0) / 60, "threads": torch.get_num_threads(), "quick": args.quick}
     RESULTS.mkdir(parents=True, exist_ok=True)
+    real = _kept_tables(real, args, meta)
     (RESULTS / "schedule_baselines.json").write_text(json.dumps({"meta": meta, "exact": exact, "tasks": real}, indent=1,
                                                                 default=str) + "\n")
     _plot(exact, real)

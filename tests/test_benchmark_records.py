@@ -101,3 +101,120 @@ def test_rerunning_one_task_keeps_the_other_tasks_tables(tmp_path):
     quick_meta: dict = {}
     assert real_tasks.merged_tables({"countdown": {}}, path, quick_meta, quick=True) == {"countdown": {}}
     assert "kept_from_earlier_runs" not in quick_meta  # a smoke run keeps nothing
+
+
+def test_schedule_baselines_reads_real_tasks_cells_without_writing_them(tmp_path):
+    import numpy as np
+
+    sb = _module("schedule_baselines")
+    shared = {"t|fixed|linear|2|s": np.array([1.0, 0.0, 1.0], dtype=np.float32)}
+    cells = sb.Cells(tmp_path / "own.npz", shared=shared)
+
+    def never():
+        raise AssertionError("a cell real_tasks.py has already computed was computed again")
+
+    assert cells.get("t|linear|2", never, "t|fixed|linear|2").tolist() == [1.0, 0.0, 1.0]
+    assert not (tmp_path / "own.npz").exists()  # read, not copied
+    computed = cells.get("t|linear|3", lambda: ([0.0, 1.0], [3, 3], None), "t|fixed|linear|3")  # not in real_tasks'
+    assert computed.tolist() == [0.0, 1.0]
+    with np.load(tmp_path / "own.npz") as z:
+        assert sorted(z.files) == ["t|linear|3"]
+    assert list(shared) == ["t|fixed|linear|2|s"]  # real_tasks' cells are never written
+    # this script's own cell wins over real_tasks' (it is what its earlier runs reported)
+    cells.data["t|linear|2"] = np.array([0.0, 0.0, 0.0], dtype=np.float32)
+    assert cells.get("t|linear|2", never, "t|fixed|linear|2").tolist() == [0.0, 0.0, 0.0]
+
+
+def test_schedule_baselines_keeps_other_tasks_tables_only_between_full_runs(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    sb = _module("schedule_baselines")
+    monkeypatch.setattr(sb, "RESULTS", tmp_path)
+    full, quick = SimpleNamespace(quick=False), SimpleNamespace(quick=True)
+    new = {"pycode": {"steps": [8], "cost": {"JYS": {"per_N": {8: {"row_calls": 5}}}}}}
+    assert sb._kept_tables(new, full, {}) == {"pycode": {"steps": [8], "cost": {"JYS": {"per_N": {"8": {"row_calls": 5}}}}}}
+    path = tmp_path / "schedule_baselines.json"
+    path.write_text(json.dumps({"meta": {"quick": True}, "tasks": {"countdown": {"n": 40}}}))
+    meta: dict = {}
+    assert list(sb._kept_tables(new, full, meta)) == ["pycode"] and not meta  # the last run was a quick one
+    from mdm_energy.tasks.tuned import weights_digest
+
+    today = weights_digest(BENCH.parent / "checkpoints" / "countdown")
+    kept = {"n": 1000, "checkpoint": today}
+    path.write_text(json.dumps({"meta": {"quick": False}, "tasks": {"countdown": kept, "pycode": {"old": 1}}}))
+    merged = sb._kept_tables(new, full, meta)
+    assert list(merged) == ["countdown", "pycode"] and merged["countdown"] == kept and "old" not in merged["pycode"]
+    assert meta["kept_from_earlier_runs"] == ["countdown"]
+    assert list(sb._kept_tables(new, quick, {})) == ["pycode"]  # a quick run keeps nothing
+    for stale in ({"n": 1000, "checkpoint": "0123456789ab"}, {"n": 1000}):  # retrained away; no digest recorded
+        path.write_text(json.dumps({"meta": {"quick": False}, "tasks": {"countdown": stale}}))
+        meta = {}
+        assert list(sb._kept_tables(new, full, meta)) == ["pycode"] and not meta
+
+
+def _targets_cache(items, L):
+    import numpy as np
+
+    tt = _module("task_targets")
+    cache = {f"{tt._key(items.tag, L, 0.0)}|s": np.array([1, 0, 1, 1], dtype=np.float32),
+             f"{tt._key(items.tag, L, 1.0)}|s": np.array([0, 0, 1, 0], dtype=np.float32),
+             f"{tt._key(items.tag, L, 1.0, 'random')}|s": np.array([0, 1, 1, 1], dtype=np.float32)}
+    cache.update({k[:-2] + "|n": np.full(4, L, dtype=np.float32) for k in list(cache)})  # the calls, as _cell stores
+    return tt, cache
+
+
+def test_task_targets_reads_the_cells_real_tasks_and_pareto_store(monkeypatch):
+    """N = L at temperature 0 is real_tasks.py's fixed cell, at temperature 1 pareto.py's label: read from the
+    shared cache, not recomputed; the target is met at >= 0.50 valid."""
+    real_tasks = _module("real_tasks")
+    items = real_tasks.TestItems.load("countdown", quick=True)
+    L = items.task.gen_len
+    tt, cache = _targets_cache(items, L)
+    assert tt._key(items.tag, L, 0.0) == f"{items.tag}|fixed|linear|{L}"  # real_tasks.py's key of fixed linear
+    assert tt._key(items.tag, L, 1.0) == f"{items.tag}|fixed linear N={L} T=1"  # pareto.py's label
+    assert tt._key(items.tag, L, 1.0, "random") == f"{items.tag}|fixed linear N={L} T=1 random"
+    monkeypatch.setattr(real_tasks.TestItems, "load", classmethod(lambda cls, name, quick=False: items))
+    def never():
+        raise AssertionError("recomputed a cached cell")
+
+    monkeypatch.setattr(tt, "_runner", lambda *a: never)
+    monkeypatch.setattr(real_tasks, "_save", lambda cache: None)  # never the repository's cache, whatever happens
+    res = tt.measure("countdown", cache)
+    assert [(r["decoder"], r["value"], r["met"]) for r in res["rows"]] == [
+        ("greedy", 0.75, True), ("low_confidence T=1", 0.25, False), ("random T=1", 0.75, True)]
+    assert res["rows"][0]["stderr"] == pytest.approx(0.5 / 2)  # sd of (1, 0, 1, 1) = 0.5, over sqrt(4)
+    assert res["weights"] == items.digest
+
+
+def test_task_targets_measures_pycode_text_against_the_data(monkeypatch):
+    """A pycode cell stored without its snippets is run again; its unigram entropy is the entropy of the pooled
+    characters, written out here, and the target needs both the entropy gap and the perplexity ratio."""
+    import math
+    from collections import Counter
+
+    real_tasks = _module("real_tasks")
+    items = real_tasks.TestItems.load("pycode", quick=True)
+    items.test = items.test[:4]
+    L = items.task.gen_len
+    tt, cache = _targets_cache(items, L)
+    texts = {"low_confidence": ["x = 1\n", "x = 1\n", "x = 1\n", "x = 1\n"],
+             "random": ["for i in y:\n", "a = b", "print(c)", "z"]}
+    ran = []
+
+    def runner(_items, _L, temperature, remasking):
+        ran.append((temperature, remasking))
+        return lambda: ([0, 0, 1, 0], [L] * 4, texts[remasking])
+
+    monkeypatch.setattr(real_tasks.TestItems, "load", classmethod(lambda cls, name, quick=False: items))
+    monkeypatch.setattr(tt, "_runner", runner)
+    monkeypatch.setattr(real_tasks, "_save", lambda cache: None)
+    res = tt.measure("pycode", cache)
+    assert ran == [(0.0, "low_confidence"), (1.0, "low_confidence"), (1.0, "random")]  # scores but no snippets
+    for row in res["rows"]:
+        chars = Counter("".join(texts[row["remasking"]]))
+        n = sum(chars.values())
+        assert row["unigram_entropy"] == pytest.approx(-sum(c / n * math.log2(c / n) for c in chars.values()))
+        assert row["entropy_gap"] == pytest.approx(res["data"]["unigram_entropy"] - row["unigram_entropy"])
+        assert row["ppl_ratio"] == pytest.approx(row["gen_ppl"] / res["data"]["gen_ppl"])
+        assert row["met"] == (abs(row["entropy_gap"]) <= 0.5 and 0.5 <= row["ppl_ratio"] <= 2)
+    assert not res["rows"][0]["met"]  # "x = 1" four times: far less varied than code
