@@ -114,7 +114,7 @@ def _markdown(res: dict, meta: dict) -> str:
         r, d = res["pycode"], res["pycode"]["data"]
         lines += [f"## pycode ({r['n']} test items, L = {r['L']}, weights `{r['weights']}`, best validation loss "
                   f"{r['best_valid_loss']:.4f})", "",
-                  "| decoded | pass (± s.e.) | unigram entropy (bits/char) | − data's | generative perplexity | ÷ data's | target met |",
+                  "| decoder | pass (± s.e.) | unigram entropy (bits/char) | − data's | generative perplexity | ÷ data's | target met |",
                   "|---|---|---|---|---|---|---|"]
         lines += [f"| {row['decoder']} | {row['value']:.3f} ± {row['stderr']:.3f} | "
                   f"{row['unigram_entropy']:.2f} | {-row['entropy_gap']:+.2f} | {row['gen_ppl']:.2f} | "
@@ -130,14 +130,14 @@ def main() -> None:
     names = [t for t in args.tasks.split(",") if t]
     bad = [t for t in names if t not in ("countdown", "pycode")]
     if bad:
-        raise SystemExit(f"--tasks: no target is set for {bad[0]!r} (choose from countdown, pycode)")
+        ap.error(f"--tasks: no target is set for {bad[0]!r} (choose from countdown, pycode)")
 
     from real_tasks import _cache, has_checkpoint
 
     cache = _cache()
     t0 = time.time()
     res = {name: measure(name, cache) for name in names if has_checkpoint(name)}
-    meta = {"command": "python benchmarks/task_targets.py " + " ".join(sys.argv[1:]), "minutes": (time.time() - t0) / 60}
+    meta = {"command": " ".join(["python benchmarks/task_targets.py", *sys.argv[1:]]), "minutes": (time.time() - t0) / 60}
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "task_targets.json").write_text(json.dumps({"meta": meta, "tasks": res}, indent=1) + "\n")
     (RESULTS / "task_targets.md").write_text(_markdown(res, meta))

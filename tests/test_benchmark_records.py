@@ -218,3 +218,27 @@ def test_task_targets_measures_pycode_text_against_the_data(monkeypatch):
         assert row["ppl_ratio"] == pytest.approx(row["gen_ppl"] / res["data"]["gen_ppl"])
         assert row["met"] == (abs(row["entropy_gap"]) <= 0.5 and 0.5 <= row["ppl_ratio"] <= 2)
     assert not res["rows"][0]["met"]  # "x = 1" four times: far less varied than code
+
+
+def test_task_targets_refuses_a_task_without_a_target(tmp_path):
+    import subprocess
+
+    outputs = [BENCH / "results" / f"task_targets.{ext}" for ext in ("md", "json")]
+    before = [f.stat().st_mtime_ns if f.exists() else None for f in outputs]
+    r = subprocess.run([sys.executable, str(BENCH / "task_targets.py"), "--tasks", "countdown,sudoku"],
+                       capture_output=True, text=True, cwd=tmp_path)
+    assert r.returncode == 2 and "no target is set for 'sudoku'" in r.stderr and "Traceback" not in r.stderr
+    assert [f.stat().st_mtime_ns if f.exists() else None for f in outputs] == before  # nothing written
+
+
+def test_pareto_runs_remdm_loop_only_where_it_has_a_loop_phase():
+    """The loop rule's three phases at the authors' 0.45 / 0.95, counted by hand: ceil(0.45 n) steps before, at
+    least one after, and the loop needs one in between — none in 2 or 3 steps (remdm refuses those)."""
+    import math
+
+    pareto = _module("pareto")
+    for n in range(2, 50):
+        before, after = max(1, math.ceil(0.45 * n)), max(1, n - math.ceil(0.95 * n))
+        assert pareto._plannable("loop", n) == (n - before - after >= 1), n
+        assert all(pareto._plannable(rule, n) for rule in ("cap", "rescale", "conf"))
+    assert not pareto._plannable("loop", 3) and pareto._plannable("loop", 4)
