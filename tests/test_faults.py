@@ -198,6 +198,41 @@ def test_a_trial_stopped_by_a_signal_is_released_and_redone(tmp_path):
     assert r.evaluations == 2 and r.new_evaluations == 1 and calls[-1] == calls[5]  # only the stopped point redone
 
 
+def test_a_signal_landing_as_a_trial_is_created_releases_it(tmp_path, monkeypatch):
+    """Deterministic: SIGTERM lands after the storage committed the second trial but before its id came back
+    (the window a signal sent as soon as the trial shows up in the study can hit); the trial is still released."""
+    from mdm_energy import _signals
+    from mdm_energy.tuning import SearchSpace, TaskObjective, claims, tune
+
+    real, created = claims.create_running_trial, []
+
+    def create_then_signal(*args, **kwargs):
+        out = real(*args, **kwargs)
+        created.append(out)
+        if len(created) == 2:
+            signal.raise_signal(signal.SIGTERM)
+        return out
+
+    monkeypatch.setattr(claims, "create_running_trial", create_then_signal)
+    storage, space = f"sqlite:///{tmp_path}/s.db", SearchSpace(values={"a": (0.5, 1.0), "b": (0.5,)})
+    previous = _signals.install()
+    try:
+        with pytest.raises(_signals.Interrupted):
+            tune(TaskObjective(lambda schedule, items: [1.0 for _ in items], [1, 2, 3]), strategy="grid",
+                 storage=storage, study_name="s", space=space)
+    finally:
+        _signals.restore(previous)
+    import optuna
+
+    trials = optuna.load_study(study_name="s", storage=storage).get_trials()
+    assert [(t.state.name, t.user_attrs.get("error"), bool(t.user_attrs.get("stale"))) for t in trials] == [
+        ("COMPLETE", None, False), ("FAIL", "interrupted (SIGTERM)", True)]
+    monkeypatch.setattr(claims, "create_running_trial", real)
+    r = tune(TaskObjective(lambda schedule, items: [1.0 for _ in items], [1, 2, 3]), strategy="grid",
+             storage=storage, study_name="s", space=space)
+    assert r.evaluations == 2 and r.new_evaluations == 1
+
+
 def test_an_interrupted_task_tune_resumes_without_redoing_finished_trials(capsys, tmp_path):
     storage = f"sqlite:///{tmp_path}/s.db"
     argv = ["tune", "--objective", "task", "--task", "countdown", "--checkpoint", str(CHECKPOINT), "-N", "4",

@@ -52,7 +52,7 @@ from .items import StudyItemStore
 from .objectives import ItemObjective, Objective, Score
 from .outage import EXIT_STORAGE_OUTAGE, StorageOutage, impatient
 
-__all__ = ["STORED_RANGE", "BETA", "point_key", "stored_distribution", "fail_stale", "released_on_interrupt", "holders",
+__all__ = ["STORED_RANGE", "BETA", "point_key", "stored_distribution", "fail_stale", "released_on_interrupt", "claimed_trial", "holders",
            "record", "scored", "owner_attrs", "family_attrs", "evaluate_point", "bind_objective", "points_worker", "AskJob",
            "optuna_sampler", "ask_worker",
            "run_workers", "claim_objective", "claim_family", "family_of_trial"]
@@ -136,10 +136,38 @@ def released_on_interrupt(study, tid: int, number: int) -> Iterator[None]:
     try:
         yield
     except KeyboardInterrupt as exc:  # the interrupt, not a failed clean-up, is what is reported
-        with held(), impatient(), contextlib.suppress(Exception):
+        _release(study, exc, [(tid, number)])
+        raise
+
+
+def _release(study, exc: KeyboardInterrupt, trials: "Sequence[tuple[int, int]] | None" = None, run_id: str = "") -> None:
+    """Mark each ``(storage id, number)`` of ``trials`` (by default: this process's running trials of run
+    ``run_id``) failed-stale with the interrupt as its error, trying the storage once with signals held back
+    (see :func:`released_on_interrupt`)."""
+    with held(), impatient(), contextlib.suppress(Exception):
+        if trials is None:
+            trials = [(trial_id(t), t.number) for t in study.get_trials(
+                deepcopy=False, states=(optuna().trial.TrialState.RUNNING,)) if _mine(t, run_id)]
+        for tid, number in trials:
             set_trial_attr(study, tid, "stale", True)
             set_trial_attr(study, tid, "error", f"interrupted ({describe(exc)})")
             finish_trial(study, number, "FAIL")
+
+
+@contextlib.contextmanager
+def claimed_trial(study, params: dict, distributions: dict, user_attrs: dict[str, Any],
+                  run_id: str) -> Iterator[tuple[int, int]]:
+    """Create a ``RUNNING`` trial (:func:`~._optuna.create_running_trial`; its ``user_attrs`` name this process
+    and run ``run_id``) and give ``(storage id, number)`` to the block, released as by
+    :func:`released_on_interrupt` if SIGINT/SIGTERM stops creation or block. An interrupt that lands after the
+    storage committed the trial but before its id came back finds it as this process's running trial of the
+    run: no signal, wherever it lands, leaves a trial ``RUNNING`` for a worker that is gone."""
+    ids: "tuple[int, int] | None" = None
+    try:
+        ids = create_running_trial(study, params, distributions, user_attrs)
+        yield ids
+    except KeyboardInterrupt as exc:  # as released_on_interrupt
+        _release(study, exc, None if ids is None else [ids], run_id=run_id)
         raise
 
 
@@ -205,13 +233,12 @@ def evaluate_point(study, objective: Objective, strategy: str, family: ScheduleF
         return False
     params = family.params or ()
     schedule = family.build(*values)
-    tid, number = create_running_trial(
+    S = optuna().trial.TrialState
+    with claimed_trial(
         study, {p.name: v for p, v in zip(params, values)}, {p.name: stored_distribution(p) for p in params},
         {"key": key, "rung": rung, "size": size, "spec": schedule.spec, **family_attrs(family),
-         **owner_attrs(strategy, run_id)},
-    )
-    S = optuna().trial.TrialState
-    with released_on_interrupt(study, tid, number):
+         **owner_attrs(strategy, run_id)}, run_id,
+    ) as (tid, number):
         others = [t for t in holders(study, key) if trial_id(t) != tid]
         for orphan in [t for t in others if t.state == S.RUNNING and _mine(t, run_id)]:
             if set_trial_attr(study, trial_id(orphan), "stale", True):
