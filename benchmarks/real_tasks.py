@@ -202,9 +202,24 @@ def _steps_to_match(curves: dict, steps: list, ref_scores: np.ndarray, rng) -> d
     return out
 
 
-def run_task(name: str, args, cache: dict) -> dict:
+#: The seed of the profile behind each task's profile schedule: it draws the validation prompts and the profile's rows.
+PROFILE_SEED = 3
+
+
+def task_profile(items: TestItems, order: str = "confidence", samples: int = 256, seed: int = PROFILE_SEED):
+    """The information profile a task's profile schedule comes from: ``samples`` rows (cycling 256 validation
+    prompts drawn with ``seed``; no answers) in ``order``, the model's own calls drawn with ``seed`` — validation
+    data only, so the schedule never sees a test item."""
     from mdm_energy.models import as_denoiser
-    from mdm_energy.profile import estimate_profile, profile_schedule
+    from mdm_energy.profile import estimate_profile
+
+    task = items.task
+    return estimate_profile(as_denoiser(items.model), task.prompts(task.examples("valid", 256, seed=seed)), task.gen_len,
+                            samples=samples, order=order, seed=seed)
+
+
+def run_task(name: str, args, cache: dict) -> dict:
+    from mdm_energy.profile import profile_schedule
     from mdm_energy.tasks.evaluate import task_objective
     from mdm_energy.tasks.tuned import TUNED_FILE, tuned_stamp
     from mdm_energy.tuning import SearchSpace, tune
@@ -236,8 +251,7 @@ def run_task(name: str, args, cache: dict) -> dict:
     profile_seconds, profiles, prof = {}, {}, {}
     for order in ("confidence", "random") if cfg.get("ablation") else ("confidence",):
         tp = time.time()
-        prof[order] = estimate_profile(as_denoiser(model), task.prompts(task.examples("valid", 256, seed=3)), L,
-                                       samples=64 if args.quick else 256, order=order, seed=3)
+        prof[order] = task_profile(items, order, samples=64 if args.quick else 256)
         profile_seconds[order] = time.time() - tp
         profiles[order] = {n: profile_schedule(prof[order], n) for n in cfg["steps"]}
     print(f"{name}: tuned {tuned}; profiled in {profile_seconds} s", file=sys.stderr, flush=True)

@@ -242,3 +242,21 @@ def test_pareto_runs_remdm_loop_only_where_it_has_a_loop_phase():
         assert pareto._plannable("loop", n) == (n - before - after >= 1), n
         assert all(pareto._plannable(rule, n) for rule in ("cap", "rescale", "conf"))
     assert not pareto._plannable("loop", 3) and pareto._plannable("loop", 4)
+
+
+def test_profile_spread_refuses_real_tasks_records_of_other_weights(items, tmp_path, monkeypatch):
+    spread = _module("profile_spread")
+    (tmp_path / "real_tasks.json").write_text(json.dumps({"tasks": {"countdown": {"checkpoint": "0123456789ab"}}}))
+    monkeypatch.setattr(spread, "RESULTS", tmp_path)
+    monkeypatch.setattr(spread.real_tasks.TestItems, "load", classmethod(lambda cls, name, quick=False: items))
+    with pytest.raises(SystemExit, match="countdown: real_tasks.json was measured on other weights"):
+        spread.run_task("countdown", 2, spread.Cells(tmp_path / "own.npz"))
+    assert not (tmp_path / "own.npz").exists()
+
+
+def test_profile_spread_draw_zero_is_real_tasks_profile_and_counts_add_up():
+    spread, real_tasks = _module("profile_spread"), _module("real_tasks")
+    assert spread.draw_seed(0) == real_tasks.PROFILE_SEED and len({spread.draw_seed(k) for k in range(5)}) == 5
+    # tokens per step of a table: the window's positions reached by each cumulative fraction, step by step
+    assert spread._counts("table:0.25,0.5,0.875", 8) == [2, 2, 3, 1]
+    assert spread._counts("table:0.20987654320987653,0.30864197530864196", 81) == [17, 8, 56]

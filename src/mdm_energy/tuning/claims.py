@@ -161,7 +161,8 @@ def claimed_trial(study, params: dict, distributions: dict, user_attrs: dict[str
     and run ``run_id``) and give ``(storage id, number)`` to the block, released as by
     :func:`released_on_interrupt` if SIGINT/SIGTERM stops creation or block. An interrupt that lands after the
     storage committed the trial but before its id came back finds it as this process's running trial of the
-    run: no signal, wherever it lands, leaves a trial ``RUNNING`` for a worker that is gone."""
+    run: wherever the signal lands, no trial is left ``RUNNING`` for a worker that is gone (unless the storage
+    is out then: as in :func:`released_on_interrupt`, the next run fails it as stale)."""
     ids: "tuple[int, int] | None" = None
     try:
         ids = create_running_trial(study, params, distributions, user_attrs)
