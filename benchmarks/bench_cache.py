@@ -138,7 +138,7 @@ def main() -> None:
     quality_rows = quality(args.limit, [t for t in args.tasks.split(",") if t])
     RESULTS.mkdir(parents=True, exist_ok=True)
     meta = {"threads": torch.get_num_threads(), "cpus": os.cpu_count(), "wall_seconds": time.time() - t0,
-            "command": "python benchmarks/bench_cache.py " + " ".join(sys.argv[1:])}
+            "command": " ".join(["python benchmarks/bench_cache.py", *sys.argv[1:]])}
     (RESULTS / "cache.json").write_text(json.dumps({"meta": meta, "speed": speed_rows, "quality": quality_rows},
                                                    indent=1) + "\n")
     plot(speed_rows, RESULTS / "cache.png")

@@ -67,7 +67,7 @@ def main() -> None:
         infocurve_counts(Z, 64)
         times.append(time.perf_counter() - t0)
     dp = statistics.median(times)
-    meta = {"threads": torch.get_num_threads(), "command": "python benchmarks/bench_profile.py " + " ".join(sys.argv[1:])}
+    meta = {"threads": torch.get_num_threads(), "command": " ".join(["python benchmarks/bench_profile.py", *sys.argv[1:]])}
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "profile_speed.json").write_text(json.dumps({"meta": meta, "profiles": rows, "dp_seconds": dp}, indent=1) + "\n")
     lines = ["# Information profile: speed", "", f"Regenerate: `{meta['command']}` ({meta['threads']} torch threads).", "",

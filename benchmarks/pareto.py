@@ -442,7 +442,7 @@ def main() -> None:
     for name in [t for t in args.tasks.split(",") if t]:
         if has_checkpoint(name):
             all_res[name] = run_task(name, args, cache)
-    meta = {"command": "python benchmarks/pareto.py " + " ".join(sys.argv[1:]), "minutes": (time.time() - t0) / 60,
+    meta = {"command": " ".join(["python benchmarks/pareto.py", *sys.argv[1:]]), "minutes": (time.time() - t0) / 60,
             "compute_minutes": sum(float(cache[f"{k}|t"][0]) for k in dict.fromkeys(USED) if f"{k}|t" in cache) / 60}
     def saved(obj):  # the per-item scores stay in the cache, not in the JSON
         if isinstance(obj, dict):

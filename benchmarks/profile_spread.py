@@ -51,8 +51,11 @@ def run_task(name: str, draws: int, cells: Cells) -> dict:
     items = real_tasks.TestItems.load(name)
     steps = real_tasks.CONFIG[name]["steps"]
     L, t0 = items.task.gen_len, time.time()
-    recorded = json.loads((RESULTS / "real_tasks.json").read_text())["tasks"].get(name, {})
-    if recorded.get("checkpoint") != items.digest:
+    recorded = json.loads((RESULTS / "real_tasks.json").read_text())["tasks"].get(name)
+    if recorded is None:
+        raise SystemExit(f"{name}: real_tasks.json has no table for it; run benchmarks/real_tasks.py --tasks {name} first")
+    # a table from before real_tasks.json recorded its weights is checked by draw 0's schedules below instead
+    if recorded.get("checkpoint", items.digest) != items.digest:
         raise SystemExit(f"{name}: real_tasks.json was measured on other weights; rerun benchmarks/real_tasks.py "
                          f"--tasks {name} first")
     key = lambda spec, n: f"{items.tag}|fixed|{spec}|{n}"  # noqa: E731  (real_tasks' cell key: shared reads)
@@ -72,7 +75,7 @@ def run_task(name: str, draws: int, cells: Cells) -> dict:
                                  f"{recorded['profile']['confidence']['specs'][str(n)]})")
             s = cells.get(key(spec, n), items.fixed(spec, n), key(spec, n))
             d = s - linear[n]
-            draw["cells"][str(n)] = {"spec": spec, "counts": _counts(spec, L), "value": float(s.mean()),
+            draw["cells"][str(n)] = {"spec": spec, "counts": _counts(spec, L, n), "value": float(s.mean()),
                                      "diff": float(d.mean()), "diff_se": float(d.std(ddof=1) / math.sqrt(len(d)))}
         out["draws"].append(draw)
         print(f"  {name} draw {k} (seed {seed}, profiled in {seconds:.0f} s): "
@@ -87,10 +90,11 @@ def run_task(name: str, draws: int, cells: Cells) -> dict:
     return out
 
 
-def _counts(spec: str, L: int) -> list[int]:
-    """A ``table:`` spec's tokens per step on a window of ``L`` (the cumulative fractions times ``L``, rounded)."""
-    cum = [0.0, *(float(x) for x in spec.split(":", 1)[1].split(",")), 1.0]
-    return [int(c) for c in np.diff(np.round(np.asarray(cum) * L))]
+def _counts(spec: str, L: int, steps: int) -> list[int]:
+    """A schedule's tokens per step on a window of ``L`` in ``steps`` calls, as the samplers count them."""
+    from mdm_energy.schedules import parse_schedule
+
+    return [int(c) for c in parse_schedule(spec).counts(L, steps)]
 
 
 def _markdown(res: dict, meta: dict) -> str:
@@ -107,9 +111,10 @@ def _markdown(res: dict, meta: dict) -> str:
         for n in r["steps"]:
             c = [dr["cells"][str(n)] for dr in r["draws"]]
             s = r["summary"][str(n)]
+            sd = f" ± {s['sd_diff']:.3f}" if len(c) > 1 else ""
             out.append(f"| {n} | {r['linear'][str(n)]:.3f} | " + " | ".join(f"{x['diff']:+.3f} ± {x['diff_se']:.3f}"
                                                                          for x in c)
-                       + f" | {s['mean_diff']:+.3f} ± {s['sd_diff']:.3f} | {s['at_least_linear']}/{len(c)} |")
+                       + f" | {s['mean_diff']:+.3f}{sd} | {s['at_least_linear']}/{len(c)} |")
         out += ["", "Tokens per step of each draw's schedule at the step counts where a draw fell below linear by more "
                 "than two standard errors:", ""]
         low = [n for n in r["steps"] if any(dr["cells"][str(n)]["diff"] < -2 * dr["cells"][str(n)]["diff_se"]
@@ -136,7 +141,7 @@ def _plot(res: dict) -> None:
         for k, dr in enumerate(r["draws"]):
             y = [dr["cells"][str(n)]["diff"] for n in r["steps"]]
             e = [2 * dr["cells"][str(n)]["diff_se"] for n in r["steps"]]
-            ax.errorbar(np.asarray(r["steps"]) * (1 + 0.02 * (k - len(r["draws"]) / 2)), y, yerr=e, fmt="o-",
+            ax.errorbar(np.asarray(r["steps"]) * (1 + 0.02 * (k - (len(r["draws"]) - 1) / 2)), y, yerr=e, fmt="o-",
                         ms=3, lw=1, capsize=2, label=f"draw {k}" + (" (real_tasks')" if k == 0 else ""))
         ax.axhline(0, color="k", lw=0.8)
         real_tasks.style_axis(ax, {**r, "metric": f"{r['metric']}: profile − linear"}, name)
@@ -164,8 +169,10 @@ def main() -> None:
     for name in [t for t in args.tasks.split(",") if t]:
         if real_tasks.has_checkpoint(name):
             res[name] = run_task(name, args.draws, cells)
-    meta = {"command": "python benchmarks/profile_spread.py " + " ".join(sys.argv[1:]), "draws": args.draws,
+    meta = {"command": " ".join(["python benchmarks/profile_spread.py", *sys.argv[1:]]), "draws": args.draws,
             "minutes": (time.time() - t0) / 60, "threads": torch.get_num_threads()}
+    if not res:
+        raise SystemExit("no task with a checkpoint: nothing measured")
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "profile_spread.json").write_text(json.dumps({"meta": meta, "tasks": res}, indent=1) + "\n")
     _plot(res)

@@ -214,7 +214,7 @@ def main() -> None:
     cache = {} if args.fresh else real_tasks._cache()
     t0 = time.time()
     all_res = real_tasks.run_tasks(args.tasks, run_task, args, cache)
-    meta = {"command": "python benchmarks/profile_statistics.py " + " ".join(sys.argv[1:]), "quick": args.quick,
+    meta = {"command": " ".join(["python benchmarks/profile_statistics.py", *sys.argv[1:]]), "quick": args.quick,
             "minutes": (time.time() - t0) / 60, "threads": torch.get_num_threads(), "png": f"{stem}.png"}
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{stem}.json").write_text(json.dumps({"meta": meta, "tasks": all_res}, indent=1, default=str) + "\n")

@@ -495,7 +495,7 @@ def main() -> None:
     cache = {} if args.fresh else _cache()
     t0 = time.time()
     all_res = run_tasks(args.tasks, run_task, args, cache)
-    meta = {"command": "python benchmarks/real_tasks.py " + " ".join(sys.argv[1:]), "minutes": (time.time() - t0) / 60,
+    meta = {"command": " ".join(["python benchmarks/real_tasks.py", *sys.argv[1:]]), "minutes": (time.time() - t0) / 60,
             "threads": torch.get_num_threads()}
     RESULTS.mkdir(parents=True, exist_ok=True)
     all_res = merged_tables(all_res, RESULTS / "real_tasks.json", meta, args.quick)

@@ -391,7 +391,7 @@ def main() -> None:
 
             real = real_part([t for t in tasks.split(",") if t], args.quick,
                              Cells(path, shared=None if args.quick else real_tasks_cells()))
-    meta = {"command": "python benchmarks/schedule_baselines.py " + " ".join(sys.argv[1:]),
+    meta = {"command": " ".join(["python benchmarks/schedule_baselines.py", *sys.argv[1:]]),
             "minutes": (time.time() - t0) / 60, "threads": torch.get_num_threads(), "quick": args.quick}
     RESULTS.mkdir(parents=True, exist_ok=True)
     real = _kept_tables(real, args, meta)

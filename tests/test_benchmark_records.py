@@ -258,5 +258,6 @@ def test_profile_spread_draw_zero_is_real_tasks_profile_and_counts_add_up():
     spread, real_tasks = _module("profile_spread"), _module("real_tasks")
     assert spread.draw_seed(0) == real_tasks.PROFILE_SEED and len({spread.draw_seed(k) for k in range(5)}) == 5
     # tokens per step of a table: the window's positions reached by each cumulative fraction, step by step
-    assert spread._counts("table:0.25,0.5,0.875", 8) == [2, 2, 3, 1]
-    assert spread._counts("table:0.20987654320987653,0.30864197530864196", 81) == [17, 8, 56]
+    assert spread._counts("table:0.25,0.5,0.875", 8, 4) == [2, 2, 3, 1]
+    assert spread._counts("table:0.20987654320987653,0.30864197530864196", 81, 3) == [17, 8, 56]
+    assert spread._counts("table:0.5", 81, 2) == [41, 40]  # half-way rounds up, as the samplers round (not to even)

@@ -199,8 +199,8 @@ def test_a_trial_stopped_by_a_signal_is_released_and_redone(tmp_path):
 
 
 def test_a_signal_landing_as_a_trial_is_created_releases_it(tmp_path, monkeypatch):
-    """Deterministic: SIGTERM lands after the storage committed the second trial but before its id came back
-    (the window a signal sent as soon as the trial shows up in the study can hit); the trial is still released."""
+    """Deterministic: SIGTERM lands after the storage committed the second trial but before create_running_trial
+    returned (the window a signal sent as soon as the trial shows up in the study can hit); it is still released."""
     from mdm_energy import _signals
     from mdm_energy.tuning import SearchSpace, TaskObjective, claims, tune
 

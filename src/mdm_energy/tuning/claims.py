@@ -154,22 +154,34 @@ def _release(study, exc: KeyboardInterrupt, trials: "Sequence[tuple[int, int]] |
             finish_trial(study, number, "FAIL")
 
 
-@contextlib.contextmanager
-def claimed_trial(study, params: dict, distributions: dict, user_attrs: dict[str, Any],
-                  run_id: str) -> Iterator[tuple[int, int]]:
-    """Create a ``RUNNING`` trial (:func:`~._optuna.create_running_trial`; its ``user_attrs`` name this process
-    and run ``run_id``) and give ``(storage id, number)`` to the block, released as by
-    :func:`released_on_interrupt` if SIGINT/SIGTERM stops creation or block. An interrupt that lands after the
-    storage committed the trial but before its id came back finds it as this process's running trial of the
-    run: wherever the signal lands, no trial is left ``RUNNING`` for a worker that is gone (unless the storage
-    is out then: as in :func:`released_on_interrupt`, the next run fails it as stale)."""
-    ids: "tuple[int, int] | None" = None
-    try:
-        ids = create_running_trial(study, params, distributions, user_attrs)
-        yield ids
-    except KeyboardInterrupt as exc:  # as released_on_interrupt
-        _release(study, exc, None if ids is None else [ids], run_id=run_id)
-        raise
+class claimed_trial:
+    """``with claimed_trial(study, params, distributions, user_attrs, run_id) as (tid, number):`` — create a
+    ``RUNNING`` trial (:func:`~._optuna.create_running_trial`; its ``user_attrs`` name this process and run
+    ``run_id``) and release it as :func:`released_on_interrupt` does if SIGINT/SIGTERM stops creation or block.
+
+    An interrupt that lands after the storage committed the trial but before its id came back finds it as this
+    process's running trial of the run. A class, not a generator: a generator-based context manager can take
+    the signal in its ``__enter__`` after the trial exists and before either handler is in place. So wherever
+    the signal lands, no trial is left ``RUNNING`` for a worker that is gone (unless the storage is out then:
+    as in :func:`released_on_interrupt`, the next run fails it as stale)."""
+
+    def __init__(self, study, params: dict, distributions: dict, user_attrs: dict[str, Any], run_id: str) -> None:
+        self.study, self.run_id = study, run_id
+        self.create = lambda: create_running_trial(study, params, distributions, user_attrs)
+        self.ids: "tuple[int, int] | None" = None
+
+    def __enter__(self) -> tuple[int, int]:
+        try:
+            self.ids = self.create()
+        except KeyboardInterrupt as exc:
+            _release(self.study, exc, run_id=self.run_id)
+            raise
+        return self.ids
+
+    def __exit__(self, kind, exc, tb) -> bool:
+        if isinstance(exc, KeyboardInterrupt):  # the interrupt, not a failed clean-up, is what is reported
+            _release(self.study, exc, None if self.ids is None else [self.ids], run_id=self.run_id)
+        return False
 
 
 def holders(study, key: str) -> list:
