@@ -21,8 +21,10 @@ KL here (``--recompute`` recomputes them).
 this script's own cache file): quality at each N of each task's grid for ``profile`` (today's default: the
 confidence-order information profile), ``JYS`` (the KLUB estimated with the model on its own completions of
 validation prompts, the authors' random nested masks), ``JYS conf.`` (ours: the nested sets along the low_confidence
-sampler's own path, as the profile's confidence order), the tuned Beta (checkpoints/<task>/tuned_schedule.json) and ``linear``, with the model calls
-each spends to derive its schedule.
+sampler's own path, as the profile's confidence order), ``CCL TC`` / ``CCL DTC`` (no model call: their counts depend
+on L and N only) and ``CCL`` (the one of the two that the model's TC vs DTC picks, both estimated from its
+random-order mean profile at temperature 1, the model's own law), the tuned Beta
+(checkpoints/<task>/tuned_schedule.json) and ``linear``, with the model calls each spends to derive its schedule.
 
     python benchmarks/schedule_baselines.py [--quick] [--tasks countdown,...] [--exact-only | --real-only]
 
@@ -56,7 +58,7 @@ SAMPLERS = ["fixed", "ancestral"]
 EXTRA_STEPS = [3, 5, 6]
 EXACT_METHODS = ["linear", "tuned Beta", "infocurve DP", "JYS", "JYS exh.", "JYS+rate", "CCL", "CCL TC", "CCL DTC",
                  "rand. TC", "rand. DTC"]
-REAL_METHODS = ["linear", "tuned Beta", "profile", "JYS", "JYS conf."]
+REAL_METHODS = ["linear", "tuned Beta", "profile", "JYS", "JYS conf.", "CCL", "CCL TC", "CCL DTC"]
 
 
 # --- exact laws ------------------------------------------------------------------------------------------
@@ -179,6 +181,7 @@ def _jys_grid(klub, L: int, steps: list[int], rows: int, batch: int = 64) -> tup
 def real_part(tasks: list[str], quick: bool, cells: Cells) -> dict:
     from real_tasks import CONFIG, TestItems, has_checkpoint
 
+    from mdm_energy.exact import counts_schedule, curve_correlation_counts, curve_correlations, dtc_counts, tc_counts
     from mdm_energy.jys import ModelKLUB
     from mdm_energy.models import as_denoiser
     from mdm_energy.profile import estimate_profile, profile_schedule
@@ -197,6 +200,13 @@ def real_part(tasks: list[str], quick: bool, cells: Cells) -> dict:
         tp = time.time()
         prof = estimate_profile(den, prompts, L, samples=rows_n, order="confidence", seed=3)
         t_prof = time.time() - tp
+        # Chen-Cong-Li's choice needs the law's TC and DTC: estimated from the model's own law, the random-order
+        # mean profile at temperature 1 (the TC and DTC schedules themselves need no model call)
+        tr = time.time()
+        law_prof = estimate_profile(den, prompts, L, samples=rows_n, order="random", statistic="mean", seed=3)
+        tc, dtc = curve_correlations(law_prof.information_curve())
+        ccl = {N: curve_correlation_counts(law_prof.information_curve(), N) for N in steps}
+        t_law = time.time() - tr
         jys, jys_cost = {}, {}
         for label, order in (("JYS", "random"), ("JYS conf.", "confidence")):
             tj = time.time()
@@ -206,6 +216,9 @@ def real_part(tasks: list[str], quick: bool, cells: Cells) -> dict:
         specs = {"linear": {N: "linear" for N in steps}, "tuned Beta": {N: tuned_info["schedule"] for N in steps},
                  "profile": {N: profile_schedule(prof, N).table for N in steps}}
         specs.update({label: {N: j.spec for N, j in by_n.items()} for label, by_n in jys.items()})
+        specs.update({"CCL": {N: counts_schedule(ccl[N][1]).spec for N in steps},
+                      "CCL TC": {N: counts_schedule(tc_counts(L, N)).spec for N in steps},
+                      "CCL DTC": {N: counts_schedule(dtc_counts(L, N)).spec for N in steps}})
         res = {"L": L, "n": len(items.test), "checkpoint": items.digest, "metric": task.metric, "steps": steps,
                "specs": specs, "rows": [],
                "cost": {"linear": {"calls": 0, "row_calls": 0},
@@ -213,8 +226,12 @@ def real_part(tasks: list[str], quick: bool, cells: Cells) -> dict:
                                        "note": f"TPE on validation, {tuned_info.get('budget')} evaluations of "
                                                f"{tuned_info.get('validation_examples')} items at N = {tuned_info.get('steps')}"},
                         "profile": {"calls": prof.calls, "row_calls": prof.samples * L, "seconds": t_prof},
-                        **jys_cost},
-               "jys_counts": {label: {N: j.counts for N, j in by_n.items()} for label, by_n in jys.items()}}
+                        **jys_cost,
+                        "CCL": {"calls": law_prof.calls, "row_calls": law_prof.samples * L, "seconds": t_law,
+                                "tc": tc, "dtc": dtc, "choice": {N: ccl[N][0] for N in steps}},
+                        "CCL TC": {"calls": 0, "row_calls": 0}, "CCL DTC": {"calls": 0, "row_calls": 0}},
+               "jys_counts": {label: {N: j.counts for N, j in by_n.items()} for label, by_n in jys.items()},
+               "ccl_counts": {"CCL TC": {N: tc_counts(L, N) for N in steps}, "CCL DTC": {N: dtc_counts(L, N) for N in steps}}}
         for method in REAL_METHODS:
             for N in steps:
                 spec = specs[method][N]
@@ -282,7 +299,7 @@ def _markdown(exact: list, real: dict, meta: dict) -> str:
                   "Low_confidence remasking, paired items; each cell: value (paired difference to linear ± s.e.).", "",
                   "| schedule | " + " | ".join(f"N={n}" for n in steps) + " | model calls to derive it |",
                   "|---|" + "---|" * len(steps) + "---|"]
-        for method in REAL_METHODS:
+        for method in [m for m in REAL_METHODS if any(r["method"] == m for r in res["rows"])]:  # an older table: its own
             cells = []
             for n in steps:
                 r = next(r for r in res["rows"] if r["method"] == method and r["steps"] == n)
@@ -296,10 +313,14 @@ def _markdown(exact: list, real: dict, meta: dict) -> str:
                 c = f"~{cost['row_calls']:,} row-calls ({cost['note']})" if cost.get("row_calls") else cost["note"]
             elif method == "profile":
                 c = f"{cost['calls']} batched calls / {cost['row_calls']:,} row-calls (every N)"
+            elif method == "CCL":
+                c = (f"{cost['calls']} batched calls / {cost['row_calls']:,} row-calls (every N): the model's TC "
+                     f"{cost['tc']:.2f} and DTC {cost['dtc']:.2f} nats from its random-order mean profile pick "
+                     f"{'TC' if cost['tc'] <= cost['dtc'] else 'DTC'}")
             else:
                 c = "0"
             lines.append(f"| {method} | " + " | ".join(cells) + f" | {c} |")
-        for label, by_n in res["jys_counts"].items():
+        for label, by_n in {**res["jys_counts"], **res.get("ccl_counts", {})}.items():
             lines += ["", f"{label} counts: " + "; ".join(f"N={n}: {by_n[str(n)]}" for n in steps)]
         lines += [""]
     lines += ["![schedule baselines](schedule_baselines.png)", ""]
@@ -333,6 +354,8 @@ def _plot(exact: list, real: dict) -> None:
     for ax, (name, res) in zip(axes[0][k:], real.items()):
         for j, m in enumerate(REAL_METHODS):
             pts = [r for r in res["rows"] if r["method"] == m]
+            if not pts:  # an older table, without the method
+                continue
             ax.errorbar([r["steps"] for r in pts], [r["value"] for r in pts], yerr=[r["stderr"] for r in pts], fmt="-o",
                         ms=3, capsize=2, label=m, color=f"C{j}")
         style_axis(ax, res, f"{name} (L={res['L']}, n={res['n']})")

@@ -15,8 +15,9 @@
 Beta grids over the exact KL run through the tuner (:func:`mdm_energy.tuning.exact_grid_study`).
 """
 
-from .correlation import (RandomisedCounts, correlation_counts, dtc_counts, dual_total_correlation, law_randomised,
-                          randomised_counts, scale_counts, tc_counts, total_correlation)
+from .correlation import (RandomisedCounts, correlation_counts, curve_correlation_counts, curve_correlations, dtc_counts,
+                          dual_total_correlation, law_randomised, randomised_counts, scale_counts, tc_counts,
+                          total_correlation)
 from .denoiser import ExactDenoiser
 from .distributions import (
     MAX_EXACT_STATES,
@@ -102,6 +103,8 @@ __all__ = [
     "tc_counts",
     "dtc_counts",
     "correlation_counts",
+    "curve_correlations",
+    "curve_correlation_counts",
     "RandomisedCounts",
     "randomised_counts",
     "law_randomised",

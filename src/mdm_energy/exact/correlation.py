@@ -53,7 +53,7 @@ import numpy as np
 from .denoiser import ExactDenoiser
 
 __all__ = ["SCALES", "total_correlation", "dual_total_correlation", "scale_counts", "tc_counts", "dtc_counts",
-           "correlation_counts", "RandomisedCounts", "randomised_counts", "law_randomised"]
+           "correlation_counts", "curve_correlations", "curve_correlation_counts", "RandomisedCounts", "randomised_counts", "law_randomised"]
 
 #: The scales a grid is uniform on: ``tc`` (shrinking sizes), ``dtc`` (growing sizes), ``linear``.
 SCALES = ("tc", "dtc", "linear")
@@ -123,10 +123,35 @@ def dtc_counts(n: int, steps: int) -> list[int]:
     return scale_counts("dtc", n, steps)
 
 
+def curve_correlations(Z) -> tuple[float, float]:
+    r"""``(TC, DTC)`` in the curve's units from an information curve :math:`Z_1 .. Z_n` (module docstring:
+    :math:`\mathrm{TC} = \sum_j Z_j`, :math:`\mathrm{DTC} = n Z_n - \sum_j Z_j`) — exact for a law's own curve
+    (:meth:`~mdm_energy.exact.ExactDenoiser.information_curve`); for a real model, an estimate from its
+    random-order ``mean`` profile at temperature 1 (:meth:`mdm_energy.profile.InformationProfile.
+    information_curve`), the only order and statistic whose curve is the model's law's."""
+    z = np.asarray(Z, dtype=np.float64)
+    if z.ndim != 1 or not len(z) or not np.isfinite(z).all():
+        raise ValueError(f"an information curve is a non-empty 1-d array of finite values, got shape {z.shape}")
+    tc = float(z.sum())
+    return max(tc, 0.0), max(len(z) * float(z[-1]) - tc, 0.0)
+
+
+def _pick(tc: float, dtc: float) -> str:
+    """Chen–Cong–Li's choice: the scale of the smaller correlation (``tc`` on a tie)."""
+    return "tc" if tc <= dtc else "dtc"
+
+
 def correlation_counts(den: ExactDenoiser, steps: int) -> tuple[str, list[int]]:
     """``("tc", tc_counts)`` if the law's TC is at most its DTC, else ``("dtc", dtc_counts)``."""
-    which = "tc" if total_correlation(den) <= dual_total_correlation(den) else "dtc"
+    which = _pick(total_correlation(den), dual_total_correlation(den))
     return which, scale_counts(which, den.n, steps)
+
+
+def curve_correlation_counts(Z, steps: int) -> tuple[str, list[int]]:
+    """:func:`correlation_counts` with TC and DTC from an information curve (:func:`curve_correlations`): the
+    choice a real model allows, from an estimated curve."""
+    which = _pick(*curve_correlations(Z))
+    return which, scale_counts(which, len(Z), steps)
 
 
 @dataclass(frozen=True)
