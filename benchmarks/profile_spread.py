@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 from pathlib import Path
@@ -45,7 +44,8 @@ def draw_seed(k: int) -> int:
     return real_tasks.PROFILE_SEED + 1000 * k
 
 
-def run_task(name: str, draws: int, cells: Cells) -> dict:
+def run_task(name: str, args, cells: Cells) -> dict:
+    """One task's ``args.draws`` profiles and their schedules' paired differences to linear (module docstring)."""
     from mdm_energy.profile import profile_schedule
 
     items = real_tasks.TestItems.load(name)
@@ -62,7 +62,7 @@ def run_task(name: str, draws: int, cells: Cells) -> dict:
     linear = {n: cells.get(key("linear", n), items.fixed("linear", n), key("linear", n)) for n in steps}
     out = {"metric": recorded["metric"], "steps": steps, "L": L, "n": len(items.test), "checkpoint": items.digest,
            "linear": {str(n): float(linear[n].mean()) for n in steps}, "draws": []}
-    for k in range(draws):
+    for k in range(args.draws):
         tp = time.time()
         seed = draw_seed(k)
         prof = real_tasks.task_profile(items, "confidence", samples=ROWS, seed=seed)
@@ -74,9 +74,9 @@ def run_task(name: str, draws: int, cells: Cells) -> dict:
                 raise SystemExit(f"{name} N={n}: draw 0 is not real_tasks.py's profile schedule ({spec} vs "
                                  f"{recorded['profile']['confidence']['specs'][str(n)]})")
             s = cells.get(key(spec, n), items.fixed(spec, n), key(spec, n))
-            d = s - linear[n]
+            diff, se = real_tasks._paired(s, linear[n])
             draw["cells"][str(n)] = {"spec": spec, "counts": _counts(spec, L, n), "value": float(s.mean()),
-                                     "diff": float(d.mean()), "diff_se": float(d.std(ddof=1) / math.sqrt(len(d)))}
+                                     "diff": diff, "diff_se": se}
         out["draws"].append(draw)
         print(f"  {name} draw {k} (seed {seed}, profiled in {seconds:.0f} s): "
               + " ".join(f"N={n} {draw['cells'][str(n)]['diff']:+.3f}" for n in steps), file=sys.stderr, flush=True)
@@ -165,10 +165,7 @@ def main() -> None:
 
     t0 = time.time()
     cells = Cells(RESULTS / "profile_spread_items.npz", shared=real_tasks._cache())
-    res = {}
-    for name in [t for t in args.tasks.split(",") if t]:
-        if real_tasks.has_checkpoint(name):
-            res[name] = run_task(name, args.draws, cells)
+    res = real_tasks.run_tasks(args.tasks, run_task, args, cells)
     meta = {"command": " ".join(["python benchmarks/profile_spread.py", *sys.argv[1:]]), "draws": args.draws,
             "minutes": (time.time() - t0) / 60, "threads": torch.get_num_threads()}
     if not res:

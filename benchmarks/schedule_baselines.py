@@ -204,8 +204,9 @@ def real_part(tasks: list[str], quick: bool, cells: Cells) -> dict:
         # mean profile at temperature 1 (the TC and DTC schedules themselves need no model call)
         tr = time.time()
         law_prof = estimate_profile(den, prompts, L, samples=rows_n, order="random", statistic="mean", seed=3)
-        tc, dtc = curve_correlations(law_prof.information_curve())
-        ccl = {N: curve_correlation_counts(law_prof.information_curve(), N) for N in steps}
+        law_curve = law_prof.information_curve()
+        tc, dtc = curve_correlations(law_curve)
+        ccl = {N: curve_correlation_counts(law_curve, N) for N in steps}
         t_law = time.time() - tr
         jys, jys_cost = {}, {}
         for label, order in (("JYS", "random"), ("JYS conf.", "confidence")):

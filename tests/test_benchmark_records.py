@@ -4,6 +4,7 @@ shared by pareto.py and schedule_baselines.py)."""
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import importlib.util
 import json
@@ -250,7 +251,7 @@ def test_profile_spread_refuses_real_tasks_records_of_other_weights(items, tmp_p
     monkeypatch.setattr(spread, "RESULTS", tmp_path)
     monkeypatch.setattr(spread.real_tasks.TestItems, "load", classmethod(lambda cls, name, quick=False: items))
     with pytest.raises(SystemExit, match="countdown: real_tasks.json was measured on other weights"):
-        spread.run_task("countdown", 2, spread.Cells(tmp_path / "own.npz"))
+        spread.run_task("countdown", argparse.Namespace(draws=2), spread.Cells(tmp_path / "own.npz"))
     assert not (tmp_path / "own.npz").exists()
 
 

@@ -180,7 +180,7 @@ class claimed_trial:
 
     def __exit__(self, kind, exc, tb) -> bool:
         if isinstance(exc, KeyboardInterrupt):  # the interrupt, not a failed clean-up, is what is reported
-            _release(self.study, exc, None if self.ids is None else [self.ids], run_id=self.run_id)
+            _release(self.study, exc, [self.ids])  # only entered blocks exit: the trial's ids are known
         return False
 
 
