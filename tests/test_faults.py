@@ -233,6 +233,46 @@ def test_a_signal_landing_as_a_trial_is_created_releases_it(tmp_path, monkeypatc
     assert r.evaluations == 2 and r.new_evaluations == 1
 
 
+@pytest.mark.parametrize("strategy", ["random", "tpe"])
+def test_a_signal_landing_as_an_asked_trial_is_created_releases_it(tmp_path, monkeypatch, strategy):
+    """The same window for the ask-and-tell strategies: their trials are created by this process, already named,
+    so a SIGTERM after the storage committed the second one (before its id came back) still releases it."""
+    from mdm_energy import _signals
+    from mdm_energy.tuning import SearchSpace, TaskObjective, claims, tune
+
+    real, created = claims.create_running_trial, []
+
+    def create_then_signal(*args, **kwargs):
+        out = real(*args, **kwargs)
+        created.append(out)
+        if len(created) == 2:
+            signal.raise_signal(signal.SIGTERM)
+        return out
+
+    import optuna
+
+    def no_ask(*args, **kwargs):
+        raise AssertionError("a worker asked Optuna for an unnamed trial")
+
+    monkeypatch.setattr(claims, "create_running_trial", create_then_signal)
+    monkeypatch.setattr(optuna.study.Study, "ask", no_ask)  # the window itself: a trial Optuna creates unnamed
+    storage = f"sqlite:///{tmp_path}/s.db"
+    space = SearchSpace(bounds={"a": (0.1, 1.5), "b": (0.1, 1.5)})
+    objective = TaskObjective(lambda schedule, items: [1.0 for _ in items], [1, 2, 3])
+    previous = _signals.install()
+    try:
+        with pytest.raises(_signals.Interrupted):
+            tune(objective, strategy=strategy, budget=3, storage=storage, study_name="s", space=space, seed=0)
+    finally:
+        _signals.restore(previous)
+    trials = optuna.load_study(study_name="s", storage=storage).get_trials()
+    assert [(t.state.name, t.user_attrs.get("error"), bool(t.user_attrs.get("stale"))) for t in trials] == [
+        ("COMPLETE", None, False), ("FAIL", "interrupted (SIGTERM)", True)]
+    monkeypatch.setattr(claims, "create_running_trial", real)
+    r = tune(objective, strategy=strategy, budget=3, storage=storage, study_name="s", space=space, seed=0)
+    assert r.evaluations == 3 and r.new_evaluations == 2
+
+
 def test_an_interrupted_task_tune_resumes_without_redoing_finished_trials(capsys, tmp_path):
     storage = f"sqlite:///{tmp_path}/s.db"
     argv = ["tune", "--objective", "task", "--task", "countdown", "--checkpoint", str(CHECKPOINT), "-N", "4",

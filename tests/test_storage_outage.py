@@ -144,6 +144,31 @@ def test_a_created_trial_whose_reply_was_lost_is_evaluated_once(tmp_path, lose_r
     assert not lose_reply_once  # the fault did fire
 
 
+@pytest.mark.parametrize("strategy", ["random", "tpe"])
+def test_an_asked_trial_whose_create_reply_was_lost_is_evaluated_once(tmp_path, lose_reply_once, strategy):
+    """Ask-and-tell workers (tpe, random; Pareto shares the worker) create their trials already named: the first
+    attempt of a retried create is this worker's orphan, failed as stale at once — it holds no place in the
+    budget, and every place of the budget is evaluated."""
+    from functools import partial
+
+    from mdm_energy.tuning.claims import AskJob, ask_worker, optuna_sampler
+    from mdm_energy.tuning.study import _propose, _record_proposed
+
+    study = _patient_study(tmp_path)
+    calls = []
+    objective = CallableObjective(lambda s: calls.append(s.spec) or 1.0, name="one")
+    space = SearchSpace(bounds={"a": (0.1, 1.5), "b": (0.1, 1.5)})
+    job = AskJob(strategy, 3, "r1", partial(optuna_sampler, strategy, 0), partial(_propose, space),
+                 partial(_record_proposed, objective, space))
+    lose_reply_once["table"] = "trials"  # the first create commits, its reply is lost, the retry creates another
+    ask_worker(lambda: study, objective, job, 0)
+    trials = study.get_trials()
+    assert Counter((t.state.name, bool(t.user_attrs.get("stale"))) for t in trials) == {
+        ("COMPLETE", False): 3, ("FAIL", True): 1}
+    assert [t.number for t in trials if t.user_attrs.get("stale")] == [0]  # the orphan is the first attempt
+    assert len(calls) == 3 and not lose_reply_once
+
+
 def test_a_finish_whose_reply_was_lost_keeps_its_score(tmp_path, lose_reply_once):
     study = _patient_study(tmp_path)
     objective = CallableObjective(lambda s: 0.75, name="one")
@@ -292,8 +317,8 @@ def test_clean_up_on_the_way_out_tries_the_storage_once(postgres_server):
 
 
 def test_a_trial_left_without_an_owner_is_failed_as_stale_after_ten_minutes(tmp_path):
-    """An ask-and-tell trial whose worker never named itself (stopped between Optuna's create and its first
-    attribute, or created twice by a retry) is failed-stale by a run ten minutes later, not before."""
+    """A trial that never carried an owner (made by a plain Optuna ``ask``: another tool, or a worker of an earlier
+    version stopped before it named itself) is failed-stale by a run ten minutes later, not before."""
     import datetime
 
     from mdm_energy.tuning.claims import OWNERLESS_SECONDS, fail_stale

@@ -225,6 +225,30 @@ def test_random_strategy_is_seeded_within_bounds_and_keeps_its_best(tmp_path):
     assert r.best.value == pytest.approx(exact_sampler("markov:5,3,0", "ancestral", f"beta:{r.best.a},{r.best.b}", 3).kl)
 
 
+@pytest.mark.parametrize("strategy", ["tpe", "random"])
+def test_the_workers_propose_what_optunas_own_ask_and_tell_loop_proposes(tmp_path, strategy):
+    """The workers create each trial themselves (already naming their owner) and wrap it as ``study.ask`` does; the
+    reference is Optuna's own loop — ``ask``, the search space's suggestion, ``tell`` — with the same seeded sampler
+    and objective values. Twelve trials: past TPE's 8 start-up trials, so its model-based proposals are compared too."""
+    from mdm_energy.tuning import CallableObjective
+    from mdm_energy.tuning.claims import optuna_sampler
+
+    def value(spec: str) -> float:  # the tuner also scores its baselines (linear, ...) once: 0 for them
+        if not spec.startswith("beta:"):
+            return 0.0
+        a, b = (float(x) for x in spec.split(":")[1].split(","))
+        return -((a - 0.6) ** 2) - 0.5 * (b - 1.1) ** 2
+
+    space = SearchSpace(bounds={"a": (0.1, 1.5), "b": (0.1, 1.5)})
+    r = tune(CallableObjective(lambda s: value(s.spec)), strategy=strategy, budget=12, seed=5, space=space,
+             storage=f"sqlite:///{tmp_path}/s.db")
+    ref = optuna.create_study(direction="maximize", sampler=optuna_sampler(strategy, 5, 0))
+    for _ in range(12):
+        trial = ref.ask()
+        ref.tell(trial, value(space.build(space.suggest(trial)).spec))
+    assert [(t.a, t.b, t.value) for t in r.trials] == [(t.params["a"], t.params["b"], t.value) for t in ref.trials]
+
+
 def test_tpe_with_two_workers_spends_exactly_its_budget(tmp_path):
     storage = f"sqlite:///{tmp_path}/s.db"
     r = tune(ExactKLObjective("potts:5,2,1", "ancestral", 3), strategy="tpe", budget=12, storage=storage, workers=2, seed=1)

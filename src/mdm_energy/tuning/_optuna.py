@@ -1,4 +1,4 @@
-"""The few Optuna calls the tuner makes beyond ``ask``/``tell``, in one place, and why.
+"""The few Optuna calls the tuner makes beyond the public ``ask``/``tell``, in one place, and why.
 
 A grid point must be *claimed* before it is evaluated, so that two workers — processes or machines
 sharing one storage — never evaluate the same point. Optuna's public API lets a sampler choose the
@@ -8,7 +8,10 @@ the trial directly in the storage, already ``RUNNING`` and with its parameters f
 numbers trials atomically, and among the trials that hold one point the lowest number wins. That call
 (``create_new_trial``), a trial's storage id and setting an attribute on a trial another process created
 (the storage's ``set_trial_user_attr``) are not public API, so they live here and nowhere else; finishing
-a trial goes through the public ``study.tell``.
+a trial goes through the public ``study.tell``. The ask-and-tell strategies create their trials the same way,
+already carrying their owner, and then wrap one as ``study.ask`` does (:func:`asked_trial`: the live
+``Trial(study, trial_id)``, after clearing the study's cached trial list), so that no interrupt between
+Optuna's create and the worker's naming itself can leave a trial without an owner.
 
 Reading one study attribute: ``study.user_attrs`` reads, decodes and deep-copies *every* attribute of the study,
 and the item scores live there, one attribute per schedule (:mod:`.items`), so reading one schedule's scores that
@@ -29,7 +32,7 @@ import json
 import threading
 from typing import Any, Iterator
 
-__all__ = ["optuna", "create_running_trial", "trial_id", "set_trial_attr", "finish_trial", "heartbeat",
+__all__ = ["optuna", "create_running_trial", "asked_trial", "trial_id", "set_trial_attr", "finish_trial", "heartbeat",
            "stale_trial_ids", "study_user_attr", "read_study_user_attr"]
 
 
@@ -49,6 +52,17 @@ def create_running_trial(study, params: dict[str, float], distributions: dict, u
     storage = study._storage
     tid = storage.create_new_trial(study._study_id, template_trial=template)
     return tid, storage.get_trial_number_from_id(tid)
+
+
+def asked_trial(study, tid: int):
+    """The live trial for running trial ``tid`` (made by :func:`create_running_trial`), ready for the sampler's
+    suggestions: what ``study.ask`` returns after it creates a trial. ``ask`` creates the trial without
+    attributes, so a worker stopped before it names itself leaves an ownerless trial ``RUNNING``; creating it
+    already named, then wrapping it as ``ask`` does, closes that window. The wrapping is not public API:
+    ``optuna.trial.Trial(study, tid)`` (the sampler's ``before_trial`` runs in it) after clearing the study's
+    cached trial list, as ``ask`` does, so the sampler sees every trial finished so far."""
+    study._thread_local.cached_all_trials = None
+    return optuna().trial.Trial(study, tid)
 
 
 def trial_id(trial) -> int:

@@ -46,7 +46,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 from .._signals import describe, exit_status, held
 from ..schedules import Schedule, ScheduleFamily, ScheduleParam
-from ._optuna import (create_running_trial, finish_trial, heartbeat, optuna, set_trial_attr, stale_trial_ids,
+from ._optuna import (asked_trial, create_running_trial, finish_trial, heartbeat, optuna, set_trial_attr, stale_trial_ids,
                       study_user_attr, trial_id)
 from .items import StudyItemStore
 from .objectives import ItemObjective, Objective, Score
@@ -93,9 +93,9 @@ def _alive(pid: int) -> bool:
     return True
 
 
-#: A RUNNING trial that has carried no owner (``host`` attribute) for this long has none: every worker names
-#: itself within moments of creating a trial. Such a trial was created by Optuna's ``ask`` whose worker was
-#: stopped before it could name itself, or twice by a retried create whose first reply was lost (:mod:`.outage`).
+#: A RUNNING trial that has carried no owner (``host`` attribute) for this long has none: this package's workers
+#: create every trial already named, so such a trial was made by a plain Optuna ``ask`` (another tool, or a
+#: worker of an earlier version of this package stopped before it could name itself).
 OWNERLESS_SECONDS = 600.0
 
 
@@ -159,8 +159,9 @@ class claimed_trial:
     ``RUNNING`` trial (:func:`~._optuna.create_running_trial`; its ``user_attrs`` name this process and run
     ``run_id``) and release it as :func:`released_on_interrupt` does if SIGINT/SIGTERM stops creation or block.
 
-    An interrupt that lands after the storage committed the trial but before its id came back finds it as this
-    process's running trial of the run. A class, not a generator: a generator-based context manager can take
+    Either way the interrupt releases this process's running trials of the run: the trial — found so also when
+    the signal lands after the storage committed it but before its id came back — and an orphan of a retried
+    create (:mod:`.outage`) not yet failed. A class, not a generator: a generator-based context manager can take
     the signal in its ``__enter__`` after the trial exists and before either handler is in place. So wherever
     the signal lands, no trial is left ``RUNNING`` for a worker that is gone (unless the storage is out then:
     as in :func:`released_on_interrupt`, the next run fails it as stale)."""
@@ -180,7 +181,7 @@ class claimed_trial:
 
     def __exit__(self, kind, exc, tb) -> bool:
         if isinstance(exc, KeyboardInterrupt):  # the interrupt, not a failed clean-up, is what is reported
-            _release(self.study, exc, [self.ids])  # only entered blocks exit: the trial's ids are known
+            _release(self.study, exc, run_id=self.run_id)  # this trial, and an orphan of a retried create with it
         return False
 
 
@@ -230,6 +231,15 @@ def owner_attrs(strategy: str, run_id: str) -> dict[str, Any]:
     return {"strategy": strategy, "host": socket.gethostname(), "pid": os.getpid(), "run": run_id}
 
 
+def _fail_orphans(study, orphans: Sequence) -> None:
+    """Fail each of ``orphans`` — running trials of this process and run other than the one it just created:
+    the first attempt of a create that was retried after its reply was lost (:mod:`.outage`) — as stale, so
+    none holds a point or a place in the budget (one finished meanwhile by another worker is left as it is)."""
+    for orphan in orphans:
+        if set_trial_attr(study, trial_id(orphan), "stale", True):
+            finish_trial(study, orphan.number, "FAIL")
+
+
 def family_attrs(family: ScheduleFamily) -> dict[str, Any]:
     """The ``family`` user attribute of a trial: absent for Beta, so Beta trials are stored as they always were."""
     return {} if family.name == BETA else {"family": family.name}
@@ -253,10 +263,9 @@ def evaluate_point(study, objective: Objective, strategy: str, family: ScheduleF
          **owner_attrs(strategy, run_id)}, run_id,
     ) as (tid, number):
         others = [t for t in holders(study, key) if trial_id(t) != tid]
-        for orphan in [t for t in others if t.state == S.RUNNING and _mine(t, run_id)]:
-            if set_trial_attr(study, trial_id(orphan), "stale", True):
-                finish_trial(study, orphan.number, "FAIL")
-            others.remove(orphan)
+        orphans = [t for t in others if t.state == S.RUNNING and _mine(t, run_id)]
+        _fail_orphans(study, orphans)
+        others = [t for t in others if t not in orphans]
         rivals = [t for t in others if t.state != S.RUNNING or t.number < number]
         if rivals:  # someone else holds this point: abandon without evaluating
             set_trial_attr(study, tid, "duplicate", True)
@@ -318,16 +327,18 @@ def ask_worker(opener: Callable[[], Any], objective: Any, job: AskJob, worker: i
         return sum(1 for t in study.get_trials(deepcopy=False, states=(S.COMPLETE, S.FAIL, S.RUNNING))
                    if t.user_attrs.get("strategy", job.strategy if t.state == S.RUNNING else None) == job.strategy
                    and not t.user_attrs.get("stale") and not t.user_attrs.get("duplicate")
-                   and (before is None or t.number < before))  # a trial just asked may not carry its attributes yet
+                   and (before is None or t.number < before))  # unnamed: a plain Optuna ask (another tool)
 
-    while held() < job.budget:
-        trial = study.ask()
-        with released_on_interrupt(study, trial_id(trial), trial.number):
-            for k, v in {**job.propose(trial), **owner_attrs(job.strategy, job.run_id)}.items():
+    while held() < job.budget:  # created already named (claimed_trial), so an interrupt cannot leave it ownerless
+        with claimed_trial(study, {}, {}, owner_attrs(job.strategy, job.run_id), job.run_id) as (tid, number):
+            trial = asked_trial(study, tid)
+            _fail_orphans(study, [t for t in study.get_trials(deepcopy=False, states=(S.RUNNING,))
+                                  if _mine(t, job.run_id) and trial_id(t) != tid])
+            for k, v in job.propose(trial).items():
                 trial.set_user_attr(k, v)
-            if held(before=trial.number) >= job.budget:  # another worker took the last place first
+            if held(before=number) >= job.budget:  # another worker took the last place first
                 trial.set_user_attr("duplicate", True)
-                finish_trial(study, trial.number, "PRUNED")
+                finish_trial(study, number, "PRUNED")
                 return
             job.record(study, trial)
 

@@ -15,11 +15,10 @@ Why retrying is safe. Each retried call is one transaction, so a failed attempt 
 when the server committed and only its reply was lost. For reads and attribute writes a repeat is
 harmless. Finishing a trial twice makes the repeat fail with Optuna's ``UpdateFinishedTrialError``, which
 the claim protocol reads as "finished" (:func:`~mdm_energy.tuning._optuna.finish_trial`). Creating a trial
-twice leaves an orphan ``RUNNING`` trial of this process beside the new one; on a grid or halving point the
-claim protocol fails it as stale before evaluating (:func:`~mdm_energy.tuning.claims.evaluate_point`), so the
-point is scored once. (An ask-and-tell trial — tpe, random, Pareto — gets its owner only after Optuna
-creates it, so such an orphan carries no owner; once it has had none for ten minutes the next run fails it
-as stale, :data:`~mdm_energy.tuning.claims.OWNERLESS_SECONDS`.)
+twice leaves an orphan ``RUNNING`` trial of this process beside the new one; the claim protocol fails it as
+stale before evaluating (on a grid or halving point, :func:`~mdm_energy.tuning.claims.evaluate_point`; for an
+ask-and-tell trial — tpe, random, Pareto — :func:`~mdm_energy.tuning.claims.ask_worker`), so the point is
+scored once and the orphan takes no place in the budget.
 A trial interrupted because the worker gave up stays ``RUNNING`` under the worker's process id and is
 failed as stale and redone once by the next run (:func:`~mdm_energy.tuning.claims.fail_stale`).
 
