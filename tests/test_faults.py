@@ -198,9 +198,14 @@ def test_a_trial_stopped_by_a_signal_is_released_and_redone(tmp_path):
     assert r.evaluations == 2 and r.new_evaluations == 1 and calls[-1] == calls[5]  # only the stopped point redone
 
 
-def test_a_signal_landing_as_a_trial_is_created_releases_it(tmp_path, monkeypatch):
+@pytest.mark.parametrize("strategy, budget, evaluations", [("grid", None, 2), ("random", 3, 3), ("tpe", 3, 3)])
+def test_a_signal_landing_as_a_trial_is_created_releases_it(tmp_path, monkeypatch, strategy, budget, evaluations):
     """Deterministic: SIGTERM lands after the storage committed the second trial but before create_running_trial
-    returned (the window a signal sent as soon as the trial shows up in the study can hit); it is still released."""
+    returned (the window a signal sent as soon as the trial shows up in the study can hit); it is still released.
+    The ask-and-tell strategies (random, tpe) create their trials the same way, already named: Optuna's ``ask``,
+    which would create one unnamed, is never called."""
+    import optuna
+
     from mdm_energy import _signals
     from mdm_energy.tuning import SearchSpace, TaskObjective, claims, tune
 
@@ -212,44 +217,6 @@ def test_a_signal_landing_as_a_trial_is_created_releases_it(tmp_path, monkeypatc
         if len(created) == 2:
             signal.raise_signal(signal.SIGTERM)
         return out
-
-    monkeypatch.setattr(claims, "create_running_trial", create_then_signal)
-    storage, space = f"sqlite:///{tmp_path}/s.db", SearchSpace(values={"a": (0.5, 1.0), "b": (0.5,)})
-    previous = _signals.install()
-    try:
-        with pytest.raises(_signals.Interrupted):
-            tune(TaskObjective(lambda schedule, items: [1.0 for _ in items], [1, 2, 3]), strategy="grid",
-                 storage=storage, study_name="s", space=space)
-    finally:
-        _signals.restore(previous)
-    import optuna
-
-    trials = optuna.load_study(study_name="s", storage=storage).get_trials()
-    assert [(t.state.name, t.user_attrs.get("error"), bool(t.user_attrs.get("stale"))) for t in trials] == [
-        ("COMPLETE", None, False), ("FAIL", "interrupted (SIGTERM)", True)]
-    monkeypatch.setattr(claims, "create_running_trial", real)
-    r = tune(TaskObjective(lambda schedule, items: [1.0 for _ in items], [1, 2, 3]), strategy="grid",
-             storage=storage, study_name="s", space=space)
-    assert r.evaluations == 2 and r.new_evaluations == 1
-
-
-@pytest.mark.parametrize("strategy", ["random", "tpe"])
-def test_a_signal_landing_as_an_asked_trial_is_created_releases_it(tmp_path, monkeypatch, strategy):
-    """The same window for the ask-and-tell strategies: their trials are created by this process, already named,
-    so a SIGTERM after the storage committed the second one (before its id came back) still releases it."""
-    from mdm_energy import _signals
-    from mdm_energy.tuning import SearchSpace, TaskObjective, claims, tune
-
-    real, created = claims.create_running_trial, []
-
-    def create_then_signal(*args, **kwargs):
-        out = real(*args, **kwargs)
-        created.append(out)
-        if len(created) == 2:
-            signal.raise_signal(signal.SIGTERM)
-        return out
-
-    import optuna
 
     def no_ask(*args, **kwargs):
         raise AssertionError("a worker asked Optuna for an unnamed trial")
@@ -257,20 +224,21 @@ def test_a_signal_landing_as_an_asked_trial_is_created_releases_it(tmp_path, mon
     monkeypatch.setattr(claims, "create_running_trial", create_then_signal)
     monkeypatch.setattr(optuna.study.Study, "ask", no_ask)  # the window itself: a trial Optuna creates unnamed
     storage = f"sqlite:///{tmp_path}/s.db"
-    space = SearchSpace(bounds={"a": (0.1, 1.5), "b": (0.1, 1.5)})
+    space = (SearchSpace(values={"a": (0.5, 1.0), "b": (0.5,)}) if strategy == "grid"
+             else SearchSpace(bounds={"a": (0.1, 1.5), "b": (0.1, 1.5)}))
     objective = TaskObjective(lambda schedule, items: [1.0 for _ in items], [1, 2, 3])
     previous = _signals.install()
     try:
         with pytest.raises(_signals.Interrupted):
-            tune(objective, strategy=strategy, budget=3, storage=storage, study_name="s", space=space, seed=0)
+            tune(objective, strategy=strategy, budget=budget, storage=storage, study_name="s", space=space, seed=0)
     finally:
         _signals.restore(previous)
     trials = optuna.load_study(study_name="s", storage=storage).get_trials()
     assert [(t.state.name, t.user_attrs.get("error"), bool(t.user_attrs.get("stale"))) for t in trials] == [
         ("COMPLETE", None, False), ("FAIL", "interrupted (SIGTERM)", True)]
     monkeypatch.setattr(claims, "create_running_trial", real)
-    r = tune(objective, strategy=strategy, budget=3, storage=storage, study_name="s", space=space, seed=0)
-    assert r.evaluations == 3 and r.new_evaluations == 2
+    r = tune(objective, strategy=strategy, budget=budget, storage=storage, study_name="s", space=space, seed=0)
+    assert r.evaluations == evaluations and r.new_evaluations == evaluations - 1
 
 
 def test_an_interrupted_task_tune_resumes_without_redoing_finished_trials(capsys, tmp_path):

@@ -21,7 +21,7 @@ Safety, by construction:
 * **failures** — an evaluation that raises, or returns a non-finite score, is recorded as ``FAIL`` with
   its error text, and the study goes on;
 * **interrupts** — SIGINT or SIGTERM during a trial marks it failed-stale at once
-  (:func:`released_on_interrupt`), as :func:`fail_stale` would after a crash: no trial is left ``RUNNING``
+  (:class:`claimed_trial`), as :func:`fail_stale` would after a crash: no trial is left ``RUNNING``
   and a rerun redoes its point; forked workers are stopped with their parent (:func:`run_workers`);
 * **outages** — on a database server every storage call rides out an outage (:mod:`.outage`); a worker
   that gives up raises :class:`~.outage.StorageOutage` (a forked worker exits with
@@ -42,7 +42,7 @@ import sys
 import time
 import traceback
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Sequence
 
 from .._signals import describe, exit_status, held
 from ..schedules import Schedule, ScheduleFamily, ScheduleParam
@@ -52,7 +52,7 @@ from .items import StudyItemStore
 from .objectives import ItemObjective, Objective, Score
 from .outage import EXIT_STORAGE_OUTAGE, StorageOutage, impatient
 
-__all__ = ["STORED_RANGE", "BETA", "point_key", "stored_distribution", "fail_stale", "released_on_interrupt", "claimed_trial", "holders",
+__all__ = ["STORED_RANGE", "BETA", "point_key", "stored_distribution", "fail_stale", "claimed_trial", "holders",
            "record", "scored", "owner_attrs", "family_attrs", "evaluate_point", "bind_objective", "points_worker", "AskJob",
            "optuna_sampler", "ask_worker",
            "run_workers", "claim_objective", "claim_family", "family_of_trial"]
@@ -126,62 +126,47 @@ def _mine(t, run_id: str) -> bool:
     return u.get("host") == socket.gethostname() and u.get("pid") == os.getpid() and u.get("run") == run_id
 
 
-@contextlib.contextmanager
-def released_on_interrupt(study, tid: int, number: int) -> Iterator[None]:
-    """Mark trial ``tid`` failed-stale if SIGINT/SIGTERM (a ``KeyboardInterrupt``) stops the block, then let
-    the interrupt go on: the study keeps no trial ``RUNNING`` for a worker that is gone, and a rerun redoes
-    the point (an item objective keeps the items it finished). Signals are held back while it is marked, so
-    the storage is tried once, not for the whole patience (:func:`~.outage.impatient`): a worker told to stop
-    during an outage stops at once, and its running trial is failed as stale by the next run instead."""
-    try:
-        yield
-    except KeyboardInterrupt as exc:  # the interrupt, not a failed clean-up, is what is reported
-        _release(study, exc, [(tid, number)])
-        raise
-
-
-def _release(study, exc: KeyboardInterrupt, trials: "Sequence[tuple[int, int]] | None" = None, run_id: str = "") -> None:
-    """Mark each ``(storage id, number)`` of ``trials`` (by default: this process's running trials of run
-    ``run_id``) failed-stale with the interrupt as its error, trying the storage once with signals held back
-    (see :func:`released_on_interrupt`)."""
+def _release(study, exc: KeyboardInterrupt, run_id: str) -> None:
+    """Mark this process's running trials of run ``run_id`` failed-stale with the interrupt as their error (a
+    ``KeyboardInterrupt`` from SIGINT/SIGTERM): the study keeps no trial ``RUNNING`` for a worker that is gone,
+    and a rerun redoes the point (an item objective keeps the items it finished). Signals are held back while
+    they are marked, so the storage is tried once, not for the whole patience (:func:`~.outage.impatient`): a
+    worker told to stop during an outage stops at once, and its running trial is failed as stale by the next
+    run instead."""
     with held(), impatient(), contextlib.suppress(Exception):
-        if trials is None:
-            trials = [(trial_id(t), t.number) for t in study.get_trials(
-                deepcopy=False, states=(optuna().trial.TrialState.RUNNING,)) if _mine(t, run_id)]
-        for tid, number in trials:
-            set_trial_attr(study, tid, "stale", True)
-            set_trial_attr(study, tid, "error", f"interrupted ({describe(exc)})")
-            finish_trial(study, number, "FAIL")
+        for t in study.get_trials(deepcopy=False, states=(optuna().trial.TrialState.RUNNING,)):
+            if _mine(t, run_id):
+                set_trial_attr(study, trial_id(t), "stale", True)
+                set_trial_attr(study, trial_id(t), "error", f"interrupted ({describe(exc)})")
+                finish_trial(study, t.number, "FAIL")
 
 
 class claimed_trial:
     """``with claimed_trial(study, params, distributions, user_attrs, run_id) as (tid, number):`` — create a
     ``RUNNING`` trial (:func:`~._optuna.create_running_trial`; its ``user_attrs`` name this process and run
-    ``run_id``) and release it as :func:`released_on_interrupt` does if SIGINT/SIGTERM stops creation or block.
+    ``run_id``) and release it (:func:`_release`) if SIGINT/SIGTERM stops creation or block.
 
     Either way the interrupt releases this process's running trials of the run: the trial — found so also when
     the signal lands after the storage committed it but before its id came back — and an orphan of a retried
     create (:mod:`.outage`) not yet failed. A class, not a generator: a generator-based context manager can take
     the signal in its ``__enter__`` after the trial exists and before either handler is in place. So wherever
     the signal lands, no trial is left ``RUNNING`` for a worker that is gone (unless the storage is out then:
-    as in :func:`released_on_interrupt`, the next run fails it as stale)."""
+    as in :func:`_release`, the next run fails it as stale)."""
 
     def __init__(self, study, params: dict, distributions: dict, user_attrs: dict[str, Any], run_id: str) -> None:
         self.study, self.run_id = study, run_id
         self.create = lambda: create_running_trial(study, params, distributions, user_attrs)
-        self.ids: "tuple[int, int] | None" = None
 
     def __enter__(self) -> tuple[int, int]:
         try:
-            self.ids = self.create()
+            return self.create()
         except KeyboardInterrupt as exc:
-            _release(self.study, exc, run_id=self.run_id)
+            _release(self.study, exc, self.run_id)
             raise
-        return self.ids
 
     def __exit__(self, kind, exc, tb) -> bool:
         if isinstance(exc, KeyboardInterrupt):  # the interrupt, not a failed clean-up, is what is reported
-            _release(self.study, exc, run_id=self.run_id)  # this trial, and an orphan of a retried create with it
+            _release(self.study, exc, self.run_id)  # this trial, and an orphan of a retried create with it
         return False
 
 
