@@ -467,16 +467,28 @@ def _markdown(all_res: dict, meta: dict) -> str:
     return "\n".join(lines)
 
 
-def merged_tables(new: dict, path: Path, meta: dict, quick: bool) -> dict:
+def merged_tables(new: dict, path: Path, meta: dict, quick: bool, digest_key: str = "checkpoint") -> dict:
     """This run's task tables (in their JSON form) over those of ``path`` for the tasks it did not run, in the
     order of :data:`CONFIG` — so rerunning one task (say after retraining it) keeps the others' tables, which
-    pareto.py reads; a ``--quick`` run keeps nothing. The kept tasks are listed in ``meta``."""
+    pareto.py reads; a ``--quick`` run keeps nothing. A kept table must name today's weights of its
+    ``checkpoints/<task>/`` under ``digest_key`` (:func:`mdm_energy.tasks.tuned.weights_digest`): one measured on
+    weights since retrained away, or recording none, is dropped, said on stderr. The kept tasks are listed in
+    ``meta``."""
+    from mdm_energy.tasks.tuned import weights_digest
+
     new = json.loads(json.dumps(new, default=str))
     old = {} if quick or not path.is_file() else json.loads(path.read_text()).get("tasks", {})
-    kept = [n for n in old if n not in new]
+    kept = []
+    for name in [n for n in old if n not in new]:
+        ck = ROOT / "checkpoints" / name
+        if old[name].get(digest_key) == (weights_digest(ck) if (ck / "model.safetensors").is_file() else None):
+            kept.append(name)
+        else:
+            print(f"{name}: the last run's table is dropped: measured on other weights than checkpoints/{name}'s",
+                  file=sys.stderr)
     if kept:
         meta["kept_from_earlier_runs"] = kept
-    merged = {**old, **new}
+    merged = {**{n: old[n] for n in kept}, **new}
     return {n: merged[n] for n in dict.fromkeys([*CONFIG, *merged]) if n in merged}
 
 

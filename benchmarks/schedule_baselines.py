@@ -367,26 +367,13 @@ def _plot(exact: list, real: dict) -> None:
 
 def _kept_tables(real: dict, args, meta: dict) -> dict:
     """This run's real-task tables over the last run's for the tasks it did not run (real_tasks.py's
-    ``merged_tables``), when both are full runs and the kept table was measured on the task's weights of today:
-    a ``--quick`` run, or one after a quick run, keeps nothing, and a table from retrained-away weights (or from
-    before the tables recorded theirs) is dropped, said on stderr."""
+    ``merged_tables``: only tables measured on the task's weights of today), when both are full runs: a
+    ``--quick`` run, or one after a quick run, keeps nothing."""
     from real_tasks import merged_tables
-
-    from mdm_energy.tasks.tuned import weights_digest
 
     path = RESULTS / "schedule_baselines.json"
     last_quick = not path.is_file() or json.loads(path.read_text()).get("meta", {}).get("quick", True)
-    merged = merged_tables(real, path, meta, args.quick or last_quick)
-    for name in meta.get("kept_from_earlier_runs", [])[:]:
-        ck = ROOT / "checkpoints" / name
-        if merged[name].get("checkpoint") != (weights_digest(ck) if (ck / "model.safetensors").exists() else None):
-            print(f"{name}: the last run's table is dropped: measured on other weights than checkpoints/{name}'s",
-                  file=sys.stderr)
-            del merged[name]
-            meta["kept_from_earlier_runs"].remove(name)
-    if not meta.get("kept_from_earlier_runs"):
-        meta.pop("kept_from_earlier_runs", None)
-    return merged
+    return merged_tables(real, path, meta, args.quick or last_quick)
 
 
 def main() -> None:

@@ -17,7 +17,7 @@ learned is within target.
 The cells are real_tasks.py's (same test items, per-item seeds and weights; one shared cache): greedy is its
 ``fixed|linear|L`` cell, ``low_confidence T=1`` pareto.py's ``fixed linear N=L T=1`` (where pareto.py has run it),
 the others computed here if missing (pycode keeps its snippets). Writes benchmarks/results/task_targets.md and
-.json.
+.json; a run of one task keeps the other's table while it names today's weights.
 
     python benchmarks/task_targets.py [--tasks countdown,pycode]
 """
@@ -102,7 +102,9 @@ def _markdown(res: dict, meta: dict) -> str:
              f"{COUNTDOWN_VALID:.2f} valid; pycode's unigram entropy within {ENTROPY_GAP} bits/char of the data's and "
              f"its generative perplexity within {PPL_FACTOR:g}x of the data's. `greedy` (temperature 0, low_confidence) "
              "is the sampler of every benchmark here and the one the targets name; `random T=1` draws from the "
-             "model's own joint law, one token per call.", ""]
+             "model's own joint law, one token per call."
+             + (f" Kept from an earlier run, on the same weights: {', '.join(meta['kept_from_earlier_runs'])}."
+                if meta.get("kept_from_earlier_runs") else ""), ""]
     if "countdown" in res:
         r = res["countdown"]
         lines += [f"## countdown ({r['n']} test items, L = {r['L']}, weights `{r['weights']}`, best validation loss "
@@ -132,13 +134,14 @@ def main() -> None:
     if bad:
         ap.error(f"--tasks: no target is set for {bad[0]!r} (choose from countdown, pycode)")
 
-    from real_tasks import _cache, has_checkpoint
+    from real_tasks import _cache, has_checkpoint, merged_tables
 
     cache = _cache()
     t0 = time.time()
     res = {name: measure(name, cache) for name in names if has_checkpoint(name)}
     meta = {"command": " ".join(["python benchmarks/task_targets.py", *sys.argv[1:]]), "minutes": (time.time() - t0) / 60}
     RESULTS.mkdir(parents=True, exist_ok=True)
+    res = merged_tables(res, RESULTS / "task_targets.json", meta, quick=False, digest_key="weights")
     (RESULTS / "task_targets.json").write_text(json.dumps({"meta": meta, "tasks": res}, indent=1) + "\n")
     (RESULTS / "task_targets.md").write_text(_markdown(res, meta))
     print((RESULTS / "task_targets.md").read_text())

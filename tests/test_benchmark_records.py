@@ -91,17 +91,29 @@ def test_pareto_refuses_a_profile_measured_on_other_weights(items, tmp_path, mon
     assert pareto._profile_specs(items, [2, 3, 4]) == {2: "table:0.5", 3: "table:0.3,0.6"}
 
 
-def test_rerunning_one_task_keeps_the_other_tasks_tables(tmp_path):
+def test_rerunning_one_task_keeps_the_other_tasks_tables(tmp_path, capsys):
+    from mdm_energy.tasks.tuned import weights_digest
+
     real_tasks = _module("real_tasks")
+    sudoku = {"n": 500, "checkpoint": weights_digest(BENCH.parent / "checkpoints" / "sudoku")}
     path = tmp_path / "real_tasks.json"
-    path.write_text(json.dumps({"meta": {}, "tasks": {"sudoku": {"n": 500}, "countdown": {"n": 1000, "old": True}}}))
+    path.write_text(json.dumps({"meta": {}, "tasks": {"sudoku": sudoku, "countdown": {"n": 1000, "old": True}}}))
     meta: dict = {}
     merged = real_tasks.merged_tables({"countdown": {"n": 1000, "steps": (2, 3)}}, path, meta, quick=False)
-    assert merged == {"countdown": {"n": 1000, "steps": [2, 3]}, "sudoku": {"n": 500}}  # JSON form, CONFIG order
+    assert merged == {"countdown": {"n": 1000, "steps": [2, 3]}, "sudoku": sudoku}  # JSON form, CONFIG order
     assert list(merged) == ["countdown", "sudoku"] and meta["kept_from_earlier_runs"] == ["sudoku"]
     quick_meta: dict = {}
     assert real_tasks.merged_tables({"countdown": {}}, path, quick_meta, quick=True) == {"countdown": {}}
     assert "kept_from_earlier_runs" not in quick_meta  # a smoke run keeps nothing
+    # a table of weights since retrained away, or naming none, is dropped and said; task_targets names them "weights"
+    for stale in ({"n": 500, "checkpoint": "0123456789ab"}, {"n": 500}, {"n": 500, "weights": sudoku["checkpoint"]}):
+        path.write_text(json.dumps({"meta": {}, "tasks": {"sudoku": stale}}))
+        meta = {}
+        assert real_tasks.merged_tables({"countdown": {}}, path, meta, quick=False) == {"countdown": {}} and not meta
+        assert "sudoku: the last run's table is dropped" in capsys.readouterr().err
+    meta = {}
+    merged = real_tasks.merged_tables({"countdown": {}}, path, meta, quick=False, digest_key="weights")
+    assert list(merged) == ["countdown", "sudoku"] and meta["kept_from_earlier_runs"] == ["sudoku"]
 
 
 def test_schedule_baselines_reads_real_tasks_cells_without_writing_them(tmp_path):
