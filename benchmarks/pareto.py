@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from real_tasks import CONFIG, PC_DECAY, RESULTS, ROOT, TestItems, _cache, has_checkpoint  # noqa: E402
+from real_tasks import CONFIG, PC_DECAY, RESULTS, ROOT, TestItems, _cache, has_checkpoint, table_digest  # noqa: E402
 from real_tasks import _cell as _cached_cell  # noqa: E402
 
 #: The cache keys of every cell this run read, for the compute time of what the tables show.
@@ -256,7 +256,7 @@ def _profile_specs(items, steps: list[int]) -> "dict[int, str]":
     table = json.loads(path.read_text()).get("tasks", {}).get(items.name, {})
     if not table:
         return {}
-    digest = table.get("checkpoint", table.get("tuned", {}).get("checkpoint"))
+    digest = table_digest(table)
     if digest != items.digest:
         raise SystemExit(f"{path}'s {items.name} profile was measured on other weights ({digest!r}; these are "
                          f"{items.digest!r}): run `python benchmarks/real_tasks.py --tasks {items.name}` first")

@@ -467,11 +467,18 @@ def _markdown(all_res: dict, meta: dict) -> str:
     return "\n".join(lines)
 
 
+def table_digest(table: dict, digest_key: str = "checkpoint") -> "str | None":
+    """The weights' digest a results table was measured on: its ``digest_key`` entry, or for a table from before
+    that key was recorded, its tuned schedule's (tuned on the same weights in the same run)."""
+    tuned = table.get("tuned")
+    return table.get(digest_key, tuned.get("checkpoint") if isinstance(tuned, dict) else None)
+
+
 def merged_tables(new: dict, path: Path, meta: dict, quick: bool, digest_key: str = "checkpoint") -> dict:
     """This run's task tables (in their JSON form) over those of ``path`` for the tasks it did not run, in the
     order of :data:`CONFIG` — so rerunning one task (say after retraining it) keeps the others' tables, which
     pareto.py reads; a ``--quick`` run keeps nothing. A kept table must name today's weights of its
-    ``checkpoints/<task>/`` under ``digest_key`` (:func:`mdm_energy.tasks.tuned.weights_digest`): one measured on
+    ``checkpoints/<task>/`` (:func:`table_digest`, :func:`mdm_energy.tasks.tuned.weights_digest`): one measured on
     weights since retrained away, or recording none, is dropped, said on stderr. The kept tasks are listed in
     ``meta``."""
     from mdm_energy.tasks.tuned import weights_digest
@@ -481,7 +488,7 @@ def merged_tables(new: dict, path: Path, meta: dict, quick: bool, digest_key: st
     kept = []
     for name in [n for n in old if n not in new]:
         ck = ROOT / "checkpoints" / name
-        if old[name].get(digest_key) == (weights_digest(ck) if (ck / "model.safetensors").is_file() else None):
+        if table_digest(old[name], digest_key) == (weights_digest(ck) if (ck / "model.safetensors").is_file() else None):
             kept.append(name)
         else:
             print(f"{name}: the last run's table is dropped: measured on other weights than checkpoints/{name}'s",

@@ -114,6 +114,9 @@ def test_rerunning_one_task_keeps_the_other_tasks_tables(tmp_path, capsys):
     meta = {}
     merged = real_tasks.merged_tables({"countdown": {}}, path, meta, quick=False, digest_key="weights")
     assert list(merged) == ["countdown", "sudoku"] and meta["kept_from_earlier_runs"] == ["sudoku"]
+    # a table from before the key: its tuned schedule's digest stands for it
+    path.write_text(json.dumps({"meta": {}, "tasks": {"sudoku": {"n": 500, "tuned": {"checkpoint": sudoku["checkpoint"]}}}}))
+    assert list(real_tasks.merged_tables({"countdown": {}}, path, {}, quick=False)) == ["countdown", "sudoku"]
 
 
 def test_schedule_baselines_reads_real_tasks_cells_without_writing_them(tmp_path):
