@@ -277,3 +277,35 @@ def test_profile_spread_draw_zero_is_real_tasks_profile_and_counts_add_up():
     assert spread._counts("table:0.25,0.5,0.875", 8, 4) == [2, 2, 3, 1]
     assert spread._counts("table:0.20987654320987653,0.30864197530864196", 81, 3) == [17, 8, 56]
     assert spread._counts("table:0.5", 81, 2) == [41, 40]  # half-way rounds up, as the samplers round (not to even)
+
+
+def test_training_fit_recovers_a_power_law_through_the_stage_ends():
+    """Stage ends read where the next stage scored them, then the law a + b*s^-c through them, against the
+    closed form: three ends on a known law give it back, and its inverse gives the steps to a target loss."""
+    tf = _module("training_fit")
+    a, b, c = 0.2, 40.0, 0.6
+
+    def law(s):
+        return a + b * s ** -c
+
+    def stage(steps, minutes, best, compared=None, earlier=None):
+        out = {"final": {"steps": steps, "minutes": minutes, "best_valid": best}}
+        if compared:
+            out["compared"] = {"first stage": compared[0], "second stage": compared[1]}
+        if earlier:
+            out["earlier"] = earlier
+        return out
+
+    # each stage's own best_valid is on another set (off the law); the next stage's comparison is on the law
+    first = stage(1000, 10.0, 9.0)
+    second = stage(3000, 30.0, 9.0, compared=(law(1000), 8.0), earlier=first)
+    third = stage(6000, 60.0, 9.0, compared=(law(4000), law(10_000)), earlier=second)
+    ends = tf.stage_ends(third)
+    assert [(e.steps, e.minutes) for e in ends] == [(1000, 10.0), (4000, 40.0), (10_000, 100.0)]
+    assert [e.loss for e in ends] == pytest.approx([law(1000), law(4000), law(10_000)])
+    fitted = tf.fit([e.steps for e in ends], [e.loss for e in ends])
+    assert (fitted.a, fitted.b, fitted.c) == pytest.approx((a, b, c), rel=1e-4)
+    assert fitted.reaches(0.25) == pytest.approx((b / 0.05) ** (1 / c), rel=1e-3)
+    assert fitted.reaches(fitted.a) == float("inf") and fitted.reaches(0.1) == float("inf")  # at or below the floor
+    with pytest.raises(ValueError, match="at least three stage ends; this checkpoint has 2"):
+        tf.fit([1000, 4000], [1.0, 0.9])
