@@ -156,14 +156,8 @@ def _plot(results: "list[dict]", path: Path) -> None:
     for ax, r in zip(axes[0], results):
         by = r["by"]
         trainer = json.loads((ROOT / "checkpoints" / r["task"] / "trainer.json").read_text())
-        metas = []
-        while trainer:
-            metas.append(trainer)
-            trainer = trainer.get("earlier")
-        offset = 0.0
-        for k, meta in enumerate(metas[::-1]):
-            col = 0 if by == "steps" else 1
-            scale = 1.0 if by == "steps" else 1 / 60
+        offset, col, scale = 0.0, (0 if by == "steps" else 1), (1.0 if by == "steps" else 1 / 60)
+        for k, meta in enumerate(stage_chain(trainer)):  # trainer logs nest their stages as records do
             ax.plot([offset + v[col] * scale for v in meta["valid_log"]], [v[2] for v in meta["valid_log"]], "-", lw=1,
                     alpha=0.7, label=f"stage {k + 1}: validation")
             offset += meta["step"] if by == "steps" else meta["elapsed"] / 60
