@@ -48,13 +48,17 @@ def evaluate(task: Task, model, examples: list[Example], sampler, seed: int = 0,
              item_seeds: "list[int] | None" = None) -> TaskEval:
     """Generate an answer for every example with ``sampler`` and score it; mean, standard error, mean NFE.
 
-    ``item_seeds`` (one per example) seed each example's random draws on its own, so its answer does not
-    depend on the other examples it is batched with; otherwise one generator seeded by ``seed`` serves all."""
+    ``model`` is a trained :class:`~mdm_energy.models.MDMTransformer` or any denoiser already (an exact law's,
+    :class:`~mdm_energy.exact.ChainDenoiser`). ``item_seeds`` (one per example) seed each example's random draws on
+    its own, so its answer does not depend on the other examples it is batched with; otherwise one generator
+    seeded by ``seed`` serves all."""
     from ..models import as_denoiser
+    from ..sampling import check_denoiser
 
     if item_seeds is not None and len(item_seeds) != len(examples):
         raise ValueError(f"item_seeds must give one seed per example ({len(examples)}), got {len(item_seeds)}")
-    den = as_denoiser(model)
+    den = as_denoiser(model) if isinstance(model, torch.nn.Module) else model
+    check_denoiser(den)
     g = torch.Generator().manual_seed(seed)
     scores, nfe, outputs = [], [], []
     for start in range(0, len(examples), batch_size):
