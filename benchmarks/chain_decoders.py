@@ -64,8 +64,6 @@ def fit_chain(task, order: int, smoothing: float):
 
 def cross_entropy_bits(chain, task, test) -> float:
     """The chain's next-character cross-entropy (bits/char) on the true answers of ``test`` (EOS included once)."""
-    import torch
-
     ids, _ = task.encode(test)
     P, k, L = chain.table.reshape((chain.V,) * (chain.order + 1)), chain.order, task.gen_len
     total, count = 0.0, 0

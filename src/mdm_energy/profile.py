@@ -93,10 +93,13 @@ STATISTICS = ("mean", "total", "committed", "answer")
 #: the bound sums along the sampler's path (the entropy a step's tokens could still lose). Measured
 #: (benchmarks/profile_statistics.py --quick: 40 paired test items, so ± about 0.05 a cell; the full run is
 #: the lead's) as the mean paired difference to linear over each task's step grid — countdown, countdown-long,
-#: sudoku, pycode: mean +0.066, -0.004, +0.120, -0.070; total +0.047, +0.082, +0.050, -0.020; committed
-#: +0.034, +0.089, +0.030, -0.025; answer +0.072, +0.029, +0.120, -0.070. The mean wins where nothing is
-#: padded (sudoku) and loses where the issue says (countdown-long, pycode); total has the best worst task,
-#: committed is within noise of it, and total's rationale is the simpler one.
+#: sudoku, pycode, on the first task models: mean +0.066, -0.004, +0.120, -0.070; total +0.047, +0.082, +0.050,
+#: -0.020; committed +0.034, +0.089, +0.030, -0.025; answer +0.072, +0.029, +0.120, -0.070. On today's
+#: checkpoints (countdown's and pycode's third stages, 2026-12-03): mean +0.156, -0.004, +0.120, -0.035; total
+#: +0.078, +0.082, +0.050, +0.015; committed +0.100, +0.089, +0.030, +0.025; answer +0.134, +0.029, +0.120,
+#: -0.035. The mean wins where nothing is padded (sudoku) and loses where the issue says (countdown-long,
+#: pycode); total and committed have the best worst tasks, within 0.01 of each other (total ahead on the first
+#: models, committed on today's: noise at ± 0.05), and total's rationale is the simpler one.
 DEFAULT_STATISTIC = "total"
 #: Where a profile's positions lie (module docstring): a window after the prompt, or a block-causal model's blocks.
 LAYOUTS = ("window", "block-causal")
