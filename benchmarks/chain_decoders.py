@@ -3,7 +3,7 @@
 pycode's text target (task_targets.py: the unigram entropy of its snippets within 0.5 bits/char of the data's,
 decoded greedily one token per call) asks a decoder and a model together. This separates them: an order-k
 character chain (k = 1, 2) is fitted to the answers of pycode's training windows, and its *exact* posteriors
-(:class:`mdm_energy.exact.ChainDenoiser`, forward–backward over the whole window) stand in for the trained
+(:class:`mdm_energy.sampling.ChainDenoiser`, forward–backward over the whole window) stand in for the trained
 model. On the same 300 test prompts, with the same per-item seeds and the same three decoders as
 task_targets.py (greedy low_confidence, low_confidence at T = 1, random order at T = 1 — the last draws the
 chain's own law exactly), each table row gives the unigram entropy of the answers, their generative
@@ -52,7 +52,7 @@ def fit_chain(task, order: int, smoothing: float):
     the first answer characters' context), emitting the task's characters and EOS."""
     import torch
 
-    from mdm_energy.exact import ChainDenoiser
+    from mdm_energy.sampling import ChainDenoiser
     from mdm_energy.tasks.base import EOS, MASK, PAD
 
     windows, _ = task.encode(list(task.train_stream(seed=0)))

@@ -54,7 +54,7 @@ _EXPORTS: dict[str, str] = {
     "sampler_options": "registry",
     # exact engine
     "ExactDenoiser": "exact",
-    "ChainDenoiser": "exact",
+    "ChainDenoiser": "sampling",
     "load_distribution": "exact",
     "exact_sampler": "exact",
     "KLObjective": "exact",

@@ -3,7 +3,6 @@
 * :mod:`.distributions` — ``.npy`` laws and the built-ins ``toy1``, ``toy2``, ``markov``, ``potts``,
   ``templates``;
 * :mod:`.denoiser` — the exact denoiser (posteriors by summation) and the information curve;
-* :mod:`.chain` — the exact denoiser of an order-k Markov chain over a whole canvas (forward–backward);
 * :mod:`.laws` — exact output laws of the fixed-count (every remasking rule), ancestral and Euler samplers, and
   of a fixed reveal order (DUS);
 * :mod:`.revision` — the exact law of ReMDM's reveal-and-remask chain and its expected model calls;
@@ -19,7 +18,6 @@ Beta grids over the exact KL run through the tuner (:func:`mdm_energy.tuning.exa
 from .correlation import (RandomisedCounts, correlation_counts, curve_correlation_counts, curve_correlations, dtc_counts,
                           dual_total_correlation, law_randomised, randomised_counts, scale_counts, tc_counts,
                           total_correlation)
-from .chain import MAX_CHAIN_ENTRIES, ChainDenoiser
 from .denoiser import ExactDenoiser
 from .distributions import (
     MAX_EXACT_STATES,
@@ -68,8 +66,6 @@ __all__ = [
     "load_distribution",
     "distribution_families",
     "ExactDenoiser",
-    "ChainDenoiser",
-    "MAX_CHAIN_ENTRIES",
     "ExactResult",
     "exact_options",
     "exact_sampler",

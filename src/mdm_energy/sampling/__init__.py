@@ -5,6 +5,7 @@ of its own; :func:`make_sampler` builds any registered one by name."""
 from .adaptive import EntropyBoundedSampler, FactorSampler, ThresholdSampler, best_one
 from .base import (LAST_RESORT, Block, Canvas, Decision, Plan, RunState, SampleOutput, Sampler, ScheduledSampler,
                    Step, make_canvas)
+from .chain import MAX_CHAIN_ENTRIES, ChainDenoiser
 from .denoiser import CallableDenoiser, Denoiser, ExactTorchDenoiser, check_denoiser, check_pairwise, stop_ids_of
 from .dream import DreamSampler, dream_candidates, filter_top_k, filter_top_p
 from .factory import SAMPLER_CLASSES, make_sampler, sampler_class
@@ -25,6 +26,8 @@ __all__ = [
     "Denoiser",
     "CallableDenoiser",
     "ExactTorchDenoiser",
+    "ChainDenoiser",
+    "MAX_CHAIN_ENTRIES",
     "check_denoiser",
     "stop_ids_of",
     "check_pairwise",

@@ -49,7 +49,7 @@ def evaluate(task: Task, model, examples: list[Example], sampler, seed: int = 0,
     """Generate an answer for every example with ``sampler`` and score it; mean, standard error, mean NFE.
 
     ``model`` is a trained :class:`~mdm_energy.models.MDMTransformer` or any denoiser already (an exact law's,
-    :class:`~mdm_energy.exact.ChainDenoiser`). ``item_seeds`` (one per example) seed each example's random draws on
+    :class:`~mdm_energy.sampling.ChainDenoiser`). ``item_seeds`` (one per example) seed each example's random draws on
     its own, so its answer does not depend on the other examples it is batched with; otherwise one generator
     seeded by ``seed`` serves all."""
     from ..models import as_denoiser

@@ -19,7 +19,7 @@ the chain the posterior is undefined and this denoiser answers the uniform law o
 the convention of :class:`~mdm_energy.sampling.ExactTorchDenoiser` (tokens before that context are not read: by
 the Markov property they change no posterior where one is defined).
 
-Unlike the explicit laws of :mod:`.distributions` (at most :math:`2^{24}` states in all), a chain's size
+Unlike the explicit laws of :mod:`mdm_energy.exact.distributions` (at most :math:`2^{24}` states in all), a chain's size
 is its table's, not :math:`V^T`: a character trigram of a task's text is exact over a whole canvas. So a
 sampler run on it is a decoder run on a model that knows its law exactly — what a decoder's own
 choices (greedy, confidence order) do to text, apart from any model's errors.

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from _stats import chi_square_pvalue
-from mdm_energy.exact import ChainDenoiser, ExactDenoiser
-from mdm_energy.sampling import ExactTorchDenoiser, FixedCountSampler
+from mdm_energy.exact import ExactDenoiser
+from mdm_energy.sampling import ChainDenoiser, ExactTorchDenoiser, FixedCountSampler
 
 D = 3  # emitted ids 0..2; the mask is id 3
 
