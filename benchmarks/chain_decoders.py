@@ -102,10 +102,20 @@ def trained_rows(digest: str) -> "dict | None":
     return table if table and table.get("weights") == digest else None
 
 
+def _cell(value: "float | None", spec: str) -> str:
+    """``value`` formatted by ``spec``, or a dash where the measure does not apply (missing or NaN)."""
+    return "—" if value is None or not math.isfinite(value) else format(value, spec)
+
+
+def decoding_minutes(res: dict) -> float:
+    """The decoding time of every stored cell (minutes): a resumed run's total, not the last session's."""
+    return sum(r.get("seconds", 0.0) for t in res["models"].values() for r in t["rows"]) / 60
+
+
 def _markdown(res: dict) -> str:
     m, data = res["meta"], res["data"]
     lines = ["# pycode's decoders on exact character chains", "",
-             f"Regenerate: `{m['command']}` ({m['minutes']:.1f} min). Each chain is fitted to the answers of "
+             f"Regenerate: `{m['command']}` ({decoding_minutes(res):.1f} min of decoding on 2 cores). Each chain is fitted to the answers of "
              f"{m['train_windows']:,} pycode training windows (additive smoothing {m['smoothing']:g}) and decoded "
              f"through its exact posteriors on {m['n']} test prompts, one token per call (N = L = {m['L']}), with "
              "task_targets.py's decoders and per-item seeds. `random T=1` draws the chain's own law, so greedy − "
@@ -118,13 +128,13 @@ def _markdown(res: dict) -> str:
     for name, table in res["models"].items():
         own = next((r["unigram_entropy"] for r in table["rows"] if r["decoder"] == "random T=1"), math.nan)
         for r in table["rows"]:
-            lines.append(f"| {name} | {table.get('cross_entropy_bits', math.nan):.2f} | {r['decoder']} | "
+            lines.append(f"| {name} | {_cell(table.get('cross_entropy_bits'), '.2f')} | {r['decoder']} | "
                          f"{r['pass']:.3f} ± {r['stderr']:.3f} | {r['unigram_entropy']:.2f} | "
                          f"{r['unigram_entropy'] - data['unigram_entropy']:+.2f} | {r['unigram_entropy'] - own:+.2f} | "
-                         f"{r['gen_ppl']:.2f} | {r['gen_ppl'] / data['gen_ppl']:.2f} | {r.get('mean_chars', math.nan):.1f} |")
+                         f"{r['gen_ppl']:.2f} | {r['gen_ppl'] / data['gen_ppl']:.2f} | {_cell(r.get('mean_chars'), '.1f')} |")
     lines += ["", "The trained model's rows are task_targets.md's (same items, seeds and decoders; its weights "
               f"`{m.get('trained_weights') or 'not on today’s weights: rerun task_targets.py'}`); its cross-entropy "
-              "is not a left-to-right one, so it is left blank.", ""]
+              "is not a left-to-right one, and task_targets.py does not record answer lengths, so those cells are dashes.", ""]
     return "\n".join(lines)
 
 
@@ -177,7 +187,6 @@ def main() -> None:
     from real_tasks import TestItems, text_quality
     from task_targets import DECODERS
 
-    t0 = time.time()
     items = TestItems.load("pycode", quick=args.quick)
     ref = load_model(ROOT / "checkpoints" / "pycode-reference")
     config = {"smoothing": args.smoothing, "n": len(items.test), "L": items.task.gen_len}
@@ -206,7 +215,7 @@ def main() -> None:
     else:
         res["models"].pop("trained model", None)
     res["meta"] = {**res.get("meta", {}), "command": " ".join(["python benchmarks/chain_decoders.py", *sys.argv[1:]]),
-                   "minutes": (time.time() - t0) / 60, "n": len(items.test), "L": items.task.gen_len,
+                   "n": len(items.test), "L": items.task.gen_len,
                    "smoothing": args.smoothing, "trained_weights": items.digest if trained is not None else None}
     out = RESULTS / ("chain_decoders_quick" if args.quick else "chain_decoders")
     if not args.quick:
