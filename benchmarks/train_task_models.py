@@ -78,8 +78,8 @@ class LoadMonitor:
         self._thread.join()
 
 
-def steps_per_second(task_name: str, d: int, layers: int, batch: int) -> float:
-    """A 12-step probe of this model size on this task's shapes."""
+def steps_per_second(task_name: str, d: int, layers: int, batch: int, device: str = "cpu") -> float:
+    """A 12-step probe of this model size on this task's shapes, on ``device`` (the last 8 steps timed)."""
     import torch
 
     from mdm_energy.models import MDMConfig, MDMTransformer
@@ -89,8 +89,9 @@ def steps_per_second(task_name: str, d: int, layers: int, batch: int) -> float:
     task = get_task(task_name)
     T = task.prompt_len + task.gen_len
     model = MDMTransformer(MDMConfig(vocab_size=task.vocab.size, mask_id=2, eos_id=1, pad_id=0, max_len=T, d_model=d,
-                                     n_layers=layers, n_heads=4, d_ff=4 * d))
+                                     n_layers=layers, n_heads=4, d_ff=4 * d)).to(device)
     opt = make_optimizer(model, TrainConfig(task=task_name))
+    sync = torch.cuda.synchronize if next(model.parameters()).is_cuda else (lambda: None)
     ids = torch.randint(3, task.vocab.size, (batch, T))
     pm = torch.zeros(batch, T, dtype=torch.bool)
     pm[:, :task.prompt_len] = True
@@ -102,17 +103,27 @@ def steps_per_second(task_name: str, d: int, layers: int, batch: int) -> float:
         opt.zero_grad()
         loss.backward()
         opt.step()
+        sync()  # a GPU step is timed to its end, not to its launch
         times.append(time.perf_counter() - t0)
     return 1.0 / (sum(times[4:]) / len(times[4:]))
 
 
 def command(task: str, out: Path, cache: Path, d: int, layers: int, lr: float, batch: int, minutes: float, horizon: int,
-            plan: dict, patience: "int | None", init: "Path | None" = None) -> list[str]:
+            plan: dict, patience: "int | None", init: "Path | None" = None, device: str = "cpu") -> list[str]:
     cmd = ["mdm-energy", "train", "--task", task, "--out", str(out), "--minutes", f"{minutes:g}", "--d-model", str(d),
            "--layers", str(layers), "--lr", f"{lr:g}", "--batch-size", str(batch), "--max-steps", str(horizon),
            "--warmup-steps", "300", "--train-examples", str(plan["pool"]), "--valid-examples", str(plan["valid"]),
            "--valid-every", str(plan["valid_every"]), "--cache", str(cache), "--checkpoint-minutes", "5", "--json"]
-    return cmd + (["--patience", str(patience)] if patience else []) + (["--init", str(init)] if init else [])
+    return (cmd + (["--patience", str(patience)] if patience else []) + (["--init", str(init)] if init else [])
+            + (["--device", device] if device != "cpu" else []))
+
+
+def accelerator_name(device: str) -> str:
+    """What trains on ``device``, for the notes: e.g. ``one NVIDIA H200 (--device cuda)``."""
+    import torch
+
+    name = torch.cuda.get_device_name(torch.device(device)) if torch.device(device).type == "cuda" else device
+    return f"one {name} (`--device {device}`)"
 
 
 def run(cmd: list[str], log: Path) -> dict:
@@ -246,12 +257,13 @@ def continue_training(task: str, args: argparse.Namespace, plan: dict) -> None:
         for name in ("model.safetensors", "config.json", "trainer.json", "train_summary.json"):
             shutil.copy2(dest / name, init / name)  # the start, kept apart from the folder the export rewrites
         name, d, layers, lr, batch = next(s for s in plan["sweep"] if s[0] == stage_chain(earlier)[0]["chosen"])
-        probe = steps_per_second(task, d, layers, batch)
+        probe = steps_per_second(task, d, layers, batch, args.device)
         horizon = args.horizon or int(probe * args.continue_minutes * 60)
         cmd = command(task, work / "continued", args.cache, d, layers, lr, batch, args.continue_minutes, horizon, plan,
-                      args.patience, init=init)
+                      args.patience, init=init, device=args.device)
         stage = {"task": task, "date": time.strftime("%Y-%m-%d"), "earlier": earlier, "horizon": horizon,
-                 "command": cmd, "pool": prepare(task, plan, args.cache), "loads": []}
+                 "command": cmd, "pool": prepare(task, plan, args.cache), "loads": [],
+                 **({"machine": accelerator_name(args.device)} if args.device != "cpu" else {})}
         if args.horizon:
             stage["horizon_note"] = (f"The cosine horizon was given (--horizon {args.horizon:,}); the 12-step probe "
                                      f"measured {probe:.2f} steps/s ({int(probe * args.continue_minutes * 60):,} steps)")
@@ -372,12 +384,17 @@ def _stage_sentence(k: int, record: dict) -> str:
     final = record["final"]
     samples = [x for run in record.get("loads", ()) for x in run]
     load = (f"mean {sum(samples) / len(samples):.2f}, max {max(samples):.2f}" if samples else "not sampled")
-    return (f"The {ordinal(k)} ({record['date']}): warm-started from the {ordinal(k - 1)} stage's committed weights for "
+    return (f"The {ordinal(k)} ({record['date']}{_on(record)}): warm-started from the {ordinal(k - 1)} stage's committed weights for "
             f"{final['minutes']:.1f} minutes, {final['steps']:,} steps over {len(record.get('loads', ()))} run(s) "
             f"(cosine horizon {record['horizon']:,}), best validation loss {final['best_valid']:.4f}"
             + ("" if record.get("improved", True) else " (it did not beat its start, which stayed committed)") + ". "
             + (record["horizon_note"] + ". " if record.get("horizon_note") else "")
             + f"Its load average: {load}. ")
+
+
+def _on(record: dict) -> str:
+    """Where a stage trained, when not on this machine's CPU cores (a stage record names its accelerator)."""
+    return f", on {record['machine']}" if record.get("machine") else ""
 
 
 def continued_md(task: str, stage: dict, meta: dict, improved: bool) -> str:
@@ -388,12 +405,16 @@ def continued_md(task: str, stage: dict, meta: dict, improved: bool) -> str:
     count = {2: "Two stages, both", 3: "Three stages, all", 4: "Four stages, all"}.get(
         len(chain), f"{len(chain)} stages, all")
     start = "those weights" if k == 1 else f"the {ordinal(k - 1)} stage's committed weights"
+    opening = (f"{count} on this machine (2 CPU cores; training uses both)"
+               if not any(r.get("machine") for r in chain[1:]) else
+               f"{count.split(',')[0]}, on this machine's 2 CPU cores (training uses both) except where a stage names "
+               "another machine")
     lines = [f"# {task} checkpoint", "",
-             f"{count} on this machine (2 CPU cores; training uses both). The first ({earlier['date']}): a "
+             f"{opening}. The first ({earlier['date']}): a "
              f"sweep, then **{earlier['chosen']}** trained for {earlier['final']['minutes']:.1f} minutes "
              f"({earlier['final']['steps']:,} steps), best validation loss {earlier['final']['best_valid']:.4f}. "
              + "".join(_stage_sentence(j, chain[j]) for j in range(1, k))
-             + f"The {ordinal(k)} ({stage['date']}, `python benchmarks/train_task_models.py --continue-minutes`): "
+             + f"The {ordinal(k)} ({stage['date']}{_on(stage)}, `python benchmarks/train_task_models.py --continue-minutes`): "
              f"{start} warm-started with the same recipe (a new AdamW and warm-up + cosine schedule over "
              f"{stage['horizon']:,} steps) for {final['minutes']:.1f} minutes, {final['steps']:,} steps, over "
              f"{len(stage['loads'])} run(s); best validation loss **{final['best_valid']:.4f}** at step "
@@ -447,11 +468,26 @@ def main() -> None:
     ap.add_argument("--horizon", type=int,
                     help="with --continue-minutes: the cosine horizon in steps (default: a 12-step speed probe times "
                     "the minutes; the probe can read low, and then the horizon, not the minutes, ends the run)")
+    ap.add_argument("--device", default="cpu",
+                    help="with --continue-minutes: where the runs train (mdm-energy train --device: cpu, cuda, ...)")
+    ap.add_argument("--prepare-only", action="store_true",
+                    help="build (or read) each task's cached training and validation pools, print their sizes and "
+                    "times, and train nothing (e.g. to carry the pools to a GPU machine: benchmarks/device_train.sh)")
     ap.add_argument("--export-only", action="store_true",
                     help="with --continue-minutes: rewrite the checkpoint folders from the work folder's records")
     args = ap.parse_args()
-    if (args.export_only or args.horizon) and not args.continue_minutes:
-        ap.error("--export-only and --horizon apply to --continue-minutes only")
+    if (args.export_only or args.horizon or args.device != "cpu") and not args.continue_minutes:
+        ap.error("--export-only, --horizon and --device apply to --continue-minutes only")
+    if args.device != "cpu":
+        from mdm_energy.training import check_device
+
+        try:
+            check_device(args.device)
+        except ValueError as exc:
+            ap.error(str(exc))
+    unknown = [t for t in args.tasks.split(",") if t not in PLAN]
+    if unknown:
+        ap.error(f"--tasks: unknown task {unknown[0]!r} (known: {', '.join(PLAN)})")
     args.patience = args.patience or (12 if args.continue_minutes else 4)
     args.work, args.cache, args.export = args.work.resolve(), args.cache.resolve(), args.export.resolve()
     for task in args.tasks.split(","):
@@ -459,6 +495,9 @@ def main() -> None:
         plan["pool"] = max(64, int(plan["pool"] * args.pool_scale))
         plan["valid"] = max(16, int(plan["valid"] * min(1.0, args.pool_scale * 10)))
         plan["valid_every"] = args.valid_every or plan["valid_every"]
+        if args.prepare_only:
+            print(json.dumps({"task": task, "cache": str(args.cache), **prepare(task, plan, args.cache)}), flush=True)
+            continue
         if args.continue_minutes:
             if args.export_only:
                 export_continued(task, args.work / task, args.export / task)

@@ -85,6 +85,14 @@ def test_continue_exports_both_stages_and_keeps_the_better(tmp_path):
     assert text.count("    mdm-energy train --task countdown") == 2 and "then the third stage's" in text
     assert str(work / "countdown" / "init") in text and str(tmp_path / "work2" / "countdown" / "init") in text
     assert "Validation loss of the third stage:" in text and (dest / "training.png").stat().st_size > 0
+    # a stage that trained on an accelerator says so where it is described, and the opening no longer claims
+    # every stage for this machine's CPU cores (a record without "machine" keeps the text above, byte for byte)
+    record = tmp_path / "work2" / "countdown" / "continue.json"
+    record.write_text(json.dumps({**json.loads(record.read_text()), "machine": "one NVIDIA H200 (`--device cuda`)"}))
+    assert _run(*[a if a != str(work) else str(tmp_path / "work2") for a in common], "--export-only").returncode == 0
+    text = (dest / "TRAINING.md").read_text()
+    assert text.count("on one NVIDIA H200 (`--device cuda`), `python benchmarks/train_task_models.py") == 1
+    assert "Three stages, on this machine's 2 CPU cores (training uses both) except where a stage names" in text
 
 
 def test_bad_flag_combinations_are_refused(tmp_path):
@@ -93,6 +101,52 @@ def test_bad_flag_combinations_are_refused(tmp_path):
     r = _run("--work", str(tmp_path / "w"), "--cache", str(tmp_path / "c"), "--continue-minutes", "1", "--export-only",
              "--export", str(tmp_path / "nothing"))
     assert r.returncode == 1 and "missing" in r.stderr and r.stderr.strip().count("\n") == 0
+
+
+def test_device_task_and_prepare_flags(tmp_path):
+    """--device is checked before anything is made, unknown tasks are named, and --prepare-only builds the cached
+    pools the recipe trains on (the ones benchmarks/device_train.sh carries to a GPU) and trains nothing."""
+    base = ["--work", str(tmp_path / "w"), "--cache", str(tmp_path / "c")]
+    r = _run(*base, "--device", "cuda")
+    assert r.returncode == 2 and "--device apply to --continue-minutes only" in r.stderr
+    r = _run(*base, "--continue-minutes", "1", "--device", "tpu")
+    assert r.returncode == 2 and "unknown device 'tpu'" in r.stderr and not (tmp_path / "w").exists()
+    r = _run(*base, "--tasks", "countdown,sokoban")
+    assert r.returncode == 2 and "unknown task 'sokoban'" in r.stderr and not (tmp_path / "w").exists()
+    r = _run(*base, "--prepare-only", "--tasks", "countdown", "--pool-scale", "0.001")
+    assert r.returncode == 0, r.stderr[-2000:]
+    out = json.loads(r.stdout)
+    assert out["train"]["examples"] == 400 and out["valid"]["examples"] == 16
+    assert sorted(f.name.split("-")[2] for f in (tmp_path / "c").iterdir()) == ["train", "valid"]
+    assert not (tmp_path / "w").exists()
+
+
+def test_device_train_script_dry_run_on_the_cpu(tmp_path):
+    """benchmarks/device_train.sh end to end with DEVICE=cpu and tiny pools: the continued checkpoint comes back in
+    $OUT/checkpoints.tar with its notes, curves and loadable weights, beside the logs, and the repository's own
+    checkpoints are untouched (the export goes to a copy)."""
+    import tarfile
+
+    committed = Path(__file__).resolve().parents[1] / "checkpoints" / "countdown"
+    before = {f.name: f.read_bytes() for f in committed.iterdir()}
+    out = tmp_path / "out"
+    env = {**os.environ, "OUT": str(out), "DEVICE": "cpu", "MINUTES": "0.05", "POOL_SCALE": "0.001",
+           "VALID_EVERY": "5", "TASKS": "countdown", "EXPORT": str(tmp_path / "export"), "CACHE": str(tmp_path / "pools"),
+           "WORK": str(tmp_path / "work")}
+    r = subprocess.run(["bash", str(SCRIPT.parent / "device_train.sh")], capture_output=True, text=True, env=env,
+                       timeout=300)
+    assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
+    assert {f.name for f in out.iterdir()} == {"checkpoints.tar", "device.txt", "device_train.log",
+                                                "countdown-train.log"}
+    with tarfile.open(out / "checkpoints.tar") as tar:
+        tar.extractall(tmp_path / "unpacked", filter="data")
+    dest = tmp_path / "unpacked" / "countdown"
+    assert {"model.safetensors", "config.json", "TRAINING.md", "training.png", "trainer.json"} <= {f.name for f in dest.iterdir()}
+    stage = json.loads((dest / "train_summary.json").read_text())
+    assert stage["final"]["steps"] > 0 and "--init" in stage["command"] and "--device" not in stage["command"]
+    assert load_model(dest).config.d_model == load_model(committed).config.d_model
+    assert "mdm-energy train --task countdown" in (out / "countdown-train.log").read_text()
+    assert {f.name: f.read_bytes() for f in committed.iterdir()} == before
 
 
 def test_the_committed_training_notes_are_what_the_export_writes():

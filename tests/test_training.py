@@ -384,3 +384,36 @@ def test_train_cli_refuses_a_bad_init_and_takes_the_init_size(capsys, tmp_path):
     assert json.loads(capsys.readouterr()[0])["steps"] == 2
     config = load_model(tmp_path / "x").config
     assert (config.d_model, config.n_layers) == (32, 1)
+
+
+@pytest.mark.parametrize("device, says", [("tpu", "unknown device 'tpu'"), ("cuda:x", "unknown device 'cuda:x'")]
+                         + ([("cuda", "CUDA is not available")] if not torch.cuda.is_available() else []))
+def test_train_refuses_a_device_this_machine_lacks(capsys, tmp_path, device, says):
+    assert main(["train", "--task", "countdown", "--minutes", "1", "--out", str(tmp_path / "x"), "--device", device]) == 2
+    err = capsys.readouterr()[1]
+    assert says in err and err.strip().count("\n") == 0 and not (tmp_path / "x").exists()
+    with pytest.raises(ValueError, match="device"):  # the library refuses it too, before any folder is made
+        train(CountdownTask(), tmp_path / "y", TrainConfig(task="countdown", device=device, **TINY), progress=False)
+    assert not (tmp_path / "y").exists()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_a_cuda_run_draws_the_cpu_runs_batches_and_resumes_on_the_cpu(tmp_path):
+    """Every draw stays on the CPU generators, so a run on the GPU sees the CPU run's batches and masks: its
+    loss log and weights match the CPU run's to float32 rounding (matrix products at full precision), and a
+    run started on the GPU and resumed on the CPU ends where the CPU run does, to the same tolerance."""
+    torch.backends.cuda.matmul.allow_tf32 = False
+    task = CountdownTask()
+    cpu = TrainConfig(task="countdown", minutes=5, **TINY)
+    train(task, tmp_path / "cpu", cpu, max_steps_this_run=40, progress=False)
+    gpu = TrainConfig(task="countdown", minutes=5, device="cuda", **TINY)
+    train(task, tmp_path / "gpu", gpu, max_steps_this_run=40, progress=False)
+    train(task, tmp_path / "moved", gpu, max_steps_this_run=20, progress=False)
+    train(task, tmp_path / "moved", cpu, max_steps_this_run=20, progress=False)
+    logs = {k: json.loads((tmp_path / k / "trainer.json").read_text()) for k in ("cpu", "gpu", "moved")}
+    ref = load_model(tmp_path / "cpu").state_dict()
+    for k in ("gpu", "moved"):
+        assert logs[k]["step"] == 40
+        assert [r[2] for r in logs[k]["log"]] == pytest.approx([r[2] for r in logs["cpu"]["log"]], rel=1e-3)
+        other = load_model(tmp_path / k).state_dict()
+        assert all(torch.allclose(ref[n], other[n], atol=1e-3) for n in ref), k

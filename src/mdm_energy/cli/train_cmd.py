@@ -32,6 +32,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--init", metavar="DIR",
                    help="start from the weights of this model folder (same task and size) with a new optimiser and "
                    "learning-rate schedule: a warm start, e.g. to train a committed checkpoint longer")
+    p.add_argument("--device", default="cpu",
+                   help="where the model trains: cpu (default), cuda, cuda:N or mps; every random draw stays on the CPU, "
+                   "so the batches and masks are the same on every device, and a run may resume on another device")
     p.add_argument("--seed", type=seed_int(), default=0)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(run=run)
@@ -41,7 +44,7 @@ def run(args: argparse.Namespace) -> None:
     from pathlib import Path
 
     from ..tasks import TASKS, get_task
-    from ..training import TrainConfig, train
+    from ..training import TrainConfig, check_device, train
 
     if args.task not in TASKS and args.task != "pycode-reference":
         raise CLIError(f"unknown task {args.task!r} (known: {', '.join(sorted(TASKS))})")
@@ -59,6 +62,7 @@ def run(args: argparse.Namespace) -> None:
     args.d_model, args.layers = args.d_model or 192, args.layers or 4
     if args.d_model % 4:
         raise CLIError(f"--d-model must be divisible by the 4 heads, got {args.d_model}")
+    check_device(args.device)  # before anything is read or built
     if args.cache and Path(args.cache).exists() and not Path(args.cache).is_dir():
         raise CLIError(f"--cache exists and is not a folder: {args.cache!r}")
     cfg = TrainConfig(task=args.task, minutes=args.minutes, batch_size=args.batch_size, lr=args.lr, max_steps=args.max_steps,
@@ -66,7 +70,7 @@ def run(args: argparse.Namespace) -> None:
                       d_model=args.d_model, n_layers=args.layers, d_ff=4 * args.d_model, warmup_steps=args.warmup_steps,
                       valid_every=args.valid_every, valid_examples=args.valid_examples, patience=args.patience,
                       cache=str(Path(args.cache).resolve()) if args.cache else None,
-                      init=str(Path(args.init).resolve()) if args.init else None)
+                      init=str(Path(args.init).resolve()) if args.init else None, device=args.device)
     if args.task == "pycode-reference":
         from ..training import train_reference_lm
 

@@ -5,6 +5,7 @@ from .trainer import (
     TrainConfig,
     TrainState,
     TrainSummary,
+    check_device,
     fit,
     load_trainer,
     lr_at,
@@ -16,5 +17,5 @@ from .trainer import (
     validation_loss,
 )
 
-__all__ = ["TrainConfig", "TrainState", "TrainSummary", "mdm_loss", "lr_at", "make_optimizer", "fit", "train",
+__all__ = ["TrainConfig", "TrainState", "TrainSummary", "check_device", "mdm_loss", "lr_at", "make_optimizer", "fit", "train",
            "open_state", "save_trainer", "load_trainer", "train_reference_lm", "perplexity", "validation_loss"]

@@ -18,7 +18,8 @@ import torch.nn.functional as F
 from ..models import MDMConfig, MDMTransformer
 from ..tasks.base import EOS, MASK, PAD, split_of
 from ..tasks.pycode import PyCodeTask, stdlib_files
-from .trainer import TrainConfig, TrainSummary, check_fits, check_resume, exclusive, fit, open_state
+from .trainer import (TrainConfig, TrainSummary, check_device, check_fits, check_resume, exclusive, fit, model_device,
+                      open_state)
 
 __all__ = ["REF_LEN", "train_reference_lm", "perplexity"]
 
@@ -44,6 +45,7 @@ def train_reference_lm(out: "str | Path", cfg: TrainConfig, max_steps_this_run: 
     out = Path(out)
     if cfg.init is not None:
         raise ValueError("--init warm-starts a task model; the pycode reference LM always starts afresh")
+    check_device(cfg.device)
     check_fits(cfg, REF_LEN, task.vocab.size)
     config = MDMConfig(vocab_size=task.vocab.size, mask_id=MASK, eos_id=EOS, pad_id=PAD, max_len=REF_LEN,
                        d_model=cfg.d_model, n_layers=cfg.n_layers, n_heads=cfg.n_heads, d_ff=cfg.d_ff, causal=True)
@@ -54,7 +56,7 @@ def train_reference_lm(out: "str | Path", cfg: TrainConfig, max_steps_this_run: 
 
         def loss_fn() -> torch.Tensor:
             starts = torch.randint(len(corpus) - REF_LEN - 1, (cfg.batch_size,), generator=state.generator)
-            windows = torch.stack([corpus[s:s + REF_LEN + 1] for s in starts.tolist()])
+            windows = torch.stack([corpus[s:s + REF_LEN + 1] for s in starts.tolist()]).to(model_device(state.model))
             logits = state.model(windows[:, :-1])
             return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), windows[:, 1:].reshape(-1))
 

@@ -10,6 +10,12 @@ A checkpoint folder holds ``model.safetensors`` + ``config.json`` (the model), a
 ``trainer.safetensors`` + ``trainer.json`` (AdamW moments, the data/mask generator state, step, elapsed
 time, hyper-parameters and the loss log). Training resumes from it bit for bit: the same run, interrupted and resumed, ends with
 the same weights as an uninterrupted one.
+
+The run's ``device`` (``cpu`` by default; ``cuda`` on a GPU) holds the model, the optimiser and each batch's
+forward and backward pass. Every random draw — initial weights, batches, masking rates and masks — stays on
+the CPU's generators and is moved to the device afterwards, so a run draws the same batches and masks on
+every device (the weights then differ only by the device's arithmetic), and a run may resume on another
+device than it started on. Checkpoints are always written from CPU copies.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ from ..models.transformer import model_files
 from ..tasks.base import Task
 
 __all__ = ["TrainConfig", "TrainState", "TrainSummary", "mdm_loss", "lr_at", "make_optimizer", "fit", "train",
+           "check_device", "model_device",
            "validation_loss", "save_trainer", "load_trainer", "open_state", "check_resume", "check_init", "check_fits", "LOCK_NAME",
            "exclusive"]
 
@@ -65,6 +72,7 @@ class TrainConfig:
     patience: "int | None" = None  # stop after this many validation losses without a new best (None: never)
     cache: "str | None" = None  # folder of cached training pools (None: no cache)
     init: "str | None" = None  # model folder whose weights start a new run (a warm start; None: random weights)
+    device: str = "cpu"  # where the model trains (module docstring); not a resume field: a run may move
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "TrainConfig":
@@ -113,6 +121,36 @@ class TrainSummary:
         return {k: v for k, v in asdict(self).items() if v is not None or k == "loss"}
 
 
+#: the device types a run may train on
+DEVICE_TYPES = ("cpu", "cuda", "mps")
+
+
+def check_device(name: str) -> torch.device:
+    """``name`` as a :class:`torch.device` this machine has (``cpu``, ``cuda``, ``cuda:N``, ``mps``), or
+    ``ValueError`` naming it: an unknown name, or an accelerator this machine or this torch build lacks."""
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"--device: unknown device {name!r} (one of cpu, cuda, cuda:N, mps)") from None
+    if dev.type not in DEVICE_TYPES:
+        raise ValueError(f"--device: unknown device {name!r} (one of cpu, cuda, cuda:N, mps)")
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"--device {name}: CUDA is not available on this machine (torch {torch.__version__})")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"--device {name}: MPS is not available on this machine")
+    return dev
+
+
+def model_device(model: torch.nn.Module) -> torch.device:
+    """The device that holds ``model``'s parameters (where its inputs must go); the CPU for a module without
+    any (e.g. a fixed rule standing in for a model)."""
+    first = next(model.parameters(), None)
+    return first.device if first is not None else torch.device("cpu")
+
+
 def lr_at(step: int, cfg: TrainConfig) -> float:
     """Linear warm-up to ``lr`` over ``warmup_steps``, then cosine decay to 10% at ``max_steps``."""
     if step < cfg.warmup_steps:
@@ -135,11 +173,14 @@ def mdm_loss(model: MDMTransformer, ids: torch.Tensor, prompt_mask: torch.Tensor
               \bigl(-\log p_\theta(x_i \mid z_t)\bigr), \qquad t \sim U(\epsilon, 1],
 
     normalised by the number of answer tokens of the batch (masked or not), so that its expectation is
-    the per-token negative ELBO.
+    the per-token negative ELBO. ``t`` and the masks are drawn on the CPU (``generator``) whatever the
+    model's device, and the batch then moves to it: the same draws on every device.
     """
     B, T = ids.shape
     t = eps + (1 - eps) * torch.rand(B, 1, generator=generator)
-    masked = (torch.rand(B, T, generator=generator) < t) & ~prompt_mask
+    masked = (torch.rand(B, T, generator=generator) < t) & ~prompt_mask.cpu()
+    device = model_device(model)
+    ids, prompt_mask, masked, t = ids.to(device), prompt_mask.to(device), masked.to(device), t.to(device)
     z = torch.where(masked, torch.full_like(ids, model.config.mask_id), ids)
     logits = model(z)
     ce = F.cross_entropy(logits[masked], ids[masked], reduction="none")
@@ -156,7 +197,7 @@ def save_trainer(folder: Path, state: TrainState, cfg: TrainConfig) -> None:
     tensors = {"generator": state.generator.get_state()}
     for idx, st in opt_state["state"].items():
         for key, val in st.items():
-            tensors[f"opt.{idx}.{key}"] = val if torch.is_tensor(val) else torch.tensor(val)
+            tensors[f"opt.{idx}.{key}"] = val.detach().cpu() if torch.is_tensor(val) else torch.tensor(val)
     meta = json.dumps({"step": state.step, "elapsed": state.elapsed, "config": asdict(cfg), "log": state.log,
                        "valid_log": state.valid_log, "best_valid": state.best_valid, "best_step": state.best_step,
                        "param_groups": opt_state["param_groups"]}, indent=1)
@@ -166,7 +207,8 @@ def save_trainer(folder: Path, state: TrainState, cfg: TrainConfig) -> None:
 
 
 def load_trainer(folder: Path, state: TrainState) -> None:
-    """Restore the optimiser moments, the generator, the step, the elapsed time and the log into ``state``."""
+    """Restore the optimiser moments, the generator, the step, the elapsed time and the log into ``state``
+    (the moments move to the device of the parameters they belong to: ``load_state_dict`` casts them)."""
     from safetensors.torch import load_file
 
     tensors = load_file(folder / "trainer.safetensors")
@@ -297,7 +339,9 @@ def exclusive(out: Path) -> Iterator[None]:
 def open_state(out: Path, cfg: TrainConfig, new_model: Callable[[], MDMTransformer]) -> TrainState:
     """A fresh :class:`TrainState` (``new_model()``, or the weights of ``cfg.init`` with a new optimiser, step
     0 and a new learning-rate schedule: a warm start), or the one saved in ``out`` when it holds a checkpoint
-    (a resumed run continues from its own weights; ``cfg.init`` only starts a run)."""
+    (a resumed run continues from its own weights; ``cfg.init`` only starts a run). The model is built on
+    the CPU (the same initial weights everywhere) and then moved to ``cfg.device``."""
+    device = check_device(cfg.device)
     torch.manual_seed(cfg.seed)
     resuming = check_resume(out, cfg)
     if resuming:
@@ -306,6 +350,7 @@ def open_state(out: Path, cfg: TrainConfig, new_model: Callable[[], MDMTransform
         model = load_model(cfg.init).train()
     else:
         model = new_model()
+    model = model.to(device)
     state = TrainState(model, make_optimizer(model, cfg), torch.Generator().manual_seed(cfg.seed))
     if resuming:
         load_trainer(out, state)
@@ -405,6 +450,7 @@ def train(task: Task, out: "str | Path", cfg: TrainConfig, max_steps_this_run: "
     folder is held by this run alone (:func:`exclusive`)."""
     out = Path(out)
     t0 = time.time()
+    check_device(cfg.device)
     check_fits(cfg, task.prompt_len + task.gen_len, task.vocab.size)
     if not check_resume(out, cfg):  # refuses a folder this run cannot continue before anything is created
         check_init(cfg, _model_config(task, cfg))  # a resumed run continues its own weights, reads no --init

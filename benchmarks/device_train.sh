@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# The one prepared training run for a GPU machine (a device draw): continue the committed task checkpoints with
+# the same recipe on the GPU and bring back what the export writes.
+#
+# Each task in $TASKS (countdown,pycode) runs `python benchmarks/train_task_models.py --continue-minutes $MINUTES
+# --device $DEVICE`: its committed weights warm-started with a new AdamW and a warm-up + cosine schedule whose
+# horizon is a 12-step speed probe on the device times the minutes, stopping after 12 validations without a new
+# best. The export rewrites checkpoints/<task>/ (half-precision best weights, only where they beat the committed
+# ones on the same held-out set; TRAINING.md with every command and the validation table; training.png;
+# trainer.json with every stage's logs). Those folders come back as one file, $OUT/checkpoints.tar, to unpack over
+# this repository's checkpoints/ (`tar -xf checkpoints.tar -C checkpoints`), beside the logs: device.txt (torch
+# and the GPU), device_train.log and <task>-train.log (every command and the trainer's output).
+#
+# The pools (training examples) must travel with the run: countdown's 400,000 take about 13 minutes to build on
+# one CPU core, most of a device session. Build them here first, into the ignored folder .pools/, and carry it:
+#
+#   python benchmarks/train_task_models.py --prepare-only --tasks countdown,pycode --work /tmp/w --cache .pools
+#   (then the device run, carrying [".pools"]:)  bash benchmarks/device_train.sh
+#
+# A dry run of the plumbing on a CPU (tiny pools, a copy of the checkpoints; nothing in the repository changes):
+#
+#   OUT=/tmp/dry DEVICE=cpu MINUTES=0.3 POOL_SCALE=0.001 VALID_EVERY=20 EXPORT=/tmp/dry/checkpoints \
+#       CACHE=/tmp/dry/pools bash benchmarks/device_train.sh
+#
+# Settings (environment): OUT (where the tar goes; the device tool sets it), DEVICE (cuda), MINUTES (3.5 per
+# task: two tasks fit one 10-minute device command with the export), TASKS, CACHE (.pools), EXPORT
+# (checkpoints: on the device machine that is its own copy of the tree), WORK (a new temporary folder),
+# POOL_SCALE and VALID_EVERY (unset: the recipe's pools and validation cadence).
+set -euo pipefail
+: "${OUT:?set OUT to the folder that collects the results}"
+DEVICE=${DEVICE:-cuda}
+MINUTES=${MINUTES:-3.5}
+TASKS=${TASKS:-countdown,pycode}
+CACHE=${CACHE:-.pools}
+EXPORT=${EXPORT:-checkpoints}
+WORK=${WORK:-$(mktemp -d)}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+export PYTHONPATH="$ROOT/src:$ROOT/benchmarks${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+mkdir -p "$OUT" "$CACHE" "$WORK"
+IFS=, read -r -a tasks <<<"$TASKS"
+for task in "${tasks[@]}"; do  # a dry run exports into a copy of the committed checkpoint, never over it
+    if [ ! -e "$EXPORT/$task" ]; then mkdir -p "$EXPORT" && cp -r "checkpoints/$task" "$EXPORT/$task"; fi
+done
+scale=()  # a dry run's tiny pools and validation cadence
+if [ -n "${POOL_SCALE:-}" ]; then scale+=(--pool-scale "$POOL_SCALE"); fi
+if [ -n "${VALID_EVERY:-}" ]; then scale+=(--valid-every "$VALID_EVERY"); fi
+python3 -c 'import torch; print("torch", torch.__version__, "cuda" if torch.cuda.is_available() else "no cuda",
+      torch.cuda.get_device_name() if torch.cuda.is_available() else "")' | tee "$WORK/device.txt"
+python3 benchmarks/train_task_models.py --continue-minutes "$MINUTES" --device "$DEVICE" --tasks "$TASKS" \
+    --work "$WORK" --cache "$CACHE" --export "$EXPORT" "${scale[@]}" 2>&1 | tee "$WORK/device_train.log"
+cp "$WORK/device.txt" "$WORK/device_train.log" "$OUT/"
+for task in "${tasks[@]}"; do cp "$WORK/$task/train.log" "$OUT/$task-train.log"; done
+tar -cf "$OUT/checkpoints.tar" -C "$EXPORT" "${tasks[@]}"
+echo "wrote $OUT: checkpoints.tar (below), device.txt, device_train.log and each task's train log"
+tar -tvf "$OUT/checkpoints.tar"
