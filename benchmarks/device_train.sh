@@ -12,9 +12,11 @@
 # and the GPU), device_train.log and <task>-train.log (every command and the trainer's output).
 #
 # The pools (training examples) must travel with the run: countdown's 400,000 take about 13 minutes to build on
-# one CPU core, most of a device session. Build them here first, into the ignored folder .pools/, and carry it:
+# one CPU core, most of a device session. Build them here first and pack them (57 MB of pools are 6.7 MB packed,
+# inside the 64 MiB a device call carries) into the ignored folder .pools/, then carry it:
 #
-#   python benchmarks/train_task_models.py --prepare-only --tasks countdown,pycode --work /tmp/w --cache .pools
+#   python benchmarks/train_task_models.py --prepare-only --tasks countdown,pycode --work /tmp/w --cache /tmp/pools
+#   mkdir -p .pools && tar -czf .pools/pools.tgz -C /tmp/pools .
 #   (then the device run, carrying [".pools"]:)  bash benchmarks/device_train.sh
 #
 # A dry run of the plumbing on a CPU (tiny pools, a copy of the checkpoints; nothing in the repository changes):
@@ -23,7 +25,8 @@
 #       CACHE=/tmp/dry/pools bash benchmarks/device_train.sh
 #
 # Settings (environment): OUT (where the tar goes; the device tool sets it), DEVICE (cuda), MINUTES (3.5 per
-# task: two tasks fit one 10-minute device command with the export), TASKS, CACHE (.pools), EXPORT
+# task: two tasks fit one 10-minute device command with the export), TASKS, POOLS (.pools/pools.tgz, unpacked
+# into CACHE when it exists), CACHE (the pool folder: a new one under WORK), EXPORT
 # (checkpoints: on the device machine that is its own copy of the tree), WORK (a new temporary folder),
 # POOL_SCALE and VALID_EVERY (unset: the recipe's pools and validation cadence).
 set -euo pipefail
@@ -31,13 +34,15 @@ set -euo pipefail
 DEVICE=${DEVICE:-cuda}
 MINUTES=${MINUTES:-3.5}
 TASKS=${TASKS:-countdown,pycode}
-CACHE=${CACHE:-.pools}
 EXPORT=${EXPORT:-checkpoints}
 WORK=${WORK:-$(mktemp -d)}
+CACHE=${CACHE:-$WORK/pools}
+POOLS=${POOLS:-.pools/pools.tgz}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 export PYTHONPATH="$ROOT/src:$ROOT/benchmarks${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 mkdir -p "$OUT" "$CACHE" "$WORK"
+if [ -f "$POOLS" ]; then tar -xzf "$POOLS" -C "$CACHE"; fi  # pools missing there are built (slowly) by the run
 IFS=, read -r -a tasks <<<"$TASKS"
 for task in "${tasks[@]}"; do  # a dry run exports into a copy of the committed checkpoint, never over it
     if [ ! -e "$EXPORT/$task" ]; then mkdir -p "$EXPORT" && cp -r "checkpoints/$task" "$EXPORT/$task"; fi

@@ -122,17 +122,26 @@ def test_device_task_and_prepare_flags(tmp_path):
 
 
 def test_device_train_script_dry_run_on_the_cpu(tmp_path):
-    """benchmarks/device_train.sh end to end with DEVICE=cpu and tiny pools: the continued checkpoint comes back in
-    $OUT/checkpoints.tar with its notes, curves and loadable weights, beside the logs, and the repository's own
-    checkpoints are untouched (the export goes to a copy)."""
+    """benchmarks/device_train.sh end to end with DEVICE=cpu and tiny pools packed as its header says: the run
+    trains on the carried pools, the continued checkpoint comes back in $OUT/checkpoints.tar with its notes, curves
+    and loadable weights, beside the logs, and the repository's own checkpoints are untouched (the export goes to
+    a copy)."""
     import tarfile
 
     committed = Path(__file__).resolve().parents[1] / "checkpoints" / "countdown"
     before = {f.name: f.read_bytes() for f in committed.iterdir()}
+    built = tmp_path / "built"  # the pools, built here and packed as the script's header says
+    r = _run("--work", str(tmp_path / "w"), "--cache", str(built), "--prepare-only", "--tasks", "countdown",
+             "--pool-scale", "0.001")
+    assert r.returncode == 0, r.stderr[-2000:]
+    with tarfile.open(tmp_path / "pools.tgz", "w:gz") as tar:
+        for f in built.iterdir():
+            tar.add(f, arcname=f.name)
+    stamps = {f.name: int(f.stat().st_mtime) for f in built.iterdir()}
     out = tmp_path / "out"
     env = {**os.environ, "OUT": str(out), "DEVICE": "cpu", "MINUTES": "0.05", "POOL_SCALE": "0.001",
            "VALID_EVERY": "5", "TASKS": "countdown", "EXPORT": str(tmp_path / "export"), "CACHE": str(tmp_path / "pools"),
-           "WORK": str(tmp_path / "work")}
+           "WORK": str(tmp_path / "work"), "POOLS": str(tmp_path / "pools.tgz")}
     r = subprocess.run(["bash", str(SCRIPT.parent / "device_train.sh")], capture_output=True, text=True, env=env,
                        timeout=300)
     assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
@@ -147,6 +156,8 @@ def test_device_train_script_dry_run_on_the_cpu(tmp_path):
     assert load_model(dest).config.d_model == load_model(committed).config.d_model
     assert "mdm-energy train --task countdown" in (out / "countdown-train.log").read_text()
     assert {f.name: f.read_bytes() for f in committed.iterdir()} == before
+    # the run trained on the carried pools (unpacked with their times), it did not build its own
+    assert {f.name: int(f.stat().st_mtime) for f in (tmp_path / "pools").iterdir()} == stamps
 
 
 def test_the_committed_training_notes_are_what_the_export_writes():
