@@ -23,6 +23,13 @@ command resumes the run where its last checkpoint left it (every 5 minutes). ``-
 the checkpoint folders from the work folder's records (nothing is trained). A continued checkpoint is
 continued again the same way with a new ``--work`` folder (one work folder holds one continuation): its
 record then holds a chain of stages, the sweep's first.
+
+``--configs D:LAYERS:LR:BATCH[,...]`` replaces each task's sweep by these configurations (width, depth, peak
+learning rate, batch size; 4 heads and a feed-forward width of 4·D as always), e.g. a larger model trained
+from scratch on a GPU (``--device cuda``; benchmarks/device_train.sh). Where ``checkpoints/<task>/`` already
+holds weights, a sweep replaces them only if its best weights, rounded to half precision as committed, have
+the lower loss on the run's held-out set; otherwise the folder is left as it is and the comparison is kept in
+the work folder's ``record.json``.
 """
 
 from __future__ import annotations
@@ -108,6 +115,40 @@ def steps_per_second(task_name: str, d: int, layers: int, batch: int, device: st
     return 1.0 / (sum(times[4:]) / len(times[4:]))
 
 
+def parse_configs(text: str) -> list[tuple[str, int, int, float, int]]:
+    """``D:LAYERS:LR:BATCH[,...]`` as sweep entries ``(name, d_model, layers, lr, batch)``, named
+    ``d{D}-L{LAYERS}-lr{LR}-b{BATCH}``; a ValueError names the first bad entry."""
+    configs = []
+    for entry in text.split(","):
+        parts = entry.strip().split(":")
+        try:
+            if len(parts) != 4:
+                raise ValueError("expected D:LAYERS:LR:BATCH")
+            d, layers, lr, batch = int(parts[0]), int(parts[1]), float(parts[2]), int(parts[3])
+            if min(d, layers, batch) < 1 or not lr > 0:
+                raise ValueError("width, layers and batch must be positive integers and the learning rate positive")
+            if d % 4:
+                raise ValueError(f"the width must be divisible by the 4 heads, got {d}")
+        except ValueError as exc:
+            detail = str(exc) if not str(exc).startswith(("invalid literal", "could not convert")) else \
+                "expected D:LAYERS:LR:BATCH with numbers"
+            raise ValueError(f"--configs: bad entry {entry.strip()!r} ({detail})") from None
+        configs.append((f"d{d}-L{layers}-lr{parts[2]}-b{batch}", d, layers, lr, batch))
+    return configs
+
+
+def chosen_recipe(first: dict, plan: dict) -> tuple[str, int, int, float, int]:
+    """The sweep entry a checkpoint's first stage chose: by name from the task's plan, else (a ``--configs``
+    sweep) read back from the chosen run's recorded command."""
+    name = first["chosen"]
+    for entry in plan["sweep"]:
+        if entry[0] == name:
+            return entry
+    cmd = first["runs"][name]["command"]
+    flag = lambda f: cmd[cmd.index(f) + 1]  # noqa: E731
+    return name, int(flag("--d-model")), int(flag("--layers")), float(flag("--lr")), int(flag("--batch-size"))
+
+
 def command(task: str, out: Path, cache: Path, d: int, layers: int, lr: float, batch: int, minutes: float, horizon: int,
             plan: dict, patience: "int | None", init: "Path | None" = None, device: str = "cpu") -> list[str]:
     cmd = ["mdm-energy", "train", "--task", task, "--out", str(out), "--minutes", f"{minutes:g}", "--d-model", str(d),
@@ -156,8 +197,12 @@ def prepare(task: str, plan: dict, cache: Path, seed: int = 0) -> dict:
     return times
 
 
-def export(task: str, run_dir: Path, dest: Path, record: dict) -> None:
-    """Half-precision best weights, config, trainer log, TRAINING.md and training.png into ``dest``."""
+def export(task: str, run_dir: Path, dest: Path, record: dict) -> bool:
+    """Half-precision best weights, config, trainer log, TRAINING.md and training.png into ``dest``.
+
+    Where ``dest`` already holds weights, both are scored on the run's held-out set first (each as committed: half
+    precision; recorded as ``record["compared"]``) and ``dest`` is replaced only if the new weights score lower.
+    Returns whether ``dest`` was written."""
     import torch
     from safetensors.torch import load_file
 
@@ -165,6 +210,20 @@ def export(task: str, run_dir: Path, dest: Path, record: dict) -> None:
 
     model = load_model(run_dir)
     model.load_state_dict({k: v.float() for k, v in load_file(run_dir / "best.safetensors").items()})
+    if (dest / "model.safetensors").is_file():
+        committed = load_model(dest)
+        stage = {"command": record["runs"][record["chosen"]]["command"]}
+        new = load_model(run_dir)
+        new.load_state_dict({k: v.half().float() for k, v in model.state_dict().items()})
+        c = committed.config
+        record["compared"] = {"committed": held_out_loss(task, committed, stage), "new": held_out_loss(task, new, stage),
+                              "committed_model": f"d_model {c.d_model}, {c.n_layers} layers, "
+                                                 f"{sum(p.numel() for p in committed.parameters()):,} parameters"}
+        if not record["compared"]["new"] < record["compared"]["committed"]:
+            print(f"{task}: the sweep's best ({record['compared']['new']:.4f}) did not beat the committed weights "
+                  f"({record['compared']['committed']:.4f}) on its held-out set; {dest} is unchanged",
+                  file=sys.stderr, flush=True)
+            return False
     from mdm_energy.tasks.tuned import TUNED_FILE
 
     keep = [p for p in (TUNED_FILE,) if (dest / p).exists()]  # kept as a record; its reader refuses it if stale
@@ -180,6 +239,7 @@ def export(task: str, run_dir: Path, dest: Path, record: dict) -> None:
     (dest / "train_summary.json").write_text(json.dumps(record, indent=2) + "\n")
     plot_curves(record, dest / "training.png")
     (dest / "TRAINING.md").write_text(training_md(task, record))
+    return True
 
 
 def plot_curves(record: dict, path: Path) -> None:
@@ -210,10 +270,11 @@ def _save_loss_plot(fig, ax, xlabel: str, title: str, path: Path) -> None:
 
 
 def training_md(task: str, record: dict) -> str:
-    lines = [f"# {task} checkpoint", "", "Trained on this machine (2 CPU cores; training uses both) by "
+    where = (f"on {record['machine']}" if record.get("machine") else "on this machine (2 CPU cores; training uses both)")
+    lines = [f"# {task} checkpoint", "", f"Trained {where} by "
              f"`python benchmarks/train_task_models.py` on {record['date']}. The 1-minute load average, sampled every "
              f"30 s while training: mean {record['load']['mean']:.2f}, max {record['load']['max']:.2f} (about 2 means "
-             "the training alone).", "",
+             "the training alone" + (" on this machine's 2 cores" if record.get("machine") else "") + ").", "",
              f"Data: a pool of {record['pool']['train']['examples']:,} training examples (built in "
              f"{record['pool']['train']['seconds']:.0f} s, cached) and {record['pool']['valid']['examples']:,} validation "
              "examples; the validation loss uses fixed masks.", "",
@@ -224,7 +285,10 @@ def training_md(task: str, record: dict) -> str:
                      f"{r['best_valid']:.4f} ({r['best_step']:,}) |")
     lines += ["", f"Chosen: **{record['chosen']}**, continued to {record['final']['minutes']:.1f} minutes "
               f"({record['final']['steps']:,} steps); its best validation loss {record['final']['best_valid']:.4f} at "
-              f"step {record['final']['best_step']:,}. The committed weights are those best weights, in half precision.",
+              f"step {record['final']['best_step']:,}. The committed weights are those best weights, in half precision."
+              + (f" They replaced the weights committed before ({record['compared']['committed_model']}): "
+                 f"{record['compared']['committed']:.4f} against {record['compared']['new']:.4f} on this run's "
+                 "validation set, both in half precision." if "compared" in record else ""),
               "", "Commands (in order):", ""]
     lines += [f"    {c}" for c in record["commands"]]
     lines += ["", "![training and validation loss](training.png)", "",
@@ -256,7 +320,7 @@ def continue_training(task: str, args: argparse.Namespace, plan: dict) -> None:
         init.mkdir()
         for name in ("model.safetensors", "config.json", "trainer.json", "train_summary.json"):
             shutil.copy2(dest / name, init / name)  # the start, kept apart from the folder the export rewrites
-        name, d, layers, lr, batch = next(s for s in plan["sweep"] if s[0] == stage_chain(earlier)[0]["chosen"])
+        name, d, layers, lr, batch = chosen_recipe(stage_chain(earlier)[0], plan)
         probe = steps_per_second(task, d, layers, batch, args.device)
         horizon = args.horizon or int(probe * args.continue_minutes * 60)
         cmd = command(task, work / "continued", args.cache, d, layers, lr, batch, args.continue_minutes, horizon, plan,
@@ -469,15 +533,24 @@ def main() -> None:
                     help="with --continue-minutes: the cosine horizon in steps (default: a 12-step speed probe times "
                     "the minutes; the probe can read low, and then the horizon, not the minutes, ends the run)")
     ap.add_argument("--device", default="cpu",
-                    help="with --continue-minutes: where the runs train (mdm-energy train --device: cpu, cuda, ...)")
+                    help="where the runs train (mdm-energy train --device: cpu, cuda, ...)")
+    ap.add_argument("--configs", metavar="D:LAYERS:LR:BATCH[,...]",
+                    help="replace each task's sweep by these configurations (width, layers, peak learning rate, batch "
+                    "size), e.g. a larger model on a GPU; not with --continue-minutes, which keeps the model's size")
     ap.add_argument("--prepare-only", action="store_true",
                     help="build (or read) each task's cached training and validation pools, print their sizes and "
                     "times, and train nothing (e.g. to carry the pools to a GPU machine: benchmarks/device_train.sh)")
     ap.add_argument("--export-only", action="store_true",
                     help="with --continue-minutes: rewrite the checkpoint folders from the work folder's records")
     args = ap.parse_args()
-    if (args.export_only or args.horizon or args.device != "cpu") and not args.continue_minutes:
-        ap.error("--export-only, --horizon and --device apply to --continue-minutes only")
+    if (args.export_only or args.horizon) and not args.continue_minutes:
+        ap.error("--export-only and --horizon apply to --continue-minutes only")
+    if args.configs and args.continue_minutes:
+        ap.error("--configs applies to a new sweep, not to --continue-minutes (which keeps the committed model's size)")
+    try:
+        configs = parse_configs(args.configs) if args.configs else None
+    except ValueError as exc:
+        ap.error(str(exc))
     if args.device != "cpu":
         from mdm_energy.training import check_device
 
@@ -495,6 +568,7 @@ def main() -> None:
         plan["pool"] = max(64, int(plan["pool"] * args.pool_scale))
         plan["valid"] = max(16, int(plan["valid"] * min(1.0, args.pool_scale * 10)))
         plan["valid_every"] = args.valid_every or plan["valid_every"]
+        plan["sweep"] = configs or plan["sweep"]
         if args.prepare_only:
             print(json.dumps({"task": task, "cache": str(args.cache), **prepare(task, plan, args.cache)}), flush=True)
             continue
@@ -507,12 +581,14 @@ def main() -> None:
         work = args.work / task
         work.mkdir(parents=True, exist_ok=True)
         log = work / "train.log"
-        record = {"task": task, "date": time.strftime("%Y-%m-%d"), "runs": {}, "commands": []}
+        record = {"task": task, "date": time.strftime("%Y-%m-%d"), "runs": {}, "commands": [],
+                  **({"machine": accelerator_name(args.device)} if args.device != "cpu" else {})}
         record["pool"] = prepare(task, plan, args.cache)
         with LoadMonitor() as load:
             for name, d, layers, lr, batch in plan["sweep"]:
-                horizon = int(steps_per_second(task, d, layers, batch) * args.final_minutes * 60)
-                cmd = command(task, work / name, args.cache, d, layers, lr, batch, args.sweep_minutes, horizon, plan, None)
+                horizon = int(steps_per_second(task, d, layers, batch, args.device) * args.final_minutes * 60)
+                cmd = command(task, work / name, args.cache, d, layers, lr, batch, args.sweep_minutes, horizon, plan, None,
+                              device=args.device)
                 r = run(cmd, log)
                 record["runs"][name] = {**r, "out": str(work / name), "horizon": horizon, "command": cmd}
                 record["commands"].append(" ".join(cmd))
@@ -520,14 +596,14 @@ def main() -> None:
             c = record["runs"][chosen]
             name, d, layers, lr, batch = next(s for s in plan["sweep"] if s[0] == chosen)
             cmd = command(task, work / chosen, args.cache, d, layers, lr, batch, args.final_minutes, c["horizon"], plan,
-                          args.patience)
+                          args.patience, device=args.device)
             final = run(cmd, log)
             record["commands"].append(" ".join(cmd))
         record.update(chosen=chosen, final=final,
                       load={"mean": sum(load.samples) / max(1, len(load.samples)), "max": max(load.samples or [0.0]),
                             "samples": load.samples})
+        record["exported"] = export(task, work / chosen, args.export / task, record)
         (work / "record.json").write_text(json.dumps(record, indent=1))
-        export(task, work / chosen, args.export / task, record)
         print(f"{task}: chose {chosen}, best validation loss {final['best_valid']:.4f}", file=sys.stderr, flush=True)
 
 
