@@ -11,9 +11,9 @@ other on the same machine (a baseline measured in the same run):
 (``--export`` a copy of ``checkpoints/``: a sweep replaces the committed weights where it beats them.) For each
 run it reads ``W/<task>/<run>/trainer.json`` and reports, against the baseline (the first configuration):
 
-* at equal steps ``s*`` (the fewest any run made): the best validation loss up to ``s*`` — the sample
-  efficiency, what a faster machine buys (the slower run's schedule is the further annealed at ``s*``, which
-  favours it; both saw ``s* · batch`` examples);
+* at equal steps ``s*`` (the last step count at which every run validated): the best validation loss up to
+  ``s*`` — the sample efficiency, what a faster machine buys (the slower run's schedule is the further annealed
+  at ``s*``, which favours it; at equal batches both saw the same examples);
 * at equal minutes ``m*`` (the shortest run): the best validation loss up to ``m*`` — what this machine buys;
 * steps per second, parameters and the best loss of the whole run.
 
@@ -66,7 +66,11 @@ def compare(work: Path, task: str) -> tuple[list[SizeRun], int, float]:
     metas = {name: json.loads((work / task / name / "trainer.json").read_text()) for name in record["runs"]}
     if len(metas) < 2:
         raise SystemExit(f"{record_file} holds one configuration: a comparison needs two or more (--configs)")
-    steps = min(int(m["step"]) for m in metas.values())
+    common = set.intersection(*({int(row[0]) for row in m["valid_log"]} for m in metas.values()))
+    if not common:
+        raise SystemExit(f"the runs in {work / task} never validated at the same step count: give them one "
+                         "--valid-every")
+    steps = max(common)
     seconds = min(float(m["elapsed"]) for m in metas.values())
     runs = [SizeRun(name=name, parameters=int(record["runs"][name]["parameters"]), steps=int(m["step"]),
                     minutes=float(m["elapsed"]) / 60, steps_per_second=float(m["step"]) / float(m["elapsed"]),

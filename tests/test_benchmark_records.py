@@ -313,15 +313,16 @@ def test_training_fit_recovers_a_power_law_through_the_stage_ends():
 
 
 def test_model_sizes_reads_a_sweep_at_equal_steps_and_minutes(tmp_path):
-    """benchmarks/model_sizes.py on a hand-made sweep folder: the best loss up to the fewest steps and up to the
-    shortest run, as ratios to the first configuration, are the minima a direct scan of the logs gives; a folder
+    """benchmarks/model_sizes.py on a hand-made sweep folder: the best loss up to the last step count every run
+    validated at (not a final step off the other's grid) and up to the shortest run, as ratios to the first configuration, are the minima a direct scan of the logs gives; a folder
     without a record or with one configuration is refused in one line."""
     ms = _module("model_sizes")
     work = tmp_path / "work"
     logs = {"small": {"step": 400, "elapsed": 120.0, "best_valid": 0.50,
                       "valid_log": [[100, 30.0, 0.90], [200, 60.0, 0.70], [300, 90.0, 0.55], [400, 120.0, 0.50]]},
-            "large": {"step": 200, "elapsed": 150.0, "best_valid": 0.45,
-                      "valid_log": [[50, 37.5, 0.80], [100, 75.0, 0.60], [150, 112.5, 0.52], [200, 150.0, 0.45]]}}
+            "large": {"step": 230, "elapsed": 172.5, "best_valid": 0.44,
+                      "valid_log": [[50, 37.5, 0.80], [100, 75.0, 0.60], [150, 112.5, 0.52], [200, 150.0, 0.45],
+                                    [230, 172.5, 0.44]]}}
     for name, meta in logs.items():
         (work / "countdown" / name).mkdir(parents=True)
         (work / "countdown" / name / "trainer.json").write_text(json.dumps(meta))
@@ -333,13 +334,13 @@ def test_model_sizes_reads_a_sweep_at_equal_steps_and_minutes(tmp_path):
     small, large = runs
     assert (small.at_steps, large.at_steps) == (0.70, 0.45)  # up to step 200
     assert (small.at_minutes, large.at_minutes) == (0.50, 0.52)  # up to 120 s
-    assert small.steps_per_second == pytest.approx(400 / 120) and large.parameters == 3000
+    assert small.steps_per_second == pytest.approx(400 / 120) and large.parameters == 3000 and large.steps == 230
     out = tmp_path / "out"
     r = subprocess.run([sys.executable, str(BENCH / "model_sizes.py"), "--work", str(work), "--task", "countdown",
                         "--out", str(out)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     text = (out / "model_sizes_countdown.md").read_text()
-    assert "| large | 3,000 | 1.33 | 0.4500 (0.643) | 0.5200 (1.040) | 200 | 0.4500 |" in text
+    assert "| large | 3,000 | 1.33 | 0.4500 (0.643) | 0.5200 (1.040) | 230 | 0.4400 |" in text
     assert "    mdm-energy train b" in text and (out / "model_sizes_countdown.png").stat().st_size > 0
     assert json.loads((out / "model_sizes_countdown.json").read_text())["matched_steps"] == 200
     del record["runs"]["large"]
