@@ -57,12 +57,17 @@ def best_up_to(valid_log: list[list[float]], column: int, limit: float) -> float
     return min(losses)
 
 
-def compare(work: Path, task: str) -> tuple[list[SizeRun], int, float]:
-    """The sweep's runs in ``work/<task>`` (order of the record's configurations) at the matched budgets."""
+def read_record(work: Path, task: str) -> dict:
+    """The sweep's ``record.json`` in ``work/<task>`` (its runs, commands and load average)."""
     record_file = work / task / "record.json"
     if not record_file.is_file():
         raise SystemExit(f"{record_file} not found: run the sweep first (this script's docstring has the command)")
-    record = json.loads(record_file.read_text())
+    return json.loads(record_file.read_text())
+
+
+def compare(work: Path, task: str, record: dict) -> tuple[list[SizeRun], int, float]:
+    """The sweep's runs in ``work/<task>`` (order of the record's configurations) at the matched budgets."""
+    record_file = work / task / "record.json"
     metas = {name: json.loads((work / task / name / "trainer.json").read_text()) for name in record["runs"]}
     if len(metas) < 2:
         raise SystemExit(f"{record_file} holds one configuration: a comparison needs two or more (--configs)")
@@ -130,8 +135,8 @@ def main() -> None:
     ap.add_argument("--task", required=True)
     ap.add_argument("--out", type=Path, default=RESULTS, help="folder for the table, JSON and plot")
     args = ap.parse_args()
-    runs, steps, minutes = compare(args.work, args.task)
-    record = json.loads((args.work / args.task / "record.json").read_text())
+    record = read_record(args.work, args.task)
+    runs, steps, minutes = compare(args.work, args.task, record)
     args.out.mkdir(parents=True, exist_ok=True)
     stem = args.out / f"model_sizes_{args.task}"
     text = markdown(args.task, runs, steps, minutes, record)

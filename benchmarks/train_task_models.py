@@ -121,18 +121,21 @@ def parse_configs(text: str) -> list[tuple[str, int, int, float, int]]:
     configs = []
     for entry in text.split(","):
         parts = entry.strip().split(":")
-        try:
-            if len(parts) != 4:
-                raise ValueError("expected D:LAYERS:LR:BATCH")
-            d, layers, lr, batch = int(parts[0]), int(parts[1]), float(parts[2]), int(parts[3])
-            if min(d, layers, batch) < 1 or not lr > 0:
-                raise ValueError("width, layers and batch must be positive integers and the learning rate positive")
-            if d % 4:
-                raise ValueError(f"the width must be divisible by the 4 heads, got {d}")
-        except ValueError as exc:
-            detail = str(exc) if not str(exc).startswith(("invalid literal", "could not convert")) else \
-                "expected D:LAYERS:LR:BATCH with numbers"
-            raise ValueError(f"--configs: bad entry {entry.strip()!r} ({detail})") from None
+        problem = None
+        if len(parts) != 4:
+            problem = "expected D:LAYERS:LR:BATCH"
+        else:
+            try:
+                d, layers, lr, batch = int(parts[0]), int(parts[1]), float(parts[2]), int(parts[3])
+            except ValueError:
+                problem = "expected D:LAYERS:LR:BATCH with numbers"
+            else:
+                if min(d, layers, batch) < 1 or not lr > 0:
+                    problem = "width, layers and batch must be positive integers and the learning rate positive"
+                elif d % 4:
+                    problem = f"the width must be divisible by the 4 heads, got {d}"
+        if problem:
+            raise ValueError(f"--configs: bad entry {entry.strip()!r} ({problem})")
         configs.append((f"d{d}-L{layers}-lr{parts[2]}-b{batch}", d, layers, lr, batch))
     return configs
 
@@ -208,15 +211,13 @@ def export(task: str, run_dir: Path, dest: Path, record: dict) -> bool:
 
     from mdm_energy.models import load_model, save_model
 
-    model = load_model(run_dir)
-    model.load_state_dict({k: v.float() for k, v in load_file(run_dir / "best.safetensors").items()})
+    model = load_model(run_dir)  # rounded to half precision as committed (saving it in half again changes nothing)
+    model.load_state_dict({k: v.half().float() for k, v in load_file(run_dir / "best.safetensors").items()})
     if (dest / "model.safetensors").is_file():
         committed = load_model(dest)
         stage = {"command": record["runs"][record["chosen"]]["command"]}
-        new = load_model(run_dir)
-        new.load_state_dict({k: v.half().float() for k, v in model.state_dict().items()})
         c = committed.config
-        record["compared"] = {"committed": held_out_loss(task, committed, stage), "new": held_out_loss(task, new, stage),
+        record["compared"] = {"committed": held_out_loss(task, committed, stage), "new": held_out_loss(task, model, stage),
                               "committed_model": f"d_model {c.d_model}, {c.n_layers} layers, "
                                                  f"{sum(p.numel() for p in committed.parameters()):,} parameters"}
         if not record["compared"]["new"] < record["compared"]["committed"]:

@@ -329,7 +329,7 @@ def test_model_sizes_reads_a_sweep_at_equal_steps_and_minutes(tmp_path):
     record = {"date": "2026-12-04", "commands": ["mdm-energy train a", "mdm-energy train b"],
               "load": {"mean": 2.0, "max": 2.1}, "runs": {"small": {"parameters": 1000}, "large": {"parameters": 3000}}}
     (work / "countdown" / "record.json").write_text(json.dumps(record))
-    runs, steps, minutes = ms.compare(work, "countdown")
+    runs, steps, minutes = ms.compare(work, "countdown", ms.read_record(work, "countdown"))
     assert steps == 200 and minutes == 2.0
     small, large = runs
     assert (small.at_steps, large.at_steps) == (0.70, 0.45)  # up to step 200
